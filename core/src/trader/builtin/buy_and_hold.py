@@ -1,0 +1,31 @@
+"""Buy and hold: the yardstick every model is compared with.
+
+It buys its full allowed position on the first candle and holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from trader import __version__
+from trader.hookspecs import hookimpl
+from trader.types import Signal, SignalAction, SignalRequest, StrategyInfo
+
+NAME = "buy_and_hold"
+
+
+@hookimpl
+def trader_strategy_info() -> StrategyInfo:
+    return StrategyInfo(
+        name=NAME,
+        version=__version__,
+        description="Baseline: buy the maximum allowed position once and hold it.",
+        warmup_bars=0,
+        requires_model=False,
+    )
+
+
+@hookimpl
+def trader_generate_signals(request: SignalRequest) -> Sequence[Signal]:
+    buy = Signal(SignalAction.BUY, confidence=1.0, size=1.0, reason="buy and hold")
+    return [buy] * len(request.at)

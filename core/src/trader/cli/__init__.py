@@ -1,0 +1,5 @@
+"""The ``trader`` command line."""
+
+from trader.cli.main import cli, main
+
+__all__ = ["cli", "main"]

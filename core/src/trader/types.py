@@ -1,0 +1,394 @@
+"""Validated value types shared by the core and the plugins.
+
+Every class here is frozen and validated on construction: an invalid value
+(NaN or negative price, unknown side, size out of range) cannot exist, and the
+``ValueError`` names the offending field.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+__all__ = [
+    "Side",
+    "SignalAction",
+    "OrderType",
+    "TradingStatus",
+    "Candle",
+    "Signal",
+    "OrderRequest",
+    "Fill",
+    "Position",
+    "RiskLimits",
+    "RiskReason",
+    "RiskVerdict",
+    "StrategyInfo",
+    "PortfolioSnapshot",
+    "AuditContext",
+    "SignalRequest",
+    "TrainRequest",
+    "TrainResult",
+]
+
+
+# --------------------------------------------------------------------------- validators
+
+
+def _finite(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{attribute.name} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{attribute.name} must be finite, got {value!r}")
+
+
+def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _finite(instance, attribute, value)
+    if value <= 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _finite(instance, attribute, value)
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+def _unit_interval(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _finite(instance, attribute, value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
+
+
+def _open_unit(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _finite(instance, attribute, value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{attribute.name} must be within (0, 1], got {value!r}")
+
+
+def _optional(validator):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None:
+            validator(instance, attribute, value)
+
+    return check
+
+
+def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{attribute.name} must be a non-empty string, got {value!r}")
+
+
+def _int_at_least(minimum: int):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _enum(cls: type[enum.Enum]):
+    def convert(value: Any) -> enum.Enum:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(m.value for m in cls)
+            raise ValueError(f"unknown {cls.__name__} {value!r} (choose from {choices})") from None
+
+    return convert
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class SignalAction(str, enum.Enum):
+    """What a strategy wants: BUY raises the position towards a target, SELL reduces it."""
+
+    BUY = "buy"
+    SELL = "sell"
+    HOLD = "hold"
+
+
+class OrderType(str, enum.Enum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TradingStatus(str, enum.Enum):
+    """Risk state of one strategy: ACTIVE trades, REDUCING only lowers exposure, HALTED trades nothing."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+# --------------------------------------------------------------------------- market data
+
+
+@frozen
+class Candle:
+    """One closed OHLCV bar; ``timestamp`` is the bar's open time in UTC milliseconds."""
+
+    timestamp: int = field(validator=_int_at_least(0))
+    open: float = field(validator=_positive)
+    high: float = field(validator=_positive)
+    low: float = field(validator=_positive)
+    close: float = field(validator=_positive)
+    volume: float = field(validator=_non_negative)
+
+    def __attrs_post_init__(self) -> None:
+        if self.high < max(self.open, self.close, self.low):
+            raise ValueError(f"high must be >= open, close and low, got high={self.high}")
+        if self.low > min(self.open, self.close):
+            raise ValueError(f"low must be <= open and close, got low={self.low}")
+
+
+# --------------------------------------------------------------------------- signals and orders
+
+
+@frozen
+class Signal:
+    """A strategy's decision for one closed candle.
+
+    ``size`` is, for BUY, the target position as a fraction of the strategy's maximum
+    position (``RiskLimits.max_position_fraction`` of equity); for SELL, the fraction of
+    the current position to close. ``probability`` is the model's probability that the
+    price goes up, where the strategy has one (used by evaluation).
+    """
+
+    action: SignalAction = field(converter=_enum(SignalAction))
+    confidence: float = field(default=1.0, validator=_unit_interval)
+    size: float = field(default=1.0, validator=_unit_interval)
+    probability: float | None = field(default=None, validator=_optional(_unit_interval))
+    reason: str = ""
+
+    @classmethod
+    def hold(cls, reason: str = "") -> Signal:
+        return cls(SignalAction.HOLD, confidence=1.0, size=0.0, reason=reason)
+
+
+@frozen
+class OrderRequest:
+    """An order a strategy proposes; it reaches a broker only after the risk audit approves it."""
+
+    strategy: str = field(validator=_non_empty_str)
+    symbol: str = field(validator=_non_empty_str)
+    side: Side = field(converter=_enum(Side))
+    quantity: float = field(validator=_positive)
+    price: float = field(validator=_positive)  # reference price (last close) used for notional checks
+    client_order_id: str = field(validator=_non_empty_str)
+    timestamp: int = field(validator=_int_at_least(0))
+    order_type: OrderType = field(default=OrderType.MARKET, converter=_enum(OrderType))
+    limit_price: float | None = field(default=None, validator=_optional(_positive))
+    reduce_only: bool = False
+
+    @property
+    def notional(self) -> float:
+        return self.quantity * self.price
+
+
+@frozen
+class Fill:
+    """An execution of (part of) an order. ``fee`` is in the quote currency."""
+
+    client_order_id: str = field(validator=_non_empty_str)
+    symbol: str = field(validator=_non_empty_str)
+    side: Side = field(converter=_enum(Side))
+    quantity: float = field(validator=_positive)
+    price: float = field(validator=_positive)
+    fee: float = field(default=0.0, validator=_non_negative)
+    timestamp: int = field(default=0, validator=_int_at_least(0))
+    trade_id: str = ""
+
+    @property
+    def notional(self) -> float:
+        return self.quantity * self.price
+
+
+@frozen
+class Position:
+    """A spot position: quantity held and its average entry price."""
+
+    symbol: str = field(validator=_non_empty_str)
+    quantity: float = field(default=0.0, validator=_non_negative)
+    avg_price: float = field(default=0.0, validator=_non_negative)
+    realized_pnl: float = field(default=0.0, validator=_finite)
+
+
+# --------------------------------------------------------------------------- risk
+
+
+@frozen
+class RiskLimits:
+    """One strategy's risk budget. Fractions are of equity; notionals are in the quote currency."""
+
+    max_position_fraction: float = field(default=0.5, validator=_open_unit)
+    max_position_notional: float = field(default=50_000.0, validator=_positive)
+    max_order_notional: float = field(default=10_000.0, validator=_positive)
+    daily_loss_limit: float = field(default=0.05, validator=_open_unit)
+    max_drawdown: float = field(default=0.20, validator=_open_unit)
+    max_consecutive_losses: int = field(default=5, validator=_int_at_least(1))
+    max_errors: int = field(default=5, validator=_int_at_least(1))
+    error_window_s: float = field(default=3600.0, validator=_positive)
+    stale_after_bars: float = field(default=2.0, validator=_positive)
+    max_inference_ms: float = field(default=250.0, validator=_positive)
+    max_model_failures: int = field(default=3, validator=_int_at_least(1))
+
+    def tightened(self, **overrides: Any) -> RiskLimits:
+        """Return limits where each override may only make the budget tighter, never looser."""
+        values = attrs.asdict(self)
+        for name, value in overrides.items():
+            if name not in values:
+                raise ValueError(f"unknown risk limit {name!r} (known: {', '.join(values)})")
+            # A longer error window counts more errors: tighter is larger. Every other limit is a cap.
+            values[name] = max(values[name], value) if name == "error_window_s" else min(values[name], value)
+        return RiskLimits(**values)
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> RiskLimits:
+        """Return limits with user overrides from ``[plugins.NAME.risk]`` applied (validated)."""
+        values = attrs.asdict(self)
+        for name, value in overrides.items():
+            if name not in values:
+                raise ValueError(f"unknown risk limit {name!r} (known: {', '.join(values)})")
+            values[name] = value
+        return RiskLimits(**values)
+
+
+@frozen
+class RiskReason:
+    """Why a rule denied an order: a stable ``code`` (e.g. ``NOTIONAL_EXCEEDS_MAX_PER_ORDER``) and text."""
+
+    code: str = field(validator=_non_empty_str)
+    message: str = ""
+
+
+@frozen
+class RiskVerdict:
+    """One rule set's answer about an order. ``status`` asks for a state change (never a relaxation)."""
+
+    approved: bool
+    rule: str = field(validator=_non_empty_str)
+    reasons: tuple[RiskReason, ...] = field(default=(), converter=tuple)
+    status: TradingStatus | None = field(default=None, converter=attrs.converters.optional(_enum(TradingStatus)))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.approved and not self.reasons:
+            raise ValueError("reasons must name at least one reason when an order is denied")
+
+    @classmethod
+    def approve(cls, rule: str) -> RiskVerdict:
+        return cls(True, rule)
+
+    @classmethod
+    def deny(cls, rule: str, code: str, message: str = "", status: TradingStatus | None = None) -> RiskVerdict:
+        return cls(False, rule, (RiskReason(code, message),), status)
+
+
+@frozen
+class PortfolioSnapshot:
+    """One strategy's portfolio at a point in time, as the risk audit sees it."""
+
+    cash: float = field(validator=_non_negative)
+    equity: float = field(validator=_non_negative)
+    positions: Mapping[str, Position] = field(factory=dict)
+    peak_equity: float = field(default=0.0, validator=_non_negative)
+    day_start_equity: float = field(default=0.0, validator=_non_negative)
+
+    def position(self, symbol: str) -> Position:
+        return self.positions.get(symbol) or Position(symbol)
+
+
+@frozen
+class AuditContext:
+    """What the risk rules know besides the order and the portfolio."""
+
+    strategy: str = field(validator=_non_empty_str)
+    now: int = field(validator=_int_at_least(0))  # ms, the clock of the feed
+    status: TradingStatus = field(default=TradingStatus.ACTIVE, converter=_enum(TradingStatus))
+    timeframe_ms: int = field(default=60_000, validator=_int_at_least(1))
+    last_candle_ts: int | None = None
+    consecutive_losses: int = 0
+    recent_errors: int = 0
+    model_failures: int = 0
+    last_inference_ms: float | None = None
+
+
+# --------------------------------------------------------------------------- strategy plugin contract
+
+
+@frozen
+class StrategyInfo:
+    """What a strategy plugin says about itself (``trader_strategy_info``)."""
+
+    name: str = field(validator=_non_empty_str)
+    version: str = field(validator=_non_empty_str)
+    description: str = ""
+    timeframes: tuple[str, ...] = field(default=("1m", "5m", "15m", "1h", "4h", "1d"), converter=tuple)
+    warmup_bars: int = field(default=0, validator=_int_at_least(0))
+    risk_limits: RiskLimits = field(factory=RiskLimits)
+    requires_model: bool = False
+    #: Windows of the core features the strategy reads; empty means it reads none.
+    feature_windows: tuple[int, ...] = field(default=(), converter=tuple)
+
+
+@frozen
+class SignalRequest:
+    """Input of ``trader_generate_signals``.
+
+    ``candles`` holds the history up to and including the last closed candle (columns
+    ``timestamp`` (ms), ``open``, ``high``, ``low``, ``close``, ``volume``; a
+    RangeIndex). ``features`` is the core's feature frame aligned row for row with
+    ``candles``, or ``None`` for strategies that use none. ``at`` lists the row
+    positions that want a signal, ascending: the last row in live trading, every row
+    of the range in a backtest. A strategy must only use rows ``<= i`` for row ``i``.
+    """
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    candles: Any
+    at: Any
+    features: Any = None
+    model: Any = None
+    state: Mapping[str, Any] = field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
+
+
+@frozen
+class TrainRequest:
+    """Input of ``trader_train``: the candles to learn from and the user's parameters."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    candles: Any
+    params: Mapping[str, Any] = field(factory=dict)
+    seed: int = 0
+    show_progress: bool = False
+
+
+@frozen
+class TrainResult:
+    """Output of ``trader_train``: the model object and what its manifest records."""
+
+    model: Any
+    metrics: Mapping[str, Any] = field(factory=dict)
+    architecture: Mapping[str, Any] = field(factory=dict)
+    feature_names: tuple[str, ...] = field(default=(), converter=tuple)
+    feature_windows: tuple[int, ...] = field(default=(), converter=tuple)
+    scaler: Mapping[str, Any] | None = None
+    label: Mapping[str, Any] = field(factory=dict)
+    history: Mapping[str, Any] = field(factory=dict)
+    extra: Mapping[str, Any] = field(factory=dict)
