@@ -20,7 +20,7 @@ demo: install
 	TRADER_HOME=$(DEMO_HOME) $(BIN)/trader plugins
 
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check core plugins tests bench
