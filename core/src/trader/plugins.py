@@ -226,7 +226,9 @@ class TraderPluginManager:
                     f"strategy {name!r} failed to load ({record.distribution} {record.version}): {record.error}"
                 )
             raise UnknownPluginError(f"unknown strategy {name!r}; installed strategies: {installed}")
-        return Strategy(self, name)
+        strategy = Strategy(self, name)
+        strategy.info  # validates the metadata: a broken strategy is refused by name
+        return strategy
 
     def strategy_info(self, name: str) -> StrategyInfo:
         return self.strategy(name).info

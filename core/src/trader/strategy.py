@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trader.errors import NotSupportedError, PluginError
+from trader.errors import NotSupportedError, PluginError, TraderError
 from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
 if TYPE_CHECKING:
@@ -29,7 +29,13 @@ class Strategy:
         self.record = manager.records[name]
 
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
-        return self.manager.subset_hook(hook_name, [self.name])(**kwargs)
+        """Call ``hook_name`` on this strategy alone; a plugin's own exception becomes a PluginError."""
+        try:
+            return self.manager.subset_hook(hook_name, [self.name])(**kwargs)
+        except TraderError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {self.name!r}: {hook_name} raised {type(exc).__name__}: {exc}") from exc
 
     def implements(self, hook_name: str) -> bool:
         return hook_name in self.record.hooks
