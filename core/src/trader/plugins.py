@@ -95,6 +95,9 @@ class TraderPluginManager:
 
         from trader import __version__
 
+        refused = sorted(self.disabled & set(CORE_PLUGINS))
+        if refused:
+            log.warning("core plugins cannot be disabled (risk audit and state store always run): %s", ", ".join(refused))
         for name, module_name in CORE_PLUGINS.items():
             self.register(importlib.import_module(module_name), name, "trader-core", __version__, status="core")
         for name, module_name in BUILTIN_PLUGINS.items():
