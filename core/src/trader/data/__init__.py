@@ -1,0 +1,24 @@
+"""Market data: the candle store, importers, validation, downloads and the synthetic market.
+
+Importing this package is light; pandas, pyarrow and ccxt load when a function needs them.
+"""
+
+from __future__ import annotations
+
+from trader.data.frame import CANDLE_COLUMNS, check_candles, empty_candles, format_ms, parse_time_ms
+from trader.data.resolve import resolve_candles
+from trader.data.store import CandleStore, DatasetInfo, MergeResult
+from trader.data.synth import synthetic_candles
+
+__all__ = [
+    "CANDLE_COLUMNS",
+    "CandleStore",
+    "DatasetInfo",
+    "MergeResult",
+    "check_candles",
+    "empty_candles",
+    "format_ms",
+    "parse_time_ms",
+    "resolve_candles",
+    "synthetic_candles",
+]

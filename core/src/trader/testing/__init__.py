@@ -1,0 +1,1 @@
+"""Test kit for trader and its plugin authors (imported explicitly, never by the core)."""
