@@ -1,0 +1,84 @@
+"""``BiLSTMClassifier``: a bidirectional LSTM over a window of feature rows, then a small head.
+
+The window ends at the candle being decided, so reading it in both directions
+sees nothing from the future.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["BiLSTMClassifier", "INPUT_WEIGHT"]
+
+#: The tensor whose second dimension is the number of input features.
+INPUT_WEIGHT = "lstm.weight_ih_l0"
+
+
+class BiLSTMClassifier(nn.Module):
+    """Bidirectional LSTM classifier: ``(batch, window, input_size)`` -> ``(batch, num_classes)`` logits.
+
+    The final hidden states of both directions of the top layer are concatenated,
+    normalised and passed through a head (one hidden layer of ``head_hidden``
+    units with GELU and dropout, or a single linear layer when ``head_hidden`` is 0).
+    """
+
+    def __init__(
+        self,
+        input_size: int = 86,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.2,
+        num_classes: int = 2,
+        head_hidden: int = 64,
+        bidirectional: bool = True,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be within [0, 1), got {dropout!r}")
+        if isinstance(head_hidden, bool) or not isinstance(head_hidden, int) or head_hidden < 0:
+            raise ValueError(f"head_hidden must be an integer >= 0, got {head_hidden!r}")
+        self.config = {
+            "input_size": input_size,
+            "hidden_size": hidden_size,
+            "num_layers": num_layers,
+            "dropout": float(dropout),
+            "num_classes": num_classes,
+            "head_hidden": head_hidden,
+            "bidirectional": bool(bidirectional),
+        }
+        self.lstm = nn.LSTM(
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            dropout=float(dropout) if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
+        width = hidden_size * (2 if bidirectional else 1)
+        self.norm = nn.LayerNorm(width)
+        if head_hidden:
+            self.head = nn.Sequential(
+                nn.Linear(width, head_hidden), nn.GELU(), nn.Dropout(float(dropout)), nn.Linear(head_hidden, num_classes)
+            )
+        else:
+            self.head = nn.Sequential(nn.Linear(width, num_classes))
+
+    def architecture(self) -> dict[str, Any]:
+        """The constructor arguments, as recorded in the manifest."""
+        return {"class": "BiLSTMClassifier", **self.config}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.lstm(x)
+        if self.config["bidirectional"]:
+            last = torch.cat([hidden[-2], hidden[-1]], dim=1)
+        else:
+            last = hidden[-1]
+        return self.head(self.norm(last))
