@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import PluginError, UnknownPluginError
-from trader.plugins import ENTRY_POINT_GROUP, TraderPluginManager
+from trader.plugins import BUILTIN_PLUGINS, ENTRY_POINT_GROUP, TraderPluginManager
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,15 +63,18 @@ def plugin_manager(plugin: object | None = None, name: str | None = None) -> Ite
     """A fresh manager with the core plugins and ``plugin`` registered as ``name``.
 
     No entry points are loaded and ``TRADER_DISABLED_PLUGINS`` is ignored, so the
-    result does not depend on what else is installed. ``name`` defaults to the
+    result does not depend on what else is installed; a built-in strategy of the
+    same name is left out. ``name`` defaults to the
     name the plugin gives itself. ``plugin`` is unregistered when the block ends,
     even if it raised.
     """
-    manager = TraderPluginManager(load_entrypoints=False, disabled=())
     if plugin is None:
-        yield manager
+        yield TraderPluginManager(load_entrypoints=False, disabled=())
         return
-    with manager.registered(plugin, name or plugin_name(plugin)):
+    name = name or plugin_name(plugin)
+    # A built-in strategy of the same name (e.g. buy_and_hold itself) makes way for the one under test.
+    manager = TraderPluginManager(load_entrypoints=False, disabled={name} & set(BUILTIN_PLUGINS))
+    with manager.registered(plugin, name):
         yield manager
 
 

@@ -1,0 +1,728 @@
+"""The conformance suite: what every strategy plugin must do to be safe to run.
+
+Six checks, each reported on its own with the reason it failed:
+
+``metadata``
+    ``trader_strategy_info`` returns a valid, stable :class:`~trader.types.StrategyInfo`
+    whose name is the plugin's name; the hooks a model needs come together.
+``signals``
+    one valid :class:`~trader.types.Signal` per requested row, for a whole batch
+    (as a backtest asks) and for the last row alone (as live trading asks); the
+    request's candles and features are left untouched.
+``lookahead``
+    truncation invariance: the signal for row ``t`` computed on ``candles[:t+1]``
+    equals the one computed on the full history, at several rows ``t``. A
+    failure names the row and, by perturbing the rows after ``t`` one input at a
+    time, the candle column or feature that leaks.
+``determinism``
+    the same request gives the same signals; two trainings with the same seed
+    give models with the same signals.
+``persistence``
+    a trained model saved through :class:`trader.models.ModelPersistence` (weights
+    as data, with a verified manifest) and loaded back gives identical signals.
+``isolation``
+    everything the plugin wrote while training, saving, loading and generating
+    signals lies in its own namespace, ``TRADER_HOME/strategies/NAME/`` or
+    ``TRADER_HOME/models/NAME/`` (see :mod:`trader.testing.write_watch`).
+
+Every plugin call runs in a sandbox: ``TRADER_HOME``, the working folder, ``HOME``
+and the temporary folder point into a fresh folder, and every write is recorded.
+
+Parameters: ``train_params`` is passed as ``TrainRequest.params`` (what a user
+puts in ``[plugins.NAME.train]``) and ``params`` as ``SignalRequest.params`` (the
+``[plugins.NAME]`` table). A plugin with a model passes small training parameters
+here (one epoch, a tiny network) so that its conformance tests stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from trader.errors import TraderError
+from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+
+__all__ = [
+    "CHECKS",
+    "CheckResult",
+    "ConformanceError",
+    "ConformanceReport",
+    "ConformanceRun",
+    "ConformanceSettings",
+    "run_conformance",
+    "assert_conformance",
+]
+
+#: The checks, in the order they run.
+CHECKS = ("metadata", "signals", "lookahead", "determinism", "persistence", "isolation")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_CANDLE_INPUTS = ("open", "high", "low", "close", "volume")
+_MAX_FEATURE_PROBES = 256
+
+
+class CheckFailed(AssertionError):
+    """A check found a problem; the message says what and where."""
+
+
+class CheckSkipped(Exception):
+    """A check does not apply to this strategy (e.g. persistence without a model)."""
+
+
+class ConformanceError(AssertionError):
+    """Raised by :func:`assert_conformance`; its message lists every failed check."""
+
+    def __init__(self, report: ConformanceReport) -> None:
+        super().__init__(str(report))
+        self.report = report
+
+
+@attrs.frozen
+class ConformanceSettings:
+    """How the suite exercises a strategy. Defaults suit a rule-based strategy.
+
+    ``train_params`` and ``params`` are the plugin's own parameters (see the module
+    docstring); ``bars`` candles of the synthetic market (seed ``data_seed``) are
+    used, raised to ``warmup_bars + 100`` if needed; the model is trained on the
+    first ``train_fraction`` of them with seed ``seed``. ``cut_points`` rows are
+    checked for look-ahead. ``model`` is a ready model for a strategy that needs one
+    but cannot train it. ``tolerance`` is the absolute difference allowed between
+    two confidences, sizes or probabilities that should be equal.
+    """
+
+    train_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
+    symbol: str = "SYN/USDT"
+    timeframe: str | None = None
+    bars: int = 600
+    data_seed: int = 0
+    planted_signal: float = 0.3
+    seed: int = 7
+    train_fraction: float = 0.7
+    cut_points: int = 6
+    model: Any = None
+    tolerance: float = 1e-5
+
+
+@attrs.frozen
+class CheckResult:
+    """The outcome of one check: ``passed``, ``failed`` or ``skipped``, with a message."""
+
+    check: str
+    outcome: str
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome != "failed"
+
+    def __str__(self) -> str:
+        label = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}[self.outcome]
+        return f"{label} {self.check}" + (f": {self.message}" if self.message else "")
+
+
+@attrs.frozen
+class ConformanceReport:
+    """Every check's result for one strategy."""
+
+    strategy: str
+    results: tuple[CheckResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    @property
+    def failures(self) -> list[CheckResult]:
+        return [r for r in self.results if not r.ok]
+
+    def __str__(self) -> str:
+        lines = [f"conformance of strategy {self.strategy!r}: {'passed' if self.ok else 'FAILED'}"]
+        lines += [f"  {r}" for r in self.results]
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _describe(signal: Signal) -> str:
+    text = f"{signal.action.value.upper()} (confidence {signal.confidence:.4f}, size {signal.size:.4f}"
+    if signal.probability is not None:
+        text += f", probability {signal.probability:.4f}"
+    return text + ")"
+
+
+def _same(a: Signal, b: Signal, tolerance: float) -> bool:
+    if a.action != b.action:
+        return False
+    if abs(a.confidence - b.confidence) > tolerance or abs(a.size - b.size) > tolerance:
+        return False
+    if (a.probability is None) != (b.probability is None):
+        return False
+    return a.probability is None or abs(a.probability - b.probability) <= tolerance
+
+
+def _error(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, TraderError) else f"{type(exc).__name__}: {exc}"
+
+
+def _relative(path: Path, roots: Mapping[str, Path]) -> str:
+    for label, root in roots.items():
+        if path == root or root in path.parents:
+            return f"{label}/{path.relative_to(root)}" if path != root else label
+    return str(path)
+
+
+# ---------------------------------------------------------------------- the run
+
+
+class _Sandbox:
+    """Folders standing in for TRADER_HOME, the working folder, HOME and the temp folder."""
+
+    def __init__(self, root: Path) -> None:
+        from trader.testing.write_watch import _real
+
+        self.root = _real(root)
+        self.home = self.root / "trader_home"
+        self.work = self.root / "cwd"
+        self.user = self.root / "user_home"
+        self.tmp = self.root / "tmp"
+        for folder in (self.home, self.work, self.user, self.tmp):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.logs: list[tuple[str, Any]] = []
+
+    @property
+    def labels(self) -> dict[str, Path]:
+        return {"TRADER_HOME": self.home, "CWD": self.work, "HOME": self.user, "TMPDIR": self.tmp}
+
+    @contextmanager
+    def phase(self, label: str) -> Iterator[None]:
+        """Run the block with the sandbox's environment, recording its writes under ``label``."""
+        from trader.testing.write_watch import watch_writes
+
+        saved_env = {k: os.environ.get(k) for k in ("TRADER_HOME", "HOME", "TMPDIR")}
+        saved_cwd, saved_tempdir = os.getcwd(), tempfile.tempdir
+        os.environ.update(TRADER_HOME=str(self.home), HOME=str(self.user), TMPDIR=str(self.tmp))
+        tempfile.tempdir = str(self.tmp)
+        os.chdir(self.work)
+        try:
+            with watch_writes([self.home, self.work, self.user, self.tmp]) as log:
+                self.logs.append((label, log))
+                yield
+        finally:
+            os.chdir(saved_cwd)
+            tempfile.tempdir = saved_tempdir
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+class ConformanceRun:
+    """One strategy under test: its manager, candles, trained model and sandbox.
+
+    Checks share what they build (a model is trained once and reused). Call
+    :meth:`close` (or use it as a context manager) to unregister the plugin and
+    remove the sandbox.
+    """
+
+    def __init__(
+        self,
+        plugin: object | str,
+        name: str | None = None,
+        settings: ConformanceSettings | None = None,
+        workdir: str | os.PathLike | None = None,
+    ) -> None:
+        from trader.testing.fixtures import installed_distribution, load_plugin, plugin_manager, plugin_name
+
+        self.settings = settings or ConformanceSettings()
+        self._stack = ExitStack()
+        self._owned_dir = workdir is None
+        root = Path(tempfile.mkdtemp(prefix="trader-conformance-")) if workdir is None else Path(workdir)
+        self.sandbox = _Sandbox(root)
+        self._cache: dict[str, Any] = {}
+        self.distribution: tuple[str, str] | None = None
+        try:
+            if isinstance(plugin, str):
+                self.name = name or plugin
+                self.distribution = installed_distribution(plugin)
+                plugin = load_plugin(plugin)
+            else:
+                self.name = name or plugin_name(plugin)
+            self.plugin = plugin
+            self.manager = self._stack.enter_context(plugin_manager(plugin, self.name))
+            self.strategy = self.manager.strategy(self.name)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        self._stack.close()
+        if self._owned_dir:
+            shutil.rmtree(self.sandbox.root, ignore_errors=True)
+
+    def __enter__(self) -> ConformanceRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ running checks
+
+    def result(self, check: str) -> CheckResult:
+        """Run ``check`` and return its result (never raises for a failing plugin)."""
+        if check not in CHECKS:
+            raise ValueError(f"unknown check {check!r} (choose from {', '.join(CHECKS)})")
+        start = time.perf_counter()
+        try:
+            message = getattr(self, f"check_{check}")() or ""
+            outcome = "passed"
+        except CheckSkipped as exc:
+            outcome, message = "skipped", str(exc)
+        except CheckFailed as exc:
+            outcome, message = "failed", str(exc)
+        except Exception as exc:  # the plugin (or its set-up) broke in a way no check foresaw
+            outcome, message = "failed", f"unexpected error: {_error(exc)}"
+        return CheckResult(check, outcome, message, time.perf_counter() - start)
+
+    def report(self, checks: tuple[str, ...] = CHECKS) -> ConformanceReport:
+        return ConformanceReport(self.name, tuple(self.result(c) for c in checks))
+
+    # ------------------------------------------------------------------ shared material
+
+    def _memo(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            try:
+                self._cache[key] = ("ok", build())
+            except CheckFailed as exc:
+                self._cache[key] = ("failed", exc)
+        status, value = self._cache[key]
+        if status == "failed":
+            raise CheckFailed(str(value))
+        return value
+
+    @property
+    def info(self) -> StrategyInfo:
+        def build() -> StrategyInfo:
+            try:
+                with self.sandbox.phase("trader_strategy_info"):
+                    return self.strategy.info
+            except Exception as exc:
+                raise CheckFailed(f"trader_strategy_info failed: {_error(exc)}") from exc
+
+        return self._memo("info", build)
+
+    @property
+    def timeframe(self) -> str:
+        if self.settings.timeframe:
+            return self.settings.timeframe
+        return "1h" if "1h" in self.info.timeframes else self.info.timeframes[0]
+
+    @property
+    def candles(self) -> Any:
+        def build() -> Any:
+            from trader.testing.fixtures import make_candles
+
+            bars = max(self.settings.bars, self.info.warmup_bars + 100)
+            return make_candles(
+                bars,
+                symbol=self.settings.symbol,
+                timeframe=self.timeframe,
+                seed=self.settings.data_seed,
+                planted_signal=self.settings.planted_signal,
+            )
+
+        return self._memo("candles", build)
+
+    @property
+    def rows(self) -> list[int]:
+        """The rows the batch checks ask signals for: every row after the warm-up."""
+        return list(range(min(self.info.warmup_bars, len(self.candles) - 1), len(self.candles)))
+
+    @property
+    def train_candles(self) -> Any:
+        cut = max(int(len(self.candles) * self.settings.train_fraction), self.info.warmup_bars + 50)
+        return self.candles.iloc[:cut].reset_index(drop=True)
+
+    def features(self, candles: Any) -> Any:
+        """The core's features for ``candles``, as the engine gives them to the strategy."""
+        windows = self.info.feature_windows
+        if not windows:
+            return None
+        try:
+            from trader.features import FeatureEngineer
+        except ImportError as exc:
+            raise CheckFailed(f"strategy reads core features {windows}, but trader.features is unavailable: {exc}") from exc
+        return FeatureEngineer(windows=list(windows)).transform(candles)
+
+    @property
+    def full_features(self) -> Any:
+        return self._memo("full_features", lambda: self.features(self.candles))
+
+    def train(self, label: str = "trader_train") -> TrainResult:
+        request = TrainRequest(
+            strategy=self.name,
+            symbol=self.settings.symbol,
+            timeframe=self.timeframe,
+            candles=self.train_candles,
+            params=dict(self.settings.train_params),
+            seed=self.settings.seed,
+        )
+        try:
+            with self.sandbox.phase(label):
+                return self.strategy.train(request)
+        except Exception as exc:
+            raise CheckFailed(
+                f"trader_train failed on {len(request.candles)} candles with params {dict(request.params)}: {_error(exc)}"
+            ) from exc
+
+    @property
+    def trained(self) -> TrainResult | None:
+        """The model trained once for all checks; ``None`` for a strategy without ``trader_train``."""
+
+        def build() -> TrainResult | None:
+            return self.train() if self.strategy.trainable else None
+
+        return self._memo("trained", build)
+
+    @property
+    def model(self) -> Any:
+        if self.settings.model is not None:
+            return self.settings.model
+        if self.trained is not None:
+            return self.trained.model
+        if self.info.requires_model:
+            raise CheckFailed(
+                "the strategy requires a model but implements no trader_train; "
+                "pass a ready model to the suite (model=...)"
+            )
+        return None
+
+    def request(self, candles: Any, at: Any, *, model: Any = None, features: Any = "compute") -> SignalRequest:
+        return SignalRequest(
+            strategy=self.name,
+            symbol=self.settings.symbol,
+            timeframe=self.timeframe,
+            candles=candles,
+            at=at,
+            features=self.features(candles) if isinstance(features, str) else features,
+            model=model,
+            state={},
+            params=dict(self.settings.params),
+        )
+
+    def signals(self, request: SignalRequest, what: str) -> list[Signal]:
+        try:
+            with self.sandbox.phase("trader_generate_signals"):
+                return self.strategy.generate_signals(request)
+        except Exception as exc:
+            raise CheckFailed(f"trader_generate_signals failed for {what}: {_error(exc)}") from exc
+
+    def _row(self, row: int) -> str:
+        from trader.data import format_ms
+
+        return f"row {row} ({format_ms(int(self.candles['timestamp'].iloc[row]))} UTC)"
+
+    @property
+    def batch_signals(self) -> list[Signal]:
+        """Signals for every row after the warm-up, asked in one batch as a backtest does."""
+
+        def build() -> list[Signal]:
+            import numpy as np
+
+            request = self.request(self.candles, np.asarray(self.rows, dtype=np.int64), model=self.model,
+                                   features=self.full_features)
+            return self.signals(request, f"a batch of {len(self.rows)} rows")
+
+        return self._memo("batch_signals", build)
+
+    # ------------------------------------------------------------------ checks
+
+    def check_metadata(self) -> str:
+        info = self.info
+        problems = []
+        if not _NAME.match(self.name):
+            problems.append(
+                f"name {self.name!r} must be lower-case letters, digits and underscores, starting with a letter "
+                "(it names folders under TRADER_HOME)"
+            )
+        if not info.description.strip():
+            problems.append("description is empty (trader plugins shows it; say in one line what the strategy does)")
+        try:
+            from packaging.version import InvalidVersion, Version
+
+            Version(info.version)
+        except InvalidVersion:
+            problems.append(f"version {info.version!r} is not a PEP 440 version (e.g. 0.1.0)")
+        except ImportError:  # packaging is not installed: nothing to compare with
+            pass
+        if self.distribution is not None and info.version != self.distribution[1]:
+            problems.append(
+                f"version {info.version!r} differs from the installed distribution {self.distribution[0]} "
+                f"{self.distribution[1]} (reinstall, or read the version from package metadata)"
+            )
+        if not info.timeframes:
+            problems.append("timeframes is empty: the strategy could never run")
+        for tf in info.timeframes:
+            try:
+                from trader.timeframes import timeframe_to_ms
+
+                timeframe_to_ms(tf)
+            except ValueError as exc:
+                problems.append(f"timeframes: {exc}")
+        for window in info.feature_windows:
+            if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+                problems.append(f"feature_windows: {window!r} is not a positive number of bars")
+        from trader.types import RiskLimits
+
+        if not isinstance(info.risk_limits, RiskLimits):
+            problems.append(f"risk_limits is a {type(info.risk_limits).__name__}, not trader.types.RiskLimits")
+        hooks = set(self.strategy.record.hooks)
+        if "trader_generate_signals" not in hooks:
+            problems.append("does not implement trader_generate_signals: it can never trade")
+        if "trader_train" in hooks:
+            missing = [h for h in ("trader_save_model", "trader_load_model") if h not in hooks]
+            if missing:
+                problems.append(f"implements trader_train but not {' and '.join(missing)}: a trained model could never be stored")
+        if info.requires_model and not ({"trader_train", "trader_load_model"} & hooks):
+            problems.append("requires_model is set but the plugin can neither train nor load a model")
+        try:
+            with self.sandbox.phase("trader_strategy_info"):
+                again = self.manager.subset_hook("trader_strategy_info", [self.name])()
+        except Exception as exc:
+            problems.append(f"a second call of trader_strategy_info failed: {_error(exc)}")
+        else:
+            if again != info:
+                problems.append("trader_strategy_info returns different metadata on a second call")
+        if problems:
+            raise CheckFailed("; ".join(problems))
+        return f"{info.name} {info.version}, warm-up {info.warmup_bars} bars"
+
+    def check_signals(self) -> str:
+        from trader.models import candles_hash
+
+        candles = self.candles
+        rows = self.rows
+        before = candles_hash(candles)
+        features = self.full_features
+        features_before = features.copy() if features is not None else None
+        signals = self.batch_signals
+        if candles_hash(candles) != before or list(candles.columns) != ["timestamp", "open", "high", "low", "close", "volume"]:
+            raise CheckFailed("trader_generate_signals changed request.candles in place; copy before modifying")
+        if features is not None and not features.equals(features_before):
+            raise CheckFailed("trader_generate_signals changed request.features in place; copy before modifying")
+        last = len(candles) - 1
+        single = self.signals(self.request(candles, [last], model=self.model, features=features), f"the last {self._row(last)} alone")
+        if not _same(single[0], signals[-1], self.settings.tolerance):
+            raise CheckFailed(
+                f"{self._row(last)}: asked alone the signal is {_describe(single[0])}, "
+                f"in a batch of {len(rows)} rows it is {_describe(signals[-1])}; live trading and backtests would disagree"
+            )
+        counts = {a: 0 for a in ("buy", "sell", "hold")}
+        for signal in signals:
+            counts[signal.action.value] += 1
+        return f"{len(rows)} rows: " + ", ".join(f"{n} {a}" for a, n in counts.items())
+
+    def check_lookahead(self) -> str:
+        candles = self.candles
+        rows = self.rows
+        full = dict(zip(rows, self.batch_signals, strict=True))
+        first, last = rows[0], len(candles) - 2
+        count = max(1, min(self.settings.cut_points, last - first + 1))
+        step = (last - first) / max(count - 1, 1)
+        cuts = sorted({first + round(i * step) for i in range(count)})
+        tolerance = self.settings.tolerance
+        for t in cuts:
+            truncated = candles.iloc[: t + 1]
+            try:
+                cut_signal = self.signals(self.request(truncated, [t], model=self.model), f"{self._row(t)}")[0]
+            except CheckFailed as exc:
+                raise CheckFailed(
+                    f"{self._row(t)}: with the history truncated after this row, {exc} "
+                    "(the strategy needs rows after the one it decides on)"
+                ) from None
+            if _same(cut_signal, full[t], tolerance):
+                continue
+            alone = self.signals(self.request(candles, [t], model=self.model, features=self.full_features), self._row(t))[0]
+            if _same(alone, cut_signal, tolerance):
+                raise CheckFailed(
+                    f"{self._row(t)}: asked alone the signal is {_describe(alone)}, but in a batch of {len(rows)} rows "
+                    f"it is {_describe(full[t])}; the signal depends on which other rows are requested "
+                    "(e.g. normalising over the whole batch), so backtests see the future"
+                )
+            leaks = self._leaking_inputs(t, alone)
+            culprit = f"; it changes when {' or '.join(leaks)} after row {t} change" if leaks else ""
+            raise CheckFailed(
+                f"{self._row(t)}: the signal depends on later candles: with the full history it is "
+                f"{_describe(alone)}, with the history truncated after this row it is {_describe(cut_signal)}{culprit}"
+            )
+        return f"signals at rows {', '.join(map(str, cuts))} do not change when later candles are removed"
+
+    def _leaking_inputs(self, t: int, reference: Signal) -> list[str]:
+        """The inputs whose values after row ``t`` change the signal at row ``t``."""
+        found = []
+        features = self.full_features
+        for column in _CANDLE_INPUTS:
+            changed = self.candles.copy()
+            changed.loc[t + 1 :, column] = changed.loc[t + 1 :, column] * 1.37 + 1.0
+            try:
+                signal = self.signals(self.request(changed, [t], model=self.model, features=features), self._row(t))[0]
+            except CheckFailed:
+                continue
+            if not _same(signal, reference, self.settings.tolerance):
+                found.append(f"candle column {column!r}")
+        if features is not None:
+            for column in list(features.columns)[:_MAX_FEATURE_PROBES]:
+                changed = features.copy()
+                changed.loc[t + 1 :, column] = changed.loc[t + 1 :, column] * 1.37 + 1.0
+                try:
+                    signal = self.signals(self.request(self.candles, [t], model=self.model, features=changed), self._row(t))[0]
+                except CheckFailed:
+                    continue
+                if not _same(signal, reference, self.settings.tolerance):
+                    found.append(f"feature {column!r}")
+        return found
+
+    def check_determinism(self) -> str:
+        import numpy as np
+
+        rows = np.asarray(self.rows, dtype=np.int64)
+        first = self.batch_signals
+        again = self.signals(self.request(self.candles, rows, model=self.model, features=self.full_features), "a repeated batch")
+        self._compare(first, again, "the same request asked twice gives")
+        if self.trained is None or self.settings.model is not None:
+            return "the same request gives the same signals (no model to retrain)"
+        second = self.train("trader_train (second run)")
+        retrained = self.signals(
+            self.request(self.candles, rows, model=second.model, features=self.full_features), "the retrained model"
+        )
+        self._compare(first, retrained, f"two trainings with seed {self.settings.seed} give")
+        return f"two trainings with seed {self.settings.seed} give the same {len(first)} signals"
+
+    def _compare(self, expected: list[Signal], actual: list[Signal], what: str) -> None:
+        differ = [i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if not _same(a, b, self.settings.tolerance)]
+        if differ:
+            i = differ[0]
+            row = self.rows[i]
+            raise CheckFailed(
+                f"{what} different signals at {len(differ)} of {len(expected)} rows, first at {self._row(row)}: "
+                f"{_describe(expected[i])} vs {_describe(actual[i])}"
+            )
+
+    @property
+    def persisted(self) -> Any:
+        """The trained model saved to the sandbox's TRADER_HOME and loaded back."""
+
+        def build() -> Any:
+            from trader.models import ModelPersistence, candles_hash, candles_range
+
+            store = ModelPersistence(self.sandbox.home / "models")
+            train = self.train_candles
+            try:
+                with self.sandbox.phase("trader_save_model"):
+                    version = store.save(
+                        self.strategy,
+                        self.trained,
+                        symbol=self.settings.symbol,
+                        timeframe=self.timeframe,
+                        data_range=candles_range(train),
+                        data_hash=candles_hash(train),
+                        seed=self.settings.seed,
+                    )
+            except Exception as exc:
+                raise CheckFailed(f"saving the trained model failed: {_error(exc)}") from exc
+            try:
+                with self.sandbox.phase("trader_load_model"):
+                    loaded = store.load(self.strategy, self.settings.symbol, self.timeframe)
+            except Exception as exc:
+                raise CheckFailed(f"loading the saved model {version.directory} failed: {_error(exc)}") from exc
+            if loaded is None:
+                raise CheckFailed(f"the saved model {version.directory} could not be found again")
+            return loaded
+
+        return self._memo("persisted", build)
+
+    def check_persistence(self) -> str:
+        import numpy as np
+
+        if not self.strategy.trainable:
+            raise CheckSkipped("the strategy trains no model: nothing to persist")
+        loaded = self.persisted
+        rows = np.asarray(self.rows, dtype=np.int64)
+        restored = self.signals(
+            self.request(self.candles, rows, model=loaded.model, features=self.full_features), "the reloaded model"
+        )
+        self._compare(self.batch_signals, restored, "the model loaded back from disk gives")
+        files = ", ".join(entry["name"] for entry in loaded.manifest["files"])
+        return f"saved as {files} ({loaded.version}); the reloaded model gives the same {len(restored)} signals"
+
+    def check_isolation(self) -> str:
+        self.batch_signals  # noqa: B018 - make sure every hook ran at least once in the sandbox
+        if self.strategy.trainable:
+            self.persisted  # noqa: B018
+        if "trader_state_store" in self.strategy.record.hooks:
+            directory = self.sandbox.home / "strategies" / self.name
+            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                with self.sandbox.phase("trader_state_store"):
+                    store = self.manager.subset_hook("trader_state_store", [self.name])(namespace=self.name, directory=directory)
+                    close = getattr(store, "close", None)
+                    if callable(close):
+                        close()
+            except Exception as exc:
+                raise CheckFailed(f"trader_state_store failed: {_error(exc)}") from exc
+        allowed = [self.sandbox.home / "strategies" / self.name, self.sandbox.home / "models" / self.name]
+        offending: list[str] = []
+        for label, log in self.sandbox.logs:
+            for write in log.outside(allowed, transient=[self.sandbox.tmp]):
+                offending.append(f"{_relative(write.path, self.sandbox.labels)} ({write.how}, during {label})")
+        if offending:
+            shown = "; ".join(dict.fromkeys(offending))
+            raise CheckFailed(
+                f"the strategy wrote outside its namespace (allowed: TRADER_HOME/strategies/{self.name}/ and "
+                f"TRADER_HOME/models/{self.name}/): {shown}"
+            )
+        phases = sorted({label for label, _ in self.sandbox.logs})
+        return f"every write lies in its namespace (watched: {', '.join(phases)})"
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def run_conformance(
+    plugin: object | str,
+    name: str | None = None,
+    *,
+    checks: tuple[str, ...] = CHECKS,
+    settings: ConformanceSettings | None = None,
+    **options: Any,
+) -> ConformanceReport:
+    """Run the suite on ``plugin`` (a module/object, or the name of an installed plugin).
+
+    ``options`` are :class:`ConformanceSettings` fields (``train_params=...``,
+    ``params=...``, ``bars=...``); they are ignored when ``settings`` is given.
+    """
+    settings = settings or ConformanceSettings(**options)
+    with ConformanceRun(plugin, name, settings) as run:
+        return run.report(checks)
+
+
+def assert_conformance(plugin: object | str, name: str | None = None, **options: Any) -> ConformanceReport:
+    """:func:`run_conformance`, raising :class:`ConformanceError` listing the failures."""
+    report = run_conformance(plugin, name, **options)
+    if not report.ok:
+        raise ConformanceError(report)
+    return report
