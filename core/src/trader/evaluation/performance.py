@@ -1,0 +1,304 @@
+"""Performance metrics of a backtest: returns, risk, drawdowns and trades, in numpy.
+
+Conventions (documented in ``docs/backtesting.md``):
+
+- ``equity`` is the portfolio value after each bar (quote currency), starting with the
+  value before the first bar; per-bar returns are ``equity[t] / equity[t-1] - 1``.
+- Crypto trades around the clock: a year is ``365 * 24 h`` of bars of the timeframe.
+- Sharpe and Sortino use a zero risk-free rate and are annualised by ``sqrt(periods per
+  year)``; volatility is the annualised standard deviation (``ddof=1``); Sortino's
+  downside deviation is ``sqrt(mean(min(r, 0)^2))`` over all bars.
+- A *trade* is a round trip from flat to flat (spot, long only); a position still open
+  at the end is marked at the last close and counted, flagged ``open``.
+- Undefined values (Sharpe of a flat curve, win rate without trades) are NaN, and
+  ``None`` in JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from trader.timeframes import timeframe_to_ms
+
+__all__ = [
+    "YEAR_MS",
+    "Trade",
+    "PerformanceMetrics",
+    "periods_per_year",
+    "equity_returns",
+    "drawdown_curve",
+    "max_drawdown",
+    "sharpe_ratio",
+    "sortino_ratio",
+    "round_trip_trades",
+    "performance_metrics",
+]
+
+YEAR_MS = 365 * 24 * 3_600_000
+
+
+def periods_per_year(timeframe: str) -> float:
+    """Bars per year for a 24/7 market: ``"1h"`` -> 8760."""
+    return YEAR_MS / timeframe_to_ms(timeframe)
+
+
+def equity_returns(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Simple per-bar returns of an equity curve (one fewer than the curve)."""
+    values = np.asarray(equity, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"equity must be one-dimensional, got shape {values.shape}")
+    if values.size and (not np.all(np.isfinite(values)) or np.any(values < 0)):
+        raise ValueError("equity must be finite and non-negative")
+    if values.size < 2:
+        return np.empty(0)
+    previous = values[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        returns = np.where(previous > 0, values[1:] / np.where(previous > 0, previous, 1.0) - 1.0, 0.0)
+    return returns
+
+
+def drawdown_curve(equity: Sequence[float] | np.ndarray) -> np.ndarray:
+    """``equity / running peak - 1`` at every bar (0 at a new high, negative below it)."""
+    values = np.asarray(equity, dtype=np.float64)
+    if values.size == 0:
+        return np.empty(0)
+    peak = np.maximum.accumulate(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(peak > 0, values / np.where(peak > 0, peak, 1.0) - 1.0, 0.0)
+
+
+def max_drawdown(equity: Sequence[float] | np.ndarray) -> tuple[float, int]:
+    """``(depth, duration)``: the deepest fall from a peak (<= 0) and the longest time under
+    water in bars (from a peak to the bar that regains it, or to the end)."""
+    curve = drawdown_curve(equity)
+    if curve.size == 0:
+        return 0.0, 0
+    above = np.flatnonzero(curve >= -1e-12)  # bars at a peak
+    bounds = np.concatenate(([-1], above, [curve.size]))
+    longest = int(np.max(np.diff(bounds))) - 1
+    return float(curve.min()), longest
+
+
+def sharpe_ratio(returns: np.ndarray, periods: float) -> float:
+    """Annualised Sharpe ratio (zero risk-free rate); NaN when undefined."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < 2:
+        return math.nan
+    sd = float(np.std(r, ddof=1))
+    mean = float(np.mean(r))
+    if sd <= 1e-15 * max(1.0, abs(mean)):
+        return math.nan
+    return mean / sd * math.sqrt(periods)
+
+
+def sortino_ratio(returns: np.ndarray, periods: float) -> float:
+    """Annualised Sortino ratio: mean over downside deviation; NaN without losing bars."""
+    r = np.asarray(returns, dtype=np.float64)
+    if r.size < 2:
+        return math.nan
+    downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
+    if downside <= 0.0:
+        return math.nan
+    return float(np.mean(r)) / downside * math.sqrt(periods)
+
+
+def _annualise(total: float, years_inverse: float) -> float:
+    """``(1 + total) ** (bars per year / bars) - 1``; infinite when it overflows."""
+    if not math.isfinite(total):
+        return math.nan
+    if total <= -1.0:
+        return -1.0
+    try:
+        return math.expm1(years_inverse * math.log1p(total))
+    except OverflowError:
+        return math.inf
+
+
+# --------------------------------------------------------------------------- trades
+
+
+@attrs.frozen
+class Trade:
+    """One round trip from flat to flat. ``pnl`` is net of fees; ``open`` marks a position
+    still held at the end (valued at the last close)."""
+
+    entry_timestamp: int
+    exit_timestamp: int
+    entry_price: float
+    exit_price: float
+    quantity: float
+    pnl: float
+    return_pct: float
+    fees: float
+    fills: int
+    open: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _field(fill: Any, name: str) -> Any:
+    return fill[name] if isinstance(fill, Mapping) else getattr(fill, name)
+
+
+def round_trip_trades(fills: Iterable[Any], last_price: float | None = None, last_timestamp: int | None = None) -> list[Trade]:
+    """Group fills (objects or mappings with ``side``, ``quantity``, ``price``, ``fee``,
+    ``timestamp``) into flat-to-flat trades; an open remainder is marked at ``last_price``."""
+    trades: list[Trade] = []
+    qty = cost = proceeds = fees = peak = buy_qty = sell_qty = sell_value = 0.0
+    entry_ts = 0
+    count = 0
+    for fill in fills:
+        side = str(getattr(_field(fill, "side"), "value", _field(fill, "side"))).lower()
+        quantity = float(_field(fill, "quantity"))
+        price = float(_field(fill, "price"))
+        fee = float(_field(fill, "fee"))
+        ts = int(_field(fill, "timestamp"))
+        if count == 0:
+            if side != "buy":
+                continue  # a sell without a position cannot happen on a spot paper account
+            entry_ts = ts
+        count += 1
+        fees += fee
+        if side == "buy":
+            qty += quantity
+            cost += quantity * price
+            buy_qty += quantity
+        else:
+            qty -= quantity
+            proceeds += quantity * price
+            sell_qty += quantity
+            sell_value += quantity * price
+        peak = max(peak, qty)
+        if qty <= 1e-9 * max(peak, 1e-300):
+            pnl = proceeds - cost - fees
+            trades.append(
+                Trade(entry_ts, ts, cost / buy_qty, sell_value / sell_qty, peak, pnl, pnl / cost if cost else 0.0, fees, count)
+            )
+            qty = cost = proceeds = fees = peak = buy_qty = sell_qty = sell_value = 0.0
+            count = 0
+    if count and last_price is not None:
+        value = qty * float(last_price)
+        pnl = proceeds + value - cost - fees
+        exit_price = (sell_value + value) / (sell_qty + qty)
+        trades.append(
+            Trade(entry_ts, int(last_timestamp if last_timestamp is not None else entry_ts), cost / buy_qty, exit_price,
+                  peak, pnl, pnl / cost if cost else 0.0, fees, count, open=True)
+        )
+    return trades
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@attrs.frozen
+class PerformanceMetrics:
+    """What a backtest achieved, net of fees and slippage."""
+
+    start: int
+    end: int
+    bars: int
+    initial_equity: float
+    final_equity: float
+    total_return: float
+    annual_return: float
+    volatility: float
+    sharpe: float
+    sortino: float
+    calmar: float
+    max_drawdown: float
+    max_drawdown_bars: int
+    max_drawdown_days: float
+    trades: int
+    open_trades: int
+    win_rate: float
+    profit_factor: float
+    avg_trade_return: float
+    exposure: float
+    avg_exposure: float
+    turnover: float
+    fees_paid: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: NaN and infinities become ``None``."""
+        return {key: _clean(value) for key, value in attrs.asdict(self).items()}
+
+
+def performance_metrics(
+    equity: Sequence[float] | np.ndarray,
+    timestamps: Sequence[int] | np.ndarray,
+    timeframe: str,
+    *,
+    fills: Sequence[Any] = (),
+    exposure: Sequence[float] | np.ndarray | None = None,
+    last_price: float | None = None,
+) -> PerformanceMetrics:
+    """Metrics of an equity curve.
+
+    :param equity: value before the first bar followed by the value after each bar.
+    :param timestamps: open time (ms) of each bar, one fewer than ``equity``.
+    :param fills: the fills of the run, in order (for trades, fees and turnover).
+    :param exposure: position value over equity after each bar (0..1 for spot).
+    :param last_price: the last close, to value a position still open.
+    """
+    values = np.asarray(equity, dtype=np.float64)
+    ts = np.asarray(timestamps, dtype=np.int64)
+    if values.size != ts.size + 1:
+        raise ValueError(f"equity has {values.size} values for {ts.size} bars (expected bars + 1)")
+    if values.size < 2:
+        raise ValueError("a backtest needs at least one bar")
+    periods = periods_per_year(timeframe)
+    returns = equity_returns(values)
+    n = returns.size
+    total = values[-1] / values[0] - 1.0 if values[0] > 0 else math.nan
+    annual = _annualise(total, periods / n)
+    volatility = float(np.std(returns, ddof=1)) * math.sqrt(periods) if n >= 2 else math.nan
+    depth, duration = max_drawdown(values)
+    calmar = annual / abs(depth) if depth < 0 else math.nan
+    fill_list = list(fills)
+    trades = round_trip_trades(fill_list, last_price, int(ts[-1]))
+    pnls = np.array([t.pnl for t in trades])
+    wins = pnls[pnls > 0].sum() if pnls.size else 0.0
+    losses = -pnls[pnls < 0].sum() if pnls.size else 0.0
+    traded = sum(float(_field(f, "quantity")) * float(_field(f, "price")) for f in fill_list)
+    fees = sum(float(_field(f, "fee")) for f in fill_list)
+    expo = np.asarray(exposure, dtype=np.float64) if exposure is not None else np.zeros(n)
+    if expo.size != n:
+        raise ValueError(f"exposure has {expo.size} values for {n} bars")
+    bar_ms = timeframe_to_ms(timeframe)
+    return PerformanceMetrics(
+        start=int(ts[0]),
+        end=int(ts[-1]),
+        bars=int(n),
+        initial_equity=float(values[0]),
+        final_equity=float(values[-1]),
+        total_return=float(total),
+        annual_return=float(annual),
+        volatility=volatility,
+        sharpe=sharpe_ratio(returns, periods),
+        sortino=sortino_ratio(returns, periods),
+        calmar=float(calmar),
+        max_drawdown=depth,
+        max_drawdown_bars=duration,
+        max_drawdown_days=duration * bar_ms / 86_400_000,
+        trades=len(trades),
+        open_trades=sum(1 for t in trades if t.open),
+        win_rate=float(np.mean(pnls > 0)) if pnls.size else math.nan,
+        profit_factor=float(wins / losses) if losses > 0 else (math.inf if wins > 0 else math.nan),
+        avg_trade_return=float(np.mean([t.return_pct for t in trades])) if trades else math.nan,
+        exposure=float(np.mean(expo > 1e-9)) if n else 0.0,
+        avg_exposure=float(np.mean(expo)) if n else 0.0,
+        turnover=float(traded / np.mean(values)) if np.mean(values) > 0 else math.nan,
+        fees_paid=float(fees),
+    )
