@@ -63,10 +63,9 @@ def conformance_tests(
     settings = settings or ConformanceSettings(**options)
 
     class TestConformance:
-        __test__ = True
-
         @pytest.fixture(scope="class")
-        def trader_conformance_run(self, tmp_path_factory: pytest.TempPathFactory):
+        @classmethod
+        def trader_conformance_run(cls, tmp_path_factory: pytest.TempPathFactory):
             try:
                 run = ConformanceRun(plugin, name, settings, tmp_path_factory.mktemp("conformance"))
             except Exception as exc:
