@@ -244,6 +244,7 @@ class ConformanceRun:
         settings: ConformanceSettings | None = None,
         workdir: str | os.PathLike | None = None,
     ) -> None:
+        from trader.strategy import Strategy
         from trader.testing.fixtures import installed_distribution, load_plugin, plugin_manager, plugin_name
 
         self.settings = settings or ConformanceSettings()
@@ -262,7 +263,8 @@ class ConformanceRun:
                 self.name = name or plugin_name(plugin)
             self.plugin = plugin
             self.manager = self._stack.enter_context(plugin_manager(plugin, self.name))
-            self.strategy = self.manager.strategy(self.name)
+            # Not manager.strategy(): that refuses broken metadata, which check_metadata must report.
+            self.strategy = Strategy(self.manager, self.name)
         except BaseException:
             self.close()
             raise

@@ -71,6 +71,8 @@ class WriteLog:
     def outside(self, allowed: Iterable[Path], *, transient: Iterable[Path] = ()) -> list[FileWrite]:
         """Writes that do not lie under any of ``allowed``, one per path.
 
+        Creating a folder on the way to an allowed folder is not counted.
+
         A path under one of ``transient`` (e.g. the temporary folder) only counts
         if the file is still there: a temporary file that was removed again is fine.
         """
@@ -80,6 +82,10 @@ class WriteLog:
         for write in self.writes:
             if any(_is_within(write.path, root) for root in roots):
                 continue
+            if write.how == "os.mkdir" and any(_is_within(root, write.path) for root in roots):
+                continue  # a folder on the way to an allowed one
+            if write.how == "open" and os.path.isdir(write.path):
+                continue  # O_TMPFILE: an anonymous file that vanishes unless linked (which is recorded)
             if any(_is_within(write.path, root) for root in temporary) and not os.path.lexists(write.path):
                 continue
             found.setdefault(write.path, write)
