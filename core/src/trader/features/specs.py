@@ -1,0 +1,119 @@
+"""The feature catalogue: ordered names, formulas and look-backs of every engineered feature.
+
+The count is ``18 * len(windows) + 14``: 14 single-bar features followed by 18
+features per window, grouped by kind (``ret_5, ret_10, ..., sma_ratio_5, ...``).
+``docs/features.md`` shows this table for the default windows; a test keeps both equal.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+__all__ = [
+    "FeatureSpec",
+    "BAR_FEATURES",
+    "WINDOW_FEATURES",
+    "DEFAULT_WINDOWS",
+    "feature_specs",
+    "feature_names",
+    "feature_count",
+    "warmup_bars_for",
+]
+
+DEFAULT_WINDOWS: tuple[int, ...] = (5, 10, 20, 50)
+
+
+@frozen
+class FeatureSpec:
+    """One feature: its column name, its formula (documentation) and how many past bars it reads.
+
+    ``lookback`` bars before row ``t`` are needed, so the feature is first valid at row ``lookback``
+    of a segment.
+    """
+
+    name: str
+    formula: str
+    lookback: int
+
+
+# name, formula, lookback: ``c, o, h, l, v`` are this bar's prices and volume, ``c[-1]`` the previous
+# close, ``r = ln(c / c[-1])``, ``tr = max(h, c[-1]) - min(l, c[-1])``, ``tp = (h + l + c) / 3``.
+BAR_FEATURES: tuple[FeatureSpec, ...] = (
+    FeatureSpec("ret_1", "r = ln(c / c[-1])", 1),
+    FeatureSpec("ret_1_lag1", "r[-1]", 2),
+    FeatureSpec("ret_1_lag2", "r[-2]", 3),
+    FeatureSpec("body", "ln(c / o)", 0),
+    FeatureSpec("hl_range", "ln(h / l)", 0),
+    FeatureSpec("upper_wick", "ln(h / max(o, c))", 0),
+    FeatureSpec("lower_wick", "ln(min(o, c) / l)", 0),
+    FeatureSpec("gap", "ln(o / c[-1])", 1),
+    FeatureSpec("clv", "((c - l) - (h - c)) / (h - l); 0 when h = l", 0),
+    FeatureSpec("tr_ratio", "tr / c[-1]", 1),
+    FeatureSpec("hour_sin", "sin(2 pi * time of day / 24 h) of the bar's open time (UTC)", 0),
+    FeatureSpec("hour_cos", "cos(2 pi * time of day / 24 h)", 0),
+    FeatureSpec("dow_sin", "sin(2 pi * (weekday + time of day) / 7), Monday = 0", 0),
+    FeatureSpec("dow_cos", "cos(2 pi * (weekday + time of day) / 7)", 0),
+)
+
+# Per window W; sums run over the W bars ending at (and including) this bar. ``offset`` is the
+# look-back minus W: 0 for features reading c[-W] or r over W bars, -1 for those reading only the
+# W bars themselves.
+_WINDOW_TEMPLATES: tuple[tuple[str, str, int], ...] = (
+    ("ret", "ln(c / c[-W])", 0),
+    ("sma_ratio", "c / mean(c) - 1", -1),
+    ("rvol", "sqrt(mean(r^2))", 0),
+    ("parkinson", "sqrt(mean(ln(h / l)^2) / (4 ln 2))", -1),
+    ("atr", "mean(tr) / c", 0),
+    ("rsi", "sum(max(dc, 0)) / sum(|dc|) - 0.5, dc = c - c[-1]; 0 when flat", 0),
+    ("stoch", "(c - min(l)) / (max(h) - min(l)) - 0.5; 0 when max(h) = min(l)", -1),
+    ("range", "ln(max(h) / min(l))", -1),
+    ("volume_ratio", "v / mean(v); 1 when no volume", -1),
+    ("obv_ratio", "sum(v * sign(dc)) / sum(v); 0 when no volume", 0),
+    ("mfi", "sum(tp*v where tp > tp[-1]) / sum(tp*v where tp != tp[-1]) - 0.5; 0 when none", 0),
+    ("vwap_ratio", "c * sum(v) / sum(tp * v) - 1; 0 when no volume", -1),
+    ("clv_mean", "mean(clv)", -1),
+    ("up_ratio", "mean(dc > 0) - 0.5", 0),
+    ("ret_z", "ret_W / sqrt(sum(r^2)); 0 when flat", 0),
+    ("efficiency", "|ret_W| / sum(|r|); 0 when flat", 0),
+    ("skew", "mean(r^3) / mean(r^2)^1.5; 0 when flat", 0),
+    ("downside", "sum(r^2 where r < 0) / sum(r^2) - 0.5; 0 when flat", 0),
+)
+
+WINDOW_FEATURES: tuple[str, ...] = tuple(kind for kind, _, _ in _WINDOW_TEMPLATES)
+
+
+def _check_windows(windows: tuple[int, ...]) -> None:
+    if not windows:
+        raise ValueError("windows must not be empty")
+    for window in windows:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
+            raise ValueError(f"every window must be an integer >= 2, got {window!r}")
+    if len(set(windows)) != len(windows):
+        raise ValueError(f"windows must be distinct, got {list(windows)}")
+
+
+def feature_specs(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> tuple[FeatureSpec, ...]:
+    """All features in column order for *windows* (bar features first, then per-window kinds)."""
+    windows = tuple(windows)
+    _check_windows(windows)
+    per_window = tuple(
+        FeatureSpec(f"{kind}_{w}", formula.replace("W", str(w)), w + offset)
+        for kind, formula, offset in _WINDOW_TEMPLATES
+        for w in windows
+    )
+    return BAR_FEATURES + per_window
+
+
+def feature_names(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> list[str]:
+    """The ordered feature column names for *windows*."""
+    return [spec.name for spec in feature_specs(windows)]
+
+
+def feature_count(n_windows: int) -> int:
+    """``18 * n_windows + 14`` (86 for the four default windows)."""
+    return len(WINDOW_FEATURES) * n_windows + len(BAR_FEATURES)
+
+
+def warmup_bars_for(windows: tuple[int, ...]) -> int:
+    """Index of the first row of a segment at which every feature is valid."""
+    return max(spec.lookback for spec in feature_specs(windows))
