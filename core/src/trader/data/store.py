@@ -2,8 +2,9 @@
 
 Layout: ``HOME/data/<exchange>/<BASE>_<QUOTE>[_<SETTLE>]-<timeframe>.parquet``
 (``BTC/USDT`` 1h on binance is ``data/binance/BTC_USDT-1h.parquet``). Each file
-holds a canonical candle frame (see :mod:`trader.data.frame`) and, in its
-Parquet key-value metadata, the exchange, symbol, timeframe and summary
+holds a canonical candle frame (see :mod:`trader.data.frame`), a boolean
+``filled`` column marking bars that are filled gaps (``trader data import --fill-gaps``),
+and, in its Parquet key-value metadata, the exchange, symbol, timeframe and summary
 figures that ``trader data list`` shows.
 
 Writes merge with what is stored (incoming rows replace stored rows with the
@@ -57,6 +58,7 @@ class DatasetInfo:
     rows: int = attrs.field(validator=attrs.validators.ge(0))
     gaps: int = attrs.field(validator=attrs.validators.ge(0))
     missing_bars: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    filled_bars: int = attrs.field(default=0, validator=attrs.validators.ge(0))
     path: Path | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +73,7 @@ class DatasetInfo:
             "rows": self.rows,
             "gaps": self.gaps,
             "missing_bars": self.missing_bars,
+            "filled_bars": self.filled_bars,
             "path": str(self.path) if self.path else None,
         }
 
@@ -221,6 +224,7 @@ class CandleStore:
                 rows=fields["rows"],
                 gaps=fields["gaps"],
                 missing_bars=fields.get("missing_bars", 0),
+                filled_bars=fields.get("filled_bars", 0),
                 path=path,
             )
         except Exception as exc:
@@ -228,11 +232,21 @@ class CandleStore:
 
     # ------------------------------------------------------------------ write
 
-    def write(self, exchange: str, symbol: str, timeframe: str, df: pd.DataFrame, *, replace: bool = False) -> MergeResult:
-        """Merge *df* (a canonical candle frame) into the dataset, atomically.
+    def write(
+        self,
+        exchange: str,
+        symbol: str,
+        timeframe: str,
+        df: pd.DataFrame,
+        *,
+        filled: Any = None,
+        replace: bool = False,
+    ) -> MergeResult:
+        """Merge *df* (a canonical candle frame on the timeframe grid) into the dataset, atomically.
 
         Incoming rows replace stored rows with the same timestamp; ``replace=True``
-        discards what was stored instead of merging.
+        discards what was stored instead. *filled* (booleans, one per row) marks rows that
+        are filled gaps rather than real bars; see :meth:`filled_timestamps`.
         """
         import numpy as np
         import pandas as pd
@@ -240,7 +254,11 @@ class CandleStore:
         path = self.path_for(exchange, symbol, timeframe)
         step = check_timeframe(timeframe)
         check_candles(df, "incoming candles")
-        incoming = df.reset_index(drop=True)
+        incoming = df.reset_index(drop=True).copy()
+        flags = np.zeros(len(incoming), dtype=bool) if filled is None else np.asarray(filled, dtype=bool)
+        if flags.shape != (len(incoming),):
+            raise DataError(f"filled flags: expected {len(incoming)} values, got {flags.shape}")
+        incoming["filled"] = flags
         off_grid = incoming["timestamp"].to_numpy() % step != 0
         if off_grid.any():
             row = int(np.argmax(off_grid))
@@ -251,13 +269,13 @@ class CandleStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock(path):
             if path.is_file() and not replace:
-                stored = self.read(exchange, symbol, timeframe)
+                stored = self._read_all(path)
             else:
                 stored = incoming.iloc[:0]
             rows_before = len(stored)
             common = stored.merge(incoming, on="timestamp", how="inner", suffixes=("_old", "_new"))
             same = np.ones(len(common), dtype=bool)
-            for name in CANDLE_COLUMNS[1:]:
+            for name in (*CANDLE_COLUMNS[1:], "filled"):
                 same &= common[f"{name}_old"].to_numpy() == common[f"{name}_new"].to_numpy()
             unchanged = int(same.sum())
             replaced = len(common) - unchanged
@@ -270,6 +288,29 @@ class CandleStore:
                 merged = merged.sort_values("timestamp", kind="stable", ignore_index=True)
                 info = self._write_file(path, exchange, symbol, timeframe, merged, step)
         return MergeResult(info=info, rows_before=rows_before, added=added, replaced=replaced, unchanged=unchanged)
+
+    def filled_timestamps(self, exchange: str, symbol: str, timeframe: str) -> Any:
+        """Timestamps (int64 ms array) of the stored bars that are filled gaps, not real candles."""
+        path = self.path_for(exchange, symbol, timeframe)
+        if not path.is_file():
+            raise DataError(f"no stored data for {exchange} {symbol} {timeframe}")
+        df = self._read_all(path)
+        return df.loc[df["filled"], "timestamp"].to_numpy()
+
+    def _read_all(self, path: Path) -> pd.DataFrame:
+        import numpy as np
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:
+            raise DataError(f"{path}: cannot read stored dataset: {exc}") from None
+        df = table.to_pandas()
+        if "filled" not in df.columns:
+            df["filled"] = np.zeros(len(df), dtype=bool)
+        df = df[[*CANDLE_COLUMNS, "filled"]].reset_index(drop=True)
+        check_candles(df[list(CANDLE_COLUMNS)], str(path))
+        return df
 
     def delete(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Remove a dataset; ``False`` when there was none."""
@@ -286,6 +327,7 @@ class CandleStore:
 
         ts = df["timestamp"].to_numpy()
         gaps, missing = count_gaps(ts, step)
+        filled_bars = int(df["filled"].sum()) if "filled" in df.columns else 0
         info = DatasetInfo(
             exchange=exchange,
             symbol=symbol,
@@ -295,11 +337,13 @@ class CandleStore:
             rows=len(df),
             gaps=gaps,
             missing_bars=missing,
+            filled_bars=filled_bars,
             path=path,
         )
         meta = {k: v for k, v in info.as_dict().items() if k not in ("first", "last", "path")}
         meta.update(first=info.first, last=info.last, format=_FORMAT_VERSION)
-        table = pa.Table.from_pandas(df[list(CANDLE_COLUMNS)], preserve_index=False)
+        columns = [*CANDLE_COLUMNS, "filled"] if "filled" in df.columns else list(CANDLE_COLUMNS)
+        table = pa.Table.from_pandas(df[columns], preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()})
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         tmp = Path(tmp_name)

@@ -1,0 +1,383 @@
+"""Downloading candles through ccxt into the store: paginated, resumable, patient with flaky networks.
+
+- **Exchange**: :func:`make_exchange` builds the ccxt class named by ``--exchange`` or
+  ``[exchange] id``, with the ``[exchange.ccxt]`` table passed verbatim to its constructor
+  (only when it is for that exchange) and ccxt's rate limiter on; API keys come only from
+  ``TRADER_API_KEY`` / ``TRADER_API_SECRET`` / ``TRADER_API_PASSWORD`` and are never logged.
+- **Pages**: ``fetch_ohlcv(symbol, timeframe, since=cursor, limit=<the exchange's maximum>)``,
+  the cursor moving past the last bar received, until ``until`` (exclusive; default: now) or
+  an empty page. Only closed bars are stored (the bar in progress is left out).
+- **Resume**: bars already stored are not fetched again: the download continues from the
+  last stored bar (fetched again, in case it was incomplete) and, when ``since`` is earlier
+  than the first stored bar, also fills in the range before it.
+- **Retries**: the ccxt ``NetworkError`` family (timeouts, 5xx, 429/418 rate limiting, dropped
+  connections) and malformed pages are retried with capped exponential backoff
+  (``backoff * 2**attempt`` seconds, at most ``backoff_cap``, at least the ``Retry-After`` the
+  exchange asked for) up to ``max_retries`` times in a row; then the download stops with
+  what it has stored so far, and running it again resumes.
+- **Refusals**: an ``ExchangeError`` (unknown symbol, unsupported timeframe, bad request)
+  stops the download with a message listing valid choices where there are some.
+- Every page is validated (:func:`trader.data.validate.validate_candles`) before it is
+  stored; pages are written in batches, atomically, so an interrupted download leaves the
+  store consistent.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from trader.data.frame import check_exchange, check_symbol, check_timeframe, format_ms
+from trader.data.importers import raw_from_rows
+from trader.data.store import CandleStore, MergeResult
+from trader.data.validate import Finding, ImportPolicy, validate_candles
+from trader.errors import ConfigError, DataError, ExchangeError, ValidationError
+
+if TYPE_CHECKING:
+    from trader.config import TraderConfig
+
+__all__ = ["make_exchange", "download_candles", "DownloadResult", "RetryPolicy"]
+
+log = logging.getLogger("trader.data.download")
+
+_FLUSH_ROWS = 50_000
+_FLUSH_SECONDS = 10.0
+
+
+def make_exchange(config: TraderConfig, exchange_id: str | None = None, *, credentials: bool = True) -> Any:
+    """A ccxt exchange for *exchange_id* (default ``[exchange] id``), configured from ``trader.toml``.
+
+    The ``[exchange.ccxt]`` table is applied when it belongs to that exchange (``[exchange] id``
+    is unset or equal); ``enableRateLimit`` defaults to on; with *credentials*, API keys from the
+    environment are added. :class:`ConfigError` when no exchange is named or ccxt does not know it.
+    """
+    import copy
+
+    from trader.config import exchange_credentials
+
+    wanted = exchange_id or config.exchange_id
+    if not wanted:
+        raise ConfigError("no exchange given: pass --exchange or set [exchange] id in trader.toml")
+    try:
+        wanted = check_exchange(wanted)
+    except DataError as exc:
+        raise ConfigError(str(exc)) from None
+    import ccxt
+
+    if wanted not in ccxt.exchanges:
+        close = difflib.get_close_matches(wanted, ccxt.exchanges, n=5)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt's list of exchanges)"
+        raise ConfigError(f"unknown exchange {wanted!r}{hint}")
+    options: dict[str, Any] = {}
+    if config.exchange_id in (None, wanted):
+        options = copy.deepcopy(config.ccxt_options())
+    options.setdefault("enableRateLimit", True)
+    if credentials:
+        options.update(exchange_credentials())
+    try:
+        return getattr(ccxt, wanted)(options)
+    except Exception as exc:  # ccxt validates some options in its constructor
+        raise ConfigError(f"[exchange.ccxt]: ccxt refused the options for {wanted}: {exc}") from None
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Capped exponential backoff for the ccxt ``NetworkError`` family."""
+
+    max_retries: int = attrs.field(default=5, validator=attrs.validators.ge(0))
+    backoff: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))
+    backoff_cap: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before retry number *attempt* (0-based)."""
+        wait = min(self.backoff_cap, self.backoff * (2**attempt))
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, max(self.backoff_cap, 1.0) * 10))
+        return wait
+
+
+@attrs.frozen
+class DownloadResult:
+    exchange: str
+    symbol: str
+    timeframe: str
+    start: int
+    end: int
+    pages: int
+    fetched: int
+    added: int
+    replaced: int
+    retries: dict[str, int]
+    findings: tuple[Finding, ...]
+    dataset: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "exchange": self.exchange,
+            "symbol": self.symbol,
+            "timeframe": self.timeframe,
+            "start": format_ms(self.start),
+            "end": format_ms(self.end),
+            "pages": self.pages,
+            "fetched": self.fetched,
+            "added": self.added,
+            "replaced": self.replaced,
+            "retries": dict(self.retries),
+            "findings": [f.as_dict() for f in self.findings],
+            "dataset": self.dataset.as_dict() if self.dataset is not None else None,
+        }
+
+
+class _Malformed(Exception):
+    """A page that is not a list of [timestamp, open, high, low, close, volume] rows."""
+
+
+def download_candles(
+    exchange: Any,
+    store: CandleStore,
+    symbol: str,
+    timeframe: str,
+    since: int,
+    until: int | None = None,
+    *,
+    exchange_id: str | None = None,
+    policy: ImportPolicy | None = None,
+    retry: RetryPolicy | None = None,
+    page_limit: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> DownloadResult:
+    """Download ``[since, until)`` of *symbol* candles from the ccxt *exchange* into *store*.
+
+    *progress* is called with ``(bars done, bars expected)`` after every page.
+    Raises :class:`ExchangeError` when the exchange refuses or stays unreachable, after
+    storing every page received before that.
+    """
+    import ccxt
+
+    exchange_id = check_exchange(exchange_id or exchange.id)
+    symbol = check_symbol(symbol)
+    step = check_timeframe(timeframe)
+    policy = policy or ImportPolicy()
+    retry = retry or RetryPolicy()
+    retries: dict[str, int] = {}
+    caller = _Caller(exchange, retry, retries, sleep)
+
+    caller.call(exchange.load_markets)
+    if symbol not in (exchange.markets or {}):
+        raise ExchangeError(_unknown_symbol(exchange, symbol))
+    if getattr(exchange, "timeframes", None) and timeframe not in exchange.timeframes:
+        raise ExchangeError(
+            f"{exchange.id} does not offer {timeframe} candles; valid timeframes: {', '.join(exchange.timeframes)}"
+        )
+    limit = page_limit or _max_page(exchange)
+    now = int(exchange.milliseconds())
+    closed_end = (now // step) * step  # the bar opening here is still in progress
+    end = closed_end if until is None else min(int(until), closed_end)
+    start = since - since % step if since % step else since
+    ranges = _ranges_to_fetch(store, exchange_id, symbol, timeframe, start, end)
+    expected = sum(max(0, (b - a + step - 1) // step) for a, b in ranges)
+    done = pages = fetched = added = replaced = 0
+    invalid_dropped = duplicates = 0
+    buffer: list[Any] = []
+    last_flush = time.monotonic()
+
+    def flush() -> None:
+        nonlocal buffer, added, replaced, last_flush
+        if not buffer:
+            return
+        import pandas as pd
+
+        batch = pd.concat(buffer, ignore_index=True).drop_duplicates("timestamp", keep="last")
+        batch = batch.sort_values("timestamp", ignore_index=True)
+        merge: MergeResult = store.write(exchange_id, symbol, timeframe, batch)
+        added += merge.added
+        replaced += merge.replaced
+        buffer = []
+        last_flush = time.monotonic()
+
+    try:
+        for range_start, range_end in ranges:
+            cursor = range_start
+            while cursor < range_end:
+                rows = caller.call(_fetch_page, exchange, symbol, timeframe, cursor, limit)
+                pages += 1
+                rows = [r for r in rows if cursor <= r[0] < range_end]
+                if not rows:
+                    break
+                fetched += len(rows)
+                source = f"{exchange.id} {symbol} {timeframe} page from {format_ms(cursor)}"
+                clean = validate_candles(raw_from_rows(rows, source, fmt="ccxt-download"), timeframe, _page_policy(policy))
+                for finding in clean.report.findings:
+                    if finding.code == "invalid":
+                        invalid_dropped += finding.count
+                    elif finding.code == "duplicates":
+                        duplicates += finding.count
+                if len(clean.candles):
+                    buffer.append(clean.candles)
+                last = max(r[0] for r in rows)
+                done += len(rows)
+                if progress:
+                    progress(min(done, expected), expected)
+                if sum(len(b) for b in buffer) >= _FLUSH_ROWS or time.monotonic() - last_flush > _FLUSH_SECONDS:
+                    flush()
+                if last + step <= cursor:
+                    break
+                cursor = last + step
+    except ccxt.NetworkError as exc:
+        flush()
+        raise ExchangeError(
+            f"{exchange.id}: giving up after {retry.max_retries} retries ({type(exc).__name__}: {_short(exc)}); "
+            "what arrived is stored, run the same command again to resume"
+        ) from None
+    except _Malformed as exc:
+        flush()
+        raise ExchangeError(
+            f"{exchange.id}: giving up after {retry.max_retries} retries: malformed response ({exc}); "
+            "what arrived is stored, run the same command again to resume"
+        ) from None
+    except ccxt.BadSymbol:
+        flush()
+        raise ExchangeError(_unknown_symbol(exchange, symbol)) from None
+    except ccxt.ExchangeError as exc:
+        flush()
+        text = _short(exc)
+        if "interval" in text.lower() or "timeframe" in text.lower():
+            choices = ", ".join(getattr(exchange, "timeframes", None) or [])
+            raise ExchangeError(f"{exchange.id} refused {timeframe} candles ({text}); valid timeframes: {choices}") from None
+        raise ExchangeError(f"{exchange.id} refused the request: {text}") from None
+    except ValidationError:
+        flush()
+        raise
+    except BaseException:
+        flush()  # Ctrl-C: keep what arrived
+        raise
+    flush()
+
+    findings: list[Finding] = []
+    if invalid_dropped:
+        findings.append(Finding("invalid", "warning", invalid_dropped, f"dropped {invalid_dropped:,} invalid bars"))
+    if duplicates:
+        findings.append(Finding("duplicates", "warning", duplicates, f"{duplicates:,} duplicate timestamps in pages (resolved)"))
+    dataset = store.info(exchange_id, symbol, timeframe) if store.exists(exchange_id, symbol, timeframe) else None
+    if dataset is not None and dataset.gaps:
+        findings.append(
+            Finding("gaps", "warning", dataset.gaps, f"the stored dataset has {dataset.gaps:,} gaps, {dataset.missing_bars:,} missing bars (not filled)")
+        )
+    if retries:
+        total = sum(retries.values())
+        parts = ", ".join(f"{n} {name}" for name, n in sorted(retries.items()))
+        findings.append(Finding("retries", "info", total, f"{total} retried requests ({parts})"))
+    return DownloadResult(
+        exchange=exchange_id,
+        symbol=symbol,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        pages=pages,
+        fetched=fetched,
+        added=added,
+        replaced=replaced,
+        retries=retries,
+        findings=tuple(findings),
+        dataset=dataset,
+    )
+
+
+def _page_policy(policy: ImportPolicy) -> ImportPolicy:
+    # spikes need the whole series, not one page; gaps between pages are filled by the next page
+    return attrs.evolve(policy, fill_gaps=False, drop_outliers=False, outlier_threshold=1e12)
+
+
+def _ranges_to_fetch(store: CandleStore, exchange_id: str, symbol: str, timeframe: str, start: int, end: int) -> list[tuple[int, int]]:
+    if not store.exists(exchange_id, symbol, timeframe):
+        return [(start, end)] if start < end else []
+    info = store.info(exchange_id, symbol, timeframe)
+    if info.first is None or info.last is None:
+        return [(start, end)] if start < end else []
+    ranges = []
+    if start < info.first:
+        ranges.append((start, min(info.first, end)))
+    resume = max(start, info.last)
+    if resume < end:
+        ranges.append((resume, end))
+    return ranges
+
+
+def _max_page(exchange: Any) -> int | None:
+    features = getattr(exchange, "features", None) or {}
+    spot = features.get("spot") or {}
+    limit = (spot.get("fetchOHLCV") or {}).get("limit")
+    return int(limit) if limit else None
+
+
+def _fetch_page(exchange: Any, symbol: str, timeframe: str, since: int, limit: int | None) -> list[list[Any]]:
+    rows = exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
+    if not isinstance(rows, list):
+        raise _Malformed(f"expected a list of candles, got {type(rows).__name__}")
+    for i, row in enumerate(rows):
+        if (
+            not isinstance(row, (list, tuple))
+            or len(row) < 6
+            or not isinstance(row[0], int)
+            or isinstance(row[0], bool)
+            or any(v is None for v in row[1:5])
+        ):
+            raise _Malformed(f"row {i + 1}: {str(row)[:60]}")
+    return [list(row[:6]) for row in rows]
+
+
+class _Caller:
+    """Calls into ccxt, retrying the NetworkError family and malformed pages with backoff."""
+
+    def __init__(self, exchange: Any, retry: RetryPolicy, counts: dict[str, int], sleep: Callable[[float], None]) -> None:
+        self.exchange, self.retry, self.counts, self.sleep = exchange, retry, counts, sleep
+
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        import ccxt
+
+        attempt = 0
+        while True:
+            try:
+                return fn(*args)
+            except (ccxt.NetworkError, _Malformed) as exc:
+                if attempt >= self.retry.max_retries:
+                    raise
+                name = type(exc).__name__.lstrip("_")
+                self.counts[name] = self.counts.get(name, 0) + 1
+                wait = self.retry.delay(attempt, self._retry_after(exc))
+                log.warning("%s: %s; retry %d/%d in %.1fs", self.exchange.id, name, attempt + 1, self.retry.max_retries, wait)
+                self.sleep(wait)
+                attempt += 1
+
+    def _retry_after(self, exc: Exception) -> float | None:
+        import ccxt
+
+        if not isinstance(exc, ccxt.DDoSProtection):
+            return None
+        headers = getattr(self.exchange, "last_response_headers", None) or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+
+def _unknown_symbol(exchange: Any, symbol: str) -> str:
+    symbols = sorted(exchange.symbols or (exchange.markets or {}).keys())
+    close = difflib.get_close_matches(symbol, symbols, n=8, cutoff=0.5)
+    if close:
+        listing = f"similar: {', '.join(close)}"
+    else:
+        listing = f"valid symbols include: {', '.join(symbols[:20])}{', ...' if len(symbols) > 20 else ''}"
+    return f"{exchange.id} has no market {symbol} ({len(symbols):,} markets; {listing})"
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
