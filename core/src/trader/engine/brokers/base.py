@@ -1,0 +1,96 @@
+"""What every broker offers the decision step: market rules and order execution."""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, runtime_checkable
+
+from attrs import field, frozen
+
+from trader.engine.records import OrderStatus
+from trader.types import Fill, OrderRequest
+
+__all__ = ["Broker", "MarketRules", "Execution"]
+
+
+def _non_negative(instance: object, attribute: object, value: float) -> None:
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")  # type: ignore[attr-defined]
+
+
+@frozen
+class MarketRules:
+    """How orders for one symbol must look, and what they cost.
+
+    ``lot_size`` is the quantity step (0 means any quantity), ``min_notional`` the smallest
+    order value the market accepts, ``fee_rate`` and ``slippage_rate`` fractions (10 bps =
+    0.001) used to size buys so that their cost never exceeds the cash.
+    """
+
+    lot_size: float = field(default=0.0, validator=_non_negative)
+    min_notional: float = field(default=0.0, validator=_non_negative)
+    fee_rate: float = field(default=0.0, validator=_non_negative)
+    slippage_rate: float = field(default=0.0, validator=_non_negative)
+
+    @property
+    def buy_cost_factor(self) -> float:
+        """Cash a buy of notional 1 (at the reference price) may cost, fees and slippage included."""
+        return (1 + self.slippage_rate) * (1 + self.fee_rate)
+
+    def round_quantity(self, quantity: float) -> float:
+        """``quantity`` rounded DOWN to the lot step (never up: rounding must not overspend)."""
+        if quantity <= 0:
+            return 0.0
+        lot = self.lot_size
+        if lot <= 0:
+            return quantity
+        steps = math.floor(quantity / lot + 1e-9)
+        decimals = max(0, -math.floor(math.log10(lot))) + 2
+        return round(steps * lot, decimals)
+
+
+@frozen
+class Execution:
+    """What a broker did with an order: its status, the fills, and a message when it failed."""
+
+    status: str
+    fills: tuple[Fill, ...] = field(default=(), converter=tuple)
+    message: str = ""
+    exchange_order_id: str | None = None
+
+    @property
+    def filled_quantity(self) -> float:
+        return sum(f.quantity for f in self.fills)
+
+    @property
+    def failed(self) -> bool:
+        """Rejections and errors count towards the error breaker."""
+        return self.status in (OrderStatus.REJECTED, OrderStatus.ERROR)
+
+    @classmethod
+    def rejected(cls, message: str) -> Execution:
+        return cls(OrderStatus.REJECTED, (), message)
+
+    @classmethod
+    def error(cls, message: str) -> Execution:
+        return cls(OrderStatus.ERROR, (), message)
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """A broker executes audited orders.
+
+    ``needs_intent`` is true for brokers with effects outside this process (an exchange):
+    the engine then commits the order as ``submitting`` before calling :meth:`execute`, and
+    :meth:`execute` must look an order up by its client order id before sending it, so a
+    restart never submits twice.
+    """
+
+    name: str
+    needs_intent: bool
+
+    def market_rules(self, symbol: str) -> MarketRules: ...
+
+    def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,109 @@
+"""``PaperBroker``: simulated market orders with fees, slippage, lots and a minimum notional.
+
+A buy fills at ``price * (1 + slippage)``, a sell at ``price * (1 - slippage)``, where
+``price`` is the order's reference price (the close of the candle that decided it); the
+fee is ``fee_bps`` of the filled notional, in the quote currency. Quantities are rounded
+down to ``lot_size``; an order worth less than ``min_notional`` is rejected; a buy
+whose cost would exceed the cash is shrunk to fit (or rejected), so cash never goes
+negative. The broker is deterministic and has no effect outside the process: executing
+the same order twice gives the same fill, which is what makes a replay after a crash
+exact.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from trader.engine.book import fill_cost
+from trader.engine.brokers.base import Execution, MarketRules
+from trader.engine.records import OrderStatus
+from trader.errors import ConfigError
+from trader.types import Fill, OrderRequest, Side
+
+__all__ = ["PaperBroker", "PAPER_DEFAULTS"]
+
+#: Defaults of the ``[broker]`` table in ``trader.toml`` (and of the CLI flags).
+PAPER_DEFAULTS: Mapping[str, float] = {
+    "fee_bps": 10.0,
+    "slippage_bps": 2.0,
+    "lot_size": 1e-8,
+    "min_notional": 5.0,
+    "cash": 10_000.0,
+}
+
+
+class PaperBroker:
+    """Simulated execution. ``fee_bps`` and ``slippage_bps`` are basis points (10 = 0.1 %)."""
+
+    name = "paper"
+    needs_intent = False
+
+    def __init__(
+        self,
+        fee_bps: float = PAPER_DEFAULTS["fee_bps"],
+        slippage_bps: float = PAPER_DEFAULTS["slippage_bps"],
+        lot_size: float = PAPER_DEFAULTS["lot_size"],
+        min_notional: float = PAPER_DEFAULTS["min_notional"],
+    ) -> None:
+        for label, value in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps), ("lot_size", lot_size), ("min_notional", min_notional)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"broker {label} must be a finite number >= 0, got {value!r}")
+        if fee_bps >= 10_000 or slippage_bps >= 10_000:
+            raise ConfigError("broker fee_bps and slippage_bps must be below 10000 (100 %)")
+        self.fee_bps = float(fee_bps)
+        self.slippage_bps = float(slippage_bps)
+        self.rules = MarketRules(
+            lot_size=float(lot_size),
+            min_notional=float(min_notional),
+            fee_rate=self.fee_bps / 10_000,
+            slippage_rate=self.slippage_bps / 10_000,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any], **overrides: Any) -> PaperBroker:
+        """Build from the ``[broker]`` table; ``overrides`` (CLI flags) win when not ``None``."""
+        known = {"fee_bps", "slippage_bps", "lot_size", "min_notional"}
+        values = {k: v for k, v in settings.items() if k in known}
+        values.update({k: v for k, v in overrides.items() if v is not None and k in known})
+        return cls(**values)
+
+    def market_rules(self, symbol: str) -> MarketRules:
+        return self.rules
+
+    def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution:
+        rules = self.rules
+        quantity = order.quantity
+        if order.side is Side.BUY:
+            price = order.price * (1 + rules.slippage_rate)
+            fee = quantity * price * rules.fee_rate
+            if fill_cost(quantity, price, fee) > cash:
+                quantity = rules.round_quantity(cash / (price * (1 + rules.fee_rate)))
+                fee = quantity * price * rules.fee_rate
+                while quantity > 0 and fill_cost(quantity, price, fee) > cash:
+                    quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
+                    fee = quantity * price * rules.fee_rate
+        else:
+            price = order.price * (1 - rules.slippage_rate)
+            fee = quantity * price * rules.fee_rate
+        if quantity <= 0 or quantity * order.price < rules.min_notional:
+            return Execution.rejected(
+                f"order value {quantity * order.price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
+                + (" (not enough cash)" if quantity < order.quantity else "")
+            )
+        fill = Fill(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            quantity=quantity,
+            price=price,
+            fee=fee,
+            timestamp=now,
+            trade_id=f"paper-{order.client_order_id}",
+        )
+        message = "" if quantity == order.quantity else f"reduced from {order.quantity:g} to fit the cash"
+        return Execution(OrderStatus.FILLED, (fill,), message, None)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,188 @@
+"""``MemoryState``: the in-memory store backtests use (same interface as ``TradingState``).
+
+It keeps what a backtest reports on (the equity curve, orders, fills, risk events)
+in Python lists and writes nothing to disk, so the decision step runs at full speed.
+The decisions do not depend on the store: both stores only record what the shared
+step (:class:`trader.engine.step.TradingSession`) decided.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.errors import StateError
+from trader.types import OrderRequest, Position, TradingStatus
+
+__all__ = ["MemoryState"]
+
+
+class MemoryState:
+    """A store kept in memory. ``keep_steps=True`` also keeps every :class:`StepRecord`."""
+
+    def __init__(self, namespace: str, *, keep_steps: bool = False, strategy_state: Mapping[str, Any] | None = None) -> None:
+        self.namespace = namespace
+        self.path = None
+        self.keep_steps = keep_steps
+        self.steps: list[StepRecord] = []
+        self.timestamps: list[int] = []
+        self.closes: list[float] = []
+        self.equities: list[float] = []
+        self.cash_values: list[float] = []
+        self.position_values: list[float] = []
+        self.orders_by_id: dict[str, OrderRecord] = {}
+        self.fill_records: list[FillRecord] = []
+        self.events: list[RiskEvent] = []
+        self.latencies: list[float] = []
+        self._kv = dict(strategy_state or {})
+        self._saved: SavedState | None = None
+        self._streams: dict[tuple[str, str], int] = {}
+
+    # ------------------------------------------------------------------ account
+
+    @property
+    def exists(self) -> bool:
+        return self._saved is not None
+
+    def initialize(self, cash: float, timestamp: int | None = None) -> None:
+        if self._saved is not None:
+            raise StateError(f"strategy {self.namespace!r} already has an account")
+        self._saved = SavedState(initial_cash=cash, cash=cash, peak_equity=cash)
+
+    def load(self, symbol: str | None = None, timeframe: str | None = None) -> SavedState | None:
+        if self._saved is None:
+            return None
+        last = self._streams.get((symbol, timeframe)) if symbol is not None and timeframe is not None else None
+        return self._saved.evolve(last_candle_ts=last)
+
+    def commit_step(self, record: StepRecord) -> None:
+        if record.skipped is None:
+            self.timestamps.append(record.timestamp)
+            self.closes.append(record.close)
+            self.equities.append(record.equity)
+            self.cash_values.append(record.cash)
+            self.position_values.append(record.position_value)
+            self._streams[(record.symbol, record.timeframe)] = record.timestamp
+        if record.orders:
+            for order in record.orders:
+                self.orders_by_id[order.order.client_order_id] = order
+        if record.fills:
+            self.fill_records.extend(record.fills)
+        if record.events:
+            self.events.extend(record.events)
+        if record.inference_ms is not None:
+            self.latencies.append(record.inference_ms)
+        if self.keep_steps:
+            self.steps.append(record)
+        self._last = record
+
+    def flush(self) -> None:
+        """Fold the last step into :meth:`load`'s answer (a backtest never needs it mid-run)."""
+        record = getattr(self, "_last", None)
+        if record is None or self._saved is None:
+            return
+        positions = dict(self._saved.positions)
+        marks = dict(self._saved.marks)
+        for sym, (q, a, r, m) in record.positions.items():
+            positions[sym] = Position(sym, q, a, r)
+            marks[sym] = m
+        self._saved = self._saved.evolve(
+            cash=record.cash,
+            positions=positions,
+            marks=marks,
+            fees_paid=record.fees_paid,
+            realized_pnl=record.realized_pnl,
+            peak_equity=record.peak_equity,
+            day=record.day,
+            day_start_equity=record.day_start_equity,
+            status=record.status,
+            status_reason=record.status_reason,
+            status_since=record.status_since,
+            consecutive_losses=record.consecutive_losses,
+            model_failures=record.model_failures,
+        )
+
+    # ------------------------------------------------------------------ orders
+
+    def record_order_intent(self, order: OrderRequest) -> None:
+        self.orders_by_id[order.client_order_id] = OrderRecord(order, OrderStatus.SUBMITTING)
+
+    def find_order(self, client_order_id: str) -> OrderRecord | None:
+        return self.orders_by_id.get(client_order_id)
+
+    def orders(self, statuses: Iterable[str] | None = None) -> list[OrderRecord]:
+        wanted = set(statuses) if statuses is not None else None
+        return [o for o in self.orders_by_id.values() if wanted is None or o.status in wanted]
+
+    def fill_trade_ids(self, client_order_id: str) -> set[str]:
+        return {fr.fill.trade_id for fr in self.fill_records if fr.fill.client_order_id == client_order_id}
+
+    def fills(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "client_order_id": f.client_order_id,
+                "trade_id": f.trade_id,
+                "symbol": f.symbol,
+                "side": f.side.value,
+                "quantity": f.quantity,
+                "price": f.price,
+                "fee": f.fee,
+                "timestamp": f.timestamp,
+                "realized_pnl": fr.realized_pnl,
+            }
+            for fr in self.fill_records
+            for f in (fr.fill,)
+        ]
+
+    # ------------------------------------------------------------------ the strategy's own state and control
+
+    def strategy_state(self) -> Mapping[str, Any]:
+        return types.MappingProxyType(dict(self._kv))
+
+    def set_strategy_value(self, key: str, value: Any) -> None:
+        self._kv[key] = value
+
+    def pending_requests(self) -> list[tuple[int, str, str]]:
+        return []
+
+    def resume(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
+        self.flush()
+        if self._saved is None:
+            raise StateError(f"strategy {self.namespace!r} has no account yet")
+        equity = self._saved.equity()
+        self._saved = self._saved.evolve(
+            status=TradingStatus.ACTIVE,
+            status_reason="resumed",
+            status_since=timestamp,
+            consecutive_losses=0,
+            model_failures=0,
+            peak_equity=equity,
+            day_start_equity=equity,
+            error_times=(),
+        )
+        self.events.append(RiskEvent(timestamp, "control", "RESUMED", "resumed", status=TradingStatus.ACTIVE))
+        return self._saved
+
+    def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
+        return list(zip(self.timestamps, self.equities))
+
+    def risk_events(self, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        rows = [
+            {
+                "timestamp": e.timestamp,
+                "kind": e.kind,
+                "code": e.code,
+                "message": e.message,
+                "client_order_id": e.client_order_id,
+                "approved": e.approved,
+                "status": e.status.value if e.status else None,
+            }
+            for e in self.events
+            if kind is None or e.kind == kind
+        ]
+        return rows[-limit:] if limit else rows
+
+    def close(self) -> None:
+        self.flush()
