@@ -1,0 +1,198 @@
+"""``trader train`` (train a strategy's model and store it as a new version) and ``trader models``."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import click
+
+from trader.cli.main import AppContext, pass_app
+from trader.errors import ConfigError, NotSupportedError
+
+__all__ = ["train", "models", "parse_params", "DEFAULT_SYMBOL", "DEFAULT_TIMEFRAME"]
+
+DEFAULT_SYMBOL = "BTC/USDT"
+DEFAULT_TIMEFRAME = "1h"
+REPORT_NAME = "training_report.png"
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("hidden_size=32", "schedule=constant")`` -> ``{"hidden_size": 32, "schedule": "constant"}`` (JSON values)."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        params[key.strip()] = value
+    return params
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+@click.command()
+@click.option("--plugin", "plugin_name", required=True, help="Strategy whose model to train (e.g. dl_lstm).")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol of the candles to learn from.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides [plugins.NAME.train]).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed: the same seed and data give the same model.")
+@click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Training parameter (repeatable), e.g. hidden_size=64.")
+@click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored version and its metrics as JSON.")
+@pass_app
+def train(
+    app: AppContext,
+    plugin_name: str,
+    symbol: str,
+    timeframe: str,
+    exchange: str | None,
+    epochs: int | None,
+    seed: int,
+    param_pairs: tuple[str, ...],
+    synthetic_bars: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Train a strategy's model on stored candles (else the synthetic market) and store it as a new version.
+
+    Writes MODELS/NAME/SYMBOL_TF/vN/ with the weights, manifest.json and a
+    training report (training_report.png, loss curves).
+    """
+    from trader.data import resolve_candles
+    from trader.models import ModelPersistence, candles_hash, candles_range
+    from trader.types import TrainRequest
+
+    strategy = app.plugins.strategy(plugin_name)
+    if not strategy.trainable:
+        raise NotSupportedError(f"strategy {plugin_name!r} has no model to train")
+    train_params = app.config.plugin_params(plugin_name).get("train", {})
+    if not isinstance(train_params, dict):
+        raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
+    params = {**train_params, **parse_params(param_pairs)}
+    if epochs is not None:
+        params["epochs"] = epochs
+    candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
+    if not as_json:
+        click.echo(f"training {plugin_name} on {source}: {symbol} {timeframe}, {len(candles):,} candles", err=True)
+    started = time.perf_counter()
+    request = TrainRequest(
+        strategy=plugin_name, symbol=symbol, timeframe=timeframe, candles=candles, params=params, seed=seed,
+        show_progress=not no_progress and not as_json,
+    )
+    result = strategy.train(request)
+    seconds = time.perf_counter() - started
+    extra_files = {}
+    if result.history.get("epoch"):
+        from trader.ml.report import training_report_png
+
+        extra_files[REPORT_NAME] = training_report_png(result.history, f"{plugin_name} {symbol} {timeframe}", result.metrics)
+    data_range = {**candles_range(candles), "source": source}
+    version = ModelPersistence(app.config.models_dir).save(
+        strategy, result, symbol=symbol, timeframe=timeframe, data_range=data_range,
+        data_hash=candles_hash(candles), seed=seed, extra_files=extra_files,
+        extra={"train_seconds": round(seconds, 3), "params": params},
+    )
+    test = result.metrics.get("test", {}) if isinstance(result.metrics, dict) else {}
+    if as_json:
+        click.echo(json.dumps({**version.as_dict(), "train_seconds": round(seconds, 3)}, indent=2, default=str))
+        return
+    click.echo(f"stored {plugin_name} {version.version} in {version.directory} ({seconds:.1f}s)")
+    if extra_files:
+        click.echo(f"training report: {version.directory / REPORT_NAME}")
+    if test.get("model"):
+        click.echo(f"held-out test ({test.get('n_samples', '?')} samples)   model   majority")
+        for name in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"):
+            click.echo(f"  {name:<22} {_fmt(test['model'].get(name)):>8} {_fmt(test['baseline'].get(name)):>9}")
+
+
+# ---------------------------------------------------------------------- models
+
+
+@click.group()
+def models() -> None:
+    """Stored model versions: list, show and verify them."""
+
+
+@models.command("list")
+@click.option("--plugin", "plugin_name", default=None, help="Only this strategy's models.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_app
+def list_models(app: AppContext, plugin_name: str | None, as_json: bool) -> None:
+    """Every stored version: strategy, symbol, timeframe, version, creation time, test metrics."""
+    from trader.models import ModelPersistence
+
+    versions = ModelPersistence(app.config.models_dir).list(plugin_name)
+    if as_json:
+        click.echo(json.dumps([v.as_dict() for v in versions], indent=2, default=str))
+        return
+    if not versions:
+        click.echo(f"no models stored in {app.config.models_dir}; train one with: trader train --plugin NAME")
+        return
+    click.echo(f"{'strategy':<16} {'symbol':<12} {'tf':<4} {'version':<8} {'created (UTC)':<20} {'test bal.acc':>12} {'majority':>9}")
+    for v in versions:
+        if v.problem:
+            click.echo(f"{v.plugin:<16} {v.symbol:<12} {v.timeframe:<4} {v.version:<8} UNUSABLE: {v.problem}")
+            continue
+        test = v.metrics.get("test", {}) if isinstance(v.metrics, dict) else {}
+        model = test.get("model", {}).get("balanced_accuracy")
+        base = test.get("baseline", {}).get("balanced_accuracy")
+        click.echo(
+            f"{v.plugin:<16} {v.symbol:<12} {v.timeframe:<4} {v.version:<8} {v.created_at[:19]:<20} {_fmt(model):>12} {_fmt(base):>9}"
+        )
+
+
+def _select(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None):
+    from trader.errors import ModelNotFoundError
+    from trader.models import ModelPersistence, parse_version
+
+    store = ModelPersistence(app.config.models_dir)
+    versions = store.list(plugin_name, symbol, timeframe)
+    if not versions:
+        raise ModelNotFoundError(
+            f"no {plugin_name} model for {symbol} {timeframe}; train one with: "
+            f"trader train --plugin {plugin_name} --symbol {symbol} --timeframe {timeframe}"
+        )
+    if version in (None, "latest"):
+        return store, versions[-1]
+    wanted = parse_version(version)
+    for v in versions:
+        if v.number == wanted:
+            return store, v
+    raise ModelNotFoundError(f"no version {version} of {plugin_name} {symbol} {timeframe} (available: {', '.join(v.version for v in versions)})")
+
+
+@models.command("show")
+@click.option("--plugin", "plugin_name", required=True)
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True)
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True)
+@click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default.")
+@pass_app
+def show_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None) -> None:
+    """Print a version's manifest (JSON)."""
+    from trader.models import read_manifest
+
+    _, chosen = _select(app, plugin_name, symbol, timeframe, version)
+    click.echo(json.dumps(read_manifest(chosen.directory), indent=2))
+
+
+@models.command("verify")
+@click.option("--plugin", "plugin_name", required=True)
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True)
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True)
+@click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default.")
+@pass_app
+def verify_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None) -> None:
+    """Run every load check (manifest, hashes, formats, architecture) without trading."""
+    strategy = app.plugins.strategy(plugin_name)
+    store, chosen = _select(app, plugin_name, symbol, timeframe, version)
+    loaded = store.load(strategy, symbol, timeframe, version=chosen.version)
+    click.echo(f"ok: {plugin_name} {loaded.version} ({loaded.directory}) passed every check")
