@@ -17,6 +17,7 @@ Each check passes, fails (naming the candle or feature at fault) or is skipped:
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -78,7 +79,7 @@ class CheckContext:
         return self.strategy.info.warmup_bars
 
     def features(self, candles: pd.DataFrame) -> pd.DataFrame | None:
-        return strategy_features(self.strategy.info, candles)
+        return strategy_features(self.strategy.info, candles, self.timeframe)
 
     def signals(self, candles: pd.DataFrame, at: Sequence[int], features: Any = None, model: Any = None) -> list:
         return request_signals(
@@ -211,13 +212,26 @@ def check_persistence(ctx: CheckContext) -> CheckResult:
         return CheckResult("persistence", "skip", f"strategy {strategy.name!r} has no model")
     if ctx.model is None or ctx.train_result is None:
         return CheckResult("persistence", "skip", "no model to round-trip")
-    from trader.models import ModelPersistence, candles_hash, candles_range
+    from trader.models import ModelPersistence
 
     rows = ctx.sample_rows(ctx.warmup, len(ctx.candles) - 1)
     features = ctx.features(ctx.candles)
     before = ctx.signals(ctx.candles, rows, features)
+    models_log = logging.getLogger("trader.models")
+    level = models_log.level
+    models_log.setLevel(logging.WARNING)  # the temporary save is not news
+    try:
+        return _round_trip(ctx, rows, features, before, ModelPersistence)
+    finally:
+        models_log.setLevel(level)
+
+
+def _round_trip(ctx: CheckContext, rows: list[int], features: Any, before: list, persistence: Any) -> CheckResult:
+    from trader.models import candles_hash, candles_range
+
+    strategy = ctx.strategy
     with tempfile.TemporaryDirectory(prefix="trader-check-") as tmp:
-        store = ModelPersistence(Path(tmp))
+        store = persistence(Path(tmp))
         try:
             store.save(strategy, ctx.train_result, symbol=ctx.symbol, timeframe=ctx.timeframe,
                        data_range=candles_range(ctx.candles), data_hash=candles_hash(ctx.candles), seed=ctx.seed)

@@ -26,13 +26,16 @@ __all__ = ["SignalArrays", "strategy_features", "request_signals", "signal_array
 ACTION_CODES = {SignalAction.HOLD: 0, SignalAction.BUY: 1, SignalAction.SELL: -1}
 
 
-def strategy_features(info: StrategyInfo, candles: pd.DataFrame) -> pd.DataFrame | None:
-    """The core's features over ``candles`` for the windows the strategy reads, else ``None``."""
+def strategy_features(info: StrategyInfo, candles: pd.DataFrame, timeframe: str | None = None) -> pd.DataFrame | None:
+    """The core's features over ``candles`` for the windows the strategy reads, else ``None``.
+
+    ``timeframe`` fixes the bar length for the gap policy (else it is inferred from the candles).
+    """
     if not info.feature_windows:
         return None
     from trader.features import FeatureEngineer
 
-    return FeatureEngineer(windows=list(info.feature_windows)).transform(candles)
+    return FeatureEngineer(windows=list(info.feature_windows), timeframe=timeframe).transform(candles)
 
 
 def request_signals(

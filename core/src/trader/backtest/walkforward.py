@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["WalkForwardFold", "walk_forward_folds"]
+__all__ = ["WalkForwardFold", "WalkForwardPlan", "walk_forward_folds", "run_walk_forward"]
 
 
 def _non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -116,3 +116,205 @@ def walk_forward_folds(
     if not folds:
         raise ValueError(f"{n_rows} candles leave no complete test window of {test_bars} bars")
     return folds
+
+
+# --------------------------------------------------------------------------- running the folds
+
+
+@attrs.frozen
+class WalkForwardPlan:
+    """What a walk-forward run does: fold sizes, purge, embargo and training parameters."""
+
+    train_bars: int
+    test_bars: int
+    step: int | None = None
+    purge: int = 0
+    embargo: int = 0
+    anchored: bool = False
+    train_params: Any = attrs.field(factory=dict)
+    seed: int = 0
+
+
+def run_walk_forward(
+    manager: Any,
+    config: Any,
+    strategy_name: str,
+    candles: Any,
+    plan: WalkForwardPlan,
+    *,
+    symbol: str,
+    timeframe: str,
+    source: str = "",
+    start: int | None = None,
+    end: int | None = None,
+    settings: Any = None,
+    progress: Any = None,
+) -> Any:
+    """Retrain on each fold's training window, trade its test window, stitch the out-of-sample part.
+
+    Features are computed once; each fold's model is asked once for all of its test rows;
+    the stitched signals then run through one continuous simulation (positions carry over
+    from fold to fold, as they would when a model is replaced in live trading).
+    ``progress(event, fold, folds)`` is called with ``"train"``, ``"signals"`` and ``"done"``.
+    """
+    import time
+
+    import numpy as np
+
+    from trader.backtest.bootstrap import significance
+    from trader.backtest.runner import (
+        BASELINE,
+        BacktestSettings,
+        baseline_run,
+        batch_signals,
+        effective_limits,
+        select_range,
+        simulate,
+    )
+    from trader.backtest.signals import strategy_features
+    from trader.backtest.results import BacktestResult
+    from trader.evaluation.performance import equity_returns, periods_per_year
+    from trader.types import TrainRequest
+
+    settings = settings or BacktestSettings()
+    began = time.perf_counter()
+    strategy = manager.strategy(strategy_name)
+    limits = effective_limits(strategy, config)
+    broker = settings.broker_settings(config)
+    first, last = select_range(candles, start, end)
+    view = candles.iloc[: last + 1]
+    try:
+        folds = walk_forward_folds(
+            last + 1 - first, plan.train_bars, plan.test_bars, plan.step,
+            purge=plan.purge, embargo=plan.embargo, anchored=plan.anchored,
+        )
+    except ValueError as exc:
+        from trader.errors import ConfigError
+
+        raise ConfigError(f"walk-forward: {exc}") from None
+    folds = [WalkForwardFold(f.index, f.train_start + first, f.train_end + first, f.test_start + first, f.test_end + first)
+             for f in folds]
+    params = config.plugin_params(strategy_name)
+    t0 = time.perf_counter()
+    features = strategy_features(strategy.info, view, timeframe)
+    timings = {"features_s": time.perf_counter() - t0, "train_s": 0.0, "signals_s": 0.0}
+    oos_first, oos_last = folds[0].test_start, folds[-1].test_end - 1
+    signals: list[Any] = [None] * (oos_last + 1 - oos_first)
+    fold_info: list[dict[str, Any]] = []
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # (labels, proba, train labels) per fold
+    ts = view["timestamp"].to_numpy()
+    for k, fold in enumerate(folds):
+        stop = min(fold.test_end, folds[k + 1].test_start) if k + 1 < len(folds) else fold.test_end
+        model, label = None, None
+        if strategy.trainable:
+            if progress:
+                progress("train", fold, len(folds))
+            t0 = time.perf_counter()
+            train_frame = view.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
+            result = strategy.train(TrainRequest(strategy_name, symbol, timeframe, train_frame,
+                                                 params=dict(plan.train_params), seed=plan.seed + k))
+            timings["train_s"] += time.perf_counter() - t0
+            model, label = result.model, dict(result.label or {})
+        if progress:
+            progress("signals", fold, len(folds))
+        batch = batch_signals(strategy, view, fold.test_start, stop - 1, symbol=symbol, timeframe=timeframe,
+                              features=features, model=model, params=params)
+        timings["signals_s"] += batch.seconds
+        signals[fold.test_start - oos_first : stop - oos_first] = batch.signals
+        if label:
+            pieces.append(_fold_labels(label, view, fold, stop, batch.probabilities, timeframe))
+        info = fold.to_dict()
+        info.update({
+            "train_start_time": int(ts[fold.train_start]), "train_end_time": int(ts[fold.train_end - 1]),
+            "test_start_time": int(ts[fold.test_start]), "test_end_time": int(ts[stop - 1]), "test_rows": stop - fold.test_start,
+        })
+        fold_info.append(info)
+        if progress:
+            progress("done", fold, len(folds))
+
+    part = view.iloc[oos_first : oos_last + 1]
+    t0 = time.perf_counter()
+    run = simulate(manager, strategy_name, limits, broker, part["timestamp"].to_numpy(), part["close"].to_numpy(), signals,
+                   symbol=symbol, timeframe=timeframe)
+    timings["simulation_s"] = time.perf_counter() - t0
+    for info in fold_info:
+        a = info["test_start"] - oos_first
+        b = a + info["test_rows"]
+        info["test_return"] = float(run.equity[b] / run.equity[a] - 1.0) if run.equity[a] > 0 else None
+    bench = (baseline_run(manager, limits, broker, view, oos_first, oos_last, symbol=symbol, timeframe=timeframe)
+             if settings.benchmark and strategy_name != BASELINE else None)
+    returns = equity_returns(run.equity)
+    sig = significance(
+        returns, periods_per_year(timeframe),
+        benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
+        n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
+    ) if returns.size >= 3 else None
+    timings["total_s"] = time.perf_counter() - began
+    result_settings = {
+        "fee_bps": float(broker["fee_bps"]), "slippage_bps": float(broker["slippage_bps"]), "cash": float(broker["cash"]),
+        "warmup_bars": strategy.info.warmup_bars, "max_position_fraction": limits.max_position_fraction,
+        "max_drawdown_halt": limits.max_drawdown, "daily_loss_limit": limits.daily_loss_limit,
+        "walk_forward": True, "train_bars": plan.train_bars, "test_bars": plan.test_bars,
+        "step": plan.step or plan.test_bars, "purge_bars": plan.purge, "embargo_bars": plan.embargo,
+        "anchored": plan.anchored, "folds": len(folds), "train_params": dict(plan.train_params), "seed": plan.seed,
+        "bootstrap_resamples": settings.n_resamples,
+    }
+    return BacktestResult(
+        strategy=strategy_name, symbol=symbol, timeframe=timeframe, source=source, settings=result_settings, run=run,
+        benchmark=bench, significance=sig, classification=_pooled_classification(pieces, fold_info),
+        folds=tuple(fold_info), timings=timings,
+    )
+
+
+def _fold_labels(label: dict[str, Any], candles: Any, fold: WalkForwardFold, stop: int, proba: Any, timeframe: str):
+    """(test labels, test probabilities, training labels) of one fold, or empty arrays."""
+    import numpy as np
+
+    from trader.features import LabelDefinition
+
+    try:
+        definition = LabelDefinition.from_dict(label)
+    except ValueError:
+        return np.empty(0), np.empty(0), None
+    if definition.kind != "binary":
+        return np.empty(0), np.empty(0), None
+    # labels of the test rows may look past the fold (never past the data): they are only scored
+    labels = definition.compute(candles, timeframe).to_numpy()
+    test = labels[fold.test_start : stop]
+    train_frame = candles.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
+    train = definition.compute(train_frame, timeframe).to_numpy()
+    return test, np.asarray(proba, dtype=float), train[np.isfinite(train)]
+
+
+def _pooled_classification(pieces: list, fold_info: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Out-of-sample metrics pooled over folds, beside a majority baseline that knows only each
+    fold's training labels; plus a block permutation test of the ROC-AUC."""
+    import numpy as np
+
+    from trader.evaluation.classification import classification_metrics, evaluate_classifier, permutation_test
+
+    ys, ps, bs = [], [], []
+    for (test, proba, train), info in zip(pieces, fold_info, strict=False):
+        keep = np.isfinite(test) & np.isfinite(proba)
+        if train is None or keep.sum() < 2 or train.size == 0:
+            continue
+        y = test[keep].astype(np.int64)
+        report = evaluate_classifier(y, proba[keep], train_labels=train.astype(np.int64))
+        info["classification"] = report.to_dict()
+        prior = np.bincount(train.astype(np.int64), minlength=2)[:2] / train.size
+        ys.append(y)
+        ps.append(proba[keep])
+        bs.append(np.tile(prior, (y.size, 1)))
+    if not ys:
+        return None
+    y, p, b = np.concatenate(ys), np.concatenate(ps), np.concatenate(bs)
+    counts = np.bincount(y, minlength=2)
+    perm = permutation_test(y, p, metric="roc_auc", n_permutations=200, block=24)
+    return {
+        "model": classification_metrics(y, p),
+        "baseline": classification_metrics(y, b),
+        "n_samples": int(y.size),
+        "class_counts": {str(i): int(c) for i, c in enumerate(counts)},
+        "baseline_kind": "majority class of each fold's training labels",
+        "roc_auc_permutation_p": perm.p_value,
+    }

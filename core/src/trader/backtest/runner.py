@@ -1,0 +1,394 @@
+"""``run_backtest``: features once, the strategy's signals batched, then the engine's step per candle.
+
+1. Candles come from the store (``trader data``), else the synthetic market, as for ``trader run``.
+2. Features are computed once over the candles up to the end of the range.
+3. The strategy is asked once for every row of the range after its warm-up
+   (``request.at`` lists them all), so a model runs batched.
+4. :class:`trader.engine.step.TradingSession` steps through the range candle by candle with
+   those signals, the paper broker and the strategy's risk audit, on an in-memory store:
+   the same step ``trader run`` takes for each candle, so the same candles give the same
+   trades.
+5. The builtin ``buy_and_hold`` runs over the same range with the same cash, fees and risk
+   limits, as the baseline; a block bootstrap says whether the result differs from chance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from trader.backtest.results import BacktestResult, SimulatedRun
+from trader.backtest.signals import request_signals, signal_arrays, strategy_features
+from trader.errors import ConfigError, DataError, ModelNotFoundError
+from trader.types import RiskLimits, Signal
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trader.config import TraderConfig
+    from trader.plugins import TraderPluginManager
+    from trader.strategy import Strategy
+
+__all__ = [
+    "BacktestSettings",
+    "SignalBatch",
+    "effective_limits",
+    "select_range",
+    "load_model",
+    "batch_signals",
+    "simulate",
+    "run_backtest",
+    "quiet_engine_logs",
+]
+
+BASELINE = "buy_and_hold"
+
+
+@attrs.frozen
+class BacktestSettings:
+    """Money and market settings of a backtest (``None`` means the ``[broker]`` table or its default)."""
+
+    fee_bps: float | None = None
+    slippage_bps: float | None = None
+    cash: float | None = None
+    n_resamples: int = 1000
+    n_trials: int = 1
+    seed: int = 0
+    benchmark: bool = True
+
+    def broker_settings(self, config: TraderConfig) -> dict[str, Any]:
+        from trader.engine.brokers.paper import PAPER_DEFAULTS
+
+        merged = {**PAPER_DEFAULTS, **config.broker_settings()}
+        for name in ("fee_bps", "slippage_bps", "cash"):
+            value = getattr(self, name)
+            if value is not None:
+                merged[name] = value
+        return merged
+
+
+def effective_limits(strategy: Strategy, config: TraderConfig) -> RiskLimits:
+    """The strategy's default limits overridden by ``[plugins.NAME.risk]``, as ``trader run`` uses them."""
+    overrides = config.risk_overrides(strategy.name)
+    try:
+        return strategy.info.risk_limits.with_overrides(overrides)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[plugins.{strategy.name}.risk]: {exc}") from None
+
+
+@contextmanager
+def quiet_engine_logs(level: int = logging.ERROR):
+    """Silence the per-order audit and fill lines while a backtest runs (the report has them all)."""
+    loggers = [logging.getLogger(name) for name in ("trader.risk", "trader.engine")]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(level, lg.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, before, strict=True):
+            lg.setLevel(lvl)
+
+
+def select_range(candles: pd.DataFrame, start: int | None, end: int | None) -> tuple[int, int]:
+    """Row positions ``[first, last]`` of the candles opened within ``[start, end]`` (ms)."""
+    ts = candles["timestamp"].to_numpy()
+    first = int(np.searchsorted(ts, start, side="left")) if start is not None else 0
+    last = int(np.searchsorted(ts, end, side="right")) - 1 if end is not None else len(ts) - 1
+    if len(ts) == 0 or first > last:
+        from trader.data import format_ms
+
+        have = f"{format_ms(int(ts[0]))} .. {format_ms(int(ts[-1]))}" if len(ts) else "none"
+        raise DataError(f"no candles between {format_ms(start)} and {format_ms(end)} (data covers {have})")
+    return first, last
+
+
+def load_model(strategy: Strategy, config: TraderConfig, symbol: str, timeframe: str, version: str | None = None) -> Any:
+    """The strategy's stored model (a ``LoadedModel``), ``None`` for strategies without one."""
+    if not strategy.info.requires_model and not strategy.trainable:
+        return None
+    from trader.models import ModelPersistence
+
+    loaded = ModelPersistence(config.models_dir).load(strategy, symbol, timeframe, version)
+    if loaded is None and strategy.info.requires_model:
+        raise ModelNotFoundError(
+            f"no trained {strategy.name} model for {symbol} {timeframe}; train one with "
+            f"`trader train --plugin {strategy.name} --symbol {symbol} --timeframe {timeframe}`, "
+            "or use --walk-forward to train on rolling windows"
+        )
+    return loaded
+
+
+@attrs.frozen
+class SignalBatch:
+    """Signals for rows ``first..last`` of the candles; ``None`` before the warm-up ends."""
+
+    first: int
+    last: int
+    signals: tuple[Signal | None, ...]
+    seconds: float
+
+    @property
+    def actions(self) -> np.ndarray:
+        codes = {"buy": 1, "sell": -1, "hold": 0}
+        return np.array([0 if s is None else codes[s.action.value] for s in self.signals], dtype=np.int8)
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        out = np.full(len(self.signals), np.nan)
+        asked = [i for i, s in enumerate(self.signals) if s is not None]
+        if asked:
+            out[asked] = signal_arrays([self.signals[i] for i in asked]).probability
+        return out
+
+
+def batch_signals(
+    strategy: Strategy,
+    candles: pd.DataFrame,
+    first: int,
+    last: int,
+    *,
+    symbol: str,
+    timeframe: str,
+    features: pd.DataFrame | None = None,
+    model: Any = None,
+    params: Mapping[str, Any] | None = None,
+) -> SignalBatch:
+    """One ``trader_generate_signals`` call for every row in ``[first, last]`` past the warm-up.
+
+    ``candles`` (and ``features``) may extend beyond ``last``: they are cut at ``last`` so no
+    later candle is ever shown to the strategy.
+    """
+    view = candles.iloc[: last + 1]
+    feats = features.iloc[: last + 1] if features is not None else None
+    start = max(first, strategy.info.warmup_bars)
+    rows = np.arange(start, last + 1, dtype=np.int64)
+    began = time.perf_counter()
+    got = (
+        request_signals(strategy, view, rows, symbol=symbol, timeframe=timeframe, features=feats, model=model, params=params)
+        if rows.size
+        else []
+    )
+    seconds = time.perf_counter() - began
+    return SignalBatch(first, last, (None,) * (start - first) + tuple(got), seconds)
+
+
+def simulate(
+    manager: TraderPluginManager,
+    strategy_name: str,
+    limits: RiskLimits,
+    broker_settings: Mapping[str, Any],
+    timestamps: Sequence[int] | np.ndarray,
+    closes: Sequence[float] | np.ndarray,
+    signals: Sequence[Signal | None],
+    *,
+    symbol: str,
+    timeframe: str,
+    first_price: float | None = None,
+) -> SimulatedRun:
+    """Step the engine's decision step through the candles with precomputed signals."""
+    from trader.engine.brokers.paper import PaperBroker
+    from trader.engine.memory import MemoryState
+    from trader.engine.risk import RiskAuditAgent
+    from trader.engine.step import TradingSession
+    from trader.evaluation.performance import performance_metrics
+
+    broker = PaperBroker.from_settings(broker_settings)
+    store = MemoryState(strategy_name)
+    cash = float(broker_settings["cash"])
+    session = TradingSession(
+        strategy_name,
+        symbol,
+        timeframe,
+        limits=limits,
+        broker=broker,
+        store=store,
+        audit=RiskAuditAgent.for_strategy(manager, strategy_name, limits),
+        initial_cash=cash,
+    )
+    with quiet_engine_logs():
+        processed = session.run(timestamps, closes, list(signals))
+    store.close()
+    if processed != len(timestamps):
+        raise DataError(f"{len(timestamps) - processed} candles were skipped as duplicates or out of order")
+    ts = np.asarray(store.timestamps, dtype=np.int64)
+    equity = np.concatenate(([cash], np.asarray(store.equities, dtype=np.float64)))
+    position_value = np.asarray(store.position_values, dtype=np.float64)
+    fills = tuple(store.fills())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
+    metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
+    codes = {"buy": 1, "sell": -1, "hold": 0}
+    actions = np.array([0 if s is None else codes[s.action.value] for s in signals], dtype=np.int8)
+    return SimulatedRun(
+        strategy=strategy_name,
+        timestamps=ts,
+        close=np.asarray(store.closes, dtype=np.float64),
+        equity=equity,
+        position_value=position_value,
+        actions=actions,
+        fills=fills,
+        events=tuple(store.risk_events()),
+        metrics=metrics,
+        final_status=session.status.value,
+    )
+
+
+def baseline_run(
+    manager: TraderPluginManager,
+    limits: RiskLimits,
+    broker_settings: Mapping[str, Any],
+    candles: pd.DataFrame,
+    first: int,
+    last: int,
+    *,
+    symbol: str,
+    timeframe: str,
+) -> SimulatedRun | None:
+    """``buy_and_hold`` over the same rows with the same cash, fees and limits (``None`` if disabled)."""
+    from trader.errors import UnknownPluginError
+
+    try:
+        baseline = manager.strategy(BASELINE)
+    except UnknownPluginError:
+        return None
+    batch = batch_signals(baseline, candles, first, last, symbol=symbol, timeframe=timeframe)
+    part = candles.iloc[first : last + 1]
+    return simulate(manager, BASELINE, limits, broker_settings, part["timestamp"].to_numpy(), part["close"].to_numpy(),
+                    batch.signals, symbol=symbol, timeframe=timeframe)
+
+
+def run_backtest(
+    manager: TraderPluginManager,
+    config: TraderConfig,
+    strategy_name: str,
+    candles: pd.DataFrame,
+    *,
+    symbol: str,
+    timeframe: str,
+    source: str = "",
+    start: int | None = None,
+    end: int | None = None,
+    settings: BacktestSettings | None = None,
+    model_version: str | None = None,
+    loaded_model: Any = None,
+) -> BacktestResult:
+    """Backtest ``strategy_name`` over the candles opened within ``[start, end]``."""
+    from trader.backtest.bootstrap import significance
+    from trader.evaluation.performance import equity_returns, periods_per_year
+
+    settings = settings or BacktestSettings()
+    began = time.perf_counter()
+    strategy = manager.strategy(strategy_name)
+    limits = effective_limits(strategy, config)
+    broker = settings.broker_settings(config)
+    first, last = select_range(candles, start, end)
+    view = candles.iloc[: last + 1]
+    loaded = loaded_model if loaded_model is not None else load_model(strategy, config, symbol, timeframe, model_version)
+    model = getattr(loaded, "model", None)
+
+    t0 = time.perf_counter()
+    features = strategy_features(strategy.info, view, timeframe)
+    t_features = time.perf_counter() - t0
+    batch = batch_signals(strategy, view, first, last, symbol=symbol, timeframe=timeframe, features=features, model=model,
+                          params=config.plugin_params(strategy_name))
+    part = view.iloc[first : last + 1]
+    t0 = time.perf_counter()
+    run = simulate(manager, strategy_name, limits, broker, part["timestamp"].to_numpy(), part["close"].to_numpy(),
+                   batch.signals, symbol=symbol, timeframe=timeframe)
+    t_sim = time.perf_counter() - t0
+    bench = (baseline_run(manager, limits, broker, view, first, last, symbol=symbol, timeframe=timeframe)
+             if settings.benchmark and strategy_name != BASELINE else None)
+
+    sig = None
+    returns = equity_returns(run.equity)
+    if returns.size >= 3:
+        sig = significance(
+            returns, periods_per_year(timeframe),
+            benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
+            n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
+        )
+    model_info = None
+    if loaded is not None:
+        model_info = model_summary(loaded, view, first, last)
+    classification = classification_summary(loaded, view, first, last, batch, timeframe) if loaded is not None else None
+    return BacktestResult(
+        strategy=strategy_name,
+        symbol=symbol,
+        timeframe=timeframe,
+        source=source,
+        settings=_settings_dict(settings, broker, limits, strategy),
+        run=run,
+        benchmark=bench,
+        significance=sig,
+        classification=classification,
+        model=model_info,
+        timings={
+            "features_s": t_features,
+            "signals_s": batch.seconds,
+            "simulation_s": t_sim,
+            "total_s": time.perf_counter() - began,
+        },
+    )
+
+
+def _settings_dict(settings: BacktestSettings, broker: Mapping[str, Any], limits: RiskLimits, strategy: Strategy) -> dict[str, Any]:
+    return {
+        "fee_bps": float(broker["fee_bps"]),
+        "slippage_bps": float(broker["slippage_bps"]),
+        "cash": float(broker["cash"]),
+        "min_notional": float(broker["min_notional"]),
+        "lot_size": float(broker["lot_size"]),
+        "warmup_bars": strategy.info.warmup_bars,
+        "max_position_fraction": limits.max_position_fraction,
+        "max_drawdown_halt": limits.max_drawdown,
+        "daily_loss_limit": limits.daily_loss_limit,
+        "bootstrap_resamples": settings.n_resamples,
+    }
+
+
+def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int) -> dict[str, Any]:
+    """Which model version ran, and whether the backtest range overlaps its training data."""
+    manifest = loaded.manifest
+    trained = manifest.get("data", {}).get("range", {})
+    t_start, t_end = trained.get("start"), trained.get("end")
+    ts = candles["timestamp"].to_numpy()
+    overlap = bool(t_start is not None and t_end is not None and ts[first] <= t_end and ts[last] >= t_start)
+    return {
+        "version": loaded.version,
+        "trained_on": {"start": t_start, "end": t_end, "rows": trained.get("rows")},
+        "in_sample": overlap,
+    }
+
+
+def classification_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, batch: SignalBatch,
+                           timeframe: str) -> dict[str, Any] | None:
+    """Model probabilities against the model's own label definition, beside the majority baseline."""
+    label = dict(loaded.manifest.get("label") or {})
+    probabilities = batch.probabilities
+    if not label or not np.isfinite(probabilities).any():
+        return None
+    from trader.evaluation.classification import evaluate_classifier
+    from trader.features import LabelDefinition
+
+    try:
+        definition = LabelDefinition.from_dict(label)
+    except ValueError:
+        return None
+    if definition.kind != "binary":
+        return None
+    labels = definition.compute(candles, timeframe).to_numpy()[first : last + 1]
+    keep = np.isfinite(labels) & np.isfinite(probabilities)
+    if keep.sum() < 2:
+        return None
+    report = evaluate_classifier(labels[keep].astype(np.int64), probabilities[keep])
+    out = report.to_dict()
+    out["label"] = definition.as_dict()
+    out["note"] = "majority baseline from the evaluated labels (the training labels are not at hand)"
+    return out

@@ -1,0 +1,235 @@
+"""``trader backtest``: replay history through the engine's step, with metrics, a baseline and a report."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from trader.cli.main import AppContext, pass_app
+from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, parse_params
+from trader.errors import ConfigError
+
+__all__ = ["backtest", "render_result"]
+
+_SIG_NOTE = "block-bootstrap"
+
+
+def _time_option(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    from trader.data import parse_time_ms
+    from trader.errors import DataError
+
+    try:
+        return parse_time_ms(value, name)
+    except (DataError, ValueError) as exc:
+        raise ConfigError(f"--{name}: {exc}") from None
+
+
+def _fmt(value: Any, kind: str) -> str:
+    from trader.backtest.report import format_value
+
+    return format_value(value, kind)
+
+
+def render_result(result: Any) -> list[str]:
+    """The terminal summary of a backtest (what ``--json`` prints as data)."""
+    from trader.backtest.report import METRIC_ROWS
+    from trader.data import format_ms
+
+    data = result.to_dict()
+    s = data["settings"]
+    rng = data["range"]
+    lines = [
+        f"backtest {data['strategy']} on {data['source']}: {data['symbol']} {data['timeframe']}, "
+        f"{format_ms(rng['start'])} .. {format_ms(rng['end'])} UTC, {rng['bars']:,} candles"
+        + (f", {s['folds']} walk-forward folds (out-of-sample only)" if s.get("walk_forward") else ""),
+        f"fees {s['fee_bps']:g} bps, slippage {s['slippage_bps']:g} bps, cash {s['cash']:,.2f}, "
+        f"max position {s['max_position_fraction'] * 100:g}% of equity; market {_fmt(data['market_return'], 'pct')}",
+    ]
+    model = data.get("model")
+    if model:
+        where = "IN-SAMPLE: the range overlaps the model's training data, so these figures are optimistic" if model["in_sample"] else "out of sample"
+        lines.append(f"model {model['version']} ({where})")
+    bench = (data.get("benchmark") or {}).get("metrics") or {}
+    name_width = max(len(data["strategy"]), 8)
+    lines.append(f"{'':<30} {data['strategy']:>{name_width}} {'buy_and_hold':>13}")
+    for key, label, kind in METRIC_ROWS:
+        other = _fmt(bench.get(key), kind) if bench else ""
+        lines.append(f"{label:<30} {_fmt(data['metrics'].get(key), kind):>{name_width}} {other:>13}")
+    sig = data.get("significance")
+    if sig:
+        sh = sig["sharpe"]
+        verdict = "distinguishable from chance" if sig["beats_chance"] else "NOT distinguishable from chance"
+        lines.append(
+            f"Sharpe {_fmt(sh['estimate'], 'num')}, {sh['confidence'] * 100:.0f}% {_SIG_NOTE} interval "
+            f"[{_fmt(sh['low'], 'num')}, {_fmt(sh['high'], 'num')}]: {verdict} "
+            f"(p={_fmt(sig['p_value'], 'num')}, PSR {_fmt(sig['psr'], 'num')}, DSR {_fmt(sig['dsr'], 'num')} for {sig['n_trials']} trial(s))"
+        )
+        if sig.get("excess_sharpe"):
+            ex = sig["excess_sharpe"]
+            lines.append(
+                f"Sharpe minus buy_and_hold's: {_fmt(ex['estimate'], 'num')} [{_fmt(ex['low'], 'num')}, {_fmt(ex['high'], 'num')}], "
+                f"p={_fmt(sig.get('p_value_vs_benchmark'), 'num')}"
+            )
+    cls = data.get("classification")
+    if cls and cls.get("model"):
+        lines.append(f"{'classification (' + format(cls['n_samples'], ',') + ' samples)':<30} {'model':>8} {'majority':>9}")
+        for name in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"):
+            lines.append(f"  {name:<28} {_fmt(cls['model'].get(name), 'num'):>8} {_fmt(cls['baseline'].get(name), 'num'):>9}")
+        if cls.get("roc_auc_permutation_p") is not None:
+            lines.append(f"  ROC-AUC block-permutation p-value: {_fmt(cls['roc_auc_permutation_p'], 'num')}")
+    denied = data.get("denied_orders") or {}
+    risk = f"risk: final status {data['final_status']}"
+    if denied:
+        risk += "; denied: " + ", ".join(f"{code} x{count}" for code, count in sorted(denied.items()))
+    lines.append(risk)
+    t = data.get("timings") or {}
+    lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in t.items()))
+    return lines
+
+
+class _FoldProgress:
+    """A rich progress bar over the walk-forward folds (on stderr)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.progress = None
+        self.task = None
+
+    def __enter__(self) -> _FoldProgress:
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("[bold]walk-forward[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
+            )
+            self.progress.__enter__()
+        return self
+
+    def __call__(self, event: str, fold: Any, total: int) -> None:
+        if self.progress is None:
+            return
+        if self.task is None:
+            self.task = self.progress.add_task("", total=total)
+        verb = {"train": "training", "signals": "trading", "done": "done"}[event]
+        self.progress.update(self.task, description=f"fold {fold.index + 1}/{total}: {verb}",
+                             advance=1 if event == "done" else 0)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+@click.command()
+@click.option("--plugin", "plugin_name", required=True, help="Strategy to backtest.")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
+@click.option("--from", "start", default=None, help="First candle (date/time, UTC) to trade [default: the first].")
+@click.option("--to", "end", default=None, help="Last candle (date/time, UTC) to trade [default: the last].")
+@click.option("--fee-bps", type=click.FloatRange(min=0), default=None, help="Fee in basis points [default: [broker] fee_bps, else 10].")
+@click.option("--slippage-bps", type=click.FloatRange(min=0), default=None, help="Slippage in basis points [default: [broker] slippage_bps, else 2].")
+@click.option("--cash", type=click.FloatRange(min=0, min_open=True), default=None, help="Starting cash [default: [broker] cash, else 10000].")
+@click.option("--model-version", default=None, help="Model version to use (e.g. v2) [default: latest].")
+@click.option("--walk-forward", is_flag=True, help="Retrain on rolling windows and test on the bars after each (out of sample).")
+@click.option("--train-bars", type=click.IntRange(min=1), default=None, help="Walk-forward: candles per training window.")
+@click.option("--test-bars", type=click.IntRange(min=1), default=None, help="Walk-forward: candles per test window.")
+@click.option("--step", "step_bars", type=click.IntRange(min=1), default=None, help="Walk-forward: bars between fold starts [default: --test-bars].")
+@click.option("--purge-bars", type=click.IntRange(min=0), default=24, show_default=True, help="Walk-forward: bars dropped between training and test (>= the label horizon).")
+@click.option("--embargo-bars", type=click.IntRange(min=0), default=0, show_default=True, help="Walk-forward: further bars dropped after the purge.")
+@click.option("--anchored", is_flag=True, help="Walk-forward: train from the first candle each time (expanding window).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Walk-forward: training epochs (overrides [plugins.NAME.train]).")
+@click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Walk-forward: training parameter (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for training, the bootstrap and the synthetic market.")
+@click.option("--bootstrap", "n_resamples", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=1, show_default=True, help="Strategies or settings tried so far (deflates the Sharpe ratio).")
+@click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="Write plots (PNG), report.html, results.json and CSVs here.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--no-progress", is_flag=True, help="Do not show the walk-forward progress bar.")
+@pass_app
+def backtest(
+    app: AppContext,
+    plugin_name: str,
+    symbol: str,
+    timeframe: str,
+    exchange: str | None,
+    start: str | None,
+    end: str | None,
+    fee_bps: float | None,
+    slippage_bps: float | None,
+    cash: float | None,
+    model_version: str | None,
+    walk_forward: bool,
+    train_bars: int | None,
+    test_bars: int | None,
+    step_bars: int | None,
+    purge_bars: int,
+    embargo_bars: int,
+    anchored: bool,
+    epochs: int | None,
+    param_pairs: tuple[str, ...],
+    seed: int,
+    n_resamples: int,
+    n_trials: int,
+    synthetic_bars: int,
+    report_dir: str | None,
+    as_json: bool,
+    no_progress: bool,
+) -> None:
+    """Backtest a strategy: features once, its model batched, then the same per-candle step,
+    paper broker and risk rules as `trader run`; metrics beside buy-and-hold, a bootstrap
+    interval, and with --report plots and an HTML summary.
+
+    With --walk-forward the model is retrained on rolling windows of --train-bars candles
+    and judged only on the --test-bars candles after each (with purge and embargo between).
+    """
+    from trader.backtest.runner import BacktestSettings, run_backtest
+    from trader.data import resolve_candles
+
+    start_ms, end_ms = _time_option(start, "from"), _time_option(end, "to")
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise ConfigError("--from must not be after --to")
+    if not walk_forward and (train_bars or test_bars or step_bars or anchored or epochs or param_pairs):
+        raise ConfigError("--train-bars, --test-bars, --step, --anchored, --epochs and --param need --walk-forward")
+    if walk_forward and (train_bars is None or test_bars is None):
+        raise ConfigError("--walk-forward needs --train-bars and --test-bars")
+    strategy = app.plugins.strategy(plugin_name)  # unknown names fail here, before any data is read
+    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
+                                n_trials=n_trials, seed=seed)
+    candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
+    if walk_forward:
+        from trader.backtest.walkforward import WalkForwardPlan, run_walk_forward
+
+        train_params = app.config.plugin_params(plugin_name).get("train", {})
+        if not isinstance(train_params, dict):
+            raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
+        params = {**train_params, **parse_params(param_pairs)}
+        if epochs is not None:
+            params["epochs"] = epochs
+        plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
+        if not as_json:
+            click.echo(f"walk-forward {plugin_name} on {source}: {len(candles):,} candles", err=True)
+        with _FoldProgress(enabled=not no_progress) as progress:
+            result = run_walk_forward(app.plugins, app.config, strategy.name, candles, plan, symbol=symbol,
+                                      timeframe=timeframe, source=source, start=start_ms, end=end_ms, settings=settings,
+                                      progress=progress)
+    else:
+        result = run_backtest(app.plugins, app.config, strategy.name, candles, symbol=symbol, timeframe=timeframe,
+                              source=source, start=start_ms, end=end_ms, settings=settings, model_version=model_version)
+    if report_dir:
+        from trader.backtest.report import write_report
+
+        write_report(result, report_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        return
+    for line in render_result(result):
+        click.echo(line)
+    if report_dir:
+        click.echo(f"report: {report_dir}/report.html")

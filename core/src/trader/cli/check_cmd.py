@@ -1,0 +1,114 @@
+"""``trader check``: look-ahead, recursion (warm-up) and persistence checks of a strategy."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from trader.cli.main import AppContext, pass_app
+from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, parse_params
+from trader.errors import ConfigError
+
+__all__ = ["check"]
+
+_CHECKS = ("truncation", "batch", "warmup", "persistence")
+
+
+@click.command()
+@click.option("--plugin", "plugin_name", required=True, help="Strategy to check.")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol of the candles to check on.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
+@click.option("--bars", type=click.IntRange(min=50), default=1500, show_default=True, help="Check on the last N candles.")
+@click.option("--samples", type=click.IntRange(min=2), default=12, show_default=True, help="Candles sampled per check.")
+@click.option("--only", "only", multiple=True, type=click.Choice(_CHECKS), help="Run only these checks (repeatable).")
+@click.option("--model-version", default=None, help="Model version to check [default: latest; a temporary one is trained when none is stored].")
+@click.option("--epochs", type=click.IntRange(min=1), default=1, show_default=True, help="Epochs of the temporary model trained when none is stored.")
+@click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Training parameter of the temporary model (repeatable).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for sampling, training and the synthetic market.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@pass_app
+def check(
+    app: AppContext,
+    plugin_name: str,
+    symbol: str,
+    timeframe: str,
+    exchange: str | None,
+    bars: int,
+    samples: int,
+    only: tuple[str, ...],
+    model_version: str | None,
+    epochs: int,
+    param_pairs: tuple[str, ...],
+    seed: int,
+    as_json: bool,
+) -> None:
+    """Check a strategy for look-ahead and warm-up problems and its model for a lossless save and load.
+
+    \b
+    truncation   the signal for candle t from candles[:t+1] equals the one from all candles
+    batch        a candle asked alone, in a batch and twice gives the same signal
+    warmup       with only warmup_bars of history the signal is unchanged; no NaN feature after it
+    persistence  a saved and reloaded model gives identical signals
+
+    Exits 1 when a check fails, naming the candle or feature at fault.
+    """
+    from trader.backtest.lookahead import CheckContext, run_checks
+    from trader.data import resolve_candles
+    from trader.types import TrainRequest, TrainResult
+
+    strategy = app.plugins.strategy(plugin_name)
+    candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, seed=seed,
+                                      synthetic_bars=max(bars, 100))
+    candles = candles.iloc[-bars:].reset_index(drop=True)
+    model = train_result = None
+    model_note = "no model"
+    if strategy.trainable or strategy.info.requires_model:
+        from trader.models import ModelPersistence
+
+        loaded = ModelPersistence(app.config.models_dir).load(strategy, symbol, timeframe, model_version)
+        if loaded is not None:
+            m = loaded.manifest
+            model = loaded.model
+            train_result = TrainResult(
+                model=loaded.model, metrics=m.get("metrics") or {}, architecture=m.get("architecture") or {},
+                feature_names=tuple(m.get("features", {}).get("names") or ()),
+                feature_windows=tuple(m.get("features", {}).get("windows") or ()),
+                scaler=m.get("scaler"), label=m.get("label") or {}, extra=m.get("extra") or {},
+            )
+            model_note = f"stored model {loaded.version}"
+        elif strategy.trainable:
+            train_params = app.config.plugin_params(plugin_name).get("train", {})
+            if not isinstance(train_params, dict):
+                raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
+            params = {**train_params, **parse_params(param_pairs), "epochs": epochs}
+            if not as_json:
+                click.echo(f"no stored {plugin_name} model for {symbol} {timeframe}: training a temporary one "
+                           f"({epochs} epoch(s), not stored)", err=True)
+            train_result = strategy.train(TrainRequest(plugin_name, symbol, timeframe, candles, params=params, seed=seed))
+            model = train_result.model
+            model_note = f"temporary model ({epochs} epoch(s), not stored)"
+    context = CheckContext(strategy, candles, symbol, timeframe, model=model, train_result=train_result,
+                           params=app.config.plugin_params(plugin_name), samples=samples, seed=seed)
+    results = run_checks(context, only or _CHECKS)
+    failed = [r for r in results if r.status == "fail"]
+    if as_json:
+        click.echo(json.dumps({
+            "strategy": plugin_name, "symbol": symbol, "timeframe": timeframe, "source": source, "candles": len(candles),
+            "warmup_bars": strategy.info.warmup_bars, "model": model_note, "passed": not failed,
+            "checks": [r.to_dict() for r in results],
+        }, indent=2))
+    else:
+        click.echo(f"check {plugin_name} on {source}: {symbol} {timeframe}, last {len(candles):,} candles, "
+                   f"warm-up {strategy.info.warmup_bars} bars, {model_note}")
+        for result in results:
+            click.echo(f"{result.status.upper():<5} {result.name:<12} {result.detail}")
+            for line in result.offending[:10]:
+                click.echo(f"      - {line}")
+            if len(result.offending) > 10:
+                click.echo(f"      ... and {len(result.offending) - 10} more")
+        click.echo(f"{len(failed)} of {len(results)} checks failed" if failed else f"all {len(results)} checks passed or were skipped")
+    if failed:
+        # not ctx.exit(1): trader's main runs click with standalone_mode=False, which swallows Exit codes
+        raise SystemExit(1)
