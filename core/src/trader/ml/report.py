@@ -30,6 +30,10 @@ def training_report_png(history: Mapping[str, Sequence[float]], title: str, metr
     baseline = (metrics or {}).get("test", {}).get("baseline", {}).get("balanced_accuracy")
     if baseline is not None:
         ax_acc.axhline(baseline, color="red", linestyle=":", label="majority baseline (test)")
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax_loss, ax_acc):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")
     ax_loss.set_title("loss")
