@@ -25,6 +25,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -320,6 +321,14 @@ def _fetch_page(exchange: Any, symbol: str, timeframe: str, since: int, limit: i
     rows = exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)
     if not isinstance(rows, list):
         raise _Malformed(f"expected a list of candles, got {type(rows).__name__}")
+    if not rows:
+        # ccxt turns an unparseable body into an empty page; tell it from a real end of data
+        body = getattr(exchange, "last_http_response", None)
+        if isinstance(body, str) and body.strip():
+            try:
+                json.loads(body)
+            except ValueError:
+                raise _Malformed(f"body is not JSON: {body[:60]!r}") from None
     for i, row in enumerate(rows):
         if (
             not isinstance(row, (list, tuple))
@@ -375,7 +384,8 @@ def _unknown_symbol(exchange: Any, symbol: str) -> str:
         listing = f"similar: {', '.join(close)}"
     else:
         listing = f"valid symbols include: {', '.join(symbols[:20])}{', ...' if len(symbols) > 20 else ''}"
-    return f"{exchange.id} has no market {symbol} ({len(symbols):,} markets; {listing})"
+    count = f"{len(symbols):,} market{'' if len(symbols) == 1 else 's'}"
+    return f"{exchange.id} has no market {symbol} ({count}; {listing})"
 
 
 def _short(exc: Exception) -> str:

@@ -23,9 +23,10 @@ Policies (also in ``docs/data.md``):
   ``fill_gaps``: then each missing bar becomes a flat candle at the previous close with zero
   volume, flagged as filled in the store and the report.
 - **Spikes**: a bar is an outlier when its open, high, low or close lies more than 5 % and
-  more than ``outlier_threshold`` (80) typical moves from the median close of the 21 bars
-  around it; the typical move is the median absolute close-to-close log return of the 501
-  bars around it, divided by 0.6745. Outliers are reported and kept, or dropped with
+  more than ``outlier_threshold`` (80) typical moves away from both the median close of the
+  10 bars before it and that of the 10 bars after it (one side at the ends of the series),
+  so a lasting jump is not a spike; the typical move is the median absolute close-to-close
+  log return of the 501 bars around it, divided by 0.6745. Outliers are reported and kept, or dropped with
   ``drop_outliers`` (leaving a gap).
 - **Timeframe**: when the most common spacing of the bars is not the timeframe given, the
   input is refused (wrong ``--timeframe``).
@@ -545,7 +546,7 @@ def _local_median(close: Any, i: int) -> float:
     import numpy as np
 
     lo, hi = max(0, i - _SPIKE_HALF_WINDOW), min(len(close), i + _SPIKE_HALF_WINDOW + 1)
-    return float(np.median(close[lo:hi]))
+    return float(np.median(np.delete(close[lo:hi], i - lo)))
 
 
 def _spikes(ts: Any, data: Any, threshold: float) -> Any:
@@ -557,8 +558,14 @@ def _spikes(ts: Any, data: Any, threshold: float) -> Any:
         return np.zeros(n, dtype=bool)
     logs = np.log(data[:, :4])
     log_close = pd.Series(logs[:, 3])
-    reference = log_close.rolling(2 * _SPIKE_HALF_WINDOW + 1, center=True, min_periods=1).median().to_numpy()
-    deviation = np.abs(logs - reference[:, None]).max(axis=1)
+    k = _SPIKE_HALF_WINDOW
+    before = log_close.shift(1).rolling(k, min_periods=1).median().to_numpy()
+    after = log_close[::-1].shift(1).rolling(k, min_periods=1).median()[::-1].to_numpy()
+    before = np.where(np.isnan(before), after, before)
+    after = np.where(np.isnan(after), before, after)
+    # a price is off only when it is far from the bars before AND from the bars after it,
+    # so a lasting jump (open at the old level, close at the new one) is not a spike
+    deviation = np.minimum(np.abs(logs - before[:, None]), np.abs(logs - after[:, None])).max(axis=1)
     candidates = deviation > _SPIKE_MIN_MOVE
     if not candidates.any():
         return candidates
