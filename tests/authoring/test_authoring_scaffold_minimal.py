@@ -1,8 +1,9 @@
 """`trader new-plugin` (minimal template) -> pip install into a fresh environment -> its tests pass,
-`trader plugins` lists it, it trades; `trader uninstall` removes it. See conftest.py for the environment."""
+`trader plugins` lists it, it backtests; `trader uninstall` removes it. See conftest.py for the environment."""
 
 from __future__ import annotations
 
+import json
 import re
 
 
@@ -27,6 +28,11 @@ def test_minimal_plugin_from_scaffold_to_uninstall(tmp_path, fresh_venv, main_en
     tests = fresh_venv.run("-m", "pytest", project / "tests", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert re.search(r"\b9 passed, 1 skipped\b", tests.stdout), tests.stdout
+
+    backtest = fresh_venv.trader("backtest", "--plugin", "momentum", "--synthetic-bars", "1500", "--bootstrap", "100", "--json")
+    assert backtest.returncode == 0, backtest.stderr
+    result = json.loads(backtest.stdout)
+    assert result["strategy"] == "momentum" and result["metrics"]["trades"] > 0
 
     removed = fresh_venv.trader("uninstall", "momentum", "-y")
     assert removed.returncode == 0, removed.stderr

@@ -74,7 +74,8 @@ class WriteLog:
         Creating a folder on the way to an allowed folder is not counted.
 
         A path under one of ``transient`` (e.g. the temporary folder) only counts
-        if the file is still there: a temporary file that was removed again is fine.
+        if a file is still there: a temporary file removed again, or a folder
+        (such as a library's cache folder), is fine.
         """
         roots = [_real(p) for p in allowed]
         temporary = [_real(p) for p in transient]
@@ -86,8 +87,10 @@ class WriteLog:
                 continue  # a folder on the way to an allowed one
             if write.how == "open" and os.path.isdir(write.path):
                 continue  # O_TMPFILE: an anonymous file that vanishes unless linked (which is recorded)
-            if any(_is_within(write.path, root) for root in temporary) and not os.path.lexists(write.path):
-                continue
+            if any(_is_within(write.path, root) for root in temporary) and (
+                not os.path.lexists(write.path) or os.path.isdir(write.path)
+            ):
+                continue  # scratch space: folders (library caches) and files removed again are fine
             found.setdefault(write.path, write)
         return list(found.values())
 
