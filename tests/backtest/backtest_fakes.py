@@ -117,7 +117,7 @@ class Threshold:
         self.trained += 1
         close = request.candles["close"].to_numpy()
         ret = np.diff(close) / close[:-1]
-        return TrainResult(model={"threshold": float(np.median(ret)) + 0.0012345}, label={"horizon": 1})
+        return TrainResult(model={"threshold": float(np.median(ret)) + 0.0012345}, label={"horizon": 1, "threshold": 0.0, "kind": "binary"})
 
     @hookimpl
     def trader_save_model(self, model, directory: Path):
@@ -139,3 +139,38 @@ class Threshold:
             p = float(1 / (1 + np.exp(-(ret[i] - t) * 200)))
             out.append(Signal(SignalAction.BUY if p > 0.5 else SignalAction.SELL, probability=p))
         return out
+
+
+class DenyBuys:
+    """A non-strategy risk plugin that denies every buy (the audit must hold in backtests too)."""
+
+    name = "deny_buys"
+
+    @hookimpl
+    def trader_audit_order(self, order, portfolio, limits, context):
+        from trader.types import RiskVerdict, Side
+
+        if order.side is Side.BUY:
+            return RiskVerdict.deny("deny_buys", "NO_BUYS_TODAY", "this test plugin denies every buy")
+        return None
+
+
+class RecordingThreshold(Threshold):
+    """``Threshold`` that records what each training call and signal call was shown."""
+
+    def __init__(self, name: str = "fake_recording") -> None:
+        super().__init__(name)
+        self.train_last_ts: list[int] = []
+        self.train_rows: list[int] = []
+        self.signal_last_ts: list[int] = []
+
+    @hookimpl
+    def trader_train(self, request):
+        self.train_last_ts.append(int(request.candles["timestamp"].iloc[-1]))
+        self.train_rows.append(len(request.candles))
+        return Threshold.trader_train(self, request)
+
+    @hookimpl
+    def trader_generate_signals(self, request):
+        self.signal_last_ts.append(int(request.candles["timestamp"].iloc[-1]))
+        return Threshold.trader_generate_signals(self, request)
