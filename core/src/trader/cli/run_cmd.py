@@ -9,9 +9,45 @@ from trader.cli.main import AppContext, pass_app
 
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to run (repeat to run several, one process each).")
+@click.option("--symbol", default="BTC/USDT", show_default=True, help="Market to trade.")
+@click.option("--timeframe", default="1h", show_default=True, help="Candle timeframe (1m, 5m, 1h, 4h, 1d, ...).")
+@click.option("--exchange", default=None, help="Exchange id (default: [exchange] id; for replay, any stored dataset).")
+@click.option("--feed", type=click.Choice(["replay", "live"]), default="replay", show_default=True,
+              help="replay: the local candle store (or the synthetic market when it is empty); live: poll the exchange.")
+@click.option("--live", "live_orders", is_flag=True, help="Send REAL orders through the exchange (needs --feed live and API keys in the environment).")
+@click.option("--speed", type=float, default=0.0, show_default=True, help="Replay pace, times real time (0 = as fast as possible).")
+@click.option("--max-candles", type=int, default=None, help="Stop after processing this many new candles.")
+@click.option("--fee-bps", type=float, default=None, help="Paper broker fee in basis points [default: [broker] fee_bps or 10].")
+@click.option("--slippage-bps", type=float, default=None, help="Paper broker slippage in basis points [default: [broker] slippage_bps or 2].")
+@click.option("--cash", type=float, default=None, help="Starting cash of a new account [default: [broker] cash or 10000].")
+@click.option("--model-version", default=None, help="Model version to load (default: the latest).")
+@click.option("--bars", "synthetic_bars", type=int, default=5000, show_default=True, help="Bars of the synthetic market when no data is stored.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
+@click.option("--quiet", is_flag=True, help="Log only the candles that traded or raised a risk event.")
+@click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
 @pass_app
-def run(app: AppContext, plugin_names: tuple[str, ...]) -> None:
-    """Run a strategy on the replay or live feed with the paper (default) or live broker."""
+def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options) -> None:
+    """Run a strategy on the replay or live feed with the paper (default) or live broker.
+
+    Ctrl-C or SIGTERM finishes the current candle, commits and exits 0; a restart
+    continues after the last processed candle. `trader status` shows where it stands.
+    """
     for name in plugin_names:
-        app.plugins.strategy(name)  # refuses an unknown name with exit code 2
-    raise click.ClickException("the run engine is not built yet")
+        app.plugins.strategy(name)  # refuses an unknown name with exit code 2, listing the installed ones
+    if len(set(plugin_names)) != len(plugin_names):
+        raise click.UsageError("each --plugin may be given once")
+    if len(plugin_names) > 1:
+        from trader.engine.parallel import run_in_subprocesses
+
+        code = run_in_subprocesses(app, plugin_names, options, as_json=as_json)
+        raise click.exceptions.Exit(code)
+
+    from trader.engine.parallel import run_one
+
+    summary = run_one(app, plugin_names[0], options)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.as_dict(), indent=2))
+    else:
+        click.echo(summary.describe())

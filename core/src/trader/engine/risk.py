@@ -366,6 +366,11 @@ class RiskAuditAgent:
     def fails_closed(self) -> bool:
         return self._refusal is not None
 
+    @property
+    def refusal(self) -> str | None:
+        """Why every order is denied (``CODE: message``), or ``None`` when the audit works."""
+        return f"{self._refusal[0]}: {self._refusal[1]}" if self._refusal else None
+
     def audit(self, order: OrderRequest, portfolio: PortfolioSnapshot, context: AuditContext) -> AuditDecision:
         """Run every rule; approved only if no verdict denies. Logs the decision with its reasons."""
         decision = self._decide(order, _readonly(portfolio), context)

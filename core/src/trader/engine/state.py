@@ -217,6 +217,10 @@ class TradingState:
         if version is None or int(version[0]) > SCHEMA_VERSION:
             raise StateError(f"state store {path} has schema version {version and version[0]}; this trader reads {SCHEMA_VERSION}")
 
+    def set_durable(self, durable: bool) -> None:
+        """``synchronous=FULL`` (fsync at every commit, live trading) or ``NORMAL``."""
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+
     def close(self) -> None:
         self._db.close()
 

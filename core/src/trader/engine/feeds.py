@@ -1,0 +1,183 @@
+"""Candle feeds for ``trader run``: a replay of stored (or synthetic) candles, and a live ccxt feed.
+
+A feed yields ``(index, candle, now)``: ``index`` is the candle's row in the series
+(the warm-up rule counts rows from the first candle a feed knows), ``candle`` a
+validated :class:`~trader.types.Candle`, ``now`` the feed's clock in ms (the candle's close
+time in a replay, the wall clock live). A candle that is not after the last processed
+one is passed on: the decision step skips it with a warning and a ``DUPLICATE_CANDLE``
+event. A row that is not a valid candle is skipped with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from trader.errors import DataError, ExchangeError
+from trader.timeframes import timeframe_to_ms
+from trader.types import Candle
+
+__all__ = ["ReplayFeed", "LiveFeed", "FeedItem"]
+
+log = logging.getLogger("trader.feed")
+
+FeedItem = tuple[int, Candle, int]
+
+
+def _candle(row: tuple) -> Candle | None:
+    ts, o, h, low, c, v = row
+    try:
+        return Candle(int(ts), float(o), float(h), float(low), float(c), float(v))
+    except ValueError as exc:
+        log.warning("candle at %s skipped: %s", ts, exc)
+        return None
+
+
+class ReplayFeed:
+    """Plays a candle frame bar by bar, as fast as possible or ``speed`` times real time."""
+
+    name = "replay"
+
+    def __init__(self, candles: Any, timeframe: str, *, speed: float = 0.0, stop: threading.Event | None = None, source: str = "") -> None:
+        import numpy as np
+
+        if speed < 0:
+            raise DataError(f"--speed must be >= 0 (0 = as fast as possible), got {speed}")
+        self.timeframe_ms = timeframe_to_ms(timeframe)
+        self.speed = float(speed)
+        self.stop = stop or threading.Event()
+        self.source = source
+        self.frame = candles
+        self.timestamps = candles["timestamp"].to_numpy(dtype=np.int64)
+        self._rows = candles[["timestamp", "open", "high", "low", "close", "volume"]].to_numpy(dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+    def start_index(self, after_ts: int | None) -> int:
+        """Row of the first candle after ``after_ts`` (0 when ``None``)."""
+        if after_ts is None:
+            return 0
+        import numpy as np
+
+        return int(np.searchsorted(self.timestamps, after_ts, side="right"))
+
+    def history(self, start: int) -> Any:
+        """The candles before row ``start`` (a frame, for warm-up)."""
+        return self.frame.iloc[:start]
+
+    def items(self, start: int = 0) -> Iterator[FeedItem]:
+        pause = self.timeframe_ms / 1000 / self.speed if self.speed > 0 else 0.0
+        tf = self.timeframe_ms
+        for index in range(start, len(self._rows)):
+            if self.stop.is_set():
+                return
+            row = self._rows[index]
+            ts = int(self.timestamps[index])
+            candle = _candle((ts, *row[1:]))
+            if candle is None:
+                continue
+            yield index, candle, ts + tf
+            if pause and self.stop.wait(pause):
+                return
+
+
+class LiveFeed:
+    """Polls ccxt for closed candles; backs off on network errors and reports every error.
+
+    ``on_error(code, message)`` is called for each failed poll (the run loop counts it
+    towards the error breaker). A candle is closed when its close time has passed.
+    """
+
+    name = "live"
+
+    def __init__(
+        self,
+        exchange: Any,
+        symbol: str,
+        timeframe: str,
+        *,
+        stop: threading.Event | None = None,
+        on_error: Callable[[str, str], None] | None = None,
+        poll_s: float | None = None,
+        max_backoff_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.exchange = exchange
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.timeframe_ms = timeframe_to_ms(timeframe)
+        self.stop = stop or threading.Event()
+        self.on_error = on_error or (lambda code, message: None)
+        self.poll_s = poll_s if poll_s is not None else min(30.0, max(0.5, self.timeframe_ms / 1000 / 10))
+        self.max_backoff_s = max_backoff_s
+        self.clock = clock
+        self._backoff = 0.0
+        self.source = f"live {getattr(exchange, 'id', 'exchange')} {symbol} {timeframe}"
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _fetch(self, since: int | None, limit: int) -> list[list[float]] | None:
+        """Closed candles from the exchange, or ``None`` after an error (already reported)."""
+        import ccxt
+
+        try:
+            rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
+        except ccxt.NetworkError as exc:
+            self._fail("EXCHANGE_ERROR", f"network error polling {self.symbol}: {type(exc).__name__}: {exc}")
+            return None
+        except ccxt.BadSymbol as exc:
+            raise ExchangeError(f"the exchange does not list {self.symbol}: {exc}") from None
+        except ccxt.ExchangeError as exc:
+            self._fail("EXCHANGE_ERROR", f"exchange error polling {self.symbol}: {type(exc).__name__}: {exc}")
+            return None
+        self._backoff = 0.0
+        now = self.now_ms()
+        tf = self.timeframe_ms
+        return sorted((r for r in rows or [] if r and r[0] + tf <= now), key=lambda r: r[0])
+
+    def _fail(self, code: str, message: str) -> None:
+        self._backoff = min(self.max_backoff_s, max(1.0, self._backoff * 2))
+        log.warning("%s; retrying in %.0f s", message, self._backoff)
+        self.on_error(code, message)
+        self.stop.wait(self._backoff)
+
+    def history(self, bars: int) -> Any:
+        """The last ``bars`` closed candles (a frame), retrying until they come or the feed stops."""
+        import pandas as pd
+
+        rows = None
+        while rows is None and not self.stop.is_set():
+            rows = self._fetch(None, min(1000, bars + 2))
+        rows = (rows or [])[-bars:]
+        frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
+        frame["timestamp"] = frame["timestamp"].astype("int64")
+        for name in ("open", "high", "low", "close", "volume"):
+            frame[name] = frame[name].astype("float64")
+        return frame
+
+    def items(self, after_ts: int | None, first_index: int) -> Iterator[FeedItem]:
+        """Closed candles after ``after_ts``, as they close, numbered from ``first_index``."""
+        last = -1 if after_ts is None else after_ts
+        index = first_index
+        tf = self.timeframe_ms
+        while not self.stop.is_set():
+            rows = self._fetch(last + 1 if last >= 0 else None, 1000)
+            if rows is None:
+                continue
+            for row in rows:
+                candle = _candle(tuple(row[:6]))
+                if candle is None:
+                    continue
+                last = max(last, candle.timestamp)
+                yield index, candle, self.now_ms()
+                index += 1
+                if self.stop.is_set():
+                    return
+            next_close = (last + 2 * tf) if last >= 0 else self.now_ms() + tf
+            wait_s = (next_close - self.now_ms()) / 1000 + 0.25
+            self.stop.wait(min(self.poll_s, max(0.2, wait_s)) if rows else max(0.2, min(self.poll_s, wait_s)))

@@ -1,0 +1,483 @@
+"""The ``trader run`` loop: one strategy, one symbol and timeframe, one feed, until stopped.
+
+For each closed candle: the features (incrementally), the strategy's signal, then the
+shared decision step (:meth:`~trader.engine.step.TradingSession.process`: risk audit,
+broker, one state commit) and one structured log line. A stop request (SIGINT or
+SIGTERM, through :attr:`StrategyRunner.stop`) is honoured between steps, so the current
+step always finishes and commits. A restart continues after the last committed candle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from attrs import field, frozen
+
+from trader.engine.factory import first_signal_row, initial_cash, paper_broker, rebalance_band, strategy_limits
+from trader.engine.history import CandleWindow
+from trader.engine.lock import StrategyLock
+from trader.engine.risk import RiskAuditAgent, audit_plugin_names
+from trader.engine.step import TradingSession
+from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, StateError
+from trader.timeframes import timeframe_to_ms
+from trader.types import SignalRequest
+
+if TYPE_CHECKING:
+    from trader.config import TraderConfig
+    from trader.plugins import TraderPluginManager
+    from trader.strategy import Strategy
+    from trader.types import StrategyInfo
+
+__all__ = ["RunOptions", "RunSummary", "StrategyRunner", "open_state_store", "history_bars"]
+
+log = logging.getLogger("trader.run")
+
+FEEDS = ("replay", "live")
+
+
+@frozen
+class RunOptions:
+    """What ``trader run`` was asked for (one strategy)."""
+
+    strategy: str
+    symbol: str = "BTC/USDT"
+    timeframe: str = "1h"
+    exchange: str | None = None
+    feed: str = field(default="replay")
+    live: bool = False
+    speed: float = 0.0
+    max_candles: int | None = None
+    fee_bps: float | None = None
+    slippage_bps: float | None = None
+    cash: float | None = None
+    model_version: str | None = None
+    quiet: bool = False
+    synthetic_bars: int = 5000
+    seed: int = 0
+
+    @feed.validator
+    def _check_feed(self, attribute: Any, value: str) -> None:
+        if value not in FEEDS:
+            raise ValueError(f"unknown feed {value!r} (choose from {', '.join(FEEDS)})")
+
+
+@frozen
+class RunSummary:
+    """The end of a run: what it did and where the account stands."""
+
+    strategy: str
+    symbol: str
+    timeframe: str
+    source: str
+    processed: int
+    stopped_by: str
+    first_ts: int | None
+    last_ts: int | None
+    initial_cash: float
+    equity: float
+    cash: float
+    position: float
+    fees_paid: float
+    realized_pnl: float
+    trades: int
+    max_drawdown: float
+    status: str
+    status_reason: str
+    buy_and_hold_return: float | None = None
+
+    @property
+    def pnl(self) -> float:
+        return self.equity - self.initial_cash
+
+    def as_dict(self) -> dict[str, Any]:
+        import attrs
+
+        data = attrs.asdict(self)
+        data["pnl"] = self.pnl
+        data["return"] = self.pnl / self.initial_cash if self.initial_cash else 0.0
+        return data
+
+    def describe(self) -> str:
+        from trader.engine.summary import format_ms
+
+        ret = self.pnl / self.initial_cash * 100 if self.initial_cash else 0.0
+        lines = [
+            f"{self.strategy} {self.symbol} {self.timeframe} on {self.source}: {self.processed:,} new candles, "
+            f"stopped by {self.stopped_by}; the account covers {format_ms(self.first_ts)} .. {format_ms(self.last_ts)}",
+            f"  equity {self.equity:,.2f} (start {self.initial_cash:,.2f})  PnL {self.pnl:+,.2f} ({ret:+.2f}%)"
+            + (f"  market this run {self.buy_and_hold_return * 100:+.2f}%" if self.buy_and_hold_return is not None else ""),
+            f"  trades {self.trades}  fees {self.fees_paid:,.2f}  realized {self.realized_pnl:+,.2f}  "
+            f"max drawdown {self.max_drawdown * 100:.2f}%  position {self.position:g}",
+            f"  risk {self.status}" + (f": {self.status_reason}" if self.status_reason else ""),
+        ]
+        return "\n".join(lines)
+
+
+def history_bars(info: StrategyInfo, feature_warmup: int = 0) -> int:
+    """How many recent candles a strategy is shown at each step (at least 256)."""
+    return max(256, 2 * (info.warmup_bars + feature_warmup) + 2)
+
+
+def open_state_store(manager: TraderPluginManager, config: TraderConfig, name: str) -> Any:
+    """The store of ``name`` through ``trader_state_store``, reaching only that strategy's namespace."""
+    directory = config.strategy_dir(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    caller = manager.subset_hook("trader_state_store", audit_plugin_names(manager, name))
+    store = caller(namespace=name, directory=directory)
+    if store is None:
+        raise StateError(f"no plugin opened a state store for {name!r}")
+    return store
+
+
+class StrategyRunner:
+    """Runs one strategy until its feed ends, ``max_candles`` are processed or :attr:`stop` is set."""
+
+    def __init__(
+        self,
+        config: TraderConfig,
+        manager: TraderPluginManager,
+        options: RunOptions,
+        *,
+        stop: threading.Event | None = None,
+        exchange_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.manager = manager
+        self.options = options
+        self.stop = stop or threading.Event()
+        self._exchange_factory = exchange_factory
+        self._exchange: Any = None
+
+    # ------------------------------------------------------------------ set-up
+
+    def _strategy(self) -> Strategy:
+        strategy = self.manager.strategy(self.options.strategy)  # UnknownPluginError lists the installed ones
+        info = strategy.info
+        if not strategy.implements("trader_generate_signals"):
+            raise NotSupportedError(f"strategy {info.name!r} does not implement trader_generate_signals")
+        if self.options.timeframe not in info.timeframes:
+            raise NotSupportedError(
+                f"strategy {info.name!r} does not trade {self.options.timeframe} (it supports {', '.join(info.timeframes)})"
+            )
+        return strategy
+
+    def _check_live(self) -> None:
+        from trader.config import exchange_credentials
+
+        opts = self.options
+        if opts.live and opts.feed != "live":
+            raise ConfigError("--live sends real orders and needs --feed live")
+        if opts.live:
+            creds = exchange_credentials()
+            if not {"apiKey", "secret"} <= set(creds):
+                raise ConfigError(
+                    "--live needs API keys in the environment: set TRADER_API_KEY and TRADER_API_SECRET "
+                    "(and TRADER_API_PASSWORD where the exchange wants one)"
+                )
+
+    def _load_model(self, strategy: Strategy) -> Any:
+        opts = self.options
+        hint = f"train one with: trader train --plugin {strategy.name} --symbol {opts.symbol} --timeframe {opts.timeframe}"
+        try:
+            from trader.models import ModelPersistence
+        except ImportError:
+            raise ModelNotFoundError(f"strategy {strategy.name!r} needs a trained model; {hint}") from None
+        loaded = ModelPersistence(self.config.models_dir).load(strategy, opts.symbol, opts.timeframe, version=opts.model_version)
+        if loaded is None:
+            raise ModelNotFoundError(f"no trained {strategy.name} model for {opts.symbol} {opts.timeframe}; {hint}")
+        log.info("%s: model %s loaded from %s", strategy.name, loaded.version, loaded.directory)
+        return loaded.model
+
+    def exchange(self) -> Any:
+        if self._exchange is None:
+            if self._exchange_factory is not None:
+                self._exchange = self._exchange_factory()
+            else:
+                from trader.data.download import make_exchange
+
+                self._exchange = make_exchange(self.config, self.options.exchange, credentials=self.options.live)
+        return self._exchange
+
+    def _broker(self) -> Any:
+        opts = self.options
+        if opts.live:
+            from trader.engine.brokers.ccxt_broker import CcxtBroker
+
+            return CcxtBroker(self.exchange(), strategy=opts.strategy)
+        return paper_broker(self.config, fee_bps=opts.fee_bps, slippage_bps=opts.slippage_bps)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> RunSummary:
+        opts = self.options
+        try:
+            timeframe_to_ms(opts.timeframe)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        if opts.max_candles is not None and opts.max_candles < 1:
+            raise ConfigError(f"--max-candles must be >= 1, got {opts.max_candles}")
+        self._check_live()
+        strategy = self._strategy()
+        info = strategy.info
+        limits = strategy_limits(info, self.config)
+        cash = initial_cash(self.config, opts.cash)
+        band = rebalance_band(self.config)
+        params = self.config.plugin_params(info.name)
+        model = self._load_model(strategy) if info.requires_model else None
+
+        lock = StrategyLock(self.config.strategy_dir(info.name), info.name).acquire()
+        store = None
+        broker = None
+        try:
+            store = open_state_store(self.manager, self.config, info.name)
+            if opts.live and hasattr(store, "set_durable"):
+                store.set_durable(True)
+            saved = store.load(opts.symbol, opts.timeframe)
+            if saved is not None and opts.cash is not None and abs(saved.initial_cash - cash) > 1e-9:
+                raise ConfigError(
+                    f"--cash {cash:,.2f} applies to a new account only; {info.name} already started with "
+                    f"{saved.initial_cash:,.2f} (state in {self.config.strategy_dir(info.name)})"
+                )
+            broker = self._broker()
+            session = TradingSession(
+                info.name,
+                opts.symbol,
+                opts.timeframe,
+                limits=limits,
+                broker=broker,
+                store=store,
+                audit=RiskAuditAgent.for_strategy(self.manager, info.name, limits),
+                initial_cash=cash,
+                rebalance_band=band,
+            )
+            if session.audit.fails_closed:
+                log.error("%s: the risk audit denies every order: %s", info.name, session.audit.refusal)
+            if hasattr(broker, "reconcile"):
+                for line in broker.reconcile(session):
+                    log.info("%s: %s", info.name, line)
+            return self._loop(strategy, session, model, params)
+        finally:
+            if broker is not None:
+                broker.close()
+            if store is not None:
+                store.close()
+            lock.release()
+
+    def _features(self, info: StrategyInfo) -> tuple[Any, list[str], int]:
+        if not info.feature_windows:
+            return None, [], 0
+        from trader.features import FeatureEngineer
+
+        engineer = FeatureEngineer(windows=list(info.feature_windows))
+        return engineer, engineer.get_feature_names(), int(engineer.warmup_bars)
+
+    def _loop(self, strategy: Strategy, session: TradingSession, model: Any, params: dict[str, Any]) -> RunSummary:
+        opts = self.options
+        info = strategy.info
+        engineer, names, feature_warmup = self._features(info)
+        window = CandleWindow(history_bars(info, feature_warmup), names)
+        first_row = first_signal_row(info)
+        updater = engineer.incremental(timeframe=opts.timeframe) if engineer is not None else None
+        items, source = self._items(session, window, engineer, updater)
+        log.info(
+            "%s: trading %s %s on %s with the %s broker; risk status %s",
+            info.name, opts.symbol, opts.timeframe, source, session.broker.name, session.status.value,
+        )
+        processed = 0
+        stopped_by = "end of data"
+        first_ts = None
+        first_close = None
+        last_close = None
+        read_state = getattr(session.store, "strategy_state", None)
+        for index, candle, now in items:
+            session.apply_requests()
+            if session.last_timestamp is not None and candle.timestamp <= session.last_timestamp:
+                session.process(candle, None, now=now)  # skipped, with a warning and an event
+                continue
+            features_row = updater.update(candle) if updater is not None else None
+            window.append(candle, features_row)
+            signal: Any = None
+            inference_ms = None
+            if index >= first_row:
+                candles_frame, features_frame = window.frames()
+                request = SignalRequest(
+                    strategy=info.name,
+                    symbol=opts.symbol,
+                    timeframe=opts.timeframe,
+                    candles=candles_frame,
+                    at=[len(candles_frame) - 1],
+                    features=features_frame,
+                    model=model,
+                    state=read_state() if read_state is not None else {},
+                    params=params,
+                )
+                started = time.perf_counter()
+                try:
+                    signal = strategy.generate_signals(request)[0]
+                except Exception as exc:  # counted by the breaker, never traded; the loop goes on
+                    signal = exc
+                inference_ms = (time.perf_counter() - started) * 1000
+            record = session.process(candle, signal, inference_ms=inference_ms, now=now)
+            self._log_step(record, index)
+            processed += 1
+            if first_ts is None:
+                first_ts = candle.timestamp
+                first_close = candle.close
+            last_close = candle.close
+            if opts.max_candles is not None and processed >= opts.max_candles:
+                stopped_by = f"--max-candles {opts.max_candles}"
+                break
+            if self.stop.is_set():
+                break
+        if self.stop.is_set():
+            stopped_by = "a stop signal"
+        if opts.feed == "live" and stopped_by == "end of data":
+            stopped_by = "a stop signal"
+        bh = (last_close / first_close - 1) if first_close and last_close else None
+        return self._summary(session, source, processed, stopped_by, first_ts, bh)
+
+    def _items(self, session: TradingSession, window: CandleWindow, engineer: Any, updater: Any) -> tuple[Iterator, str]:
+        """The feed's candles after the last processed one; warms the window and the features."""
+        opts = self.options
+        if opts.feed == "replay":
+            from trader.data import resolve_candles
+
+            from trader.engine.feeds import ReplayFeed
+
+            df, source = resolve_candles(
+                self.config.home, opts.symbol, opts.timeframe, exchange=opts.exchange,
+                synthetic_bars=opts.synthetic_bars, seed=opts.seed,
+            )
+            feed = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
+            start = feed.start_index(session.last_timestamp)
+            if start:
+                log.info("%s: resuming after candle %d of %d (%s)", opts.strategy, start, len(feed), source)
+            self._warm(window, engineer, updater, feed.history(start))
+            if start >= len(feed):
+                log.info("%s: every candle of %s is already processed", opts.strategy, source)
+            return feed.items(start), source
+        from trader.engine.feeds import LiveFeed
+
+        def report(code: str, message: str) -> None:
+            session.record_error(None, code, message)
+
+        feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report)
+        history = feed.history(window.size + 1)
+        ts = history["timestamp"].to_numpy()
+        last = session.last_timestamp
+        if last is None:
+            cut = max(0, len(history) - 1)
+        else:
+            import numpy as np
+
+            cut = int(np.searchsorted(ts, last, side="right"))
+            if len(ts) and ts[0] > last + session.timeframe_ms:
+                log.warning("%s: candles between %d and %d are no longer available; the state has a gap", opts.strategy, last, int(ts[0]))
+        self._warm(window, engineer, updater, history.iloc[:cut])
+        pending = history.iloc[cut:]
+
+        def items() -> Iterator:
+            from trader.engine.feeds import _candle
+
+            index = cut
+            newest = last
+            for row in pending.itertuples(index=False):
+                candle = _candle(tuple(row))
+                if candle is None:
+                    continue
+                newest = candle.timestamp
+                yield index, candle, feed.now_ms()
+                index += 1
+            yield from feed.items(newest, index)
+
+        return items(), feed.source
+
+    @staticmethod
+    def _warm(window: CandleWindow, engineer: Any, updater: Any, history: Any) -> None:
+        if len(history) == 0:
+            return
+        features = None
+        if engineer is not None:
+            tail = history.iloc[-(window.size + int(engineer.warmup_bars) + 1) :].reset_index(drop=True)
+            features = engineer.transform(tail)
+            updater.warm(history.reset_index(drop=True))
+        window.extend(history, features)
+
+    def _log_step(self, record: Any, index: int) -> None:
+        from trader.engine.summary import format_ms
+
+        level = logging.DEBUG if self.options.quiet and not (record.orders or record.events) else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        order = "-"
+        if record.orders:
+            o = record.orders[-1]
+            order = f"{o.order.side.value} {o.order.quantity:g} {o.status}"
+        latency = f"{record.inference_ms:.1f}ms" if record.inference_ms is not None else "-"
+        note = f" note={record.note}" if record.note else ""
+        events = ",".join(sorted({e.code for e in record.events if e.code != "APPROVED"}))
+        log.log(
+            level,
+            "step %s %s %s #%d close=%.6g signal=%s order=%s equity=%.2f position=%g status=%s latency=%s%s%s",
+            self.options.strategy,
+            record.symbol,
+            format_ms(record.timestamp),
+            index,
+            record.close,
+            record.action or "-",
+            order,
+            record.equity,
+            record.positions.get(record.symbol, (0.0,))[0],
+            record.status.value,
+            latency,
+            note,
+            f" events={events}" if events else "",
+            extra={
+                "event": "step",
+                "strategy": self.options.strategy,
+                "symbol": record.symbol,
+                "candle_ts": record.timestamp,
+                "close": record.close,
+                "signal": record.action,
+                "orders": [o.order.client_order_id for o in record.orders],
+                "fills": len(record.fills),
+                "equity": record.equity,
+                "cash": record.cash,
+                "status": record.status.value,
+                "inference_ms": record.inference_ms,
+            },
+        )
+
+    def _summary(self, session: TradingSession, source: str, processed: int, stopped_by: str, first_ts: int | None, bh: float | None) -> RunSummary:
+        from trader.engine.summary import max_drawdown
+
+        store = session.store
+        curve = store.equity_curve(session.symbol) if hasattr(store, "equity_curve") else []
+        trades = len(store.fills()) if hasattr(store, "fills") else 0
+        first = curve[0][0] if curve else first_ts
+        return RunSummary(
+            strategy=session.strategy,
+            symbol=session.symbol,
+            timeframe=session.timeframe,
+            source=source,
+            processed=processed,
+            stopped_by=stopped_by,
+            first_ts=first,
+            last_ts=session.last_timestamp,
+            initial_cash=session.book.initial_cash,
+            equity=session.equity,
+            cash=session.cash,
+            position=session.position,
+            fees_paid=session.book.fees_paid,
+            realized_pnl=session.book.realized_pnl,
+            trades=trades,
+            max_drawdown=max_drawdown(e for _, e in curve),
+            status=session.status.value,
+            status_reason=session.status_reason,
+            buy_and_hold_return=bh,
+        )
+
