@@ -174,3 +174,9 @@ class RecordingThreshold(Threshold):
     def trader_generate_signals(self, request):
         self.signal_last_ts.append(int(request.candles["timestamp"].iloc[-1]))
         return Threshold.trader_generate_signals(self, request)
+
+
+# Instances that the CLI tests expose as entry points (see test_backtest_cli.py).
+PEEK = PeekNextClose()
+SMA = SmaCross()
+THRESHOLD = Threshold()
