@@ -55,28 +55,28 @@ BAR_FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("dow_cos", "cos(2 pi * (weekday + time of day) / 7)", 0),
 )
 
-# Per window W; sums run over the W bars ending at (and including) this bar. ``offset`` is the
-# look-back minus W: 0 for features reading c[-W] or r over W bars, -1 for those reading only the
-# W bars themselves.
+# Per window W; ``sum_W``, ``mean_W``, ``max_W``, ``min_W`` run over the W bars ending at (and
+# including) this bar; "flat" means no close changed in the window. ``offset`` is the look-back
+# minus W: 0 for features reading c[-W] or r over W bars, -1 for those reading only the W bars.
 _WINDOW_TEMPLATES: tuple[tuple[str, str, int], ...] = (
     ("ret", "ln(c / c[-W])", 0),
-    ("sma_ratio", "c / mean(c) - 1", -1),
-    ("rvol", "sqrt(mean(r^2))", 0),
-    ("parkinson", "sqrt(mean(ln(h / l)^2) / (4 ln 2))", -1),
-    ("atr", "mean(tr) / c", 0),
-    ("rsi", "sum(max(dc, 0)) / sum(|dc|) - 0.5, dc = c - c[-1]; 0 when flat", 0),
-    ("stoch", "(c - min(l)) / (max(h) - min(l)) - 0.5; 0 when max(h) = min(l)", -1),
-    ("range", "ln(max(h) / min(l))", -1),
-    ("volume_ratio", "v / mean(v); 1 when no volume", -1),
-    ("obv_ratio", "sum(v * sign(dc)) / sum(v); 0 when no volume", 0),
-    ("mfi", "sum(tp*v where tp > tp[-1]) / sum(tp*v where tp != tp[-1]) - 0.5; 0 when none", 0),
-    ("vwap_ratio", "c * sum(v) / sum(tp * v) - 1; 0 when no volume", -1),
-    ("clv_mean", "mean(clv)", -1),
-    ("up_ratio", "mean(dc > 0) - 0.5", 0),
-    ("ret_z", "ret_W / sqrt(sum(r^2)); 0 when flat", 0),
-    ("efficiency", "|ret_W| / sum(|r|); 0 when flat", 0),
-    ("skew", "mean(r^3) / mean(r^2)^1.5; 0 when flat", 0),
-    ("downside", "sum(r^2 where r < 0) / sum(r^2) - 0.5; 0 when flat", 0),
+    ("sma_ratio", "c / mean_W(c) - 1", -1),
+    ("rvol", "sqrt(mean_W(r^2))", 0),
+    ("parkinson", "sqrt(mean_W(ln(h / l)^2) / (4 ln 2))", -1),
+    ("atr", "mean_W(tr) / c", 0),
+    ("rsi", "sum_W(max(dc, 0)) / sum_W(abs(dc)) - 0.5, dc = c - c[-1]; 0 when flat", 0),
+    ("stoch", "(c - min_W(l)) / (max_W(h) - min_W(l)) - 0.5; 0 when max_W(h) = min_W(l)", -1),
+    ("range", "ln(max_W(h) / min_W(l))", -1),
+    ("volume_ratio", "v / mean_W(v); 1 when sum_W(v) = 0", -1),
+    ("obv_ratio", "sum_W(v * sign(dc)) / sum_W(v); 0 when sum_W(v) = 0", 0),
+    ("mfi", "sum_W(tp v if tp > tp[-1]) / sum_W(tp v if tp != tp[-1]) - 0.5; 0 when none", 0),
+    ("vwap_ratio", "c sum_W(v) / sum_W(tp v) - 1; 0 when sum_W(v) = 0", -1),
+    ("clv_mean", "mean_W(clv)", -1),
+    ("up_ratio", "mean_W(dc > 0) - 0.5", 0),
+    ("ret_z", "ret_W / sqrt(sum_W(r^2)); 0 when flat", 0),
+    ("efficiency", "abs(ret_W) / sum_W(abs(r)); 0 when flat", 0),
+    ("skew", "mean_W(r^3) / mean_W(r^2)^1.5; 0 when flat", 0),
+    ("downside", "sum_W(r^2 if r < 0) / sum_W(r^2) - 0.5; 0 when flat", 0),
 )
 
 WINDOW_FEATURES: tuple[str, ...] = tuple(kind for kind, _, _ in _WINDOW_TEMPLATES)
