@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_trader
+from cli_runner import run_trader
 
 HERE = Path(__file__).parent
 ENTRY_POINTS = """[trader.plugins]

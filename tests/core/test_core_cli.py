@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from conftest import TRADER_EXE, run_trader
+from cli_runner import TRADER_EXE, run_trader
 from trader import __version__
 
 HEAVY = ("torch", "pandas", "sklearn", "ccxt", "matplotlib", "pyarrow")

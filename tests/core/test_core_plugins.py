@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_trader
+from cli_runner import run_trader
 from trader import Signal, SignalAction, SignalRequest, StrategyInfo, hookimpl
 from trader.errors import PluginError, UnknownPluginError
 from trader.plugins import TraderPluginManager

@@ -1,0 +1,27 @@
+"""Run the real `trader` console script in a subprocess, as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["TRADER_EXE", "run_trader"]
+
+TRADER_EXE = Path(sys.executable).with_name("trader")
+
+
+def run_trader(*args: str, home: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``trader ARGS``; returns the completed process (never raises on the exit code).
+
+    ``TRADER_*`` variables of the calling environment are dropped so tests never see a developer's
+    home or config; ``home`` sets ``TRADER_HOME``.
+    """
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
+    if home is not None:
+        full_env["TRADER_HOME"] = str(home)
+    full_env.update(env or {})
+    return subprocess.run([str(TRADER_EXE), *args], capture_output=True, text=True, env=full_env, timeout=timeout,
+                          cwd=cwd)
