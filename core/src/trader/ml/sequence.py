@@ -239,6 +239,11 @@ class SequenceModel:
             np.clip(out, -self._clip, self._clip, out=out)
         return out
 
+    def reads(self, features: Any) -> bool:
+        """Whether the feature frame holds every feature the model reads."""
+        columns = features.columns
+        return columns is self._checked_columns or set(self.feature_names) <= set(map(str, columns))
+
     def feature_matrix(self, features: Any, start: int, stop: int) -> np.ndarray:
         """Raw feature rows ``start:stop`` in the model's column order (float32)."""
         columns = features.columns
@@ -475,6 +480,12 @@ def load_sequence_model(spec: SequenceClassifierSpec, directory: Path, manifest:
         expected_names = feature_names(windows)
     except (TypeError, ValueError) as exc:
         raise ArtifactError(f"{directory}: feature windows {list(windows)} are invalid: {exc}") from None
+    if len(names) == len(expected_names) and names != expected_names:
+        i = next(i for i, (a, b) in enumerate(zip(names, expected_names, strict=True)) if a != b)
+        raise ArtifactError(
+            f"{directory}: the model's feature {i} is {names[i]!r} where windows {list(windows)} give "
+            f"{expected_names[i]!r} in this trader; retrain it (trader train --plugin {spec.plugin})"
+        )
     if names != expected_names:
         raise ArtifactError(
             f"{directory}: the model was trained on {len(names)} features, but windows {list(windows)} give "
@@ -530,7 +541,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
         raise ArtifactError(f"{spec.plugin}: request.model is a {type(model).__name__}, not a loaded SequenceModel")
     thresholds = SignalThresholds.from_params(request.params)
     features = request.features
-    if features is None:
+    if features is None or not model.reads(features):  # none given, or computed for other windows
         from trader.features import FeatureEngineer
 
         engineer = FeatureEngineer(windows=model.windows, timeframe=request.timeframe, max_fill_bars=model.max_fill_bars)

@@ -52,7 +52,7 @@ def load_weights(module: nn.Module, path: Path, *, feature_count_key: str | None
     for name, reference in expected.items():
         tensor = tensors[name]
         if tuple(tensor.shape) != tuple(reference.shape):
-            if name == feature_count_key and tensor.ndim == 2 and reference.ndim == 2:
+            if name == feature_count_key and tensor.ndim == 2 and reference.ndim == 2 and tensor.shape[1] != reference.shape[1]:
                 raise ArtifactError(
                     f"{path}: weights were trained on {tensor.shape[1]} features but the manifest's architecture "
                     f"expects {reference.shape[1]}; refusing to load them"
