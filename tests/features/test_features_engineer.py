@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import flat_volume_candles
+from features_data import flat_volume_candles
 
 from trader.errors import DataError
 from trader.features import FeatureEngineer, feature_count, feature_names

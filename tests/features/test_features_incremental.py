@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import flat_volume_candles, load_real
+from features_data import flat_volume_candles, load_real
 
 from trader.errors import DataError
 from trader.features import FeatureEngineer

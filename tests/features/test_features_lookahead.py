@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_FILES, flat_volume_candles, load_real
+from features_data import REAL_FILES, flat_volume_candles, load_real
 
 from trader.features import FeatureEngineer
 
