@@ -46,6 +46,9 @@ def test_a_strong_edge_is_distinguishable_from_chance_and_noise_is_not():
     assert not bad.beats_chance and bad.sharpe.low < 0 < bad.sharpe.high and bad.p_value > 0.1
     assert good.sharpe.low <= good.sharpe.estimate <= good.sharpe.high
     assert good.to_dict()["beats_chance"] is True
+    assert good.verdict.startswith("positive") and bad.verdict.startswith("NOT")
+    worse = significance(-edge, 8760, n_resamples=400, seed=1)
+    assert not worse.beats_chance and worse.verdict.startswith("negative")
 
 
 def test_paired_comparison_against_a_benchmark():

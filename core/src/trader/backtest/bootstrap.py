@@ -200,6 +200,15 @@ class Significance:
     def beats_chance(self) -> bool:
         return math.isfinite(self.sharpe.low) and self.sharpe.low > 0
 
+    @property
+    def verdict(self) -> str:
+        """One phrase for users: which side of zero the Sharpe interval lies on, if any."""
+        if self.beats_chance:
+            return "positive and distinguishable from chance"
+        if math.isfinite(self.sharpe.high) and self.sharpe.high < 0:
+            return "negative: reliably loses money (distinguishable from chance in the wrong direction)"
+        return "NOT distinguishable from chance"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "sharpe": self.sharpe.to_dict(),
@@ -213,6 +222,7 @@ class Significance:
             "excess_sharpe": self.excess_sharpe.to_dict() if self.excess_sharpe else None,
             "p_value_vs_benchmark": _clean(self.p_value_vs_benchmark) if self.p_value_vs_benchmark is not None else None,
             "beats_chance": self.beats_chance,
+            "verdict": self.verdict,
         }
 
 

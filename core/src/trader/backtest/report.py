@@ -174,7 +174,7 @@ def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
     sig_html = ""
     if sig:
         sh = sig["sharpe"]
-        verdict = "distinguishable from chance" if sig["beats_chance"] else "NOT distinguishable from chance"
+        verdict = html.escape(sig["verdict"])
         sig_html = (
             f"<h2>Is it chance?</h2><p>Sharpe {format_value(sh['estimate'], 'num')}, {int(sh['confidence'] * 100)}% "
             f"block-bootstrap interval [{format_value(sh['low'], 'num')}, {format_value(sh['high'], 'num')}] "

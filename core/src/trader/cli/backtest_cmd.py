@@ -62,7 +62,7 @@ def render_result(result: Any) -> list[str]:
     sig = data.get("significance")
     if sig:
         sh = sig["sharpe"]
-        verdict = "distinguishable from chance" if sig["beats_chance"] else "NOT distinguishable from chance"
+        verdict = sig["verdict"]
         lines.append(
             f"Sharpe {_fmt(sh['estimate'], 'num')}, {sh['confidence'] * 100:.0f}% {_SIG_NOTE} interval "
             f"[{_fmt(sh['low'], 'num')}, {_fmt(sh['high'], 'num')}]: {verdict} "
