@@ -95,7 +95,6 @@ def test_plugin_entry_modules_import_no_heavy_library():
 
 def test_strategy_info_covers_feature_warmup_and_window():
     import trader_dl_lstm
-
     from trader.features import FeatureEngineer, feature_count
 
     info = trader_dl_lstm.trader_strategy_info()
