@@ -57,6 +57,13 @@ signature is accepted; parameters come from the query string or a form body):
 
 Anything else answers 404 with ``{"code": -1000, "msg": "Unknown endpoint ..."}``.
 
+ccxt maps these answers with its generic Binance table (the loopback URL is not
+``api.binance.com``, so the spot-specific table is not used): ``-2010`` duplicate ->
+``InvalidOrder``, insufficient balance -> ``InsufficientFunds``, ``-2011``/``-2013`` ->
+``OrderNotFound``, ``-1121`` -> ``BadSymbol``, ``-1013`` -> ``BadRequest``, 429 ->
+``DDoSProtection``, 5xx -> ``ExchangeNotAvailable``, a timeout -> ``RequestTimeout``.
+Catch the ccxt base classes (``ExchangeError``, ``NetworkError``) where it matters.
+
 Faults and the request log
 --------------------------
 
@@ -306,7 +313,7 @@ class FakeBinance:
         handler = type("FakeBinanceHandler", (_Handler,), {"fake": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-binance", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-binance", daemon=True)
         self._thread.start()
         return self
 
