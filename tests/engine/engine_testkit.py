@@ -74,3 +74,65 @@ def random_walk(n: int, seed: int = 0, start: float = 100.0, vol: float = 0.01) 
 BUY = Signal(SignalAction.BUY)
 SELL = Signal(SignalAction.SELL)
 HOLD = Signal.hold()
+
+
+# --------------------------------------------------------------------------- subprocess helpers
+
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+TESTS_DIR = Path(__file__).resolve().parent
+TRADER_EXE = Path(sys.executable).with_name("trader")
+
+
+def install_fake_strategies(site: Path) -> dict[str, str]:
+    """Make ``engine_fake_strategies`` an installed distribution (a real dist-info with entry points).
+
+    Returns the environment that puts it on ``sys.path`` of a ``trader`` subprocess.
+    """
+    from engine_fake_strategies import ALL
+
+    dist = site / "trader_engine_fakes-1.0.dist-info"
+    dist.mkdir(parents=True, exist_ok=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: trader-engine-fakes\nVersion: 1.0\n")
+    lines = ["[trader.plugins]"] + [f"{name} = engine_fake_strategies:{name}" for name in ALL]
+    (dist / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    (dist / "RECORD").write_text("")
+    return {"PYTHONPATH": os.pathsep.join([str(site), str(TESTS_DIR)])}
+
+
+def trader_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
+    env["TRADER_HOME"] = str(home)
+    env.update(extra or {})
+    return env
+
+
+def trader(home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real ``trader`` console script."""
+    return subprocess.run(
+        [str(TRADER_EXE), *args], capture_output=True, text=True, env=trader_env(home, env), timeout=timeout
+    )
+
+
+def start_trader(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(TRADER_EXE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=trader_env(home, env)
+    )
+
+
+def status_json(home: Path, *names: str, env: dict[str, str] | None = None) -> list[dict]:
+    args = ["status", "--json"]
+    for name in names:
+        args += ["--plugin", name]
+    result = trader(home, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def state_db(home: Path, name: str):
+    import sqlite3
+
+    return sqlite3.connect(home / "strategies" / name / "state.sqlite")

@@ -40,7 +40,9 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
         from trader.engine.parallel import run_in_subprocesses
 
         code = run_in_subprocesses(app, plugin_names, options, as_json=as_json)
-        raise click.exceptions.Exit(code)
+        if code:
+            raise SystemExit(code)  # the worst exit status of the strategies' processes
+        return
 
     from trader.engine.parallel import run_one
 
