@@ -141,6 +141,18 @@ class SharesACacheBesideItsModels(LinearModel):
         return ["weights.json"]
 
 
+class WritesToTheUsersHome(Crossover):
+    """Keeps a cache in the user's home folder, only when trading live-style (one row at a time)."""
+
+    name = "homebody"
+
+    @hookimpl
+    def trader_generate_signals(self, request):
+        if len(request.at) == 1:
+            (Path.home() / ".homebody_cache").write_text(str(request.at[0]))
+        return super().trader_generate_signals(request)
+
+
 class WritesIntoAnotherStrategy(Crossover):
     name = "trespasser"
 
@@ -254,6 +266,17 @@ def test_native_writes_beside_the_models_fail_isolation():
     assert outcomes(report)["persistence"] == "passed"
     text = message(report, "isolation")
     assert "TRADER_HOME/models/shared_cache.safetensors (snapshot, during trader_save_model)" in text
+
+
+def test_writes_to_the_users_home_fail_isolation():
+    text = message(run_conformance(WritesToTheUsersHome(), **FAST), "isolation")
+    assert "HOME/.homebody_cache (open, during trader_generate_signals)" in text
+    assert "during trader run" in text  # the run loop asks one row at a time too
+
+
+def test_isolation_trades_through_the_run_loop():
+    text = message(run_conformance(LinearModel(), **FAST), "isolation")
+    assert "trader run traded 14 candles" in text  # warm-up 4 + run_candles 10, with the stored model
 
 
 def test_writing_into_another_strategys_namespace_fails_isolation():

@@ -21,9 +21,12 @@ Six checks, each reported on its own with the reason it failed:
     a trained model saved through :class:`trader.models.ModelPersistence` (weights
     as data, with a verified manifest) and loaded back gives identical signals.
 ``isolation``
-    everything the plugin wrote while training, saving, loading and generating
-    signals lies in its own namespace, ``TRADER_HOME/strategies/NAME/`` or
-    ``TRADER_HOME/models/NAME/`` (see :mod:`trader.testing.write_watch`).
+    everything the plugin wrote while training, saving, loading, generating
+    signals and trading a few candles through the run loop (``trader run``'s
+    :class:`~trader.engine.runner.StrategyRunner`, paper broker, the model saved
+    by the persistence check) lies in its own namespace,
+    ``TRADER_HOME/strategies/NAME/`` or ``TRADER_HOME/models/NAME/`` (see
+    :mod:`trader.testing.write_watch`).
 
 Every plugin call runs in a sandbox: ``TRADER_HOME``, the working folder, ``HOME``
 and the temporary folder point into a fresh folder, and every write is recorded.
@@ -96,7 +99,8 @@ class ConformanceSettings:
     first ``train_fraction`` of them with seed ``seed``. ``cut_points`` rows are
     checked for look-ahead. ``model`` is a ready model for a strategy that needs one
     but cannot train it. ``tolerance`` is the absolute difference allowed between
-    two confidences, sizes or probabilities that should be equal.
+    two confidences, sizes or probabilities that should be equal. The isolation
+    check also trades ``run_candles`` candles past the warm-up through the run loop.
     """
 
     train_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict)
@@ -111,6 +115,7 @@ class ConformanceSettings:
     cut_points: int = 6
     model: Any = None
     tolerance: float = 1e-5
+    run_candles: int = 10
 
 
 @attrs.frozen
@@ -199,15 +204,18 @@ class _Sandbox:
         self.tmp = self.root / "tmp"
         for folder in (self.home, self.work, self.user, self.tmp):
             folder.mkdir(parents=True, exist_ok=True)
-        self.logs: list[tuple[str, Any]] = []
+        self.logs: list[tuple[str, Any, tuple[Path, ...]]] = []
 
     @property
     def labels(self) -> dict[str, Path]:
         return {"TRADER_HOME": self.home, "CWD": self.work, "HOME": self.user, "TMPDIR": self.tmp}
 
     @contextmanager
-    def phase(self, label: str) -> Iterator[None]:
-        """Run the block with the sandbox's environment, recording its writes under ``label``."""
+    def phase(self, label: str, also_allowed: tuple[Path, ...] = ()) -> Iterator[None]:
+        """Run the block with the sandbox's environment, recording its writes under ``label``.
+
+        ``also_allowed`` are folders the core itself writes during this phase.
+        """
         from trader.testing.write_watch import watch_writes
 
         saved_env = {k: os.environ.get(k) for k in ("TRADER_HOME", "HOME", "TMPDIR")}
@@ -217,7 +225,7 @@ class _Sandbox:
         os.chdir(self.work)
         try:
             with watch_writes([self.home, self.work, self.user, self.tmp]) as log:
-                self.logs.append((label, log))
+                self.logs.append((label, log, also_allowed))
                 yield
         finally:
             os.chdir(saved_cwd)
@@ -686,10 +694,11 @@ class ConformanceRun:
                         close()
             except Exception as exc:
                 raise CheckFailed(f"trader_state_store failed: {_error(exc)}") from exc
+        ran = self._run_engine()
         allowed = [self.sandbox.home / "strategies" / self.name, self.sandbox.home / "models" / self.name]
         offending: list[str] = []
-        for label, log in self.sandbox.logs:
-            for write in log.outside(allowed, transient=[self.sandbox.tmp]):
+        for label, log, also_allowed in self.sandbox.logs:
+            for write in log.outside([*allowed, *also_allowed], transient=[self.sandbox.tmp]):
                 offending.append(f"{_relative(write.path, self.sandbox.labels)} ({write.how}, during {label})")
         if offending:
             shown = "; ".join(dict.fromkeys(offending))
@@ -697,8 +706,37 @@ class ConformanceRun:
                 f"the strategy wrote outside its namespace (allowed: TRADER_HOME/strategies/{self.name}/ and "
                 f"TRADER_HOME/models/{self.name}/): {shown}"
             )
-        phases = sorted({label for label, _ in self.sandbox.logs})
-        return f"every write lies in its namespace (watched: {', '.join(phases)})"
+        phases = sorted({label for label, _, _ in self.sandbox.logs})
+        return f"every write lies in its namespace ({ran}; watched: {', '.join(phases)})"
+
+    def _run_engine(self) -> str:
+        """Trade a few candles past the warm-up through the real run loop, in the sandbox."""
+        try:
+            from trader.engine.runner import RunOptions, StrategyRunner
+        except ImportError:  # a core without the run loop
+            return "run loop unavailable"
+        from trader.config import TraderConfig
+
+        if self.info.requires_model and not self.strategy.trainable:
+            return "run loop skipped: the model was handed to the suite, not stored"
+        steps = self.info.warmup_bars + self.settings.run_candles
+        options = RunOptions(
+            strategy=self.name,
+            symbol=self.settings.symbol,
+            timeframe=self.timeframe,
+            max_candles=steps,
+            synthetic_bars=max(self.settings.bars, steps + 1),
+            seed=self.settings.data_seed,
+            quiet=True,
+        )
+        config = TraderConfig(home=self.sandbox.home, data={"plugins": {self.name: dict(self.settings.params)}})
+        core_writes = (self.sandbox.home / "data",)  # the core's candle store, if the feed fills it
+        try:
+            with self.sandbox.phase("trader run", core_writes):
+                summary = StrategyRunner(config, self.manager, options).run()
+        except Exception as exc:
+            raise CheckFailed(f"trading {steps} candles with the run loop (trader run) failed: {_error(exc)}") from exc
+        return f"trader run traded {summary.processed} candles"
 
 
 # ---------------------------------------------------------------------- entry points
