@@ -1,5 +1,5 @@
 """`trader new-plugin` (minimal template) -> pip install into a fresh environment -> its tests pass,
-`trader plugins` lists it, it backtests; `trader uninstall` removes it. See conftest.py for the environment."""
+`trader plugins` lists it, it backtests and trades on paper; `trader uninstall` removes it. See conftest.py for the environment."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def test_minimal_plugin_from_scaffold_to_uninstall(tmp_path, fresh_venv, main_en
     assert backtest.returncode == 0, backtest.stderr
     result = json.loads(backtest.stdout)
     assert result["strategy"] == "momentum" and result["metrics"]["trades"] > 0
+
+    run = fresh_venv.trader("run", "--plugin", "momentum", "--bars", "300", "--max-candles", "120", "--quiet", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["strategy"] == "momentum" and summary["processed"] == 120 and summary["trades"] > 0
+    assert (fresh_venv.home / "strategies" / "momentum" / "state.sqlite").is_file()
 
     removed = fresh_venv.trader("uninstall", "momentum", "-y")
     assert removed.returncode == 0, removed.stderr

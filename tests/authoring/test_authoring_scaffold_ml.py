@@ -1,5 +1,6 @@
 """`trader new-plugin --template ml` -> pip install into a fresh environment -> its tests pass,
-`trader plugins` lists it, `trader train` stores a verified model, `trader backtest` uses it.
+`trader plugins` lists it, `trader train` stores a verified model, `trader backtest` and
+`trader run` (paper) use it.
 See conftest.py for the environment."""
 
 from __future__ import annotations
@@ -40,3 +41,9 @@ def test_ml_plugin_from_scaffold_to_backtest(tmp_path, fresh_venv, main_env_plug
     result = json.loads(backtest.stdout)
     assert result["strategy"] == "dip_buyer" and result["model"]["version"] == "v1"
     assert result["classification"]  # the model's probabilities were scored
+
+    run = fresh_venv.trader("run", "--plugin", "dip_buyer", "--bars", "300", "--max-candles", "80", "--quiet", "--json")
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["strategy"] == "dip_buyer" and summary["processed"] == 80
+    assert "model v1 loaded" in run.stderr
