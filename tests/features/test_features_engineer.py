@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from features_data import flat_volume_candles
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trader.errors import DataError
 from trader.features import FeatureEngineer, feature_count, feature_names
@@ -166,3 +168,17 @@ def test_as_dict_round_trip_and_refusal_of_foreign_feature_lists():
         FeatureEngineer.from_dict(tampered)
     with pytest.raises(ValueError, match="version"):
         FeatureEngineer.from_dict(dict(data, version=99))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(-3, 300), min_size=0, max_size=6))
+def test_window_lists_are_accepted_exactly_when_valid(windows):
+    valid = len(windows) > 0 and len(set(windows)) == len(windows) and min(windows) >= 2
+    if valid:
+        fe = FeatureEngineer(windows=windows)
+        assert fe.windows == tuple(sorted(windows))
+        assert fe.n_features == 18 * len(windows) + 14 == len(fe.get_feature_names())
+        assert fe.warmup_bars == max(3, *windows)
+    else:
+        with pytest.raises(ValueError, match="window"):
+            FeatureEngineer(windows=windows)

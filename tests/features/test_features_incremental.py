@@ -55,9 +55,10 @@ def test_updates_through_flat_zero_volume_stretches():
 
 def test_updates_on_real_candles_with_hundreds_of_gaps():
     df, timeframe = load_real("UNITTEST_BTC-1m.feather")
+    df = df.iloc[:6000]  # 446 holes, 4 of them long enough to split the series
     fe = FeatureEngineer(timeframe=timeframe)
     live, batch = replay(fe, df, warm_rows=200)
-    assert np.isfinite(live).all(axis=1).sum() > 10_000
+    assert np.isfinite(live).all(axis=1).sum() > 5_000
     assert_rows_match(live, batch, fe.get_feature_names())
 
 

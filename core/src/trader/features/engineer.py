@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FeatureEngineer", "FEATURE_SET_VERSION", "OHLCV_COLUMNS"]
 
+CHUNK_ROWS = 16_384
+
 FEATURE_SET_VERSION = 1
 OHLCV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
@@ -185,7 +187,10 @@ class FeatureEngineer:
         """Features as an ``n_features x len(df)`` float64 array (rows are features)."""
         ext = self.extend(df)
         values = compute_matrix(ext.ts, ext.open, ext.high, ext.low, ext.close, ext.volume, self.windows)
-        values[:, ext.bars_into_segment() < self.warmup_bars] = np.nan
+        for start in np.flatnonzero(ext.segment_start):
+            values[:, start:start + self.warmup_bars] = np.nan
+        if len(values[0]) and not ext.segment_start[0]:
+            raise AssertionError("the first row always starts a segment")
         if ext.positions is not None:
             values = values[:, ext.positions]
         return values
@@ -259,10 +264,12 @@ def extend_candles(ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray
 
 
 def compute_matrix(ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray, c: np.ndarray, v: np.ndarray,
-                   windows: tuple[int, ...]) -> np.ndarray:
+                   windows: tuple[int, ...], chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """All features for contiguous bars as a ``n_features x n`` array; early rows hold partial values.
 
     Row ``t`` reads bars ``t - lookback .. t`` only. The caller masks rows before the warm-up.
+    Running sums, log closes and rolling extremes are computed over all rows; the formulas then
+    run over blocks of *chunk_rows* rows, so their temporaries stay in the CPU cache.
     """
     n = len(c)
     n_windows = len(windows)
@@ -273,30 +280,50 @@ def compute_matrix(ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray
     cp = np.empty(n)
     cp[0] = np.nan
     cp[1:] = c[:-1]
-    series = np.empty((kernels.N_SUM_SERIES, n))
-    bar = kernels.bar_series(o, h, low, c, v, cp, np.concatenate(([np.nan], ((h + low + c) / 3.0)[:-1])), series)
-    r = bar["r"]
-    lag1 = np.empty(n)
-    lag1[:1] = np.nan
-    lag1[1:] = r[:-1]
-    lag2 = np.empty(n)
-    lag2[:2] = np.nan
-    lag2[2:] = r[:-2]
-    kernels.bar_features(ts, o, h, low, c, cp, r, lag1, lag2, bar["hl"], bar["clv"], bar["tr"], out[:n_bar])
-    del lag1, lag2, bar, r
-
-    running = np.cumsum(series, axis=1, out=series)
-    sums = np.empty_like(running)
+    tp = (h + low + c) / 3.0
+    tpp = np.empty(n)
+    tpp[0] = np.nan
+    tpp[1:] = tp[:-1]
+    del tp
+    running = np.empty((kernels.N_SUM_SERIES, n))
+    r = np.empty(n)
+    hl = np.empty(n)
+    clv = np.empty(n)
+    tr = np.empty(n)
+    for a in range(0, n, chunk_rows):
+        b = min(a + chunk_rows, n)
+        bar = kernels.bar_series(o[a:b], h[a:b], low[a:b], c[a:b], v[a:b], cp[a:b], tpp[a:b], running[:, a:b])
+        r[a:b], hl[a:b], clv[a:b], tr[a:b] = bar["r"], bar["hl"], bar["clv"], bar["tr"]
+    del tpp
+    np.cumsum(running, axis=1, out=running)
     logc = np.log(c)
-    logc_lag = np.empty(n)
     highs = kernels.rolling_extreme(h, windows, "max")
     lows = kernels.rolling_extreme(low, windows, "min")
-    for j, w in enumerate(windows):
-        if w < n:
-            np.subtract(running[:, w:], running[:, :-w], out=sums[:, w:])
-        sums[:, w - 1:w] = running[:, w - 1:w]
-        sums[:, : w - 1] = running[:, : w - 1]  # partial windows (masked by the caller)
-        logc_lag[:w] = np.nan
-        logc_lag[w:] = logc[:-w]
-        kernels.window_features(w, c, v, logc, logc_lag, sums, highs[w], lows[w], out[n_bar + j::n_windows])
+    sums = np.empty((kernels.N_SUM_SERIES, min(chunk_rows, n)))
+    lags = np.empty((3, min(chunk_rows, n)))
+    for a in range(0, n, chunk_rows):
+        b = min(a + chunk_rows, n)
+        m = b - a
+        lag1, lag2, logc_lag = lags[0, :m], lags[1, :m], lags[2, :m]
+        _shifted(r, 1, a, b, lag1)
+        _shifted(r, 2, a, b, lag2)
+        kernels.bar_features(ts[a:b], o[a:b], h[a:b], low[a:b], c[a:b], cp[a:b], r[a:b], lag1, lag2, hl[a:b],
+                             clv[a:b], tr[a:b], out[:n_bar, a:b])
+        for j, w in enumerate(windows):
+            window_sums = sums[:, :m]
+            window_sums[...] = running[:, a:b]
+            first = max(a, w)  # rows from here subtract the running sum W rows back
+            if first < b:
+                window_sums[:, first - a:] -= running[:, first - w:b - w]
+            _shifted(logc, w, a, b, logc_lag)
+            kernels.window_features(w, c[a:b], v[a:b], logc[a:b], logc_lag, window_sums, highs[w][a:b],
+                                    lows[w][a:b], out[n_bar + j::n_windows, a:b])
     return out
+
+
+def _shifted(x: np.ndarray, k: int, a: int, b: int, out: np.ndarray) -> None:
+    """``out[i] = x[a + i - k]`` for rows ``a .. b-1`` (NaN before row 0)."""
+    first = max(a, k)
+    out[: first - a] = np.nan
+    if first < b:
+        out[first - a:] = x[first - k:b - k]

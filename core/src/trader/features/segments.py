@@ -29,6 +29,9 @@ def infer_bar_ms(timestamps: np.ndarray) -> int | None:
     steps = steps[steps > 0]
     if len(steps) == 0:
         return None
+    median = int(np.partition(steps, len(steps) // 2)[len(steps) // 2])
+    if 2 * np.count_nonzero(steps == median) > len(steps):
+        return median  # a majority of regular steps: that is the mode, found without sorting
     values, counts = np.unique(steps, return_counts=True)
     return int(values[np.argmax(counts)])
 
