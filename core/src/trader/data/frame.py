@@ -100,10 +100,10 @@ def parse_time_ms(value: Any, name: str = "time") -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dt.datetime):
-        when = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+        when = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         return int(when.timestamp() * 1000)
     if isinstance(value, dt.date):
-        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc).timestamp() * 1000)
+        return int(dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC).timestamp() * 1000)
     if isinstance(value, str):
         text = value.strip()
         if re.fullmatch(r"\d{12,14}", text):
@@ -129,7 +129,7 @@ def format_ms(ms: int | None) -> str:
     """``1704067200000`` -> ``2024-01-01 00:00`` (UTC); ``-`` for ``None``."""
     if ms is None:
         return "-"
-    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S" if when.second else "%Y-%m-%d %H:%M")
 
 

@@ -33,7 +33,7 @@ import attrs
 from trader.errors import ValidationError
 
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 __all__ = ["RawCandles", "read_candle_file", "raw_from_rows", "guess_from_filename", "FORMATS"]
 

@@ -70,5 +70,5 @@ def render_datasets(infos: list[DatasetInfo]) -> list[str]:
     widths = [max(len(str(r[k])) for r in [header, *rows]) for k in range(len(header))]
     right = {5, 6}
     def fmt(row: tuple) -> str:
-        return "  ".join(str(v).rjust(w) if k in right else str(v).ljust(w) for k, (v, w) in enumerate(zip(row, widths))).rstrip()
+        return "  ".join(str(v).rjust(w) if k in right else str(v).ljust(w) for k, (v, w) in enumerate(zip(row, widths, strict=False))).rstrip()
     return [fmt(header), *(fmt(r) for r in rows)]

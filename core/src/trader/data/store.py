@@ -283,9 +283,10 @@ class CandleStore:
             if added == 0 and replaced == 0 and path.is_file() and not replace:
                 info = self._info_from_file(path)
             else:
-                kept = stored[~stored["timestamp"].isin(incoming["timestamp"])]
+                kept = stored[~stored["timestamp"].isin(incoming["timestamp"])] if len(common) else stored
                 merged = pd.concat([kept, incoming], ignore_index=True) if len(kept) else incoming
-                merged = merged.sort_values("timestamp", kind="stable", ignore_index=True)
+                if len(kept):
+                    merged = merged.sort_values("timestamp", kind="stable", ignore_index=True)
                 info = self._write_file(path, exchange, symbol, timeframe, merged, step)
         return MergeResult(info=info, rows_before=rows_before, added=added, replaced=replaced, unchanged=unchanged)
 

@@ -179,7 +179,7 @@ def parse_timestamps(values: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
             finite & (size >= 1e14) & (size < 1e17),
             finite & (size >= 1e17) & (size < 1e20),
         )
-    for name, band, scale in zip(_UNIT_NAMES, bands, (1000.0, 1.0, 1e-3, 1e-6)):
+    for name, band, scale in zip(_UNIT_NAMES, bands, (1000.0, 1.0, 1e-3, 1e-6), strict=False):
         count = int(band.sum())
         if count:
             out[band] = np.round(numbers[band] * scale)
@@ -300,7 +300,9 @@ def validate_candles(
 
     # -- timeframe sanity: the most common spacing must be the timeframe
     readable = np.isfinite(ts)
-    unique_ts = np.unique(ts[readable])
+    unique_ts = ts[readable]
+    if len(unique_ts) > 1 and not (np.diff(unique_ts) > 0).all():
+        unique_ts = np.unique(unique_ts)
     if len(unique_ts) >= 3:
         spacing = np.diff(unique_ts)
         common, counts = np.unique(spacing, return_counts=True)
@@ -351,7 +353,9 @@ def validate_candles(
         raise ValidationError(f"{source}: no valid candles")
     order_pos = np.flatnonzero(keep)
     ts_k = ts[keep].astype(np.int64)
-    data = np.column_stack([values[name][keep] for name in CANDLE_COLUMNS[1:]])
+    data = np.empty((len(ts_k), 5))
+    for j, name in enumerate(CANDLE_COLUMNS[1:]):
+        data[:, j] = values[name][keep]
 
     # -- order
     if len(ts_k) > 1:
@@ -362,8 +366,11 @@ def validate_candles(
             findings.append(Finding("reverse-order", "info", len(ts_k), "rows were newest first (reverse chronological); sorted oldest first"))
         elif backwards:
             findings.append(Finding("out-of-order", "warning", backwards, f"{_plural(backwards, 'row')} out of time order; sorted"))
-    sort = np.argsort(ts_k, kind="stable")
-    ts_s, data_s, pos_s = ts_k[sort], data[sort], order_pos[sort]
+    if len(ts_k) < 2 or (np.diff(ts_k) >= 0).all():
+        ts_s, data_s, pos_s = ts_k, data, order_pos
+    else:
+        sort = np.argsort(ts_k, kind="stable")
+        ts_s, data_s, pos_s = ts_k[sort], data[sort], order_pos[sort]
 
     # -- duplicates
     ts_s, data_s, pos_s = _dedupe(raw, ts_s, data_s, pos_s, policy, findings)
@@ -519,11 +526,10 @@ def _dedupe(raw: RawCandles, ts: Any, data: Any, pos: Any, policy: ImportPolicy,
             "--on-conflict keep-last or keep-first resolves them)"
         )
     keep_rows = np.ones(len(ts2), dtype=bool)
-    for s, e in zip(first_i, last_i):
-        if policy.on_conflict == "keep-last":
-            keep_rows[s:e] = False
-        else:
-            keep_rows[s + 1 : e + 1] = False
+    if policy.on_conflict == "keep-last":
+        keep_rows[:-1] &= ~conflict_next  # drop every row followed by one with the same time
+    else:
+        keep_rows[1:] &= ~conflict_next  # drop every row preceded by one with the same time
     dropped = int((~keep_rows).sum())
     kept = "kept the later row in the file" if policy.on_conflict == "keep-last" else "kept the earlier row in the file"
     message += (
@@ -551,30 +557,58 @@ def _local_median(close: Any, i: int) -> float:
 
 def _spikes(ts: Any, data: Any, threshold: float) -> Any:
     import numpy as np
-    import pandas as pd
 
     n = len(ts)
     if n < 5:
         return np.zeros(n, dtype=bool)
-    logs = np.log(data[:, :4])
-    log_close = pd.Series(logs[:, 3])
     k = _SPIKE_HALF_WINDOW
-    before = log_close.shift(1).rolling(k, min_periods=1).median().to_numpy()
-    after = log_close[::-1].shift(1).rolling(k, min_periods=1).median()[::-1].to_numpy()
-    before = np.where(np.isnan(before), after, before)
-    after = np.where(np.isnan(after), before, after)
-    # a price is off only when it is far from the bars before AND from the bars after it,
-    # so a lasting jump (open at the old level, close at the new one) is not a spike
-    deviation = np.minimum(np.abs(logs - before[:, None]), np.abs(logs - after[:, None])).max(axis=1)
-    candidates = deviation > _SPIKE_MIN_MOVE
-    if not candidates.any():
-        return candidates
-    moves = log_close.diff().abs()
-    typical = moves.rolling(_SCALE_WINDOW, center=True, min_periods=20).median() / 0.6745
-    overall = float(moves.median()) / 0.6745 if n > 1 else 0.0
-    typical = typical.fillna(overall).to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return candidates & ((typical <= 0) | (deviation > threshold * typical))
+    logs = np.log(data[:, :4])
+    closes = logs[:, 3]
+    # cheap bound first: a median of closes lies within their min..max, so a price within
+    # 5 % of every close in the window on either side cannot be a spike
+    lo_before, hi_before = _window_range(closes, k, before=True)
+    lo_after, hi_after = _window_range(closes, k, before=False)
+    top, bottom = logs.max(axis=1), logs.min(axis=1)
+    with np.errstate(invalid="ignore"):
+        far_before = np.fmax(top - lo_before, hi_before - bottom)
+        far_after = np.fmax(top - lo_after, hi_after - bottom)
+    far_before[0] = far_after[0]
+    far_after[-1] = far_before[-1]
+    maybe = np.flatnonzero(np.minimum(far_before, far_after) > _SPIKE_MIN_MOVE)
+    result = np.zeros(n, dtype=bool)
+    if not len(maybe):
+        return result
+    moves = np.abs(np.diff(closes))
+    overall = float(np.median(moves)) / 0.6745
+    half = _SCALE_WINDOW // 2
+    for i in maybe:
+        before = closes[max(0, i - k) : i]
+        after = closes[i + 1 : i + 1 + k]
+        ref_before = np.median(before) if len(before) else np.median(after)
+        ref_after = np.median(after) if len(after) else ref_before
+        # a price is off only when it is far from the bars before AND from the bars after it,
+        # so a lasting jump (open at the old level, close at the new one) is not a spike
+        deviation = np.minimum(np.abs(logs[i] - ref_before), np.abs(logs[i] - ref_after)).max()
+        if deviation <= _SPIKE_MIN_MOVE:
+            continue
+        window = moves[max(0, i - half) : i + half]
+        typical = float(np.median(window)) / 0.6745 if len(window) >= 20 else overall
+        result[i] = typical <= 0 or deviation > threshold * typical
+    return result
+
+
+def _window_range(values: Any, k: int, before: bool) -> tuple[Any, Any]:
+    """Min and max of the *k* values before (or after) each position; +inf/-inf where there are none."""
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n = len(values)
+    source = values if before else values[::-1]
+    low = np.concatenate([np.full(k, np.inf), source])
+    high = np.concatenate([np.full(k, -np.inf), source])
+    lo = sliding_window_view(low, k)[:n].min(axis=1)
+    hi = sliding_window_view(high, k)[:n].max(axis=1)
+    return (lo, hi) if before else (lo[::-1], hi[::-1])
 
 
 def _fill(ts: Any, data: Any, step: int) -> tuple[Any, Any, Any]:
