@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import types
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,8 @@ def test_every_hookspec_has_a_docstring_contract():
 
 
 def test_public_api_is_explicit():
-    public = {name for name in dir(trader) if not name.startswith("_") and name not in
-              {"annotations", "errors", "hookspecs", "types", "plugins", "strategy", "config", "log", "cli",
-               "builtin", "timeframes", "data", "features", "engine", "models", "ml", "evaluation", "testing",
-               "backtest"}}
-    assert public <= set(trader.__all__)
+    public = {
+        name for name, value in vars(trader).items()
+        if name[0].isalpha() and not isinstance(value, types.ModuleType) and name != "annotations"
+    }
+    assert public == set(trader.__all__) - {"__version__"}
