@@ -23,15 +23,18 @@ def _bar(request) -> int:
 
 
 class Fake:
-    def __init__(self, name: str, decide, limits: RiskLimits = PATIENT, warmup: int = 0) -> None:
+    def __init__(self, name: str, decide, limits: RiskLimits = PATIENT, warmup: int = 0, timeframes=("1h",)) -> None:
         self.name = name
         self.decide = decide
         self.limits = limits
         self.warmup = warmup
+        self.timeframes = timeframes
 
     @hookimpl
     def trader_strategy_info(self):
-        return StrategyInfo(name=self.name, version="1.0", warmup_bars=self.warmup, risk_limits=self.limits)
+        return StrategyInfo(
+            name=self.name, version="1.0", warmup_bars=self.warmup, risk_limits=self.limits, timeframes=self.timeframes
+        )
 
     @hookimpl
     def trader_generate_signals(self, request):
@@ -46,6 +49,11 @@ def _raise_every_third(request):
     if _bar(request) % 3 == 2:
         raise RuntimeError("model exploded")
     return _flip(request)
+
+
+def _flip_seconds(request):
+    second = int(request.candles["timestamp"].iloc[-1]) // 1000
+    return Signal(SignalAction.BUY if second % 2 == 0 else SignalAction.SELL)
 
 
 def _nan(request):
@@ -74,5 +82,11 @@ wrong_type = Fake("wrong_type", _wrong_type)
 dies = Fake("dies", _die_at_bar_10)
 slowpoke = Fake("slowpoke", _slow, RiskLimits(max_inference_ms=20))
 warmer = Fake("warmer", _flip, PATIENT, warmup=24)
+live_flipper = Fake(
+    "live_flipper",
+    _flip_seconds,
+    RiskLimits(max_position_fraction=0.2, stale_after_bars=60, max_consecutive_losses=10_000, max_drawdown=0.9, daily_loss_limit=0.9),
+    timeframes=("1s",),
+)
 
-ALL = ["flipper", "raiser", "nan_signal", "wrong_type", "dies", "slowpoke", "warmer"]
+ALL = ["flipper", "raiser", "nan_signal", "wrong_type", "dies", "slowpoke", "warmer", "live_flipper"]

@@ -444,6 +444,21 @@ class TradingSession:
             execution = self.broker.execute(order, cash=self.book.cash, now=self._now)
         except Exception as exc:  # a broker failure is an order error: counted, never fatal
             execution = Execution.error(f"{type(exc).__name__}: {exc}")
+        self._book_execution(record, order, execution)
+
+    def _book_execution(self, record: StepRecord, order: OrderRequest, execution: Execution) -> None:
+        """Book the fills of ``execution`` (those not booked before), count errors and losses."""
+        cid = order.client_order_id
+        filled = execution.filled_quantity  # the order's total, booked before or not
+        if self.broker.needs_intent and execution.fills:
+            booked = self.store.fill_trade_ids(cid)
+            if booked:
+                execution = Execution(
+                    execution.status,
+                    tuple(f for f in execution.fills if f.trade_id not in booked),
+                    execution.message,
+                    execution.exchange_order_id,
+                )
         side_is_sell = order.side is Side.SELL
         for fill in execution.fills:
             realized = self.book.apply_fill(fill)
@@ -459,9 +474,7 @@ class TradingSession:
                 for sym, slot in self.book.positions.items()
                 if sym != self.symbol
             )
-        record.orders.append(
-            OrderRecord(order, execution.status, execution.filled_quantity, execution.exchange_order_id, execution.message)
-        )
+        record.orders.append(OrderRecord(order, execution.status, filled, execution.exchange_order_id, execution.message))
         if execution.failed:
             code = RiskCode.ORDER_REJECTED if execution.status == OrderStatus.REJECTED else RiskCode.ORDER_ERROR
             self.record_error(record, code, execution.message or execution.status, cid)
@@ -478,6 +491,27 @@ class TradingSession:
             )
         if self._consecutive_losses >= self.limits.max_consecutive_losses:
             self._check_breakers(record, self.equity)
+
+    def settle(self, order: OrderRequest, execution: Execution, *, now: int | None = None) -> StepRecord:
+        """Book what an external broker did with ``order`` outside a step (reconciliation on start).
+
+        Fills already booked (same trade id) are ignored; committed in one transaction.
+        """
+        record = StepRecord(self.symbol, self.timeframe, order.timestamp, self._mark or order.price)
+        record.skipped = "reconcile"
+        self._now = int(time.time() * 1000) if now is None else now
+        self._book_execution(record, order, execution)
+        self._finish(record)
+        return record
+
+    def note_event(self, kind: str, code: str, message: str) -> None:
+        """Record an event outside a step (e.g. a balance mismatch found on start), committed at once."""
+        ts = self._last_ts if self._last_ts >= 0 else 0
+        record = StepRecord(self.symbol, self.timeframe, ts, self._mark or 0.0)
+        record.skipped = "event"
+        record.events.append(RiskEvent(ts, kind, code, message))
+        log.warning("%s: %s: %s", self.strategy, code, message)
+        self._finish(record)
 
     def record_error(self, record: StepRecord | None, code: str, message: str, client_order_id: str | None = None) -> None:
         """Count an order or exchange error towards the error breaker (committed with ``record``,

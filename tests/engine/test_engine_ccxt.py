@@ -1,0 +1,188 @@
+"""The ccxt broker against a loopback Binance (real ccxt, real HTTP on 127.0.0.1, real SQLite)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import ccxt
+import numpy as np
+import pytest
+from engine_testkit import install_fake_strategies, state_db, trader
+
+from trader.data import synthetic_candles
+from trader.engine import OrderStatus, RiskAuditAgent, RiskCode, TradingSession, TradingState
+from trader.engine.brokers.ccxt_broker import CcxtBroker
+from trader.testing.fake_binance import FakeBinance, Fault, toml_for_ccxt
+from trader.types import RiskLimits, Signal, SignalAction
+
+LIMITS = RiskLimits(max_position_fraction=0.5, max_consecutive_losses=100, max_drawdown=0.9, daily_loss_limit=0.9)
+BUY = Signal(SignalAction.BUY)
+SELL = Signal(SignalAction.SELL)
+HALF = Signal(SignalAction.SELL, size=0.5)
+
+
+@pytest.fixture
+def candles():
+    return synthetic_candles("BTC/USDT", "1h", 48, 0)
+
+
+def exchange_for(server: FakeBinance, timeout_ms: int = 3000):
+    return ccxt.binance({**server.ccxt_options(timeout=timeout_ms), "apiKey": "key", "secret": "secret"})
+
+
+def session_for(manager, tmp_path, server, *, timeout_ms=3000, lookup_s=5.0, name="buy_and_hold"):
+    broker = CcxtBroker(exchange_for(server, timeout_ms), strategy=name, lookup_s=lookup_s)
+    store = TradingState.open(name, tmp_path / name)
+    return TradingSession(
+        name, "BTC/USDT", "1h", limits=LIMITS, broker=broker, store=store,
+        audit=RiskAuditAgent.for_strategy(manager, name, LIMITS), initial_cash=10_000.0,
+    )
+
+
+def step(session, candles, i, signal):
+    row = candles.iloc[i]
+    ts = int(row["timestamp"])
+    return session.step(ts, float(row["close"]), signal, now=ts + 3_600_000)
+
+
+def assert_books_match(server, session):
+    usdt, btc = server.balance("USDT")[0], server.balance("BTC")[0]
+    assert math.isclose(session.cash, usdt, rel_tol=1e-9, abs_tol=1e-6)
+    assert math.isclose(session.position, btc, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_orders_carry_deterministic_client_ids_and_the_books_match_the_exchange(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 10_000}) as server:
+        server.set_price("BTC/USDT", float(candles.iloc[10]["close"]))
+        s = session_for(manager, tmp_path, server)
+        bought = step(s, candles, 10, BUY)
+        assert [o.status for o in bought.orders] == [OrderStatus.FILLED]
+        cid = bought.orders[0].order.client_order_id
+        (posted,) = server.requests_to("/api/v3/order", "POST")
+        assert posted.params["newClientOrderId"] == cid and "quoteOrderQty" in posted.params
+        assert_books_match(server, s)
+        assert s.position * float(candles.iloc[10]["close"]) == pytest.approx(5_000, rel=0.01)
+        step(s, candles, 11, HALF)
+        step(s, candles, 12, SELL)
+        assert s.position < 1e-5  # only dust below the lot size stays (the buy fee was taken in BTC)
+        assert_books_match(server, s)
+        fees = sum(f["fee"] for f in s.store.fills())
+        assert fees == pytest.approx(3 * 5.0 * 0.5 + 0.0, rel=0.5)  # ~0.1% of each fill, valued in USDT
+        orders = s.store.orders()
+        assert len({o.order.client_order_id for o in orders}) == 3 == len(server.orders)
+
+
+def test_partial_fills_are_booked_as_such(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 10_000}, market_fill_ratio=0.5) as server:
+        s = session_for(manager, tmp_path, server)
+        record = step(s, candles, 47, BUY)
+        (order,) = record.orders
+        assert order.status == OrderStatus.PARTIALLY_FILLED and "filled" in order.message
+        assert_books_match(server, s)
+        assert s.position * float(candles.iloc[47]["close"]) == pytest.approx(2_500, rel=0.01)
+
+
+def test_rejections_are_recorded_and_counted(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 100}) as server:  # the books think there are 10,000
+        s = session_for(manager, tmp_path, server)
+        record = step(s, candles, 47, BUY)
+        assert [o.status for o in record.orders] == [OrderStatus.REJECTED]
+        assert "insufficient balance" in record.orders[0].message
+        assert [e["code"] for e in s.store.risk_events("error")] == [RiskCode.ORDER_REJECTED]
+        assert s.recent_errors() == 1 and s.position == 0 and s.cash == 10_000
+
+
+def test_a_timed_out_order_that_reached_the_exchange_is_not_sent_again(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 10_000}) as server:
+        s = session_for(manager, tmp_path, server, timeout_ms=800, lookup_s=8.0)
+        server.inject("POST /api/v3/order", Fault.slow(2.0))
+        record = step(s, candles, 47, BUY)
+        assert [o.status for o in record.orders] == [OrderStatus.FILLED]
+        assert len(server.orders) == 1 and len(server.requests_to("/api/v3/order", "POST")) == 1
+        lookups = [r for r in server.requests_to("/api/v3/order", "GET") if "origClientOrderId" in r.params]
+        assert len(lookups) >= 2  # asked before sending, and after the timeout until it showed up
+        assert_books_match(server, s)
+
+
+def test_a_lost_request_is_retried_once_it_is_known_not_to_exist(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 10_000}) as server:
+        s = session_for(manager, tmp_path, server, lookup_s=0.5)
+        server.inject("POST /api/v3/order", Fault.disconnect())
+        record = step(s, candles, 47, BUY)
+        assert [o.status for o in record.orders] == [OrderStatus.FILLED]
+        assert len(server.orders) == 1 and len(server.requests_to("/api/v3/order", "POST")) == 2
+        assert_books_match(server, s)
+
+
+def test_a_restart_after_a_crash_mid_order_never_submits_twice(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 10_000}) as server:
+        s = session_for(manager, tmp_path, server)
+        step(s, candles, 40, BUY)
+        # crash: the intent of the next order is committed and the order sent, the step never commits
+        row = candles.iloc[41]
+        ts = int(row["timestamp"])
+        order = s._order_for(HALF, ts, float(row["close"]), s.equity)
+        s.store.record_order_intent(order)
+        s.broker.execute(order, cash=s.cash, now=ts + 3_600_000)
+        s.store.close()
+        assert len(server.orders) == 2
+
+        restarted = session_for(manager, tmp_path, server)
+        assert restarted.store.find_order(order.client_order_id).status == OrderStatus.SUBMITTING
+        report = restarted.broker.reconcile(restarted)
+        assert any("its fills are booked" in line for line in report)
+        assert_books_match(server, restarted)
+        again = step(restarted, candles, 41, HALF)  # the same candle, the same client id
+        assert len(server.orders) == 2 and len(server.requests_to("/api/v3/order", "POST")) == 2
+        assert [o.status for o in again.orders] == [OrderStatus.FILLED] and not again.fills
+        assert_books_match(server, restarted)
+        with state_db_path(tmp_path) as db:
+            assert db.execute("SELECT COUNT(*), COUNT(DISTINCT trade_id) FROM fills").fetchone() == (2, 2)
+
+
+def test_reconcile_marks_unsent_intents_and_reports_balance_differences(manager, tmp_path, candles):
+    with FakeBinance(candles, balances={"USDT": 6_000}) as server:
+        s = session_for(manager, tmp_path, server)
+        row = candles.iloc[47]
+        order = s._order_for(BUY, int(row["timestamp"]), float(row["close"]), s.equity)
+        s.store.record_order_intent(order)  # crashed before sending
+        report = s.broker.reconcile(s)
+        assert any("never reached the exchange" in line for line in report)
+        assert s.store.find_order(order.client_order_id).status == OrderStatus.CANCELED
+        assert [e["code"] for e in s.store.risk_events("alert")] == ["BALANCE_MISMATCH"]
+        assert len(server.orders) == 0
+
+
+def state_db_path(tmp_path):
+    import sqlite3
+
+    return sqlite3.connect(tmp_path / "buy_and_hold" / "state.sqlite")
+
+
+def test_trader_run_live_trades_through_the_exchange(tmp_path):
+    """``trader run --feed live --live`` end to end: 1-second candles around now, keys from the environment."""
+    fakes = install_fake_strategies(tmp_path / "site")
+    home = tmp_path / "home"
+    home.mkdir()
+    now_s = int(time.time())
+    df = synthetic_candles("BTC/USDT", "1s", 600, 1)
+    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 400) * 1000
+    with FakeBinance(df, balances={"USDT": 10_000}) as server:
+        (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
+        keys = {"TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456", **fakes}
+        result = trader(home, "run", "--plugin", "live_flipper", "--feed", "live", "--live", "--timeframe", "1s",
+                        "--max-candles", "4", "--cash", "10000", env=keys, timeout=90)
+        assert result.returncode == 0, result.stderr
+        assert "4 new candles" in result.stdout
+        assert "test-secret-456" not in result.stderr + result.stdout
+        posted = server.requests_to("/api/v3/order", "POST")
+        assert 2 <= len(posted) <= 4
+        assert all(r.params["newClientOrderId"].startswith("trd-") for r in posted)
+        with state_db(home, "live_flipper") as db:
+            ids = [c for (c,) in db.execute("SELECT client_order_id FROM orders WHERE status = 'filled'")]
+            (cash,) = db.execute("SELECT cash FROM account").fetchone()
+            (held,) = db.execute("SELECT quantity FROM positions").fetchone()
+        assert sorted(ids) == sorted(r.params["newClientOrderId"] for r in posted)
+        assert math.isclose(cash, server.balance("USDT")[0], rel_tol=1e-9)
+        assert math.isclose(held, server.balance("BTC")[0], rel_tol=1e-9, abs_tol=1e-9)
