@@ -25,7 +25,7 @@ import numpy as np
 
 from trader.backtest.results import BacktestResult, SimulatedRun
 from trader.backtest.signals import request_signals, signal_arrays, strategy_features
-from trader.errors import ConfigError, DataError, ModelNotFoundError
+from trader.errors import DataError, ModelNotFoundError
 from trader.types import RiskLimits, Signal
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BacktestSettings",
     "SignalBatch",
+    "Market",
     "effective_limits",
     "select_range",
     "load_model",
@@ -62,24 +63,42 @@ class BacktestSettings:
     seed: int = 0
     benchmark: bool = True
 
-    def broker_settings(self, config: TraderConfig) -> dict[str, Any]:
-        from trader.engine.brokers.paper import PAPER_DEFAULTS
 
-        merged = {**PAPER_DEFAULTS, **config.broker_settings()}
-        for name in ("fee_bps", "slippage_bps", "cash"):
-            value = getattr(self, name)
-            if value is not None:
-                merged[name] = value
-        return merged
+@attrs.frozen
+class Market:
+    """The broker, cash and rebalance band a backtest trades with, resolved as ``trader run`` does."""
+
+    broker: Any
+    cash: float
+    rebalance_band: float
+
+    @classmethod
+    def resolve(cls, config: TraderConfig, settings: BacktestSettings) -> Market:
+        from trader.engine import initial_cash, paper_broker, rebalance_band
+
+        return cls(
+            broker=paper_broker(config, fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps),
+            cash=initial_cash(config, settings.cash),
+            rebalance_band=rebalance_band(config),
+        )
+
+    def describe(self) -> dict[str, float]:
+        rules = self.broker.rules
+        return {
+            "fee_bps": self.broker.fee_bps,
+            "slippage_bps": self.broker.slippage_bps,
+            "cash": self.cash,
+            "min_notional": rules.min_notional,
+            "lot_size": rules.lot_size,
+            "rebalance_band": self.rebalance_band,
+        }
 
 
 def effective_limits(strategy: Strategy, config: TraderConfig) -> RiskLimits:
-    """The strategy's default limits overridden by ``[plugins.NAME.risk]``, as ``trader run`` uses them."""
-    overrides = config.risk_overrides(strategy.name)
-    try:
-        return strategy.info.risk_limits.with_overrides(overrides)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[plugins.{strategy.name}.risk]: {exc}") from None
+    """The strategy's default limits overridden by ``[plugins.NAME.risk]``, exactly as ``trader run`` resolves them."""
+    from trader.engine import strategy_limits
+
+    return strategy_limits(strategy.info, config)
 
 
 @contextmanager
@@ -160,14 +179,17 @@ def batch_signals(
     model: Any = None,
     params: Mapping[str, Any] | None = None,
 ) -> SignalBatch:
-    """One ``trader_generate_signals`` call for every row in ``[first, last]`` past the warm-up.
+    """One ``trader_generate_signals`` call for every row in ``[first, last]`` past the warm-up
+    (:func:`trader.engine.first_signal_row`, the rule ``trader run`` applies).
 
     ``candles`` (and ``features``) may extend beyond ``last``: they are cut at ``last`` so no
     later candle is ever shown to the strategy.
     """
     view = candles.iloc[: last + 1]
     feats = features.iloc[: last + 1] if features is not None else None
-    start = max(first, strategy.info.warmup_bars)
+    from trader.engine import first_signal_row
+
+    start = max(first, first_signal_row(strategy.info))
     rows = np.arange(start, last + 1, dtype=np.int64)
     began = time.perf_counter()
     got = (
@@ -183,34 +205,30 @@ def simulate(
     manager: TraderPluginManager,
     strategy_name: str,
     limits: RiskLimits,
-    broker_settings: Mapping[str, Any],
+    market: Market,
     timestamps: Sequence[int] | np.ndarray,
     closes: Sequence[float] | np.ndarray,
     signals: Sequence[Signal | None],
     *,
     symbol: str,
     timeframe: str,
-    first_price: float | None = None,
 ) -> SimulatedRun:
-    """Step the engine's decision step through the candles with precomputed signals."""
-    from trader.engine.brokers.paper import PaperBroker
-    from trader.engine.memory import MemoryState
-    from trader.engine.risk import RiskAuditAgent
-    from trader.engine.step import TradingSession
+    """Step the engine's decision step (:class:`trader.engine.TradingSession`) through the candles
+    with precomputed signals, on an in-memory store."""
+    from trader.engine import MemoryState, RiskAuditAgent, TradingSession
     from trader.evaluation.performance import performance_metrics
 
-    broker = PaperBroker.from_settings(broker_settings)
     store = MemoryState(strategy_name)
-    cash = float(broker_settings["cash"])
     session = TradingSession(
         strategy_name,
         symbol,
         timeframe,
         limits=limits,
-        broker=broker,
+        broker=market.broker,
         store=store,
         audit=RiskAuditAgent.for_strategy(manager, strategy_name, limits),
-        initial_cash=cash,
+        initial_cash=market.cash,
+        rebalance_band=market.rebalance_band,
     )
     with quiet_engine_logs():
         processed = session.run(timestamps, closes, list(signals))
@@ -218,14 +236,15 @@ def simulate(
     if processed != len(timestamps):
         raise DataError(f"{len(timestamps) - processed} candles were skipped as duplicates or out of order")
     ts = np.asarray(store.timestamps, dtype=np.int64)
-    equity = np.concatenate(([cash], np.asarray(store.equities, dtype=np.float64)))
+    equity = np.concatenate(([market.cash], np.asarray(store.equities, dtype=np.float64)))
     position_value = np.asarray(store.position_values, dtype=np.float64)
     fills = tuple(store.fills())
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
     metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
     codes = {"buy": 1, "sell": -1, "hold": 0}
-    actions = np.array([0 if s is None else codes[s.action.value] for s in signals], dtype=np.int8)
+    actions = np.array([0 if s is None or not isinstance(s, Signal) else codes[s.action.value] for s in signals],
+                       dtype=np.int8)
     return SimulatedRun(
         strategy=strategy_name,
         timestamps=ts,
@@ -243,7 +262,7 @@ def simulate(
 def baseline_run(
     manager: TraderPluginManager,
     limits: RiskLimits,
-    broker_settings: Mapping[str, Any],
+    market: Market,
     candles: pd.DataFrame,
     first: int,
     last: int,
@@ -260,7 +279,7 @@ def baseline_run(
         return None
     batch = batch_signals(baseline, candles, first, last, symbol=symbol, timeframe=timeframe)
     part = candles.iloc[first : last + 1]
-    return simulate(manager, BASELINE, limits, broker_settings, part["timestamp"].to_numpy(), part["close"].to_numpy(),
+    return simulate(manager, BASELINE, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(),
                     batch.signals, symbol=symbol, timeframe=timeframe)
 
 
@@ -287,7 +306,7 @@ def run_backtest(
     began = time.perf_counter()
     strategy = manager.strategy(strategy_name)
     limits = effective_limits(strategy, config)
-    broker = settings.broker_settings(config)
+    market = Market.resolve(config, settings)
     first, last = select_range(candles, start, end)
     view = candles.iloc[: last + 1]
     loaded = loaded_model if loaded_model is not None else load_model(strategy, config, symbol, timeframe, model_version)
@@ -300,10 +319,10 @@ def run_backtest(
                           params=config.plugin_params(strategy_name))
     part = view.iloc[first : last + 1]
     t0 = time.perf_counter()
-    run = simulate(manager, strategy_name, limits, broker, part["timestamp"].to_numpy(), part["close"].to_numpy(),
+    run = simulate(manager, strategy_name, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(),
                    batch.signals, symbol=symbol, timeframe=timeframe)
     t_sim = time.perf_counter() - t0
-    bench = (baseline_run(manager, limits, broker, view, first, last, symbol=symbol, timeframe=timeframe)
+    bench = (baseline_run(manager, limits, market, view, first, last, symbol=symbol, timeframe=timeframe)
              if settings.benchmark and strategy_name != BASELINE else None)
 
     sig = None
@@ -323,7 +342,7 @@ def run_backtest(
         symbol=symbol,
         timeframe=timeframe,
         source=source,
-        settings=_settings_dict(settings, broker, limits, strategy),
+        settings=_settings_dict(settings, market, limits, strategy),
         run=run,
         benchmark=bench,
         significance=sig,
@@ -338,18 +357,18 @@ def run_backtest(
     )
 
 
-def _settings_dict(settings: BacktestSettings, broker: Mapping[str, Any], limits: RiskLimits, strategy: Strategy) -> dict[str, Any]:
+def _settings_dict(settings: BacktestSettings, market: Market, limits: RiskLimits, strategy: Strategy) -> dict[str, Any]:
     return {
-        "fee_bps": float(broker["fee_bps"]),
-        "slippage_bps": float(broker["slippage_bps"]),
-        "cash": float(broker["cash"]),
-        "min_notional": float(broker["min_notional"]),
-        "lot_size": float(broker["lot_size"]),
+        **market.describe(),
         "warmup_bars": strategy.info.warmup_bars,
         "max_position_fraction": limits.max_position_fraction,
+        "max_position_notional": limits.max_position_notional,
+        "max_order_notional": limits.max_order_notional,
         "max_drawdown_halt": limits.max_drawdown,
         "daily_loss_limit": limits.daily_loss_limit,
+        "max_consecutive_losses": limits.max_consecutive_losses,
         "bootstrap_resamples": settings.n_resamples,
+        "seed": settings.seed,
     }
 
 

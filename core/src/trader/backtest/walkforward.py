@@ -165,6 +165,8 @@ def run_walk_forward(
     from trader.backtest.runner import (
         BASELINE,
         BacktestSettings,
+        Market,
+        _settings_dict,
         baseline_run,
         batch_signals,
         effective_limits,
@@ -180,7 +182,7 @@ def run_walk_forward(
     began = time.perf_counter()
     strategy = manager.strategy(strategy_name)
     limits = effective_limits(strategy, config)
-    broker = settings.broker_settings(config)
+    market = Market.resolve(config, settings)
     first, last = select_range(candles, start, end)
     view = candles.iloc[: last + 1]
     try:
@@ -234,14 +236,14 @@ def run_walk_forward(
 
     part = view.iloc[oos_first : oos_last + 1]
     t0 = time.perf_counter()
-    run = simulate(manager, strategy_name, limits, broker, part["timestamp"].to_numpy(), part["close"].to_numpy(), signals,
+    run = simulate(manager, strategy_name, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(), signals,
                    symbol=symbol, timeframe=timeframe)
     timings["simulation_s"] = time.perf_counter() - t0
     for info in fold_info:
         a = info["test_start"] - oos_first
         b = a + info["test_rows"]
         info["test_return"] = float(run.equity[b] / run.equity[a] - 1.0) if run.equity[a] > 0 else None
-    bench = (baseline_run(manager, limits, broker, view, oos_first, oos_last, symbol=symbol, timeframe=timeframe)
+    bench = (baseline_run(manager, limits, market, view, oos_first, oos_last, symbol=symbol, timeframe=timeframe)
              if settings.benchmark and strategy_name != BASELINE else None)
     returns = equity_returns(run.equity)
     sig = significance(
@@ -251,13 +253,10 @@ def run_walk_forward(
     ) if returns.size >= 3 else None
     timings["total_s"] = time.perf_counter() - began
     result_settings = {
-        "fee_bps": float(broker["fee_bps"]), "slippage_bps": float(broker["slippage_bps"]), "cash": float(broker["cash"]),
-        "warmup_bars": strategy.info.warmup_bars, "max_position_fraction": limits.max_position_fraction,
-        "max_drawdown_halt": limits.max_drawdown, "daily_loss_limit": limits.daily_loss_limit,
+        **_settings_dict(settings, market, limits, strategy),
         "walk_forward": True, "train_bars": plan.train_bars, "test_bars": plan.test_bars,
         "step": plan.step or plan.test_bars, "purge_bars": plan.purge, "embargo_bars": plan.embargo,
-        "anchored": plan.anchored, "folds": len(folds), "train_params": dict(plan.train_params), "seed": plan.seed,
-        "bootstrap_resamples": settings.n_resamples,
+        "anchored": plan.anchored, "folds": len(folds), "train_params": dict(plan.train_params), "train_seed": plan.seed,
     }
     return BacktestResult(
         strategy=strategy_name, symbol=symbol, timeframe=timeframe, source=source, settings=result_settings, run=run,
