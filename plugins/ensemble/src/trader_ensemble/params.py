@@ -1,0 +1,224 @@
+"""The ensemble's settings: training hyperparameters and signal thresholds.
+
+Both are read from the user's ``[plugins.ensemble]`` table (and its ``train``
+sub-table for training); a misspelt key or an out-of-range value is refused with a
+:class:`trader.errors.ConfigError` that names it. Light module: attrs only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from trader.errors import ConfigError
+
+__all__ = ["MEMBERS", "EnsembleParams", "SignalThresholds"]
+
+log = logging.getLogger("trader_ensemble")
+_WARNED: set[tuple[type, str]] = set()
+
+#: The models the ensemble can combine (``members``), by name.
+MEMBERS = ("hgb", "extra_trees", "random_forest", "logistic")
+
+
+def _number(minimum: float | None = None, maximum: float | None = None, *, open_min: bool = False):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
+        if minimum is not None and (value <= minimum if open_min else value < minimum):
+            raise ValueError(f"{attribute.name} must be {'>' if open_min else '>='} {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ValueError(f"{attribute.name} must be <= {maximum}, got {value!r}")
+
+    return check
+
+
+def _integer(minimum: int):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _choice(*choices: str):
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}")
+
+    return check
+
+
+def _members(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
+    unknown = [m for m in value if m not in MEMBERS]
+    if unknown:
+        raise ValueError(f"members: unknown model {unknown[0]!r} (choose from {', '.join(MEMBERS)})")
+    if not value:
+        raise ValueError("members must name at least one model")
+    if len(set(value)) != len(value):
+        raise ValueError(f"members lists a model twice: {list(value)}")
+
+
+def _weights(instance: Any, attribute: attrs.Attribute, value: tuple[float, ...] | None) -> None:
+    if value is None:
+        return
+    if len(value) != len(instance.members):
+        raise ValueError(f"weights needs one weight per member ({len(instance.members)}), got {len(value)}")
+    for w in value:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            raise ValueError(f"weights must be finite numbers >= 0, got {list(value)}")
+    if sum(value) <= 0:
+        raise ValueError("weights must not all be 0")
+
+
+def _lags(instance: Any, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
+    for lag in value:
+        if isinstance(lag, bool) or not isinstance(lag, int) or not 1 <= lag <= 50:
+            raise ValueError(f"lags must be integers from 1 to 50, got {list(value)}")
+    if len(set(value)) != len(value):
+        raise ValueError(f"lags lists a lag twice: {list(value)}")
+
+
+def _tuple(value: Any) -> tuple:
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        return (value,)
+    return tuple(value)
+
+
+def _optional_tuple(value: Any) -> tuple | None:
+    return None if value is None else _tuple(value)
+
+
+def _from_mapping(cls: type, values: Mapping[str, Any], where: str, *, strict: bool) -> Any:
+    """Build ``cls`` from the known keys; an unknown key is refused (``strict``) or logged."""
+    known = {a.name for a in attrs.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):  # sub-tables ([plugins.ensemble.train], ...) belong elsewhere
+            continue
+        if key not in known:
+            message = f"{where}: unknown setting {key!r} (known: {', '.join(sorted(known))})"
+            if strict:
+                raise ConfigError(message)
+            if (cls, key) not in _WARNED:  # once per process: live trading asks for a signal every candle
+                _WARNED.add((cls, key))
+                log.warning("%s; ignored", message)
+            continue
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _windows(instance: Any, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
+    if not value or any(isinstance(w, bool) or not isinstance(w, int) or w < 2 for w in value):
+        raise ValueError(f"windows must be a list of integers >= 2, got {list(value)}")
+
+
+@frozen
+class EnsembleParams:
+    """Training settings (``[plugins.ensemble.train]``, ``--param KEY=VALUE``; ``--epochs`` sets ``hgb_max_iter``).
+
+    Data keys are those of the deep-learning plugins, so every model learns the same
+    target from the same split. The ensemble averages the probabilities of
+    ``members`` (soft voting, optionally ``weights``) and calibrates the average on
+    the validation rows (``calibration``).
+    """
+
+    # --- data: features, labels, split (same keys and defaults as dl_lstm / dl_transformer)
+    windows: tuple[int, ...] = field(default=(5, 10, 20, 50), converter=_tuple, validator=_windows)
+    val_fraction: float = field(default=0.15, validator=_number(0.0, 0.5, open_min=True))
+    test_fraction: float = field(default=0.15, validator=_number(0.0, 0.5, open_min=True))
+    embargo: int = field(default=0, validator=_integer(0))
+    label_horizon: int = field(default=1, validator=_integer(1))
+    #: Minimum log return counted as a gain; ``None``: the round trip of ``fee_rate``.
+    label_threshold: float | None = field(default=None, validator=attrs.validators.optional(_number(0.0)))
+    fee_rate: float = field(default=0.001, validator=_number(0.0, 1.0))
+    label_kind: str = field(default="binary", validator=_choice("binary", "ternary"))
+    scaler: str = field(default="zscore", validator=_choice("zscore", "robust"))
+    scaler_clip: float | None = field(default=10.0, validator=attrs.validators.optional(_number(0.0, open_min=True)))
+    max_fill_bars: int = field(default=5, validator=_integer(0))
+    # --- the ensemble
+    members: tuple[str, ...] = field(default=("hgb", "extra_trees", "logistic"), converter=_tuple, validator=_members)
+    weights: tuple[float, ...] | None = field(default=None, converter=_optional_tuple, validator=_weights)
+    #: Lagged copies of every feature (``lags = [1]`` adds the previous row's features).
+    lags: tuple[int, ...] = field(default=(), converter=_tuple, validator=_lags)
+    calibration: str = field(default="sigmoid", validator=_choice("sigmoid", "isotonic"))
+    hgb_max_iter: int = field(default=200, validator=_integer(1))
+    hgb_learning_rate: float = field(default=0.05, validator=_number(0.0, 1.0, open_min=True))
+    hgb_max_leaf_nodes: int = field(default=15, validator=_integer(2))
+    hgb_min_samples_leaf: int = field(default=100, validator=_integer(1))
+    hgb_l2_regularization: float = field(default=1.0, validator=_number(0.0))
+    trees: int = field(default=100, validator=_integer(1))
+    tree_max_depth: int = field(default=10, validator=_integer(1))
+    tree_min_samples_leaf: int = field(default=100, validator=_integer(1))
+    logistic_c: float = field(default=0.05, validator=_number(0.0, open_min=True))
+    #: Class weights "balanced" so a rare class is not ignored; calibration restores the true frequencies.
+    balanced: bool = field(default=True, validator=attrs.validators.instance_of(bool))
+    #: Threads for training (``None``: all cores). Predicting a few rows always uses one.
+    threads: int | None = field(default=None, validator=attrs.validators.optional(_integer(1)))
+
+    def __attrs_post_init__(self) -> None:
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("val_fraction + test_fraction must leave at least 10% of the rows for training")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> EnsembleParams:
+        values = dict(values)
+        epochs = values.pop("epochs", None)
+        if epochs is not None and "hgb_max_iter" not in values:
+            values["hgb_max_iter"] = epochs
+        return _from_mapping(cls, values, "[plugins.ensemble.train]", strict=True)
+
+    def member_weights(self) -> list[float] | None:
+        return None if self.weights is None else [float(w) for w in self.weights]
+
+    def label_definition(self) -> Any:
+        from trader.features import LabelDefinition
+
+        try:
+            if self.label_threshold is None:
+                return LabelDefinition.fee_aware(self.fee_rate, horizon=self.label_horizon, kind=self.label_kind)
+            return LabelDefinition(horizon=self.label_horizon, threshold=self.label_threshold, kind=self.label_kind)
+        except ValueError as exc:
+            raise ConfigError(f"[plugins.ensemble.train] label settings: {exc}") from None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(self).items()}
+
+
+@frozen
+class SignalThresholds:
+    """How the calibrated probability ``p`` that the price goes up becomes a Signal.
+
+    The keys are those of the deep-learning plugins (``[plugins.ensemble]``):
+
+    - ``p >= buy_threshold``: BUY with target size ``position_size`` (times the
+      confidence when ``size_by_confidence``);
+    - ``p <= sell_threshold``: SELL, closing the position;
+    - otherwise HOLD.
+
+    ``confidence = |2p - 1|``: 0 for a coin flip, 1 for a certain call.
+    """
+
+    buy_threshold: float = field(default=0.55, validator=_number(0.0, 1.0))
+    sell_threshold: float = field(default=0.45, validator=_number(0.0, 1.0))
+    position_size: float = field(default=1.0, validator=_number(0.0, 1.0, open_min=True))
+    size_by_confidence: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+
+    def __attrs_post_init__(self) -> None:
+        if self.sell_threshold > self.buy_threshold:
+            raise ValueError(
+                f"sell_threshold ({self.sell_threshold}) must not be above buy_threshold ({self.buy_threshold})"
+            )
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> SignalThresholds:
+        # The run engine may share this table with settings of its own, so unknown keys are only logged.
+        return _from_mapping(cls, values, "[plugins.ensemble]", strict=False)
