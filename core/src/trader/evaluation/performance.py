@@ -102,7 +102,7 @@ def sortino_ratio(returns: np.ndarray, periods: float) -> float:
     if r.size < 2:
         return math.nan
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if downside <= 0.0:
+    if downside <= 1e-9 * float(np.max(np.abs(r))):  # no losses worth the name: undefined, not astronomical
         return math.nan
     return float(np.mean(r)) / downside * math.sqrt(periods)
 
