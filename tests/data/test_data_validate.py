@@ -207,3 +207,35 @@ def test_any_csv_text_gives_a_valid_series_or_a_clear_error(tmp_path_factory, te
         assert str(path) in str(exc) and "\n" not in str(exc)
         return
     check_candles(result.candles)
+
+
+def _spikes_by_the_book(data: np.ndarray, threshold: float = 80.0) -> np.ndarray:
+    """The documented spike rule, computed the slow, obvious way."""
+    logs = np.log(data[:, :4])
+    closes = logs[:, 3]
+    moves = np.abs(np.diff(closes))
+    out = np.zeros(len(data), dtype=bool)
+    for i in range(len(data)):
+        before, after = closes[max(0, i - 10) : i], closes[i + 1 : i + 11]
+        refs = [np.median(side) for side in (before, after) if len(side)]
+        ref_before, ref_after = (refs[0], refs[-1]) if len(before) else (refs[-1], refs[-1])
+        deviation = np.minimum(np.abs(logs[i] - ref_before), np.abs(logs[i] - ref_after)).max()
+        window = moves[max(0, i - 250) : i + 250]
+        typical = np.median(window if len(window) >= 20 else moves) / 0.6745
+        out[i] = deviation > 0.05 and (typical <= 0 or deviation > threshold * typical)
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=5, max_value=400), st.integers(min_value=0, max_value=2**16),
+       st.lists(st.tuples(st.floats(0, 1), st.floats(0.2, 6.0)), max_size=6))
+def test_fast_spike_detection_matches_the_documented_rule(n, seed, planted) -> None:
+    from trader.data.validate import _spikes
+
+    df = candles(n, seed=seed)
+    for where, factor in planted:
+        i = min(n - 1, int(where * n))
+        for col in ("open", "high", "low", "close"):
+            df.loc[i, col] *= factor
+    data = df[["open", "high", "low", "close", "volume"]].to_numpy()
+    assert list(np.flatnonzero(_spikes(df["timestamp"].to_numpy(), data, 80.0))) == list(np.flatnonzero(_spikes_by_the_book(data)))

@@ -564,11 +564,11 @@ def _spikes(ts: Any, data: Any, threshold: float) -> Any:
     k = _SPIKE_HALF_WINDOW
     logs = np.log(data[:, :4])
     closes = logs[:, 3]
-    # cheap bound first: a median of closes lies within their min..max, so a price within
-    # 5 % of every close in the window on either side cannot be a spike
+    # cheap bound first: a median of closes lies within their min..max (and within those of
+    # any superset), so a price within 5 % of all of them on either side cannot be a spike
     lo_before, hi_before = _window_range(closes, k, before=True)
     lo_after, hi_after = _window_range(closes, k, before=False)
-    top, bottom = logs.max(axis=1), logs.min(axis=1)
+    top, bottom = logs[:, 1], logs[:, 2]  # valid bars: high and low bound open and close
     with np.errstate(invalid="ignore"):
         far_before = np.fmax(top - lo_before, hi_before - bottom)
         far_after = np.fmax(top - lo_after, hi_after - bottom)
@@ -598,17 +598,26 @@ def _spikes(ts: Any, data: Any, threshold: float) -> Any:
 
 
 def _window_range(values: Any, k: int, before: bool) -> tuple[Any, Any]:
-    """Min and max of the *k* values before (or after) each position; +inf/-inf where there are none."""
+    """Bounds on the *k* values before (or after) each position: the min and max of the (at
+    most two) aligned blocks of *k* values that cover that window, a superset of it."""
     import numpy as np
-    from numpy.lib.stride_tricks import sliding_window_view
 
     n = len(values)
-    source = values if before else values[::-1]
-    low = np.concatenate([np.full(k, np.inf), source])
-    high = np.concatenate([np.full(k, -np.inf), source])
-    lo = sliding_window_view(low, k)[:n].min(axis=1)
-    hi = sliding_window_view(high, k)[:n].max(axis=1)
-    return (lo, hi) if before else (lo[::-1], hi[::-1])
+    blocks = -(-n // k)
+    padded_lo = np.full(blocks * k, np.inf)
+    padded_hi = np.full(blocks * k, -np.inf)
+    padded_lo[:n] = values
+    padded_hi[:n] = values
+    block_lo = padded_lo.reshape(blocks, k).min(axis=1)
+    block_hi = padded_hi.reshape(blocks, k).max(axis=1)
+    index = np.arange(n)
+    if before:
+        first, last = np.clip(index - k, 0, None) // k, np.clip(index - 1, 0, None) // k
+    else:
+        first, last = np.clip(index + 1, None, n - 1) // k, np.clip(index + k, None, n - 1) // k
+    lo = np.minimum(block_lo[first], block_lo[last])
+    hi = np.maximum(block_hi[first], block_hi[last])
+    return lo, hi
 
 
 def _fill(ts: Any, data: Any, step: int) -> tuple[Any, Any, Any]:
