@@ -186,3 +186,25 @@ def test_trader_run_live_trades_through_the_exchange(tmp_path):
         assert sorted(ids) == sorted(r.params["newClientOrderId"] for r in posted)
         assert math.isclose(cash, server.balance("USDT")[0], rel_tol=1e-9)
         assert math.isclose(held, server.balance("BTC")[0], rel_tol=1e-9, abs_tol=1e-9)
+
+
+def test_the_live_feed_backs_off_on_errors_reports_them_and_yields_only_closed_candles(tmp_path):
+    from trader.engine.feeds import LiveFeed
+
+    now_s = int(time.time())
+    df = synthetic_candles("BTC/USDT", "1s", 300, 2)
+    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 200) * 1000
+    errors = []
+    with FakeBinance(df) as server:
+        feed = LiveFeed(ccxt.binance(server.ccxt_options(timeout=2000)), "BTC/USDT", "1s",
+                        on_error=lambda code, message: errors.append(code), min_backoff_s=0.05, max_backoff_s=0.2)
+        history = feed.history(50)
+        assert len(history) == 50 and history["timestamp"].iloc[-1] + 1000 <= time.time() * 1000
+        server.inject("/api/v3/klines", Fault.server_error(503), Fault.disconnect(), Fault.rate_limited(0))
+        items = feed.items(int(history["timestamp"].iloc[-1]), 50)
+        got = [next(items) for _ in range(3)]
+    assert errors == ["EXCHANGE_ERROR"] * 3
+    stamps = [candle.timestamp for _, candle, _ in got]
+    assert stamps == sorted(stamps) and stamps[0] > history["timestamp"].iloc[-1]
+    assert all(candle.timestamp + 1000 <= now for _, candle, now in got)  # closed when yielded
+    assert [index for index, _, _ in got] == [50, 51, 52]

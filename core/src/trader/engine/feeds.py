@@ -103,6 +103,7 @@ class LiveFeed:
         stop: threading.Event | None = None,
         on_error: Callable[[str, str], None] | None = None,
         poll_s: float | None = None,
+        min_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -113,6 +114,7 @@ class LiveFeed:
         self.stop = stop or threading.Event()
         self.on_error = on_error or (lambda code, message: None)
         self.poll_s = poll_s if poll_s is not None else min(30.0, max(0.5, self.timeframe_ms / 1000 / 10))
+        self.min_backoff_s = min_backoff_s
         self.max_backoff_s = max_backoff_s
         self.clock = clock
         self._backoff = 0.0
@@ -141,7 +143,7 @@ class LiveFeed:
         return sorted((r for r in rows or [] if r and r[0] + tf <= now), key=lambda r: r[0])
 
     def _fail(self, code: str, message: str) -> None:
-        self._backoff = min(self.max_backoff_s, max(1.0, self._backoff * 2))
+        self._backoff = min(self.max_backoff_s, max(self.min_backoff_s, self._backoff * 2))
         log.warning("%s; retrying in %.0f s", message, self._backoff)
         self.on_error(code, message)
         self.stop.wait(self._backoff)
@@ -150,10 +152,19 @@ class LiveFeed:
         """The last ``bars`` closed candles (a frame), retrying until they come or the feed stops."""
         import pandas as pd
 
-        rows = None
-        while rows is None and not self.stop.is_set():
-            rows = self._fetch(None, min(1000, bars + 2))
-        rows = (rows or [])[-bars:]
+        tf = self.timeframe_ms
+        since = (self.now_ms() // tf - bars - 1) * tf
+        rows: list[list[float]] = []
+        while not self.stop.is_set():
+            page = self._fetch(since, 1000)
+            if page is None:
+                continue  # reported and backed off; try again
+            page = [r for r in page if r[0] >= since]
+            rows.extend(page)
+            if len(page) < 2:
+                break
+            since = int(page[-1][0]) + 1
+        rows = rows[-bars:]
         frame = pd.DataFrame(rows, columns=["timestamp", "open", "high", "low", "close", "volume"])
         frame["timestamp"] = frame["timestamp"].astype("int64")
         for name in ("open", "high", "low", "close", "volume"):
