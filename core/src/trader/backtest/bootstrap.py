@@ -57,19 +57,17 @@ def stationary_bootstrap(
         raise ValueError(f"mean_block must be >= 1, got {mean_block}")
     rng = np.random.default_rng(seed)
     p_new = 1.0 / mean_block
-    positions = np.arange(n)
     done = 0
     while done < n_resamples:
         k = min(chunk, n_resamples - done)
         new_block = rng.random((k, n)) < p_new
-        new_block[:, 0] = True
-        # bar index where the current block began, per row
-        block_start = np.where(new_block, positions[None, :], 0)
-        np.maximum.accumulate(block_start, axis=1, out=block_start)
-        starts = rng.integers(0, n, size=(k, n))
-        # the random start drawn at the block's first bar, carried along the block
-        origin = np.take_along_axis(starts, block_start, axis=1)
-        yield (origin + positions[None, :] - block_start) % n
+        new_block[:, 0] = True  # every row starts a block, so no block spans two rows
+        flat = new_block.ravel()
+        block = np.cumsum(flat) - 1  # block number of every bar
+        first_bar = np.flatnonzero(flat)  # flat position where each block begins
+        start = rng.integers(0, n, size=first_bar.size)  # the bar each block starts from
+        offset = np.arange(flat.size) - first_bar[block]
+        yield ((start[block] + offset) % n).reshape(k, n)
         done += k
 
 
@@ -263,6 +261,7 @@ def significance(
     if not 0 < confidence < 1:
         raise ValueError("confidence must be within (0, 1)")
     block = mean_block if mean_block is not None else default_block_length(r.size)
+    log_r = np.log1p(np.maximum(r, -1.0 + 1e-15))  # gathered with the returns: the total return is a sum of logs
     sharpe_hat = float(_sharpe_rows(r[None, :], periods)[0])
     total_hat = float(_total_return_rows(r[None, :])[0])
     if benchmark_returns is not None:
@@ -270,11 +269,12 @@ def significance(
         if b.size != r.size:
             raise ValueError(f"benchmark has {b.size} returns for {r.size}")
 
-        def stat(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-            return np.stack([_sharpe_rows(x, periods), _total_return_rows(x), _sharpe_rows(x, periods) - _sharpe_rows(y, periods)])
+        def stat(x: np.ndarray, lx: np.ndarray, y: np.ndarray) -> np.ndarray:
+            sharpe_x = _sharpe_rows(x, periods)
+            return np.stack([sharpe_x, np.expm1(lx.sum(axis=1)), sharpe_x - _sharpe_rows(y, periods)])
 
         draws = np.concatenate(
-            [d.reshape(3, -1) for d in _chunks((r, b), stat, n_resamples, block, seed)], axis=1
+            [d.reshape(3, -1) for d in _chunks((r, log_r, b), stat, n_resamples, block, seed)], axis=1
         )
         bench_hat = float(_sharpe_rows(b[None, :], periods)[0])
         bench_sharpe = bench_hat if math.isfinite(bench_hat) else 0.0
@@ -284,10 +284,10 @@ def significance(
         p_bench = _p_value(excess_hat, excess_draws)
     else:
 
-        def stat(x: np.ndarray) -> np.ndarray:
-            return np.stack([_sharpe_rows(x, periods), _total_return_rows(x)])
+        def stat(x: np.ndarray, lx: np.ndarray) -> np.ndarray:
+            return np.stack([_sharpe_rows(x, periods), np.expm1(lx.sum(axis=1))])
 
-        draws = np.concatenate([d.reshape(2, -1) for d in _chunks((r,), stat, n_resamples, block, seed)], axis=1)
+        draws = np.concatenate([d.reshape(2, -1) for d in _chunks((r, log_r), stat, n_resamples, block, seed)], axis=1)
         excess, p_bench = None, None
     return Significance(
         sharpe=_interval(sharpe_hat, draws[0], confidence),
