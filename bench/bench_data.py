@@ -63,6 +63,7 @@ rows = len(df)
 _RUNNER = """
 import json, resource, sys, time
 from pathlib import Path
+import numpy, pandas, pyarrow.parquet  # imported before timing in every case
 CSV = Path(sys.argv[1]); HOME = Path(sys.argv[2])
 {body}
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -90,7 +91,8 @@ def _machine() -> str:
         mem = f"{mem_kib / 1024 / 1024:.0f} GiB"
     except (OSError, AttributeError):
         mem = "? GiB"
-    return f"{platform.machine()}, {cores} cores, {mem}, Python {platform.python_version()}"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{platform.machine()}, {cores} cores, {mem}, Python {platform.python_version()}, load average {load:.1f} at start"
 
 
 def main() -> None:

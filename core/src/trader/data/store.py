@@ -273,7 +273,10 @@ class CandleStore:
             else:
                 stored = incoming.iloc[:0]
             rows_before = len(stored)
-            common = stored.merge(incoming, on="timestamp", how="inner", suffixes=("_old", "_new"))
+            if rows_before:
+                common = stored.merge(incoming, on="timestamp", how="inner", suffixes=("_old", "_new"))
+            else:
+                common = pd.DataFrame({f"{name}_{side}": [] for name in (*CANDLE_COLUMNS[1:], "filled") for side in ("old", "new")})
             same = np.ones(len(common), dtype=bool)
             for name in (*CANDLE_COLUMNS[1:], "filled"):
                 same &= common[f"{name}_old"].to_numpy() == common[f"{name}_new"].to_numpy()
@@ -350,7 +353,9 @@ class CandleStore:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
+                # prices are high-cardinality floats: dictionaries and per-column statistics cost
+                # time and buy nothing; timestamp statistics serve the range filters of read()
+                pq.write_table(table, fh, compression="zstd", use_dictionary=False, write_statistics=["timestamp"])
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, path)
