@@ -34,12 +34,14 @@ def test_buy_targets_a_fraction_of_equity_and_sell_closes(manager, tmp_path):
 
 
 def test_buy_tops_up_only_beyond_the_rebalance_band(manager, tmp_path):
-    s = make_session(manager, tmp_path, limits=RiskLimits(max_position_fraction=1.0), band=0.2)
+    limits = RiskLimits(max_position_fraction=0.5, max_drawdown=0.9, daily_loss_limit=0.9)
+    s = make_session(manager, tmp_path, limits=limits, band=0.2)
     s.step(T0, 100.0, BUY)
     held = s.position
-    assert not s.step(T0 + HOUR, 90.0, BUY).orders  # ~10% short of the target: within the band
-    assert s.step(T0 + 2 * HOUR, 50.0, BUY).orders == []  # no cash left to top up with
+    assert not s.step(T0 + HOUR, 90.0, BUY).orders  # ~5% short of the target: within the band
     assert s.position == held
+    r = s.step(T0 + 2 * HOUR, 60.0, BUY)  # 25% short of the target: top up to it
+    assert r.fills and s.position * 60.0 == pytest.approx(0.5 * s.equity, rel=1e-2)
 
 
 def test_a_large_position_is_built_over_several_candles(manager, tmp_path):

@@ -54,6 +54,9 @@ class MemoryState:
     def load(self, symbol: str | None = None, timeframe: str | None = None) -> SavedState | None:
         if self._saved is None:
             return None
+        stream = getattr(self, "_last_stream", None)
+        if stream is not None:
+            self._streams[stream[:2]] = stream[2]
         last = self._streams.get((symbol, timeframe)) if symbol is not None and timeframe is not None else None
         return self._saved.evolve(last_candle_ts=last)
 
@@ -64,11 +67,10 @@ class MemoryState:
             self.equities.append(record.equity)
             self.cash_values.append(record.cash)
             self.position_values.append(record.position_value)
-            self._streams[(record.symbol, record.timeframe)] = record.timestamp
+            self._last_stream = (record.symbol, record.timeframe, record.timestamp)
         if record.orders:
             for order in record.orders:
                 self.orders_by_id[order.order.client_order_id] = order
-        if record.fills:
             self.fill_records.extend(record.fills)
         if record.events:
             self.events.extend(record.events)
@@ -88,20 +90,22 @@ class MemoryState:
         for sym, (q, a, r, m) in record.positions.items():
             positions[sym] = Position(sym, q, a, r)
             marks[sym] = m
+        (fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason, status_since,
+         consecutive_losses, model_failures) = record.account
         self._saved = self._saved.evolve(
             cash=record.cash,
             positions=positions,
             marks=marks,
-            fees_paid=record.fees_paid,
-            realized_pnl=record.realized_pnl,
-            peak_equity=record.peak_equity,
-            day=record.day,
-            day_start_equity=record.day_start_equity,
-            status=record.status,
-            status_reason=record.status_reason,
-            status_since=record.status_since,
-            consecutive_losses=record.consecutive_losses,
-            model_failures=record.model_failures,
+            fees_paid=fees_paid,
+            realized_pnl=realized_pnl,
+            peak_equity=peak_equity,
+            day=day,
+            day_start_equity=day_start_equity,
+            status=status,
+            status_reason=status_reason,
+            status_since=status_since,
+            consecutive_losses=consecutive_losses,
+            model_failures=model_failures,
         )
 
     # ------------------------------------------------------------------ orders

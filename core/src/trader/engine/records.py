@@ -6,6 +6,7 @@ and a state store (:mod:`trader.engine.state`, :mod:`trader.engine.memory`).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,68 +81,47 @@ class RiskEvent:
 class StepRecord:
     """Everything one decision step changed, committed by the store in ONE transaction.
 
-    A plain slotted class (no validation): one is built per candle on the hot path.
-    ``positions`` holds ``symbol -> (quantity, avg_price, realized_pnl, mark)`` for the
-    symbols the step touched. ``skipped`` says why a candle was not processed
-    (``duplicate``, ``out-of-order``; ``manual`` and ``error`` for records that are not
-    candles); ``note`` why a signal did not become an order (``TRADING_HALTED``,
+    A plain class, built once per candle on the hot path: the fields a step rarely sets
+    are class-level defaults (empty tuples, ``None``), replaced on the instance when set
+    (``record.events += (event,)``). ``positions`` maps the session's symbol to
+    ``(quantity, avg_price, realized_pnl, mark)``. ``account`` is the tuple
+    ``(fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason,
+    status_since, consecutive_losses, model_failures)``, readable by name through the
+    properties below. ``skipped`` says why a candle was not processed (``duplicate``,
+    ``out-of-order``; ``manual``, ``reconcile``, ``event`` and ``error`` for records that
+    are not candles); ``note`` why a signal did not become an order (``TRADING_HALTED``,
     ``REDUCE_ONLY``).
     """
 
-    __slots__ = (
-        "symbol",
-        "timeframe",
-        "timestamp",
-        "close",
-        "action",
-        "orders",
-        "fills",
-        "events",
-        "cash",
-        "equity",
-        "position_value",
-        "positions",
-        "fees_paid",
-        "realized_pnl",
-        "peak_equity",
-        "day",
-        "day_start_equity",
-        "status",
-        "status_reason",
-        "status_since",
-        "consecutive_losses",
-        "model_failures",
-        "inference_ms",
-        "skipped",
-        "note",
-    )
+    action: str | None = None
+    orders: tuple[OrderRecord, ...] = ()
+    fills: tuple[FillRecord, ...] = ()
+    events: tuple[RiskEvent, ...] = ()
+    cash: float = 0.0
+    equity: float = 0.0
+    position_value: float = 0.0
+    positions: dict[str, tuple[float, float, float, float]] = types.MappingProxyType({})  # type: ignore[assignment]
+    account: tuple = (0.0, 0.0, 0.0, 0, 0.0, TradingStatus.ACTIVE, "", None, 0, 0)
+    inference_ms: float | None = None
+    skipped: str | None = None
+    note: str | None = None
 
     def __init__(self, symbol: str, timeframe: str, timestamp: int, close: float) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
         self.timestamp = timestamp
         self.close = close
-        self.action: str | None = None
-        self.orders: list[OrderRecord] = []
-        self.fills: list[FillRecord] = []
-        self.events: list[RiskEvent] = []
-        self.cash = 0.0
-        self.equity = 0.0
-        self.position_value = 0.0
-        self.positions: dict[str, tuple[float, float, float, float]] = {}
-        self.fees_paid = 0.0
-        self.realized_pnl = 0.0
-        self.peak_equity = 0.0
-        self.day = 0
-        self.day_start_equity = 0.0
-        self.status = TradingStatus.ACTIVE
-        self.status_reason = ""
-        self.status_since: int | None = None
-        self.consecutive_losses = 0
-        self.model_failures = 0
-        self.inference_ms: float | None = None
-        self.skipped: str | None = None
-        self.note: str | None = None
+
+    fees_paid = property(lambda self: self.account[0])
+    realized_pnl = property(lambda self: self.account[1])
+    peak_equity = property(lambda self: self.account[2])
+    day = property(lambda self: self.account[3])
+    day_start_equity = property(lambda self: self.account[4])
+    status = property(lambda self: self.account[5])
+    status_reason = property(lambda self: self.account[6])
+    status_since = property(lambda self: self.account[7])
+    consecutive_losses = property(lambda self: self.account[8])
+    model_failures = property(lambda self: self.account[9])
 
     def __repr__(self) -> str:
         return (

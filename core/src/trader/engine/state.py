@@ -303,6 +303,8 @@ class TradingState:
     def commit_step(self, record: StepRecord) -> None:
         """Write everything ``record`` changed in one transaction."""
         now = _now_ms()
+        (fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason, status_since,
+         consecutive_losses, model_failures) = record.account
         with self._transaction() as db:
             for order in record.orders:
                 self._upsert_order(db, order, now)
@@ -322,16 +324,16 @@ class TradingState:
                 "model_failures = ?, updated_at = ? WHERE id = 1",
                 (
                     record.cash,
-                    record.fees_paid,
-                    record.realized_pnl,
-                    record.peak_equity,
-                    record.day,
-                    record.day_start_equity,
-                    record.status.value,
-                    record.status_reason,
-                    record.status_since,
-                    record.consecutive_losses,
-                    record.model_failures,
+                    fees_paid,
+                    realized_pnl,
+                    peak_equity,
+                    day,
+                    day_start_equity,
+                    status.value,
+                    status_reason,
+                    status_since,
+                    consecutive_losses,
+                    model_failures,
                     now,
                 ),
             )

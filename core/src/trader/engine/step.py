@@ -64,6 +64,7 @@ _BUY = SignalAction.BUY
 _HALTED = TradingStatus.HALTED
 _REDUCING = TradingStatus.REDUCING
 _ACTIVE = TradingStatus.ACTIVE
+_ACTION_NAMES = {action: action.value for action in SignalAction}
 
 
 def client_order_id(strategy: str, symbol: str, candle_ts: int, sequence: int = 0) -> str:
@@ -263,8 +264,14 @@ class TradingSession:
         if self._status is not _HALTED and (equity < self._peak * self._dd_keep or equity < self._day_start * self._daily_keep):
             self._check_breakers(record, equity)
         if signal is not None:
-            record.inference_ms = inference_ms
-            self._on_signal(record, signal, close, equity, inference_ms)
+            if inference_ms is not None:
+                record.inference_ms = inference_ms
+            if signal.__class__ is Signal and signal.action is _HOLD and inference_ms is None:
+                record.action = "hold"  # the common case, kept short
+                if self._model_failures:
+                    self._model_failures = 0
+            else:
+                self._on_signal(record, signal, close, equity, inference_ms)
         self._last_ts = timestamp
         self._finish(record)
         return record
@@ -319,7 +326,7 @@ class TradingSession:
         record.skipped = kind
         message = f"{kind} candle {timestamp} skipped (last processed {self._last_ts})"
         log.warning("%s %s: %s", self.strategy, self.symbol, message)
-        record.events.append(RiskEvent(timestamp, "data", RiskCode.DUPLICATE_CANDLE, message))
+        record.events += (RiskEvent(timestamp, "data", RiskCode.DUPLICATE_CANDLE, message),)
         self._finish(record)
         return record
 
@@ -360,7 +367,7 @@ class TradingSession:
         self._status = status
         self._status_reason = f"{reason.code}: {reason.message}" if reason.message else reason.code
         self._status_since = self._now
-        record.events.append(RiskEvent(record.timestamp, "status", reason.code, reason.message, status=status))
+        record.events += (RiskEvent(record.timestamp, "status", reason.code, reason.message, status=status),)
         level = logging.INFO if status is _ACTIVE else logging.WARNING
         log.log(level, "%s: risk status %s (%s)", self.strategy, status.value, self._status_reason)
 
@@ -371,13 +378,13 @@ class TradingSession:
             self._signal_failure(record, signal)
             return
         action = signal.action
-        record.action = action.value
+        record.action = _ACTION_NAMES[action]
         if self._model_failures:
             self._model_failures = 0
         if inference_ms is not None and inference_ms > self.limits.max_inference_ms:
             message = f"the signal took {inference_ms:,.0f} ms, over the {self.limits.max_inference_ms:g} ms budget"
             log.warning("%s: %s", self.strategy, message)
-            record.events.append(RiskEvent(record.timestamp, "alert", RiskCode.INFERENCE_LATENCY, message))
+            record.events += (RiskEvent(record.timestamp, "alert", RiskCode.INFERENCE_LATENCY, message),)
         if action is _HOLD:
             return
         if self._status is _HALTED:
@@ -428,15 +435,15 @@ class TradingSession:
         decision = self.audit.audit(order, snapshot, self._context(record.timestamp, inference_ms))
         cid = order.client_order_id
         if decision.approved:
-            record.events.append(RiskEvent(record.timestamp, "audit", "APPROVED", "approved", cid, True))
+            record.events += (RiskEvent(record.timestamp, "audit", "APPROVED", "approved", cid, True),)
         else:
             for reason in decision.denials:
-                record.events.append(RiskEvent(record.timestamp, "audit", reason.code, reason.message, cid, False))
+                record.events += (RiskEvent(record.timestamp, "audit", reason.code, reason.message, cid, False),)
         if decision.status is not None:
             reason = decision.status_reason or RiskReason("RISK_STATUS", "requested by a risk rule")
             self._escalate(record, decision.status, reason)
         if not decision.approved:
-            record.orders.append(OrderRecord(order, OrderStatus.DENIED, 0.0, None, decision.describe()))
+            record.orders += (OrderRecord(order, OrderStatus.DENIED, 0.0, None, decision.describe()),)
             return
         if self.broker.needs_intent:
             self.store.record_order_intent(order)
@@ -462,7 +469,7 @@ class TradingSession:
         side_is_sell = order.side is Side.SELL
         for fill in execution.fills:
             realized = self.book.apply_fill(fill)
-            record.fills.append(FillRecord(fill, realized))
+            record.fills += (FillRecord(fill, realized),)
             if side_is_sell:
                 if realized < 0:
                     self._consecutive_losses += 1
@@ -474,7 +481,7 @@ class TradingSession:
                 for sym, slot in self.book.positions.items()
                 if sym != self.symbol
             )
-        record.orders.append(OrderRecord(order, execution.status, filled, execution.exchange_order_id, execution.message))
+        record.orders += (OrderRecord(order, execution.status, filled, execution.exchange_order_id, execution.message),)
         if execution.failed:
             code = RiskCode.ORDER_REJECTED if execution.status == OrderStatus.REJECTED else RiskCode.ORDER_ERROR
             self.record_error(record, code, execution.message or execution.status, cid)
@@ -509,7 +516,7 @@ class TradingSession:
         ts = self._last_ts if self._last_ts >= 0 else 0
         record = StepRecord(self.symbol, self.timeframe, ts, self._mark or 0.0)
         record.skipped = "event"
-        record.events.append(RiskEvent(ts, kind, code, message))
+        record.events += (RiskEvent(ts, kind, code, message),)
         log.warning("%s: %s: %s", self.strategy, code, message)
         self._finish(record)
 
@@ -524,7 +531,7 @@ class TradingSession:
             self._now = int(time.time() * 1000)
         self._errors.append(self._now)
         log.warning("%s: %s: %s", self.strategy, code, message)
-        record.events.append(RiskEvent(record.timestamp, "error", code, message, client_order_id))
+        record.events += (RiskEvent(record.timestamp, "error", code, message, client_order_id),)
         if self.recent_errors() >= self.limits.max_errors:
             self._check_breakers(record, self.equity)
         if own:
@@ -536,7 +543,7 @@ class TradingSession:
         self._model_failures += 1
         record.action = "failed"
         log.warning("%s: %s: %s (%d in a row)", self.strategy, code, message, self._model_failures)
-        record.events.append(RiskEvent(record.timestamp, "signal", code, message))
+        record.events += (RiskEvent(record.timestamp, "signal", code, message),)
         if self._model_failures >= self.limits.max_model_failures:
             self._check_breakers(record, self.equity)
 
@@ -546,20 +553,23 @@ class TradingSession:
         slot = self._slot
         mark = self._mark if self._mark is not None else slot[1]
         position_value = slot[0] * mark
-        record.cash = book.cash
+        cash = book.cash
+        record.cash = cash
         record.position_value = position_value + self._other_value
-        record.equity = book.cash + position_value + self._other_value
-        record.positions[self.symbol] = (slot[0], slot[1], slot[2], mark)
-        record.fees_paid = book.fees_paid
-        record.realized_pnl = book.realized_pnl
-        record.peak_equity = self._peak
-        record.day = self._day if self._day is not None else record.timestamp // DAY_MS
-        record.day_start_equity = self._day_start
-        record.status = self._status
-        record.status_reason = self._status_reason
-        record.status_since = self._status_since
-        record.consecutive_losses = self._consecutive_losses
-        record.model_failures = self._model_failures
+        record.equity = cash + position_value + self._other_value
+        record.positions = {self.symbol: (slot[0], slot[1], slot[2], mark)}
+        record.account = (
+            book.fees_paid,
+            book.realized_pnl,
+            self._peak,
+            self._day if self._day is not None else record.timestamp // DAY_MS,
+            self._day_start,
+            self._status,
+            self._status_reason,
+            self._status_since,
+            self._consecutive_losses,
+            self._model_failures,
+        )
         if mark is not None:
             book.marks[self.symbol] = mark
         self.store.commit_step(record)
