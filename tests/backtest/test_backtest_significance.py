@@ -30,6 +30,25 @@ def test_stationary_bootstrap_indices_are_wrapped_blocks(n, block, seed):
     assert np.all((whole - whole[:, :1]) % n == np.arange(n)[None, :])
 
 
+def test_fast_block_sums_give_the_same_resamples_as_explicit_indices():
+    """``significance`` sums blocks from prefix sums; explicit resampled series must agree exactly."""
+    rng = np.random.default_rng(4)
+    r, b = rng.normal(0.0005, 0.01, 700), rng.normal(0.0002, 0.012, 700)
+    sig = significance(r, 8760, benchmark_returns=b, n_resamples=300, mean_block=9, seed=5)
+    sharpes, excess = [], []
+    for index in stationary_bootstrap(700, 300, 9, seed=5):
+        x, y = r[index], b[index]
+        sx = x.mean(axis=1) / x.std(axis=1, ddof=1) * np.sqrt(8760)
+        sy = y.mean(axis=1) / y.std(axis=1, ddof=1) * np.sqrt(8760)
+        sharpes.append(sx)
+        excess.append(sx - sy)
+    sharpes, excess = np.concatenate(sharpes), np.concatenate(excess)
+    assert sig.sharpe.low == pytest.approx(np.quantile(sharpes, 0.025), rel=1e-9)
+    assert sig.sharpe.high == pytest.approx(np.quantile(sharpes, 0.975), rel=1e-9)
+    assert sig.excess_sharpe.low == pytest.approx(np.quantile(excess, 0.025), rel=1e-9)
+    assert sig.p_value == pytest.approx((1 + np.sum(sharpes - sig.sharpe.estimate >= sig.sharpe.estimate)) / 301)
+
+
 def test_block_length_matches_its_mean():
     rows = np.concatenate(list(stationary_bootstrap(5000, 20, 10.0, seed=1)))
     breaks = np.mean(((rows[:, 1:] - rows[:, :-1]) % 5000) != 1)
