@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     pin_one_core()
+    start_load = load_average()
 
     import numpy as np
     import torch
@@ -102,7 +103,7 @@ def main() -> None:
           f"(batch {args.batch_size}); checksum {checksum:.3f}")
     if args.no_write:
         return
-    body = header("python bench/bench_dataset.py" + (f" --rows {n}" if n != 1_000_000 else "")) + f"""
+    body = header("python bench/bench_dataset.py" + (f" --rows {n}" if n != 1_000_000 else ""), start_load) + f"""
 | what | {n:,} rows x {f} features, window {w} |
 |---|---|
 | feature array (float32) | {array_bytes / 2**20:.0f} MiB |
@@ -112,7 +113,7 @@ def main() -> None:
 | DataLoader (shuffled, default collate) | {loader_s * 1e3:.1f} ms per batch of {args.batch_size} |
 | `TimeSeriesDataset.batches` (one gather per batch) | {gather_s * 1e3:.1f} ms per batch of {args.batch_size} ({loader_s / gather_s:.1f}x faster) |
 
-Load average at the end: {load_average()}.
+
 """
     write_section("Features: windowed dataset memory (issue 4)", body)
 

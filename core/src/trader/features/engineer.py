@@ -187,10 +187,8 @@ class FeatureEngineer:
         """Features as an ``n_features x len(df)`` float64 array (rows are features)."""
         ext = self.extend(df)
         values = compute_matrix(ext.ts, ext.open, ext.high, ext.low, ext.close, ext.volume, self.windows)
-        for start in np.flatnonzero(ext.segment_start):
+        for start in np.flatnonzero(ext.segment_start):  # row 0 always starts one
             values[:, start:start + self.warmup_bars] = np.nan
-        if len(values[0]) and not ext.segment_start[0]:
-            raise AssertionError("the first row always starts a segment")
         if ext.positions is not None:
             values = values[:, ext.positions]
         return values
