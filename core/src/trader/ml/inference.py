@@ -25,8 +25,10 @@ def predict_proba(model: nn.Module, windows: WindowBatches, *, batch_size: int =
     return np.concatenate(out)
 
 
-def predict_window(model: nn.Module, window: np.ndarray) -> np.ndarray:
+def predict_window(model: nn.Module, window: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     """Class probabilities ``(k,)`` for one ``(length, F)`` float32 window (the live path)."""
+    from trader.ml.seeding import torch_threads
+
     x = torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32)).unsqueeze(0)
-    with torch.inference_mode():
+    with torch_threads(threads), torch.inference_mode():
         return torch.softmax(model(x), dim=-1)[0].numpy()

@@ -160,13 +160,15 @@ class SignalThresholds:
     BUY when ``P(up) >= buy_threshold``; SELL (close the position) when
     ``P(up) <= sell_threshold``; HOLD in between. ``confidence = |2 P(up) - 1|``.
     A BUY's size is ``position_size`` (times the confidence when
-    ``size_by_confidence``).
+    ``size_by_confidence``). ``inference_threads`` (1) is the torch thread count of
+    the one-window live path.
     """
 
     buy_threshold: float = 0.55
     sell_threshold: float = 0.45
     position_size: float = 1.0
     size_by_confidence: bool = False
+    inference_threads: int = 1
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> SignalThresholds:
@@ -180,7 +182,10 @@ class SignalThresholds:
             raise ConfigError(f"position_size must be within (0, 1], got {size}")
         if not isinstance(by_conf, bool):
             raise ConfigError(f"size_by_confidence must be true or false, got {by_conf!r}")
-        return cls(buy, sell, size, by_conf)
+        threads = _number(params, "inference_threads", 1, int)
+        if threads < 1:
+            raise ConfigError(f"inference_threads must be >= 1, got {threads}")
+        return cls(buy, sell, size, by_conf, threads)
 
 
 # ---------------------------------------------------------------------- the model object
@@ -267,9 +272,10 @@ class SequenceModel:
         windows = WindowBatches(scaled, ends, self.sequence_length)
         return self.calibrate(predict_proba(self.module, windows, batch_size=batch_size).astype(np.float64))
 
-    def predict_window(self, scaled_window: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities for one scaled ``(sequence_length, F)`` window."""
-        return self.calibrate(predict_window(self.module, scaled_window).astype(np.float64))
+    def predict_window(self, scaled_window: np.ndarray, *, threads: int | None = 1) -> np.ndarray:
+        """Calibrated probabilities for one scaled ``(sequence_length, F)`` window (one thread by default:
+        a single window is too small to share, and spare threads only wait on a busy machine)."""
+        return self.calibrate(predict_window(self.module, scaled_window, threads=threads).astype(np.float64))
 
 
 # ---------------------------------------------------------------------- training
@@ -313,6 +319,53 @@ class PreparedWindows:
     timestamps: np.ndarray
 
 
+_CHUNK = 65_536
+
+
+def fit_scaler(scaler: Any, values: np.ndarray, names: Sequence[str]) -> Any:
+    """Fit ``scaler`` on the complete rows of ``values``; z-score in chunks (two passes, float64 sums).
+
+    Equal to ``FeatureScaler.fit`` but without a float64 copy of the whole array, so
+    a million rows of 86 features fit in the memory of the float32 array itself.
+    """
+    if scaler.kind != "zscore":
+        return scaler.fit(values, list(names))  # percentiles need every row at once
+    n_features = values.shape[1]
+    total, count = np.zeros(n_features), 0
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        chunk = chunk[np.isfinite(chunk).all(axis=1)].astype(np.float64)
+        total += chunk.sum(axis=0)
+        count += len(chunk)
+    if count == 0:
+        raise DataError("cannot fit the feature scaler: no training row has every feature finite")
+    mean = total / count
+    squares = np.zeros(n_features)
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        chunk = chunk[np.isfinite(chunk).all(axis=1)].astype(np.float64)
+        squares += ((chunk - mean) ** 2).sum(axis=0)
+    std = np.sqrt(squares / count)
+    scaler.feature_names = tuple(names)
+    scaler.center = mean
+    scaler.scale = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    scaler.n_samples = int(count)
+    return scaler
+
+
+def scale_in_place(values: np.ndarray, scaler: Any) -> np.ndarray:
+    """``(values - center) / scale`` (then clipped) in float32, chunk by chunk, without a copy."""
+    center = np.asarray(scaler.center, dtype=np.float32)
+    scale = np.asarray(scaler.scale, dtype=np.float32)
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        chunk -= center
+        chunk /= scale
+        if scaler.clip is not None:
+            np.clip(chunk, -scaler.clip, scaler.clip, out=chunk)
+    return values
+
+
 def prepare_training_data(candles: Any, settings: DataSettings, timeframe: str | None = None) -> PreparedWindows:
     """From candles to scaled windows and labels, split chronologically (see :func:`_split_ends`)."""
     from trader.features import FeatureEngineer, FeatureScaler, valid_window_ends
@@ -346,8 +399,8 @@ def prepare_training_data(candles: Any, settings: DataSettings, timeframe: str |
         scaler = FeatureScaler(kind=settings.scaler, clip=settings.scaler_clip)
     except ValueError as exc:
         raise ConfigError(f"scaler settings: {exc}") from None
-    scaler.fit(values[: train_ends[-1] + 1], list(names))  # training rows only
-    values = scaler.transform_array(values, dtype=np.float32)
+    fit_scaler(scaler, values[: train_ends[-1] + 1], names)  # training rows only
+    scale_in_place(values, scaler)
     labels = np.where(np.isfinite(raw_labels), raw_labels, -1).astype(np.int64)
     n_classes = len(classes)
     counts = np.bincount(labels[train_ends], minlength=n_classes)
@@ -558,7 +611,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
         window = model.scale(model.feature_matrix(features, end - length + 1, end + 1))
         if not np.isfinite(window).all():
             return [warmup]
-        p_up = float(model.predict_window(window)[model.up_class])
+        p_up = float(model.predict_window(window, threads=thresholds.inference_threads)[model.up_class])
         return [_signal(p_up, thresholds)]
     first = max(int(at.min()) - length + 1, 0)
     scaled = model.scale(model.feature_matrix(features, first, int(at.max()) + 1))
