@@ -259,6 +259,8 @@ def download_candles(
         flush()  # Ctrl-C: keep what arrived
         raise
     flush()
+    if progress and done < expected:
+        progress(done, done)  # the exchange had no more bars: the download is complete
 
     findings: list[Finding] = []
     if invalid_dropped:

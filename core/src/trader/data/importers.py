@@ -134,7 +134,7 @@ def read_candle_file(path: str | Path, base_currency: str | None = None) -> RawC
 # ---------------------------------------------------------------------------- column mapping
 
 
-def _map_columns(columns: list[Any], source: str, base_currency: str | None) -> dict[str, Any]:
+def _map_columns(columns: list[Any], source: str, base_currency: str | None, symbol_in_file: str | None = None) -> dict[str, Any]:
     by_norm: dict[str, Any] = {}
     for col in columns:
         by_norm.setdefault(_norm(col), col)
@@ -148,14 +148,14 @@ def _map_columns(columns: list[Any], source: str, base_currency: str | None) -> 
     for part, aliases in _FIELD_ALIASES.items():
         found = next((by_norm[a] for a in aliases if a in by_norm), None)
         if found is None and part == "volume":
-            found = _volume_column(columns, source, base_currency)
+            found = _volume_column(columns, source, base_currency, symbol_in_file)
         if found is None:
             raise ValidationError(f"{source}: no {part} column (found: {_list(columns)})")
         mapping[part] = found
     return mapping
 
 
-def _volume_column(columns: list[Any], source: str, base_currency: str | None) -> Any:
+def _volume_column(columns: list[Any], source: str, base_currency: str | None, symbol_in_file: str | None) -> Any:
     named = {_norm(c)[len("volume"):]: c for c in columns if _norm(c).startswith("volume") and len(_norm(c)) > len("volume")}
     if not named:
         return None
@@ -163,6 +163,8 @@ def _volume_column(columns: list[Any], source: str, base_currency: str | None) -
         return named[base_currency.lower()]
     if len(named) == 1:
         return next(iter(named.values()))
+    if symbol_in_file and base_currency:
+        raise ValidationError(f"{source}: the file's symbol column says {symbol_in_file!r} but --symbol is a {base_currency} market; check --symbol")
     raise ValidationError(
         f"{source}: several volume columns ({_list(named.values())}) and none for the base currency "
         f"{base_currency or '?'}; check --symbol"
@@ -234,7 +236,8 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
         frame.columns = [*_BINANCE_KLINE_COLUMNS, *(f"column_{i + 7}" for i in range(frame.shape[1] - 6))]
         notes.append("no header: read as Binance kline columns (open time, open, high, low, close, volume)")
     columns = list(frame.columns)
-    mapping = _map_columns(columns, str(path), base_currency)
+    symbol_in_file = _symbol_in(frame, columns)
+    mapping = _map_columns(columns, str(path), base_currency, symbol_in_file)
     is_cdd = {"unix", "date", "symbol"} <= {_norm(c) for c in columns} and any(_norm(c).startswith("volume") for c in columns)
     return RawCandles(
         source=str(path),
@@ -243,7 +246,7 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
         columns=mapping,
         rows=rows,
         row_label="line",
-        symbol_in_file=_symbol_in(frame, columns),
+        symbol_in_file=symbol_in_file,
         notes=tuple(notes),
     )
 
@@ -259,7 +262,8 @@ def _read_table(path: Path, kind: str, base_currency: str | None) -> RawCandles:
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
     columns = list(frame.columns)
-    mapping = _map_columns(columns, str(path), base_currency)
+    symbol_in_file = _symbol_in(frame, columns)
+    mapping = _map_columns(columns, str(path), base_currency, symbol_in_file)
     fmt = kind
     if kind == "feather" and _norm(mapping["time"]) == "date" and {"open", "high", "low", "close", "volume"} <= set(columns):
         fmt = "freqtrade-feather"
@@ -270,7 +274,7 @@ def _read_table(path: Path, kind: str, base_currency: str | None) -> RawCandles:
         columns=mapping,
         rows=np.arange(1, len(frame) + 1, dtype=np.int64),
         row_label="row",
-        symbol_in_file=_symbol_in(frame, columns),
+        symbol_in_file=symbol_in_file,
     )
 
 
@@ -309,14 +313,15 @@ def _named_table(frame: Any, source: str, fmt: str, base_currency: str | None) -
 
     frame = frame.reset_index(drop=True)
     columns = list(frame.columns)
+    symbol_in_file = _symbol_in(frame, columns)
     return RawCandles(
         source=source,
         format=fmt,
         frame=frame,
-        columns=_map_columns(columns, source, base_currency),
+        columns=_map_columns(columns, source, base_currency, symbol_in_file),
         rows=np.arange(1, len(frame) + 1, dtype=np.int64),
         row_label="row",
-        symbol_in_file=_symbol_in(frame, columns),
+        symbol_in_file=symbol_in_file,
     )
 
 

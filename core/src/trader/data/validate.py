@@ -309,7 +309,7 @@ def validate_candles(
         modal = float(common[np.argmax(counts)])
         if modal != step and counts.max() >= 0.5 * len(spacing):
             raise ValidationError(
-                f"{source}: bars are mostly {_duration(modal)} apart but the timeframe is {timeframe} ({_duration(step)}); check --timeframe"
+                f"{source}: bars are mostly {_duration(modal)} apart but the timeframe is {timeframe}; check --timeframe"
             )
 
     # -- invalid rows: first reason per row
