@@ -67,6 +67,9 @@ def test_synth_is_reproducible_and_stored(trader_home: Path, tmp_path: Path) -> 
     assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
     stored = run_trader("data", "synth", "--symbol", "SYN/USDT", "--timeframe", "4h", "--bars", "200", "--seed", "3", home=trader_home)
     assert "stored synthetic SYN/USDT 4h: 200 bars (seed 3" in stored.stdout
+    listed = run_trader("data", "list", home=trader_home).stdout.splitlines()
+    assert listed[0].split() == ["exchange", "symbol", "timeframe", "first", "last", "rows", "gaps"]
+    assert listed[1].split() == ["synthetic", "SYN/USDT", "4h", "2024-01-01", "00:00", "2024-02-03", "04:00", "200", "0"]
     pd.testing.assert_frame_equal(
         CandleStore(trader_home).read("synthetic", "SYN/USDT", "4h"), synthetic_candles("SYN/USDT", "4h", bars=200, seed=3)
     )

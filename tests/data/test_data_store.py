@@ -151,3 +151,11 @@ def test_damaged_file_is_reported_not_crashing(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="cannot read"):
         store.read("binance", "BTC/USDT", "1h")
     assert store.list() == []  # skipped with a warning, the rest of the store stays usable
+
+
+def test_package_exports_exactly_its_public_names() -> None:
+    import trader.data
+
+    modules = {"annotations", "download", "export", "frame", "importers", "ingest", "report", "resolve", "store", "synth", "validate"}
+    public = {n for n in vars(trader.data) if n.isidentifier() and not n.startswith("_")} - modules
+    assert public == set(trader.data.__all__)
