@@ -83,6 +83,13 @@ def test_new_plugin_writes_a_complete_project(tmp_path, template):
     assert "trader install -e" in proc.stdout and "trader run --plugin my_strategy" in proc.stdout
 
 
+def test_new_plugin_refuses_a_description_that_would_break_the_generated_files(tmp_path):
+    proc = trader("new-plugin", "quoted", "--dir", tmp_path, "--description", 'say "hi"')
+    assert proc.returncode == 2
+    assert "--description must be one line without double quotes or backslashes" in one_error_line(proc)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_new_plugin_lists_the_templates_in_its_help():
     proc = trader("new-plugin", "--help")
     assert proc.returncode == 0
