@@ -15,7 +15,10 @@ process (so its peak RSS is its own), on one pinned core with one torch thread:
   ``--naive-samples`` candles spread over the range and extrapolated to all of them,
   once with the whole history and once with only the recent history ``trader run`` keeps.
 
-    .venv/bin/python bench/bench_backtest.py [--bars 20000] [--naive-samples 60] [--no-write]
+The backtest and the bare pass are also timed alternately in one process (``--repeats``),
+so that the load of a shared machine does not skew their ratio.
+
+    .venv/bin/python bench/bench_backtest.py [--bars 20000] [--naive-samples 60] [--repeats 3] [--no-write]
 
 Writes its section of bench/RESULTS.md (other sections are left as they are).
 """
@@ -180,6 +183,15 @@ def part_bare(home: Path, bars: int) -> dict:
     return {"seconds": seconds, "windows": int(n), "rss": peak_rss_mib()}
 
 
+def part_compare(home: Path, bars: int, repeats: int) -> dict:
+    """The bare pass and the whole backtest, alternately in one process: the ratio is what load does not skew."""
+    bare, full = [], []
+    for _ in range(repeats):
+        bare.append(part_bare(home, bars)["seconds"])
+        full.append(part_backtest(home, bars)["seconds"])
+    return {"bare": bare, "backtest": full}
+
+
 def part_naive(home: Path, bars: int, samples: int, recent_only: bool) -> dict:
     import numpy as np
 
@@ -210,7 +222,7 @@ def part_naive(home: Path, bars: int, samples: int, recent_only: bool) -> dict:
 
 def _child(part: str, home: Path, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--part", part, "--home", str(home), "--bars", str(args.bars),
-           "--naive-samples", str(args.naive_samples)]
+           "--naive-samples", str(args.naive_samples), "--repeats", str(args.repeats)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if proc.returncode != 0:
         raise SystemExit(f"part {part} failed:\n{proc.stderr[-3000:]}")
@@ -221,6 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bars", type=int, default=20_000)
     parser.add_argument("--naive-samples", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating bare/backtest timings")
     parser.add_argument("--part", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--home", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-write", action="store_true", help="print only, leave bench/RESULTS.md alone")
@@ -236,6 +249,7 @@ def main() -> None:
             "train": lambda: part_train(home, args.bars),
             "backtest": lambda: part_backtest(home, args.bars),
             "bare": lambda: part_bare(home, args.bars),
+            "compare": lambda: part_compare(home, args.bars, args.repeats),
             "naive_all": lambda: part_naive(home, args.bars, args.naive_samples, recent_only=False),
             "naive_recent": lambda: part_naive(home, args.bars, args.naive_samples, recent_only=True),
         }
@@ -248,11 +262,14 @@ def main() -> None:
     backtest = _child("backtest", home, args)
     naive_all = _child("naive_all", home, args)
     naive_recent = _child("naive_recent", home, args)
+    compare = _child("compare", home, args)
 
     windows = backtest["windows"]
-    overhead = backtest["seconds"] / bare["seconds"] - 1
+    bare_s, full_s = min(compare["bare"]), min(compare["backtest"])
+    overhead = full_s / bare_s - 1
     t = backtest["timings"]
-    lines = [header(f".venv/bin/python bench/bench_backtest.py --bars {args.bars} --naive-samples {args.naive_samples}", cpu)]
+    lines = [header(f".venv/bin/python bench/bench_backtest.py --bars {args.bars} --naive-samples {args.naive_samples} "
+                    f"--repeats {args.repeats}", cpu)]
     lines.append(
         f"`dl_lstm` BiLSTM (hidden {arch.get('hidden_size')}, {arch.get('num_layers')} layer, bidirectional, "
         f"{arch.get('input_size', 86)} features, windows of {arch.get('sequence_length', 60)} candles), "
@@ -260,21 +277,26 @@ def main() -> None:
     )
     lines.append("| what | time | peak RSS | ratio |")
     lines.append("|---|---|---|---|")
-    lines.append(f"| bare batched forward pass (baseline) | {bare['seconds']:.2f} s | {bare['rss']:,.0f} MiB | 1.00 |")
+    lines.append(f"| bare batched forward pass (baseline) | {bare_s:.2f} s | {bare['rss']:,.0f} MiB | 1.00 |")
     lines.append(
-        f"| trader backtest, end to end | {backtest['seconds']:.2f} s | {backtest['rss']:,.0f} MiB | "
-        f"{backtest['seconds'] / bare['seconds']:.2f} (overhead **{overhead * 100:+.0f}%**) |"
+        f"| trader backtest, end to end | {full_s:.2f} s | {backtest['rss']:,.0f} MiB | "
+        f"{full_s / bare_s:.2f} (overhead **{overhead * 100:+.0f}%**) |"
     )
     lines.append(
         f"| naive loop, whole history (extrapolated from {naive_all['samples']} candles, {naive_all['per_candle_ms']:.1f} ms each) | "
-        f"{naive_all['seconds']:,.0f} s | {naive_all['rss']:,.0f} MiB | backtest **{naive_all['seconds'] / backtest['seconds']:.0f}x** faster |"
+        f"{naive_all['seconds']:,.0f} s | {naive_all['rss']:,.0f} MiB | backtest **{naive_all['seconds'] / full_s:.0f}x** faster |"
     )
     lines.append(
         f"| naive loop, last {naive_recent['history']} candles only (extrapolated, {naive_recent['per_candle_ms']:.1f} ms each) | "
-        f"{naive_recent['seconds']:,.0f} s | {naive_recent['rss']:,.0f} MiB | backtest {naive_recent['seconds'] / backtest['seconds']:.0f}x faster |"
+        f"{naive_recent['seconds']:,.0f} s | {naive_recent['rss']:,.0f} MiB | backtest {naive_recent['seconds'] / full_s:.0f}x faster |"
     )
     lines.append(
-        f"\nInside the backtest: features {t['features_s']:.2f} s, signals (scaling, windows, forward pass, Signal objects) "
+        f"\nTimes of the first two rows are the best of {args.repeats} runs made alternately in one process "
+        f"(bare: {', '.join(f'{x:.1f}' for x in compare['bare'])} s; backtest: "
+        f"{', '.join(f'{x:.1f}' for x in compare['backtest'])} s); peak RSS from separate processes."
+    )
+    lines.append(
+        f"Inside the backtest: features {t['features_s']:.2f} s, signals (scaling, windows, forward pass, Signal objects) "
         f"{t['signals_s']:.2f} s, simulation {t['simulation_s']:.2f} s, the rest (baseline, metrics, bootstrap) "
         f"{t['total_s'] - t['features_s'] - t['signals_s'] - t['simulation_s']:.2f} s. "
         "Aims: overhead <= 25% over the bare forward pass; >= 100x faster than the naive loop."
