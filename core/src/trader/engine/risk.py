@@ -375,6 +375,8 @@ class RiskAuditAgent:
         """Run every rule; approved only if no verdict denies. Logs the decision with its reasons."""
         decision = self._decide(order, _readonly(portfolio), context)
         level = logging.INFO if decision.approved else logging.WARNING
+        if not log.isEnabledFor(level):
+            return decision
         log.log(
             level,
             "audit %s %s %s %g @ %g [%s]: %s",

@@ -475,7 +475,7 @@ class TradingSession:
                     self._consecutive_losses += 1
                 elif realized > 0:
                     self._consecutive_losses = 0
-        if execution.fills:
+        if execution.fills and len(self.book.positions) > 1:
             self._other_value = sum(
                 slot[0] * self.book.marks.get(sym, slot[1])
                 for sym, slot in self.book.positions.items()
@@ -485,7 +485,7 @@ class TradingSession:
         if execution.failed:
             code = RiskCode.ORDER_REJECTED if execution.status == OrderStatus.REJECTED else RiskCode.ORDER_ERROR
             self.record_error(record, code, execution.message or execution.status, cid)
-        elif execution.fills:
+        elif execution.fills and log.isEnabledFor(logging.INFO):
             log.info(
                 "%s: %s %g %s @ %g (fee %g) [%s]",
                 self.strategy,
