@@ -159,7 +159,8 @@ class EnsembleParams:
     tree_max_depth: int = field(default=10, validator=_integer(1))
     tree_min_samples_leaf: int = field(default=100, validator=_integer(1))
     logistic_c: float = field(default=0.05, validator=_number(0.0, open_min=True))
-    #: Class weights "balanced" so a rare class is not ignored; calibration restores the true frequencies.
+    #: Class weights "balanced" for the forests and the logistic regression, so a rare class is not
+    #: ignored; calibration restores the true frequencies.
     balanced: bool = field(default=True, validator=attrs.validators.instance_of(bool))
     #: Threads for training (``None``: all cores). Predicting a few rows always uses one.
     threads: int | None = field(default=None, validator=attrs.validators.optional(_integer(1)))

@@ -56,13 +56,14 @@ def _span(timestamps: np.ndarray, ends: np.ndarray) -> dict[str, Any]:
 
 def train_ensemble(request: TrainRequest) -> TrainResult:
     """The ``trader_train`` hook (see the module docstring)."""
+    params = EnsembleParams.from_mapping(request.params)  # a bad setting fails before anything heavy loads
+
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.frozen import FrozenEstimator
 
     from trader.evaluation.classification import evaluate_classifier
     from trader.features import DataPreprocessor, FeatureEngineer
 
-    params = EnsembleParams.from_mapping(request.params)
     candles = request.candles
     started = time.perf_counter()
     try:
