@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -120,8 +121,12 @@ def test_slow_inference_raises_an_alert_and_denies_new_exposure(home, fakes):
 
 
 def test_two_strategies_side_by_side_share_nothing(home, tmp_path, fakes):
-    both = trader(home, "run", "--plugin", "flipper", "--plugin", "buy_and_hold", "--max-candles", "40", "--quiet", env=fakes)
+    both = trader(home, "run", "--plugin", "flipper", "--plugin", "buy_and_hold", "--max-candles", "40", "--quiet", "--json",
+                  env=fakes)
     assert both.returncode == 0, both.stderr
+    summaries = json.loads(both.stdout)
+    assert [s["strategy"] for s in summaries] == ["flipper", "buy_and_hold"]
+    assert all(s["processed"] == 40 for s in summaries) and summaries[0]["pnl"] != summaries[1]["pnl"]
     alone = tmp_path / "alone"
     alone.mkdir()
     solo = trader(alone, "run", "--plugin", "flipper", "--max-candles", "40", "--quiet", env=fakes)

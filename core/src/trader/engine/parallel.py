@@ -130,11 +130,27 @@ def run_in_subprocesses(app: Any, names: tuple[str, ...], options: Mapping[str, 
                 except ProcessLookupError:
                     pass
 
+    outputs: dict[str, str] = {}
     with stop_on_signals(stop, forward):
         for name in names:
-            children[name] = subprocess.Popen(_child_argv(app, name, options, as_json), env=env)
+            stdout = subprocess.PIPE if as_json else None
+            children[name] = subprocess.Popen(_child_argv(app, name, options, as_json), env=env, stdout=stdout, text=True)
             log.info("started %s (pid %d)", name, children[name].pid)
-        codes = {name: child.wait() for name, child in children.items()}
+        codes = {}
+        for name, child in children.items():
+            out, _ = child.communicate()
+            outputs[name] = out or ""
+            codes[name] = child.returncode
+    if as_json:
+        import json
+
+        merged = []
+        for name in names:
+            try:
+                merged.append(json.loads(outputs[name]))
+            except ValueError:
+                merged.append({"strategy": name, "error": f"exited with status {codes[name]}"})
+        print(json.dumps(merged, indent=2))
     failed = {name: code for name, code in codes.items() if code != 0}
     for name, code in failed.items():
         log.error("%s exited with status %d", name, code)
