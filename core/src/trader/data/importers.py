@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,17 +210,18 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
     first_field = header_line.split(delimiter)[0].strip().strip('"')
     headerless = bool(re.fullmatch(r"-?\d+(\.\d+)?([eE][+-]?\d+)?", first_field))
     try:
-        frame = pd.read_csv(
-            path,
-            sep=delimiter,
-            skiprows=preamble,
-            header=None if headerless else 0,
-            skip_blank_lines=False,
-            low_memory=False,
-            encoding="utf-8-sig",
-            na_values=["NULL", "null", "NaN", "nan", "None", ""],
-            keep_default_na=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed columns are parsed per value later
+            frame = pd.read_csv(
+                path,
+                sep=delimiter,
+                skiprows=preamble,
+                header=None if headerless else 0,
+                skip_blank_lines=False,
+                encoding="utf-8-sig",
+                na_values=["NULL", "null", "NaN", "nan", "None", ""],
+                keep_default_na=False,
+            )
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise ValidationError(f"{path}: cannot read as CSV: {str(exc).splitlines()[0]}") from None
     except pd.errors.EmptyDataError:
