@@ -30,7 +30,7 @@ def _fmt(value: Any, pct: bool = False) -> str:
 @click.option("--to", "end", default=None, help="End of the held-out range (default: the last candle).")
 @click.option("--fee-bps", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Fee per position change, in basis points.")
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=None, help="Synthetic market size when no candles are stored (default: what the models were trained on).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Synthetic market seed (default: the models' training seed).")
+@click.option("--synthetic-seed", "seed", type=click.IntRange(min=0), default=None, help="Synthetic market seed (default: the one the models were trained on).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def compare(
@@ -97,11 +97,8 @@ def compare(
 
 
 def _training_seed(versions: list[Any]) -> int:
-    from trader.models import read_manifest
-
     for version in versions:
-        try:
-            return int(read_manifest(version.directory).get("seed", 0))
-        except Exception:  # an unreadable manifest is reported by the comparison itself
-            continue
+        seed = version.data.get("range", {}).get("synthetic_seed")
+        if isinstance(seed, int):
+            return seed
     return 0

@@ -46,6 +46,7 @@ def _fmt(value: Any) -> str:
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed: the same seed and data give the same model.")
 @click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Training parameter (repeatable), e.g. hidden_size=64.")
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
+@click.option("--synthetic-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of that synthetic market (as `trader run --seed`).")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version and its metrics as JSON.")
 @pass_app
@@ -59,6 +60,7 @@ def train(
     seed: int,
     param_pairs: tuple[str, ...],
     synthetic_bars: int,
+    synthetic_seed: int,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -80,7 +82,9 @@ def train(
     params = {**train_params, **parse_params(param_pairs)}
     if epochs is not None:
         params["epochs"] = epochs
-    candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
+    candles, source = resolve_candles(
+        app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
+    )
     if not as_json:
         click.echo(f"training {plugin_name} on {source}: {symbol} {timeframe}, {len(candles):,} candles", err=True)
     started = time.perf_counter()
@@ -96,6 +100,8 @@ def train(
 
         extra_files[REPORT_NAME] = training_report_png(result.history, f"{plugin_name} {symbol} {timeframe}", result.metrics)
     data_range = {**candles_range(candles), "source": source}
+    if source.startswith("synthetic"):
+        data_range["synthetic_seed"] = synthetic_seed
     version = ModelPersistence(app.config.models_dir).save(
         strategy, result, symbol=symbol, timeframe=timeframe, data_range=data_range,
         data_hash=candles_hash(candles), seed=seed, extra_files=extra_files,
