@@ -93,3 +93,18 @@ def test_bad_backtest_input_is_one_clear_line(trader_home: Path, fake_env, args,
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_command_modules_and_the_package_stay_light():
+    """`trader --help` must not pay for pandas, torch or matplotlib because of these commands."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, trader.cli.backtest_cmd, trader.cli.check_cmd, trader.backtest as b;"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('pandas', 'torch', 'matplotlib', 'sklearn', 'ccxt'));"
+        "print(heavy, sorted(b.__all__) == sorted(n for n in vars(b) if not n.startswith('_') and n != 'annotations'"
+        " and not isinstance(vars(b)[n], type(sys))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[] True"
