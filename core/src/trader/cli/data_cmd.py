@@ -183,9 +183,9 @@ def synth(
     as_json: bool,
 ) -> None:
     """Generate the synthetic market (see docs/data.md) into the store as exchange 'synthetic'."""
+    from trader.data.export import write_candles_file
     from trader.data.frame import format_ms
     from trader.data.store import CandleStore
-    from trader.data.export import write_candles_file
     from trader.data.synth import synthetic_candles
     from trader.errors import ConfigError, DataError
 
