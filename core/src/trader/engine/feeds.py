@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from trader.engine.brokers.base import error_text as _short
 from trader.errors import DataError, ExchangeError
 from trader.timeframes import timeframe_to_ms
 from trader.types import Candle
@@ -130,12 +131,12 @@ class LiveFeed:
         try:
             rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
         except ccxt.NetworkError as exc:
-            self._fail("EXCHANGE_ERROR", f"network error polling {self.symbol}: {type(exc).__name__}: {exc}")
+            self._fail("EXCHANGE_ERROR", f"network error polling {self.symbol}: {type(exc).__name__}: {_short(exc)}")
             return None
         except ccxt.BadSymbol as exc:
-            raise ExchangeError(f"the exchange does not list {self.symbol}: {exc}") from None
+            raise ExchangeError(f"the exchange does not list {self.symbol}: {_short(exc)}") from None
         except ccxt.ExchangeError as exc:
-            self._fail("EXCHANGE_ERROR", f"exchange error polling {self.symbol}: {type(exc).__name__}: {exc}")
+            self._fail("EXCHANGE_ERROR", f"exchange error polling {self.symbol}: {type(exc).__name__}: {_short(exc)}")
             return None
         self._backoff = 0.0
         now = self.now_ms()

@@ -10,7 +10,7 @@ from attrs import field, frozen
 from trader.engine.records import OrderStatus
 from trader.types import Fill, OrderRequest
 
-__all__ = ["Broker", "MarketRules", "Execution"]
+__all__ = ["Broker", "MarketRules", "Execution", "error_text"]
 
 
 def _non_negative(instance: object, attribute: object, value: float) -> None:
@@ -94,3 +94,17 @@ class Broker(Protocol):
     def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution: ...
 
     def close(self) -> None: ...
+
+
+def error_text(exc: BaseException, limit: int = 300) -> str:
+    """An exception's text for logs and the state store: shortened, API credentials masked."""
+    import os
+
+    from trader.config import SECRET_ENV
+
+    text = str(exc)
+    for name in SECRET_ENV:
+        secret = os.environ.get(name)
+        if secret:
+            text = text.replace(secret, "***")
+    return text if len(text) <= limit else text[:limit] + "..."

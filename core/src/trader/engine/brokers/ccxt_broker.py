@@ -26,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from trader.engine.brokers.base import Execution, MarketRules
+from trader.engine.brokers.base import error_text as _short
 from trader.engine.records import OrderStatus
 from trader.errors import ExchangeError
 from trader.types import Fill, OrderRequest, Side
@@ -71,7 +72,7 @@ class CcxtBroker:
             try:
                 self.exchange.load_markets()
             except ccxt.BaseError as exc:
-                raise ExchangeError(f"{self.exchange.id}: cannot load markets: {type(exc).__name__}: {exc}") from None
+                raise ExchangeError(f"{self.exchange.id}: cannot load markets: {type(exc).__name__}: {_short(exc)}") from None
             self._markets_loaded = True
         try:
             return self.exchange.market(symbol)
@@ -114,7 +115,7 @@ class CcxtBroker:
             try:
                 found = self.lookup(order)
             except ccxt.NetworkError as exc:
-                log.warning("%s: looking up %s failed: %s", self.strategy, order.client_order_id, exc)
+                log.warning("%s: looking up %s failed: %s", self.strategy, order.client_order_id, _short(exc))
                 found = None
             if found is not None:
                 return found
@@ -139,7 +140,7 @@ class CcxtBroker:
         try:
             existing = self.lookup(order)
         except ccxt.BaseError as exc:
-            return Execution.error(f"could not check whether {order.client_order_id} exists: {type(exc).__name__}: {exc}")
+            return Execution.error(f"could not check whether {order.client_order_id} exists: {type(exc).__name__}: {_short(exc)}")
         if existing is not None:
             log.warning("%s: order %s already exists on %s (sent before a restart); not sending it again",
                         self.strategy, order.client_order_id, self.exchange.id)
@@ -188,7 +189,7 @@ class CcxtBroker:
             try:
                 trades = self.exchange.fetch_my_trades(order.symbol, None, None, {"orderId": exchange_id})
             except ccxt.BaseError as exc:
-                return Execution(OrderStatus.ERROR, (), f"filled {filled:g} but its trades could not be read: {exc}", exchange_id)
+                return Execution(OrderStatus.ERROR, (), f"filled {filled:g} but its trades could not be read: {_short(exc)}", exchange_id)
             trades = [t for t in trades if str(t.get("order")) == exchange_id] or trades
         fills = tuple(self._fill(order, t) for t in trades)
         fills = tuple(f for f in fills if f is not None)
@@ -243,7 +244,7 @@ class CcxtBroker:
             try:
                 found = self.lookup(order)
             except ccxt.BaseError as exc:
-                raise ExchangeError(f"cannot reconcile order {order.client_order_id}: {type(exc).__name__}: {exc}") from None
+                raise ExchangeError(f"cannot reconcile order {order.client_order_id}: {type(exc).__name__}: {_short(exc)}") from None
             if found is None:
                 session.settle(order, Execution(OrderStatus.CANCELED, (), "never reached the exchange (found on restart)"))
                 report.append(f"order {order.client_order_id} never reached the exchange; marked canceled")
@@ -255,7 +256,7 @@ class CcxtBroker:
             open_orders = self.exchange.fetch_open_orders(session.symbol)
             balance = self.exchange.fetch_balance()
         except ccxt.BaseError as exc:
-            raise ExchangeError(f"cannot reconcile with {self.exchange.id}: {type(exc).__name__}: {exc}") from None
+            raise ExchangeError(f"cannot reconcile with {self.exchange.id}: {type(exc).__name__}: {_short(exc)}") from None
         ours = [o for o in open_orders if str(o.get("clientOrderId") or "").startswith("trd-")]
         if ours:
             report.append(f"{len(ours)} open order(s) with trader client ids on {session.symbol}: "
@@ -281,9 +282,3 @@ class CcxtBroker:
                 close()
             except Exception:  # pragma: no cover - sync ccxt has nothing to close
                 pass
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc)
-    return text if len(text) <= 300 else text[:300] + "..."
-
