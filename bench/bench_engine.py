@@ -51,7 +51,7 @@ def market(n: int):
 def bare_loop(closes, bullish, fee=0.001, slip=0.0002, cash=10_000.0) -> tuple[float, int]:
     qty = 0.0
     trades = 0
-    for close, up in zip(closes, bullish):
+    for close, up in zip(closes, bullish, strict=True):
         equity = cash + qty * close
         if up:
             short = 0.5 * equity - qty * close

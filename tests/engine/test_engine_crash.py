@@ -68,7 +68,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(tmp_path):
     # equity is continuous: one snapshot per candle, consecutive, equal to the uninterrupted run's
     timestamps = [row[0] for row in curve]
     assert len(timestamps) == int(BARS) and len(set(timestamps)) == int(BARS)
-    assert all(b - a == 3_600_000 for a, b in zip(timestamps, timestamps[1:]))
+    assert all(b - a == 3_600_000 for a, b in zip(timestamps, timestamps[1:], strict=False))
     assert curve == ref_curve
     # no order was sent twice and nothing was lost
     ids = [row[0] for row in orders]

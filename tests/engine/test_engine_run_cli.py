@@ -33,7 +33,7 @@ def test_replay_trades_resumes_after_the_last_candle_and_summarises(home):
     with state_db(home, "buy_and_hold") as db:
         ts = [t for (t,) in db.execute("SELECT timestamp FROM equity ORDER BY timestamp")]
         assert len(ts) == 50 and len(set(ts)) == 50
-        assert all(b - a == 3_600_000 for a, b in zip(ts, ts[1:]))  # continued exactly after candle 30
+        assert all(b - a == 3_600_000 for a, b in zip(ts, ts[1:], strict=False))  # continued exactly after candle 30
         assert db.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 1  # bought once, held
     (summary,) = status_json(home, "buy_and_hold")
     account = summary["account"]

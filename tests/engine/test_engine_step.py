@@ -184,7 +184,7 @@ def test_backtest_run_and_step_by_step_agree(manager, tmp_path):
     batch = make_session(manager, None, store=MemoryState("buy_and_hold"))
     batch.run(timestamps, closes, actions)
     stepped = make_session(manager, tmp_path)
-    for ts, close, signal in zip(timestamps, closes, actions):
+    for ts, close, signal in zip(timestamps, closes, actions, strict=True):
         stepped.step(ts, float(close), signal)
     assert [round(e, 9) for _, e in stepped.store.equity_curve()] == [round(e, 9) for e in batch.store.equities]
     assert [f["client_order_id"] for f in stepped.store.fills()] == [fr.fill.client_order_id for fr in batch.store.fill_records]

@@ -170,7 +170,7 @@ class MemoryState:
         return self._saved
 
     def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
-        return list(zip(self.timestamps, self.equities))
+        return list(zip(self.timestamps, self.equities, strict=True))
 
     def risk_events(self, kind: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         rows = [

@@ -345,7 +345,6 @@ class StrategyRunner:
         opts = self.options
         if opts.feed == "replay":
             from trader.data import resolve_candles
-
             from trader.engine.feeds import ReplayFeed
 
             df, source = resolve_candles(

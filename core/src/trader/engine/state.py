@@ -454,7 +454,7 @@ class TradingState:
 
     def fills(self) -> list[dict[str, Any]]:
         cols = ("client_order_id", "trade_id", "symbol", "side", "quantity", "price", "fee", "timestamp", "realized_pnl")
-        return [dict(zip(cols, row)) for row in self._db.execute(f"SELECT {', '.join(cols)} FROM fills ORDER BY id")]
+        return [dict(zip(cols, row, strict=True)) for row in self._db.execute(f"SELECT {', '.join(cols)} FROM fills ORDER BY id")]
 
     # ------------------------------------------------------------------ the strategy's own state
 
@@ -533,7 +533,7 @@ class TradingState:
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [dict(zip(cols, row)) for row in self._db.execute(sql, params)][::-1]
+        return [dict(zip(cols, row, strict=True)) for row in self._db.execute(sql, params)][::-1]
 
     def integrity_check(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]

@@ -293,11 +293,11 @@ class TradingSession:
         step = self.step
         done = 0
         if inference_ms is None:
-            for ts, close, signal in zip(timestamps, closes, signals):
+            for ts, close, signal in zip(timestamps, closes, signals, strict=True):
                 if step(int(ts), float(close), signal).skipped is None:
                     done += 1
         else:
-            for ts, close, signal, ms in zip(timestamps, closes, signals, inference_ms):
+            for ts, close, signal, ms in zip(timestamps, closes, signals, inference_ms, strict=True):
                 if step(int(ts), float(close), signal, inference_ms=ms).skipped is None:
                     done += 1
         return done
