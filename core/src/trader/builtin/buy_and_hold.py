@@ -1,6 +1,8 @@
 """Buy and hold: the yardstick every model is compared with.
 
-It buys its full allowed position on the first candle and holds it.
+It buys its full allowed position on the first candle and holds it. Its loss
+breakers are wide open (a daily loss or drawdown of 100%), so that a halt never turns
+the yardstick into something else; the order-size rules still apply.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from collections.abc import Sequence
 
 from trader import __version__
 from trader.hookspecs import hookimpl
-from trader.types import Signal, SignalAction, SignalRequest, StrategyInfo
+from trader.types import RiskLimits, Signal, SignalAction, SignalRequest, StrategyInfo
 
 NAME = "buy_and_hold"
 
@@ -22,6 +24,7 @@ def trader_strategy_info() -> StrategyInfo:
         description="Baseline: buy the maximum allowed position once and hold it.",
         warmup_bars=0,
         requires_model=False,
+        risk_limits=RiskLimits(daily_loss_limit=1.0, max_drawdown=1.0, max_position_fraction=1.0),
     )
 
 
