@@ -198,3 +198,20 @@ def test_chunked_scaler_fit_equals_the_feature_scaler_and_scales_in_place():
     assert scaled is values
     np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-5)
     assert np.isnan(scaled[:40]).all() and np.abs(scaled[40:]).max() <= 4.0
+
+
+def test_label_is_the_next_bar_direction_by_default_or_fee_aware_on_request(plugins, planted):
+    from trader.features import DEFAULT_THRESHOLD
+
+    candles = planted.iloc[:1200].reset_index(drop=True)
+    params = {"epochs": 1, "sequence_length": 12, "threads": 1, "hidden_size": 8, "head_hidden": 0}
+    from trader.types import TrainRequest
+
+    strategy = plugins.strategy("dl_lstm")
+    default = strategy.train(TrainRequest(strategy="dl_lstm", symbol="SYN/USDT", timeframe="1h", candles=candles,
+                                          params=params))
+    assert default.label["threshold"] == 0.0 and default.label["horizon"] == 1 and default.label["kind"] == "binary"
+    fee = strategy.train(TrainRequest(strategy="dl_lstm", symbol="SYN/USDT", timeframe="1h", candles=candles,
+                                      params={**params, "label_threshold": "fee", "fee_rate": 0.001}))
+    assert fee.label["threshold"] == pytest.approx(DEFAULT_THRESHOLD)
+    assert fee.label["train_class_counts"][1] < default.label["train_class_counts"][1]

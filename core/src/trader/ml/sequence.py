@@ -101,7 +101,7 @@ class DataSettings:
     test_fraction: float = 0.15
     embargo: int = 0
     label_horizon: int = 1
-    label_threshold: float | None = None  # None: the round trip of fee_rate
+    label_threshold: float | None = 0.0  # a log return; None ("fee"): the round trip of fee_rate
     fee_rate: float = 0.001
     label_kind: str = "binary"
     scaler: str = "zscore"
@@ -125,7 +125,7 @@ class DataSettings:
             test_fraction=_number(params, "test_fraction", 0.15),
             embargo=_number(params, "embargo", 0, int),
             label_horizon=_number(params, "label_horizon", 1, int),
-            label_threshold=_number(params, "label_threshold", None),
+            label_threshold=None if params.get("label_threshold") == "fee" else _number(params, "label_threshold", 0.0),
             fee_rate=_number(params, "fee_rate", 0.001),
             label_kind=str(params.get("label_kind", "binary")),
             scaler=str(params.get("scaler", "zscore")),
