@@ -215,3 +215,19 @@ def test_label_is_the_next_bar_direction_by_default_or_fee_aware_on_request(plug
                                       params={**params, "label_threshold": "fee", "fee_rate": 0.001}))
     assert fee.label["threshold"] == pytest.approx(DEFAULT_THRESHOLD)
     assert fee.label["train_class_counts"][1] < default.label["train_class_counts"][1]
+
+
+def test_fit_trains_on_the_feature_packages_time_series_datasets(planted):
+    from trader.features import DataPreprocessor
+    from trader_dl_transformer.model import TransformerClassifier
+
+    engineer = FeatureEngineer(include_target=True, threshold=0.0)
+    frame = engineer.transform(planted.iloc[:1500].reset_index(drop=True))
+    prepared = DataPreprocessor(window=12).prepare(frame)
+    train_set, val_set = prepared.dataset("train"), prepared.dataset("val")
+    torch.manual_seed(0)
+    model = TransformerClassifier(input_size=86, d_model=16, nhead=2, num_layers=1, dim_feedforward=32)
+    result = fit(model, train_set, val_set, TrainConfig(epochs=2, batch_size=64, learning_rate=3e-3, threads=1), n_classes=2)
+    assert result.train_samples == 2 * len(train_set)
+    assert result.history["val_balanced_accuracy"][-1] > 0.55
+    assert WindowBatches.from_dataset(train_set).features.data_ptr() == torch.from_numpy(train_set.features).data_ptr()

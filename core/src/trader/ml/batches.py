@@ -41,6 +41,17 @@ class WindowBatches:
         if self.labels is not None and self.labels.shape[0] != feats.shape[0]:
             raise ValueError("labels must have one entry per feature row")
 
+    @classmethod
+    def from_dataset(cls, dataset: Any) -> WindowBatches:
+        """The windows of a :class:`trader.features.TimeSeriesDataset` (sharing its feature array)."""
+        if isinstance(dataset, cls):
+            return dataset
+        labels = None
+        if getattr(dataset, "labels", None) is not None:
+            raw = np.asarray(dataset.labels, dtype=np.float64)
+            labels = np.where(np.isfinite(raw), raw, -1).astype(np.int64)
+        return cls(dataset.features, dataset.ends, int(dataset.window), labels)
+
     def __len__(self) -> int:
         return int(self.ends.numel())
 

@@ -144,8 +144,8 @@ def evaluate_loss(
 
 def fit(
     model: nn.Module,
-    train: WindowBatches,
-    validation: WindowBatches,
+    train: WindowBatches | Any,
+    validation: WindowBatches | Any,
     config: TrainConfig,
     *,
     n_classes: int,
@@ -155,7 +155,11 @@ def fit(
     """Train ``model`` on ``train``, stopping early on ``validation`` loss; keep the best weights.
 
     The model must map ``(B, L, F)`` float32 windows to ``(B, n_classes)`` logits.
+    ``train`` and ``validation`` are :class:`WindowBatches` or
+    :class:`trader.features.TimeSeriesDataset` objects (e.g. ``DataPreprocessor().prepare(...).dataset("train")``).
     """
+    train = WindowBatches.from_dataset(train)
+    validation = WindowBatches.from_dataset(validation)
     if len(train) == 0 or len(validation) == 0:
         raise ValueError(f"need training and validation windows (got {len(train)} and {len(validation)})")
     with torch_threads(config.threads):
