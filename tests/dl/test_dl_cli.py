@@ -98,3 +98,26 @@ def test_train_refusals_are_one_line(trader_home):
     assert "unknown training parameter(s) for dl_lstm: hiden_size" in typo.stderr
     assert "Traceback" not in typo.stderr
     assert not (trader_home / "models").exists() or not any((trader_home / "models").rglob("manifest.json"))
+
+
+def test_run_says_how_to_train_then_trades_with_the_trained_model(trader_home):
+    missing = run_trader("run", "--plugin", "dl_transformer", "--symbol", "SYN/USDT", "--max-candles", "5",
+                         home=trader_home, timeout=300)
+    assert missing.returncode == 2
+    assert "trader train --plugin dl_transformer --symbol SYN/USDT --timeframe 1h" in missing.stderr
+    trained = run_trader("train", "--plugin", "dl_transformer", "--symbol", "SYN/USDT", "--synthetic-bars", "1500",
+                         "--epochs", "1", "--no-progress", "--param", "d_model=8", "--param", "nhead=2",
+                         "--param", "num_layers=1", "--param", "dim_feedforward=16", "--param", "sequence_length=12",
+                         home=trader_home, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    run = run_trader("run", "--plugin", "dl_transformer", "--symbol", "SYN/USDT", "--bars", "1500",
+                     "--max-candles", "200", "--quiet", "--json", home=trader_home, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "model v1 loaded" in run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["processed"] == 200 and summary["status"] == "active"
+    status = run_trader("status", "--plugin", "dl_transformer", "--json", home=trader_home)
+    assert status.returncode == 0, status.stderr
+    [record] = json.loads(status.stdout)
+    # every candle past the warm-up (60-row window + 50-bar features) got a signal from the model
+    assert record["latency"]["samples"] == 200 - 109 and record["risk"]["model_failures"] == 0
