@@ -7,7 +7,7 @@ from typing import Any
 
 from trader.types import TrainRequest
 
-#: Small members so a training takes seconds; label threshold 0 makes "up" about half the rows.
+#: Small members so a training takes seconds; the direction label (threshold 0, the default) is "up" about half the time.
 FAST_PARAMS: dict[str, Any] = {
     "threads": 1,
     "trees": 30,

@@ -90,6 +90,10 @@ def _tuple(value: Any) -> tuple:
     return tuple(value)
 
 
+def _fee_threshold(value: Any) -> Any:
+    return None if value == "fee" else value
+
+
 def _optional_tuple(value: Any) -> tuple | None:
     return None if value is None else _tuple(value)
 
@@ -137,8 +141,10 @@ class EnsembleParams:
     test_fraction: float = field(default=0.15, validator=_number(0.0, 0.5, open_min=True))
     embargo: int = field(default=0, validator=_integer(0))
     label_horizon: int = field(default=1, validator=_integer(1))
-    #: Minimum log return counted as a gain; ``None``: the round trip of ``fee_rate``.
-    label_threshold: float | None = field(default=None, validator=attrs.validators.optional(_number(0.0)))
+    #: Log return the next close(s) must beat to count as "up": 0 (the default) labels the direction;
+    #: ``"fee"`` (stored as ``None``) uses the round trip of ``fee_rate``, as the deep-learning plugins do.
+    label_threshold: float | None = field(default=0.0, converter=_fee_threshold,
+                                          validator=attrs.validators.optional(_number(0.0)))
     fee_rate: float = field(default=0.001, validator=_number(0.0, 1.0))
     label_kind: str = field(default="binary", validator=_choice("binary", "ternary"))
     scaler: str = field(default="zscore", validator=_choice("zscore", "robust"))

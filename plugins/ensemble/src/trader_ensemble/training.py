@@ -1,7 +1,7 @@
 """Training: features and labels, a chronological purged split, a soft-voting ensemble, calibration.
 
-1. the core's features (:class:`trader.features.FeatureEngineer`) and fee-aware labels
-   (:class:`trader.features.LabelDefinition`), as for the deep-learning plugins;
+1. the core's features (:class:`trader.features.FeatureEngineer`) and labels (the next bar's
+   direction, or fee-aware; :class:`trader.features.LabelDefinition`), as for the deep-learning plugins;
 2. :class:`trader.features.DataPreprocessor`: train, validation and test in time order,
    the label horizon purged before each boundary (plus ``embargo``), rows past the
    warm-up in one gap-free segment, the scaler fit on training rows only;
