@@ -228,6 +228,7 @@ class SequenceModel:
         self._scale = np.asarray(scaler.scale, dtype=np.float32)
         self._clip = scaler.clip
         self._checked_columns: Any = None
+        self._names = list(self.feature_names)
 
     @property
     def n_features(self) -> int:
@@ -244,26 +245,34 @@ class SequenceModel:
             np.clip(out, -self._clip, self._clip, out=out)
         return out
 
+    def _layout(self, features: Any) -> bool | None:
+        """True: the frame's columns are the model's, in order; False: they hold them in another
+        order or among others; None: some are missing. Cached per columns object."""
+        columns = features.columns
+        if columns is self._checked_columns:
+            return True
+        names = columns.tolist()
+        if names == self._names:
+            self._checked_columns = columns
+            return True
+        return False if set(self._names) <= set(map(str, names)) else None
+
     def reads(self, features: Any) -> bool:
         """Whether the feature frame holds every feature the model reads."""
-        columns = features.columns
-        return columns is self._checked_columns or set(self.feature_names) <= set(map(str, columns))
+        return self._layout(features) is not None
 
     def feature_matrix(self, features: Any, start: int, stop: int) -> np.ndarray:
         """Raw feature rows ``start:stop`` in the model's column order (float32)."""
-        columns = features.columns
-        if columns is not self._checked_columns:
-            names = tuple(str(c) for c in columns)
-            if names != self.feature_names:
-                missing = [n for n in self.feature_names if n not in names]
-                if missing:
-                    raise DataError(
-                        f"the feature frame lacks {len(missing)} of the model's {self.n_features} features "
-                        f"(e.g. {', '.join(missing[:3])}); retrain the model or compute windows {list(self.windows)}"
-                    )
-                return features.iloc[start:stop][list(self.feature_names)].to_numpy(dtype=np.float32)
-            self._checked_columns = columns
-        return features.iloc[start:stop].to_numpy(dtype=np.float32)
+        layout = self._layout(features)
+        if layout is None:
+            missing = [n for n in self.feature_names if n not in set(map(str, features.columns))]
+            raise DataError(
+                f"the feature frame lacks {len(missing)} of the model's {self.n_features} features "
+                f"(e.g. {', '.join(missing[:3])}); retrain the model or compute windows {list(self.windows)}"
+            )
+        if layout:
+            return features.iloc[start:stop].to_numpy(dtype=np.float32)
+        return features.iloc[start:stop][self._names].to_numpy(dtype=np.float32)
 
     def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
         """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array."""
