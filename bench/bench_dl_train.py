@@ -150,7 +150,8 @@ def main() -> None:
         HEADING,
         "",
         f"{today}, {machine}; one torch thread; best of {args.repeat} runs per case, each in a fresh process. "
-        "The machine is shared with other work, so figures carry noise (a few % between runs).",
+        f"The machine is shared with other work (load average {os.getloadavg()[0]:.1f} at the end), so figures carry "
+        "noise (a few % between runs).",
         f"Command: `.venv/bin/python bench/bench_dl_train.py --windows {args.windows} --rows {args.rows} --repeat {args.repeat}`",
         "",
         f"Training throughput: one epoch over {args.windows:,} windows of 60 x 86, batch 256.",
@@ -173,6 +174,7 @@ def main() -> None:
         f"| peak RSS of the training process | {memory['peak_mib']:,.0f} MiB |",
         f"| float32 feature array ({n:,} x {f}) | {feature_mib:,.0f} MiB |",
         f"| ratio peak / feature array | {memory['peak_mib'] / feature_mib:.2f} |",
+        f"| aim: peak under 2 GB | {'met' if memory['peak_mib'] * 2**20 < 2e9 else 'not met'} |",
         f"| materialised windows ({n:,} x {w} x {f} float32), never built | {windows_gib:,.1f} GiB |",
         f"| pipeline time (features, labels, scaler, 40 batches, metrics) | {memory['seconds']:.1f} s |",
         "",
