@@ -12,12 +12,12 @@ __all__ = ["predict_proba", "predict_window"]
 
 
 def predict_proba(model: nn.Module, windows: WindowBatches, *, batch_size: int = 1024, threads: int | None = None) -> np.ndarray:
-    """Class probabilities ``(len(windows), k)`` for every window, in order."""
-    from trader.ml.seeding import torch_threads
+    """Class probabilities ``(len(windows), k)`` for every window, in order (``threads``: default_threads())."""
+    from trader.ml.seeding import default_threads, torch_threads
 
     model.eval()
     out: list[np.ndarray] = []
-    with torch_threads(threads), torch.inference_mode():
+    with torch_threads(threads or default_threads()), torch.inference_mode():
         for x, _ in windows.iter_batches(batch_size):
             out.append(torch.softmax(model(x), dim=-1).numpy())
     if not out:

@@ -31,7 +31,7 @@ from trader.errors import ArtifactError, ConfigError, DataError, ModelNotFoundEr
 from trader.evaluation.classification import evaluate_classifier
 from trader.ml.batches import WindowBatches
 from trader.ml.inference import predict_proba, predict_window
-from trader.ml.seeding import seed_everything, torch_threads
+from trader.ml.seeding import default_threads, seed_everything, torch_threads
 from trader.ml.training import TrainConfig, fit
 from trader.ml.weights import load_weights, save_weights
 from trader.types import Signal, SignalAction, SignalRequest, TrainRequest, TrainResult
@@ -460,7 +460,7 @@ def train_sequence_classifier(spec: SequenceClassifierSpec, request: TrainReques
     data = prepare_training_data(request.candles, settings, request.timeframe)
     prep_seconds = time.perf_counter() - started
     arch = _architecture(spec, params, len(data.feature_names), data.n_classes, settings.sequence_length)
-    with torch_threads(config.threads):
+    with torch_threads(config.threads or default_threads()):
         seed_everything(request.seed)
         try:
             module = spec.build(arch)

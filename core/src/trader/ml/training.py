@@ -22,7 +22,7 @@ from torch import nn
 from trader.evaluation.classification import accuracy, balanced_accuracy
 from trader.ml.batches import WindowBatches
 from trader.ml.progress import TrainingProgress
-from trader.ml.seeding import seed_everything, torch_threads
+from trader.ml.seeding import default_threads, seed_everything, torch_threads
 
 __all__ = ["TrainConfig", "FitResult", "fit", "class_weights", "SCHEDULES"]
 
@@ -71,7 +71,7 @@ class TrainConfig:
     min_delta: float = field(default=1e-4, validator=_non_negative_number)
     class_weighting: bool = True
     seed: int = field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
-    threads: int | None = field(default=None, validator=_optional_positive_int)
+    threads: int | None = field(default=None, validator=_optional_positive_int)  # None: default_threads()
     eval_batch_size: int = field(default=1024, validator=_positive_int)
     max_batches_per_epoch: int | None = field(default=None, validator=_optional_positive_int)
 
@@ -162,7 +162,7 @@ def fit(
     validation = WindowBatches.from_dataset(validation)
     if len(train) == 0 or len(validation) == 0:
         raise ValueError(f"need training and validation windows (got {len(train)} and {len(validation)})")
-    with torch_threads(config.threads):
+    with torch_threads(config.threads or default_threads()):
         generator = seed_everything(config.seed)
         train_labels = train.end_labels()
         weights = class_weights(train_labels, n_classes) if config.class_weighting else None
