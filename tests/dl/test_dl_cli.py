@@ -37,6 +37,14 @@ def test_train_stores_weights_manifest_and_a_loss_curve_report(trained_home):
     assert manifest["architecture"]["hidden_size"] == 8 and manifest["history"]["epoch"] == [1]
 
 
+def test_train_if_missing_keeps_the_existing_model(trained_home):
+    home, _ = trained_home
+    again = run_trader("train", "--plugin", "dl_lstm", "--symbol", "SYN/USDT", "--if-missing", *SMALL, home=home)
+    assert again.returncode == 0, again.stderr
+    assert "already has model v1" in again.stdout
+    assert sorted(p.name for p in (home / "models/dl_lstm/SYN-USDT_1h").iterdir()) == ["v1"]
+
+
 def test_models_list_shows_the_version(trained_home):
     home, _ = trained_home
     listed = run_trader("models", "list", "--json", home=home)

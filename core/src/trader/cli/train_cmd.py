@@ -47,6 +47,7 @@ def _fmt(value: Any) -> str:
 @click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Training parameter (repeatable), e.g. hidden_size=64.")
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
 @click.option("--synthetic-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of that synthetic market (as `trader run --seed`).")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a model already exists for the strategy, symbol and timeframe.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version and its metrics as JSON.")
 @pass_app
@@ -61,6 +62,7 @@ def train(
     param_pairs: tuple[str, ...],
     synthetic_bars: int,
     synthetic_seed: int,
+    if_missing: bool,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -76,6 +78,14 @@ def train(
     strategy = app.plugins.strategy(plugin_name)
     if not strategy.trainable:
         raise NotSupportedError(f"strategy {plugin_name!r} has no model to train")
+    if if_missing:
+        existing = ModelPersistence(app.config.models_dir).latest(plugin_name, symbol, timeframe)
+        if existing is not None:
+            if as_json:
+                click.echo(json.dumps({**existing.as_dict(), "trained": False}, indent=2, default=str))
+            else:
+                click.echo(f"{plugin_name} {symbol} {timeframe} already has model {existing.version} ({existing.directory}); not training")
+            return
     train_params = app.config.plugin_params(plugin_name).get("train", {})
     if not isinstance(train_params, dict):
         raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
@@ -109,7 +119,7 @@ def train(
     )
     test = result.metrics.get("test", {}) if isinstance(result.metrics, dict) else {}
     if as_json:
-        click.echo(json.dumps({**version.as_dict(), "train_seconds": round(seconds, 3)}, indent=2, default=str))
+        click.echo(json.dumps({**version.as_dict(), "trained": True, "train_seconds": round(seconds, 3)}, indent=2, default=str))
         return
     click.echo(f"stored {plugin_name} {version.version} in {version.directory} ({seconds:.1f}s)")
     if extra_files:
