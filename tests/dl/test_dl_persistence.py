@@ -277,3 +277,24 @@ def test_importing_trader_models_imports_no_heavy_library():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_data_whose_first_bytes_look_like_opcodes_is_not_mistaken_for_a_pickle(tmp_path):
+    from trader.models import code_format
+
+    cases = {
+        # safetensors-like: an 8-byte little-endian header length, then JSON
+        "proto_like": (640).to_bytes(8, "little") + b'{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}' + b"\0" * 4,
+        "stop_first": (302).to_bytes(8, "little") + b"{}",
+        "protocol_0_pickle_of_data": pickle.dumps([1.0, 2.0, {"a": (3, "x")}], protocol=0),  # names no code
+        "json": b'{"weights": [1, 2, 3]}',
+        "empty_tuple_then_stop": b")." + b"\0" * 6,
+    }
+    for name, payload in cases.items():
+        path = tmp_path / name
+        path.write_bytes(payload)
+        assert code_format(path) is None, name
+    big = tmp_path / "big.pkl"
+    big.write_bytes(pickle.dumps({"pad": b"x" * 200_000, "run": WritesMarker(str(tmp_path / "m"))}, protocol=4))
+    assert code_format(big) == "pickle"  # the payload after 200 kB of padding is still found
+    assert not (tmp_path / "m").exists()

@@ -1,9 +1,17 @@
 """Recognise files that would run code when loaded (pickle, ``torch.save`` archives).
 
 trader stores weights as data only. Whatever the plugin's loader, the core refuses
-a model file that is a pickle stream or a ``torch.save`` zip archive (which holds a
-pickle) before any plugin code sees it, so a payload in such a file never runs.
-Detection only reads bytes: nothing is unpickled.
+a model file that is a pickle stream able to call code, or a ``torch.save`` zip
+archive (which holds one), before any plugin code sees it, so a payload in such a
+file never runs. Detection only reads opcodes (``pickletools.genops``): nothing is
+unpickled.
+
+A pickle "calls code" when it names a callable or object to build (``GLOBAL``,
+``STACK_GLOBAL``, ``INST``, ``OBJ``, ``NEWOBJ``, ``REDUCE``, ``BUILD``, extension codes,
+persistent ids), and any stream that opens with a protocol-2+ header is a pickle by
+declaration. Requiring one of those and a complete stream up to ``STOP`` keeps data
+files whose first bytes happen to be valid opcodes (a safetensors header length can
+start with ``0x80 0x02`` or ``.``) from being mistaken for pickles.
 """
 
 from __future__ import annotations
@@ -12,37 +20,40 @@ import pickletools
 import zipfile
 from pathlib import Path
 
-__all__ = ["code_format", "SNIFF_BYTES"]
+__all__ = ["code_format", "CODE_OPCODES"]
 
-#: How much of a file the pickle scan reads.
-SNIFF_BYTES = 1 << 16
+CODE_OPCODES = frozenset({
+    "GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "REDUCE", "BUILD",
+    "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
+})
 
 
-def _is_pickle_stream(head: bytes) -> bool:
-    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:  # PROTO opcode, protocols 2-5
-        return True
-    # Protocols 0 and 1 have no header: a pickle is a stream of valid opcodes ending in STOP.
+def _is_code_pickle(path: Path) -> bool:
+    """Whether the file is a complete pickle stream that names code or declares a protocol (streams the
+    file; stops at the first byte that is not a valid opcode, so data files are rejected after a few bytes)."""
+    calls_code = False
     try:
-        for opcode, _arg, _pos in pickletools.genops(head):
-            if opcode.name == "STOP":
-                return True
-    except Exception:  # not a valid opcode stream (or cut off): not a complete pickle
+        with open(path, "rb") as fh:
+            for opcode, _arg, pos in pickletools.genops(fh):
+                if opcode.name in CODE_OPCODES or (pos == 0 and opcode.name == "PROTO"):
+                    calls_code = True  # a protocol-2+ header is a pickle by declaration
+                elif opcode.name == "STOP":
+                    return calls_code
+    except Exception:  # not a valid opcode stream (or cut off): not a loadable pickle
         return False
     return False
 
 
 def code_format(path: Path) -> str | None:
     """``"pickle"`` or ``"torch.save archive"`` when ``path`` would execute code on load, else ``None``."""
-    with open(path, "rb") as fh:
-        head = fh.read(SNIFF_BYTES)
-    if _is_pickle_stream(head):
+    if _is_code_pickle(path):
         return "pickle"
-    if head[:4] == b"PK\x03\x04" or zipfile.is_zipfile(path):
+    if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
         except (zipfile.BadZipFile, OSError, ValueError):
             return None
-        if any(name.endswith(".pkl") or name.endswith("/data.pkl") for name in names):
+        if any(name.endswith(".pkl") for name in names):
             return "torch.save archive"
     return None
