@@ -626,9 +626,8 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
     scaled = model.scale(model.feature_matrix(features, first, int(at.max()) + 1))
     from trader.features.windows import finite_rows, valid_window_ends
 
-    usable = set(valid_window_ends(finite_rows(scaled), length).tolist())
     local = at - first
-    mask = np.array([int(i) in usable for i in local], dtype=bool)
+    mask = np.isin(local, valid_window_ends(finite_rows(scaled), length))
     probs = model.predict_windows(scaled, local[mask]) if mask.any() else np.empty((0, 2))
     signals: list[Signal] = []
     it = iter(probs[:, model.up_class] if len(probs) else [])
