@@ -229,6 +229,7 @@ class SequenceModel:
         self._clip = scaler.clip
         self._checked_columns: Any = None
         self._names = list(self.feature_names)
+        self._names_index: Any = None
 
     @property
     def n_features(self) -> int:
@@ -251,11 +252,14 @@ class SequenceModel:
         columns = features.columns
         if columns is self._checked_columns:
             return True
-        names = columns.tolist()
-        if names == self._names:
+        if self._names_index is None:
+            import pandas as pd
+
+            self._names_index = pd.Index(self._names)
+        if columns.equals(self._names_index):
             self._checked_columns = columns
             return True
-        return False if set(self._names) <= set(map(str, names)) else None
+        return False if set(self._names) <= set(map(str, columns)) else None
 
     def reads(self, features: Any) -> bool:
         """Whether the feature frame holds every feature the model reads."""
@@ -270,8 +274,8 @@ class SequenceModel:
                 f"the feature frame lacks {len(missing)} of the model's {self.n_features} features "
                 f"(e.g. {', '.join(missing[:3])}); retrain the model or compute windows {list(self.windows)}"
             )
-        if layout:
-            return features.iloc[start:stop].to_numpy(dtype=np.float32)
+        if layout:  # the whole frame as one array is a view for a float64 frame; slice, then convert
+            return np.asarray(features.to_numpy()[start:stop], dtype=np.float32)
         return features.iloc[start:stop][self._names].to_numpy(dtype=np.float32)
 
     def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
