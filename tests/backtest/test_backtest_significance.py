@@ -118,10 +118,10 @@ def test_walk_forward_folds_never_train_on_or_after_the_test_window(n, train, te
         assert fold.test_end - fold.test_start == min(test, n - fold.test_start)
     starts = [f.test_start for f in folds]
     assert starts[0] == train + purge + embargo
-    assert all(b - a == real_step for a, b in zip(starts, starts[1:]))
+    assert all(b - a == real_step for a, b in zip(starts, starts[1:], strict=False))
     assert starts[-1] + real_step >= n  # no room left for another fold
     if real_step >= test:
-        assert all(a.test_end <= b.test_start for a, b in zip(folds, folds[1:]))
+        assert all(a.test_end <= b.test_start for a, b in zip(folds, folds[1:], strict=False))
 
 
 def test_fold_ranges_are_validated_and_errors_name_the_argument():

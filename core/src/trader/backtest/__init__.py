@@ -16,7 +16,13 @@ loads numpy and attrs only; pandas, torch and matplotlib load when a function ne
 
 from __future__ import annotations
 
-from trader.backtest.bootstrap import Interval, Significance, deflated_sharpe_ratio, probabilistic_sharpe_ratio, significance
+from trader.backtest.bootstrap import (
+    Interval,
+    Significance,
+    deflated_sharpe_ratio,
+    probabilistic_sharpe_ratio,
+    significance,
+)
 from trader.backtest.lookahead import CheckContext, CheckResult, run_checks
 from trader.backtest.report import write_report
 from trader.backtest.results import BacktestResult, SimulatedRun

@@ -162,6 +162,7 @@ def run_walk_forward(
     import numpy as np
 
     from trader.backtest.bootstrap import significance
+    from trader.backtest.results import BacktestResult
     from trader.backtest.runner import (
         BASELINE,
         BacktestSettings,
@@ -174,7 +175,6 @@ def run_walk_forward(
         simulate,
     )
     from trader.backtest.signals import strategy_features
-    from trader.backtest.results import BacktestResult
     from trader.evaluation.performance import equity_returns, periods_per_year
     from trader.types import TrainRequest
 
