@@ -206,6 +206,8 @@ def backtest(
         raise ConfigError("--train-bars, --test-bars, --step, --anchored, --epochs and --param need --walk-forward")
     if walk_forward and (train_bars is None or test_bars is None):
         raise ConfigError("--walk-forward needs --train-bars and --test-bars")
+    if walk_forward and model_version is not None:
+        raise ConfigError("--model-version does not apply to --walk-forward, which trains a model for every fold")
     strategy = app.plugins.strategy(plugin_name)  # unknown names fail here, before any data is read
     settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
                                 n_trials=n_trials, seed=seed)
@@ -220,8 +222,6 @@ def backtest(
         if epochs is not None:
             params["epochs"] = epochs
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
-        if not as_json:
-            click.echo(f"walk-forward {plugin_name} on {source}: {len(candles):,} candles", err=True)
         with _FoldProgress(enabled=not no_progress) as progress:
             result = run_walk_forward(app.plugins, app.config, strategy.name, candles, plan, symbol=symbol,
                                       timeframe=timeframe, source=source, start=start_ms, end=end_ms, settings=settings,
