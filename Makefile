@@ -16,8 +16,20 @@ $(BIN)/.installed: core/pyproject.toml plugins/dl_lstm/pyproject.toml plugins/dl
 
 install: $(BIN)/.installed
 
+# The main job: a synthetic market with a planted, learnable pattern; a small BiLSTM trained
+# (once) on its first eight months; then a paper-trading session on the last three months,
+# which the model never saw, through the full engine (risk audit, paper broker, state store).
+TRADER := $(BIN)/trader --home $(DEMO_HOME)
+DEMO_MARKET := --symbol SYN/USDT --timeframe 1h
+DEMO_SPLIT := 2024-09-01
+
 demo: install
-	TRADER_HOME=$(DEMO_HOME) $(BIN)/trader plugins
+	$(TRADER) plugins
+	$(TRADER) data synth $(DEMO_MARKET) --bars 8000 --planted-signal 0.3 --seed 0
+	$(TRADER) train --plugin dl_lstm $(DEMO_MARKET) --epochs 2 --until $(DEMO_SPLIT) --if-missing --no-progress
+	rm -rf $(DEMO_HOME)/strategies/dl_lstm  # a fresh paper account each demo (the model is kept)
+	$(TRADER) run --plugin dl_lstm $(DEMO_MARKET) --from $(DEMO_SPLIT) --quiet
+	$(TRADER) status --plugin dl_lstm
 
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -16,6 +16,7 @@ from trader.cli.main import AppContext, pass_app
               help="replay: the local candle store (or the synthetic market when it is empty); live: poll the exchange.")
 @click.option("--live", "live_orders", is_flag=True, help="Send REAL orders through the exchange (needs --feed live and API keys in the environment).")
 @click.option("--speed", type=float, default=0.0, show_default=True, help="Replay pace, times real time (0 = as fast as possible).")
+@click.option("--from", "start_from", default=None, metavar="DATE", help="Replay from this UTC date/time; earlier candles only warm up the features (e.g. after a model's training range).")
 @click.option("--max-candles", type=int, default=None, help="Stop after processing this many new candles.")
 @click.option("--fee-bps", type=float, default=None, help="Paper broker fee in basis points [default: [broker] fee_bps or 10].")
 @click.option("--slippage-bps", type=float, default=None, help="Paper broker slippage in basis points [default: [broker] slippage_bps or 2].")

@@ -37,6 +37,21 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
+def _restrict(candles, source: str, start: str | None, until: str | None):
+    """The candles in ``[start, until)``; a clear error when too few remain."""
+    from trader.data.frame import parse_time_ms
+    from trader.errors import DataError
+
+    ts = candles["timestamp"]
+    mask = ts >= parse_time_ms(start, "--from") if start is not None else ts == ts
+    if until is not None:
+        mask &= ts < parse_time_ms(until, "--until")
+    chosen = candles.loc[mask].reset_index(drop=True)
+    if len(chosen) < 100:
+        raise DataError(f"only {len(chosen)} candles of {source} lie in --from {start or '-'} --until {until or '-'}; need at least 100")
+    return chosen, f"{source}, {start or 'start'} .. {until or 'end'}"
+
+
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy whose model to train (e.g. dl_lstm).")
 @click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol of the candles to learn from.")
@@ -47,6 +62,8 @@ def _fmt(value: Any) -> str:
 @click.option("--param", "param_pairs", multiple=True, metavar="KEY=VALUE", help="Training parameter (repeatable), e.g. hidden_size=64.")
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
 @click.option("--synthetic-seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of that synthetic market (as `trader run --seed`).")
+@click.option("--from", "start", default=None, metavar="DATE", help="Learn only from candles at or after this UTC date/time.")
+@click.option("--until", "until", default=None, metavar="DATE", help="Learn only from candles before this UTC date/time (keep later ones for out-of-sample runs).")
 @click.option("--if-missing", is_flag=True, help="Do nothing when a model already exists for the strategy, symbol and timeframe.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored version and its metrics as JSON.")
@@ -62,6 +79,8 @@ def train(
     param_pairs: tuple[str, ...],
     synthetic_bars: int,
     synthetic_seed: int,
+    start: str | None,
+    until: str | None,
     if_missing: bool,
     no_progress: bool,
     as_json: bool,
@@ -95,6 +114,8 @@ def train(
     candles, source = resolve_candles(
         app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
     )
+    if start is not None or until is not None:
+        candles, source = _restrict(candles, source, start, until)
     if not as_json:
         click.echo(f"training {plugin_name} on {source}: {symbol} {timeframe}, {len(candles):,} candles", err=True)
     started = time.perf_counter()

@@ -37,6 +37,7 @@ _OPTION_FLAGS = {
     "model_version": "--model-version",
     "synthetic_bars": "--bars",
     "seed": "--seed",
+    "start_from": "--from",
 }
 
 
@@ -82,9 +83,18 @@ def _options(name: str, options: Mapping[str, Any]) -> RunOptions:
             quiet=bool(options.get("quiet")),
             synthetic_bars=int(options.get("synthetic_bars") or 5000),
             seed=int(options.get("seed") or 0),
+            start_from=_start_ms(options.get("start_from")),
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _start_ms(value: Any) -> int | None:
+    if value is None:
+        return None
+    from trader.data.frame import parse_time_ms
+
+    return parse_time_ms(value, "--from")
 
 
 def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary:

@@ -58,6 +58,8 @@ class RunOptions:
     quiet: bool = False
     synthetic_bars: int = 5000
     seed: int = 0
+    #: Replay only candles at or after this time (UTC ms); earlier ones warm the features up.
+    start_from: int | None = None
 
     @feed.validator
     def _check_feed(self, attribute: Any, value: str) -> None:
@@ -353,6 +355,8 @@ class StrategyRunner:
             )
             feed = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
             start = feed.start_index(session.last_timestamp)
+            if opts.start_from is not None:
+                start = max(start, feed.start_index(opts.start_from - 1))
             if start:
                 log.info("%s: resuming after candle %d of %d (%s)", opts.strategy, start, len(feed), source)
             self._warm(window, engineer, updater, feed.history(start))
