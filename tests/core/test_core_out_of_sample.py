@@ -27,8 +27,8 @@ def test_train_until_and_run_from_keep_the_model_out_of_sample(trader_home):
                      "--json", "--quiet", home=trader_home, timeout=300)
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
-    assert summary["first_timestamp"] == SPLIT_MS
-    assert summary["candles"] == 800 - 14 * 24  # 2024-01-01 .. 01-14 warm up only
+    assert summary["first_ts"] == SPLIT_MS
+    assert summary["processed"] == 800 - 14 * 24  # 2024-01-01 .. 01-14 warm up only
 
 
 def test_train_range_with_too_few_candles_is_one_line(trader_home):
