@@ -138,3 +138,17 @@ def test_unexpected_errors_are_one_line_unless_debug(trader_home, tmp_path):
 
 def test_console_script_exists():
     assert TRADER_EXE.exists()
+
+
+def test_ctx_exit_code_reaches_the_shell():
+    code = (
+        "import click, sys\n"
+        "from trader.cli.main import cli, main\n"
+        "@cli.command('exit-three')\n"
+        "@click.pass_context\n"
+        "def exit_three(ctx):\n"
+        "    ctx.exit(3)\n"
+        "main(['exit-three'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr

@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the CLI, turning :class:`TraderError` into one line and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=args, prog_name="trader", standalone_mode=False)
+        # Without standalone mode, click returns ctx.exit(n)'s code instead of raising it.
+        exit_code = cli.main(args=args, prog_name="trader", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
@@ -143,4 +144,4 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(exit_code if isinstance(exit_code, int) else 0)
