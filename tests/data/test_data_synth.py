@@ -83,3 +83,11 @@ def test_resolve_prefers_stored_data_then_synthetic(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="several exchanges.*binance, kraken"):
         resolve_candles(tmp_path, "BTC/USDT", "1h")
     assert len(resolve_candles(tmp_path, "BTC/USDT", "1h", exchange="kraken")[0]) == 10
+
+
+def test_a_named_exchange_without_data_is_an_error_not_synthetic(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no stored binance BTC/USDT 1h candles \\(nothing is stored for it\\)"):
+        resolve_candles(tmp_path, "BTC/USDT", "1h", exchange="binance")
+    CandleStore(tmp_path).write("kraken", "BTC/USDT", "1h", candles(20))
+    with pytest.raises(DataError, match="stored for: kraken"):
+        resolve_candles(tmp_path, "BTC/USDT", "1h", exchange="binance")

@@ -27,7 +27,8 @@ def resolve_candles(
     """``(candles, source)``: the stored dataset for *symbol*/*timeframe*, else the synthetic market.
 
     With ``exchange=None`` any exchange's dataset is used; when several exchanges hold one, a
-    :class:`DataError` asks the caller to name one. Without stored data the result is
+    :class:`DataError` asks the caller to name one. A named exchange must hold the dataset: the
+    synthetic market never stands in for data the user asked for by name. Without stored data the result is
     ``synthetic_candles(symbol, timeframe, synthetic_bars, seed)`` and the source says so
     (``"synthetic market (seed 0)"``); a stored dataset's source is like
     ``"stored binance BTC/USDT 1h (36,062 bars)"``.
@@ -36,7 +37,15 @@ def resolve_candles(
     check_timeframe(timeframe)
     store = CandleStore(home)
     if exchange is not None:
-        candidates = [exchange] if store.exists(exchange, symbol, timeframe) else []
+        if not store.exists(exchange, symbol, timeframe):
+            stored = store.exchanges_with(symbol, timeframe)
+            where = f"stored for: {', '.join(stored)}" if stored else "nothing is stored for it"
+            raise DataError(
+                f"no stored {exchange} {symbol} {timeframe} candles ({where}); import or download them "
+                "(`trader data import` / `trader data download`), or leave out --exchange to use any stored "
+                "dataset or, when none is stored, the synthetic market"
+            )
+        candidates = [exchange]
     else:
         candidates = store.exchanges_with(symbol, timeframe)
     if len(candidates) > 1:
