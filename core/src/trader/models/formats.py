@@ -17,6 +17,7 @@ start with ``0x80 0x02`` or ``.``) from being mistaken for pickles.
 from __future__ import annotations
 
 import pickletools
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _is_code_pickle(path: Path) -> bool:
     file; stops at the first byte that is not a valid opcode, so data files are rejected after a few bytes)."""
     calls_code = False
     try:
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # genops decoding arbitrary bytes as strings
             for opcode, _arg, pos in pickletools.genops(fh):
                 if opcode.name in CODE_OPCODES or (pos == 0 and opcode.name == "PROTO"):
                     calls_code = True  # a protocol-2+ header is a pickle by declaration
