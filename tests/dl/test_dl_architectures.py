@@ -86,7 +86,7 @@ def test_positional_encoding_is_fixed_data_not_a_weight():
 def test_plugin_entry_modules_import_no_heavy_library():
     code = (
         "import sys, trader_dl_lstm, trader_dl_transformer\n"
-        "trader_dl_lstm.trader_strategy_info(); trader_dl_transformer.trader_strategy_info()\n"
+        "trader_dl_lstm.plugin.trader_strategy_info(); trader_dl_transformer.plugin.trader_strategy_info()\n"
         "print(','.join(m for m in ('torch', 'numpy', 'pandas', 'sklearn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -97,7 +97,7 @@ def test_strategy_info_covers_feature_warmup_and_window():
     import trader_dl_lstm
     from trader.features import FeatureEngineer, feature_count
 
-    info = trader_dl_lstm.trader_strategy_info()
+    info = trader_dl_lstm.plugin.trader_strategy_info()
     assert info.requires_model and info.feature_windows == (5, 10, 20, 50)
     assert feature_count(len(info.feature_windows)) == 86
     assert info.warmup_bars == FeatureEngineer(windows=info.feature_windows).warmup_bars + trader_dl_lstm.DEFAULT_SEQUENCE_LENGTH - 1
