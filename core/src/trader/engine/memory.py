@@ -80,6 +80,30 @@ class MemoryState:
             self.steps.append(record)
         self._last = record
 
+    def commit_quiet(
+        self,
+        timestamps: list[int],
+        closes: list[float],
+        equities: list[float],
+        cash: float,
+        position_values: list[float],
+        last: StepRecord,
+    ) -> None:
+        """Commit a stretch of candles that changed only the marks (the backtest fast path).
+
+        The same rows :meth:`commit_step` keeps for those candles; ``last`` is the step
+        record of the stretch's final candle (the account :meth:`flush` folds in).
+        """
+        if self.keep_steps:
+            raise StateError("a store that keeps every step record takes candles one by one")
+        self.timestamps.extend(timestamps)
+        self.closes.extend(closes)
+        self.equities.extend(equities)
+        self.cash_values.extend([cash] * len(timestamps))
+        self.position_values.extend(position_values)
+        self._last_stream = (last.symbol, last.timeframe, last.timestamp)
+        self._last = last
+
     def flush(self) -> None:
         """Fold the last step into :meth:`load`'s answer (a backtest never needs it mid-run)."""
         record = getattr(self, "_last", None)

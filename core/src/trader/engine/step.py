@@ -36,6 +36,7 @@ from typing import Any
 
 from trader.engine.book import Book
 from trader.engine.brokers.base import Broker, Execution
+from trader.engine.quiet import run_fast, supports_fast_path
 from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
 from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode
 from trader.errors import PluginError, StateError
@@ -282,14 +283,26 @@ class TradingSession:
         closes: Sequence[float],
         signals: Sequence[Signal | BaseException | None],
         inference_ms: Sequence[float | None] | None = None,
+        *,
+        fast: bool = True,
     ) -> int:
         """Step through many candles (a backtest): the same :meth:`step`, in a loop.
 
         ``signals[i]`` is the signal for candle ``i`` (``None`` during warm-up). Returns the
         number of candles processed (skipped ones excluded).
+
+        With ``fast`` (the default) and a store that takes quiet stretches in bulk
+        (:class:`~trader.engine.memory.MemoryState`), candles that can neither propose an
+        order nor trip a breaker are marked with numpy and committed in one call, and every
+        other candle takes :meth:`step` (see :mod:`trader.engine.quiet`): the same equity
+        curve, orders, fills, events and status as ``fast=False``, the per-candle reference.
         """
         if not (len(timestamps) == len(closes) == len(signals)):
             raise ValueError("timestamps, closes and signals must have the same length")
+        if fast and inference_ms is None and supports_fast_path(self):
+            done = run_fast(self, timestamps, closes, signals)
+            if done is not None:
+                return done
         step = self.step
         done = 0
         if inference_ms is None:
@@ -549,6 +562,11 @@ class TradingSession:
 
     def _finish(self, record: StepRecord) -> None:
         """Copy the account into ``record`` and hand it to the store (one transaction)."""
+        self._account_into(record)
+        self.store.commit_step(record)
+
+    def _account_into(self, record: StepRecord) -> None:
+        """Copy the account into ``record`` and remember the mark."""
         book = self.book
         slot = self._slot
         mark = self._mark if self._mark is not None else slot[1]
@@ -572,7 +590,6 @@ class TradingSession:
         )
         if mark is not None:
             book.marks[self.symbol] = mark
-        self.store.commit_step(record)
 
     # ------------------------------------------------------------------ control
 
