@@ -48,6 +48,8 @@ def test_frames_are_fresh_copies_a_strategy_may_keep_or_change():
     kept_candles, kept_features = window.frames()
     kept_candles.loc[0, "close"] = -1.0
     kept_features.iloc[0, 0] = -1.0
+    again_candles, again_features = window.frames()
+    assert again_candles["close"].iloc[0] == 1.5 and again_features.iloc[0, 0] == 0.0  # the window is not changed
     window.append(Candle(1_704_067_200_000 + 9 * 3_600_000, 1.0, 8.0, 0.5, 7.0, 10.0), np.full(len(NAMES), 9.0))
     candles, features = window.frames()
     assert candles["close"].tolist() == [1.5, 1.5, 1.5, 7.0] and features.iloc[:, 0].tolist() == [1.0, 2.0, 3.0, 9.0]
