@@ -49,6 +49,23 @@ class PeeksAtNextCandle(Crossover):
         return Signal(SignalAction.BUY if close[row + 1] > close[row] else SignalAction.SELL, size=1.0)
 
 
+class PeeksAtNextFeature(Crossover):
+    """Leaky through a core feature: decides row t with the one-bar return of row t + 1."""
+
+    name = "feature_peeker"
+
+    @hookimpl
+    def trader_strategy_info(self):
+        return StrategyInfo(name=self.name, version="1.0.0", description="next return", warmup_bars=10,
+                            feature_windows=(5,))
+
+    @hookimpl
+    def trader_generate_signals(self, request):
+        ret = request.features["ret_1"].to_numpy()
+        return [Signal.hold("no next row") if row + 1 >= ret.size
+                else Signal(SignalAction.BUY if ret[row + 1] > 0 else SignalAction.SELL, size=1.0) for row in request.at]
+
+
 class NormalisesOverTheBatch(Crossover):
     """Leaky in backtests only: compares each row with the mean over all requested rows."""
 
@@ -248,6 +265,26 @@ def test_a_strategy_reading_the_next_candle_fails_lookahead_naming_row_and_colum
     assert "depends on later candles" in text
     assert "candle column 'close'" in text and "'open'" not in text
     assert outcomes(report)["signals"] == "passed"  # its signals are well-formed: only the leak is wrong
+
+
+def test_a_strategy_reading_the_next_rows_feature_fails_lookahead_naming_the_feature():
+    text = message(run_conformance(PeeksAtNextFeature(), **FAST), "lookahead")
+    assert "depends on later candles" in text
+    assert "feature 'ret_1'" in text and "candle column" not in text
+
+
+def test_lookahead_and_trader_check_find_the_same_leak():
+    """One implementation behind both: the suite and ``trader check`` name the same input."""
+    from trader.backtest.lookahead import CheckContext, check_truncation
+    from trader.testing.fixtures import make_candles
+
+    run = ConformanceRun(PeeksAtNextCandle(), settings=ConformanceSettings(**FAST))
+    with run:
+        suite = run.result("lookahead")
+        ctx = CheckContext(run.strategy, make_candles(300, seed=0), "SYN/USDT", "1h", samples=6)
+        check = check_truncation(ctx)
+    assert suite.outcome == "failed" and check.status == "fail"
+    assert "candle column 'close'" in suite.message and "candle column 'close'" in check.detail
 
 
 def test_normalising_over_the_requested_rows_fails_lookahead():

@@ -60,6 +60,21 @@ class PeekNextClose:
         return [_signal("buy") if up[i] else _signal("sell") for i in request.at]
 
 
+class PeekNextFeature:
+    """Leaky on purpose through a core feature: buys when the NEXT row's one-bar return is positive."""
+
+    name = "fake_peek_feature"
+
+    @hookimpl
+    def trader_strategy_info(self):
+        return StrategyInfo(name=self.name, version="1.0", warmup_bars=10, feature_windows=(5,))
+
+    @hookimpl
+    def trader_generate_signals(self, request):
+        ret = request.features["ret_1"].to_numpy()
+        return [_signal("hold") if i + 1 >= ret.size else _signal("buy" if ret[i + 1] > 0 else "sell") for i in request.at]
+
+
 class BatchNormalised:
     """Scales its probability by the mean over the requested rows: depends on the batch."""
 

@@ -48,6 +48,7 @@ def test_check_fails_the_leaky_plugin_naming_candles_and_passes_an_honest_one(tr
     assert leaky.returncode == 1
     assert "FAIL  truncation" in leaky.stdout
     assert "- candle " in leaky.stdout and "UTC" in leaky.stdout
+    assert "candle column 'close'" in leaky.stdout  # the input that leaks, found as the conformance suite finds it
     honest = run_trader("check", "--plugin", "fake_sma", "--bars", "400", "--json", home=trader_home, env=fake_env)
     assert honest.returncode == 0, honest.stdout + honest.stderr
     data = json.loads(honest.stdout)

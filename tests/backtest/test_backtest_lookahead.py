@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from backtest_fakes import BatchNormalised, EmaTrend, PeekNextClose, SmaCross, Threshold
+from backtest_fakes import BatchNormalised, EmaTrend, PeekNextClose, PeekNextFeature, SmaCross, Threshold
 
 from trader.backtest.lookahead import CheckContext, run_checks
 from trader.data import synthetic_candles
@@ -48,6 +48,22 @@ def test_leaky_strategy_fails_truncation_naming_the_candle(manager, candles):
     # the look-ahead does not depend on the batch, so that check passes: the report separates the two causes
     assert results["batch"].status == "pass"
     assert results["warmup"].status == "pass"
+
+
+def test_truncation_names_the_candle_column_that_leaks(manager, candles):
+    trunc = _results(manager, PeekNextClose(), candles, samples=10)["truncation"]
+    assert "candle column 'close'" in trunc.detail and "'open'" not in trunc.detail
+    assert "the signal depends on later candles" in trunc.offending[0]
+    assert "it changes when candle column 'close' after row" in " ".join(trunc.offending)
+
+
+def test_truncation_names_the_feature_that_leaks(manager, candles):
+    trunc = _results(manager, PeekNextFeature(), candles, samples=10)["truncation"]
+    assert trunc.status == "fail"
+    # the strategy reads the feature, not the candles: perturbing a candle column alone changes nothing
+    assert "feature 'ret_1'" in trunc.detail and "candle column" not in trunc.detail
+    # the core's features themselves are causal: no row reports a feature reading later candles
+    assert not any("features that read later candles" in line for line in trunc.offending)
 
 
 def test_batch_dependent_strategy_fails_the_batch_check(manager, candles):

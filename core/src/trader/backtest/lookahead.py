@@ -13,6 +13,10 @@ Each check passes, fails (naming the candle or feature at fault) or is skipped:
   the one computed with all history (recursive indicators such as EMAs have converged),
   and no feature is NaN from row ``warmup_bars`` on.
 - **persistence**: a model saved and loaded again gives the same signals.
+
+The conformance suite (:mod:`trader.testing.conformance`) runs the same comparisons
+through :func:`truncation_leak` (its ``lookahead`` check) and :func:`batch_mismatches`
+(its ``signals`` check), asking the strategy through any :class:`SignalSource`.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import math
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import numpy as np
@@ -34,10 +38,254 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from trader.strategy import Strategy
+    from trader.types import Signal
 
-__all__ = ["CheckResult", "CheckContext", "check_truncation", "check_batch", "check_warmup", "check_persistence", "run_checks"]
+__all__ = [
+    "LEAK_KINDS",
+    "BatchMismatch",
+    "CheckResult",
+    "CheckContext",
+    "SignalSource",
+    "TruncationLeak",
+    "batch_mismatches",
+    "check_truncation",
+    "check_batch",
+    "check_warmup",
+    "check_persistence",
+    "describe_row",
+    "describe_signal",
+    "leaking_inputs",
+    "run_checks",
+    "signal_differences",
+    "truncation_leak",
+]
 
 CHECK_NAMES = ("truncation", "batch", "warmup", "persistence")
+#: candle columns perturbed, one at a time, to find the input that leaks
+CANDLE_INPUTS = ("open", "high", "low", "close", "volume")
+#: at most this many feature columns are perturbed
+MAX_FEATURE_PROBES = 256
+#: ``(scale, shift)``: the values after the row become ``x * scale + shift``, one after
+#: the other until the signal changes (up, sign flipped, down: a threshold on a later
+#: value flips under one of them)
+PERTURBATIONS = ((1.37, 1.0), (-1.0, 0.0), (0.6, 0.0))
+
+
+class SignalSource(Protocol):
+    """How the shared checks ask a strategy: core features, and signals for rows of any candles.
+
+    ``model=None`` means the source's own model. :class:`CheckContext` is one; the
+    conformance suite wraps its sandboxed strategy in another.
+    """
+
+    def features(self, candles: pd.DataFrame) -> pd.DataFrame | None: ...
+
+    def signals(self, candles: pd.DataFrame, at: Sequence[int], features: Any = None, model: Any = None) -> list: ...
+
+
+def describe_signal(signal: Signal) -> str:
+    """``BUY (confidence 0.8000, size 1.0000, probability 0.8000)``."""
+    text = f"{signal.action.value.upper()} (confidence {signal.confidence:.4f}, size {signal.size:.4f}"
+    if signal.probability is not None:
+        text += f", probability {signal.probability:.4f}"
+    return text + ")"
+
+
+def describe_row(candles: pd.DataFrame, row: int, noun: str = "candle") -> str:
+    """``candle 57 (2024-01-03 09:00 UTC)``: the row's number and its candle's open time."""
+    from trader.data import format_ms
+
+    return f"{noun} {row} ({format_ms(int(candles['timestamp'].iloc[row]))} UTC)"
+
+
+def signal_differences(expected: Sequence[Signal], actual: Sequence[Signal], tolerance: float) -> list[tuple[int, str]]:
+    """``(position, what differs)`` for each pair of signals that disagree beyond ``tolerance``."""
+    out = []
+    for i, (a, b) in enumerate(zip(expected, actual, strict=True)):
+        diff = signals_differ(a, b, tolerance)
+        if diff:
+            out.append((i, diff))
+    return out
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, TraderError | AssertionError) else f"{type(exc).__name__}: {exc}"
+
+
+# ---------------------------------------------------------------------- look-ahead (truncation)
+
+
+LEAK_KINDS = ("error", "batch", "later candles", "features")
+
+
+@attrs.frozen(eq=False)
+class TruncationLeak:
+    """Why the signal at ``row`` is not the same without the candles after it.
+
+    ``kind`` is ``error`` (the request on ``candles[:row+1]`` failed with ``error``),
+    ``batch`` (asked alone the signal agrees: it depends on the other requested rows),
+    ``later candles`` (the strategy read candles after ``row``) or ``features`` (only
+    the core features of ``row`` changed). ``batched`` is the signal with all candles,
+    asked among ``batch_size`` rows; ``truncated`` the one with ``candles[:row+1]``;
+    ``alone`` the one with all candles asked for ``row`` alone; ``difference`` what
+    differs between ``batched`` and ``truncated``. ``inputs`` are the
+    candle columns and features whose values after ``row`` change the signal;
+    ``features`` the core features of ``row`` that change when the later candles are
+    removed (``name (full vs truncated)``).
+    """
+
+    row: int
+    kind: str = attrs.field(validator=attrs.validators.in_(LEAK_KINDS))
+    batched: Signal
+    batch_size: int
+    truncated: Signal | None = None
+    alone: Signal | None = None
+    error: str | None = None
+    difference: str | None = None
+    inputs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    features: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+
+    def message(self, where: str) -> str:
+        """One line naming the row (``where``), both signals and the inputs at fault."""
+        kind = self.kind
+        if kind == "error":
+            text = (f"{where}: with the history truncated after this row, {self.error} "
+                    "(the strategy needs rows after the one it decides on)")
+        elif kind == "batch":
+            text = (f"{where}: asked alone the signal is {describe_signal(self.alone)}, but in a batch of "
+                    f"{self.batch_size} rows it is {describe_signal(self.batched)} ({self.difference}); the signal "
+                    "depends on which other rows are requested (e.g. normalising over the whole batch), so backtests "
+                    "see the future")
+        elif kind == "later candles":
+            text = (f"{where}: the signal depends on later candles: with the full history it is "
+                    f"{describe_signal(self.alone)}, with the history truncated after this row it is "
+                    f"{describe_signal(self.truncated)} ({self.difference})")
+            if self.inputs:
+                text += f"; it changes when {' or '.join(self.inputs)} after row {self.row} change"
+        else:
+            text = f"{where}: the signal is unchanged, but the core features of this row are not"
+        if self.features:
+            text += f"; features that read later candles: {', '.join(self.features[:8])}"
+        return text
+
+
+def truncation_leak(
+    source: SignalSource,
+    candles: pd.DataFrame,
+    row: int,
+    batched: Signal,
+    *,
+    batch_size: int,
+    features: pd.DataFrame | None,
+    tolerance: float,
+    find_inputs: bool = True,
+) -> TruncationLeak | None:
+    """``None`` when the signal (and the features) of ``row`` survive removing the candles after it.
+
+    ``batched`` is the signal for ``row`` asked with all ``candles`` (and their
+    ``features``) among ``batch_size`` rows. On a difference the row is asked alone:
+    agreeing with the truncated signal means the batch is at fault; otherwise each
+    input is perturbed after ``row`` to name the one that leaks (``find_inputs``).
+    """
+    prefix = candles.iloc[: row + 1]
+    prefix_features = source.features(prefix)
+    leaked = tuple(_differing_features(features, prefix_features, row, row, rtol=1e-9, atol=1e-12))
+    try:
+        truncated = source.signals(prefix, [row], prefix_features)[0]
+    except Exception as exc:  # noqa: BLE001 - the strategy breaking without the later rows is the finding
+        return TruncationLeak(row, "error", batched, batch_size, error=_error_text(exc), features=leaked)
+    difference = signals_differ(batched, truncated, tolerance)
+    if difference is None:
+        if not leaked:
+            return None
+        return TruncationLeak(row, "features", batched, batch_size, truncated=truncated, features=leaked)
+    alone = source.signals(candles, [row], features)[0]
+    if signals_differ(alone, truncated, tolerance) is None:
+        return TruncationLeak(row, "batch", batched, batch_size, truncated=truncated, alone=alone,
+                              difference=difference, features=leaked)
+    inputs = leaking_inputs(source, candles, row, alone, features, tolerance) if find_inputs else ()
+    return TruncationLeak(row, "later candles", batched, batch_size, truncated=truncated, alone=alone,
+                          difference=signals_differ(alone, truncated, tolerance), inputs=inputs, features=leaked)
+
+
+def leaking_inputs(
+    source: SignalSource,
+    candles: pd.DataFrame,
+    row: int,
+    reference: Signal,
+    features: pd.DataFrame | None,
+    tolerance: float,
+) -> tuple[str, ...]:
+    """The candle columns and features whose values after ``row`` change the signal at ``row``.
+
+    Each input is perturbed on its own after ``row`` (see :data:`PERTURBATIONS`) and
+    ``row`` is asked alone; ``reference`` is its signal with the inputs unchanged. Any
+    change is proof: only a strategy that reads the input after ``row`` can see it.
+    """
+    def changes(column: str, in_features: bool) -> bool:
+        for scale, shift in PERTURBATIONS:
+            try:
+                if in_features:
+                    signal = source.signals(candles, [row], _perturbed_after(features, row, column, scale, shift))[0]
+                else:
+                    signal = source.signals(_perturbed_after(candles, row, column, scale, shift), [row], features)[0]
+            except Exception:  # noqa: BLE001, S112 - a strategy that breaks on odd values names no input
+                continue
+            if signals_differ(signal, reference, tolerance) is not None:
+                return True
+        return False
+
+    found = [f"candle column {name!r}" for name in CANDLE_INPUTS if name in candles.columns and changes(name, False)]
+    if features is not None:
+        found += [f"feature {name!r}" for name in list(features.columns)[:MAX_FEATURE_PROBES] if changes(name, True)]
+    return tuple(found)
+
+
+def _perturbed_after(frame: pd.DataFrame, row: int, column: str, scale: float, shift: float) -> pd.DataFrame:
+    changed = frame.copy()
+    values = changed[column].to_numpy(dtype=np.float64, copy=True)
+    values[row + 1 :] = values[row + 1 :] * scale + shift
+    changed[column] = values
+    return changed
+
+
+# ---------------------------------------------------------------------- batch against single row
+
+
+@attrs.frozen
+class BatchMismatch:
+    """``row`` asked alone gives ``alone``; asked among ``batch_size`` rows it gives ``batched``."""
+
+    row: int
+    alone: Signal
+    batched: Signal
+    batch_size: int
+    difference: str
+
+    def message(self, where: str) -> str:
+        return (f"{where}: asked alone the signal is {describe_signal(self.alone)}, in a batch of {self.batch_size} "
+                f"rows it is {describe_signal(self.batched)} ({self.difference}); "
+                "live trading and backtests would disagree")
+
+
+def batch_mismatches(
+    source: SignalSource,
+    candles: pd.DataFrame,
+    rows: Sequence[int],
+    batched: Sequence[Signal],
+    *,
+    batch_size: int,
+    features: pd.DataFrame | None,
+    tolerance: float,
+) -> list[BatchMismatch]:
+    """Each of ``rows`` asked alone (as live trading asks) against ``batched``, its signal in the batch."""
+    out = []
+    for row, expected in zip(rows, batched, strict=True):
+        alone = source.signals(candles, [row], features)[0]
+        diff = signals_differ(alone, expected, tolerance)
+        if diff:
+            out.append(BatchMismatch(row, alone, expected, batch_size, diff))
+    return out
 
 
 @attrs.frozen
@@ -100,9 +348,7 @@ class CheckContext:
         return sorted(picks)
 
     def describe_row(self, row: int) -> str:
-        from trader.data import format_ms
-
-        return f"candle {row} ({format_ms(int(self.candles['timestamp'].iloc[row]))} UTC)"
+        return describe_row(self.candles, row)
 
 
 def _differing_features(full: pd.DataFrame | None, part: pd.DataFrame | None, row_full: int, row_part: int,
@@ -132,21 +378,21 @@ def check_truncation(ctx: CheckContext) -> CheckResult:
     if not rows:
         return CheckResult("truncation", "skip", f"{n} candles leave no row after the {ctx.warmup} warm-up bars")
     features, full = _full_signals(ctx, rows)
-    offending: list[str] = []
+    leaks: list[TruncationLeak] = []
     for row, expected in zip(rows, full, strict=True):
-        prefix = ctx.candles.iloc[: row + 1]
-        prefix_features = ctx.features(prefix)
-        leaked = _differing_features(features, prefix_features, row, row, rtol=1e-9, atol=1e-12)
-        got = ctx.signals(prefix, [row], prefix_features)[0]
-        diff = signals_differ(expected, got, ctx.tolerance)
-        if diff or leaked:
-            what = f"{ctx.describe_row(row)}: signal with all candles differs from the signal with candles up to it"
-            what += f" ({diff})" if diff else " (signals agree)"
-            if leaked:
-                what += f"; features that read later candles: {', '.join(leaked[:8])}"
-            offending.append(what)
-    if offending:
-        return CheckResult("truncation", "fail", f"look-ahead at {len(offending)} of {len(rows)} sampled candles", offending)
+        # perturbing every input costs requests: look for the leaking inputs until found, at three rows at most
+        searched = [leak for leak in leaks if leak.kind == "later candles"]
+        find_inputs = len(searched) < 3 and not any(leak.inputs for leak in searched)
+        leak = truncation_leak(ctx, ctx.candles, row, expected, batch_size=len(rows), features=features,
+                               tolerance=ctx.tolerance, find_inputs=find_inputs)
+        if leak is not None:
+            leaks.append(leak)
+    if leaks:
+        detail = f"look-ahead at {len(leaks)} of {len(rows)} sampled candles"
+        inputs = next((leak.inputs for leak in leaks if leak.inputs), ())
+        if inputs:
+            detail += f"; the signal changes with later values of {' or '.join(inputs)}"
+        return CheckResult("truncation", "fail", detail, [leak.message(ctx.describe_row(leak.row)) for leak in leaks])
     return CheckResult("truncation", "pass", f"{len(rows)} sampled candles give the same signal (and features) without the candles after them")
 
 
@@ -157,15 +403,11 @@ def check_batch(ctx: CheckContext) -> CheckResult:
         return CheckResult("batch", "skip", f"{n} candles leave no row after the {ctx.warmup} warm-up bars")
     features, batched = _full_signals(ctx, rows)
     again = ctx.signals(ctx.candles, rows, features)
-    offending = []
-    for row, a, b in zip(rows, batched, again, strict=True):
-        diff = signals_differ(a, b, 0.0)
-        if diff:
-            offending.append(f"{ctx.describe_row(row)}: two identical requests disagree ({diff})")
-    for row, expected in zip(rows, batched, strict=True):
-        diff = signals_differ(expected, ctx.signals(ctx.candles, [row], features)[0], ctx.tolerance)
-        if diff:
-            offending.append(f"{ctx.describe_row(row)}: asked alone it differs from asked among {len(rows)} rows ({diff})")
+    offending = [f"{ctx.describe_row(rows[i])}: two identical requests disagree ({diff})"
+                 for i, diff in signal_differences(batched, again, 0.0)]
+    mismatches = batch_mismatches(ctx, ctx.candles, rows, batched, batch_size=len(rows), features=features,
+                                  tolerance=ctx.tolerance)
+    offending += [m.message(ctx.describe_row(m.row)) for m in mismatches]
     if offending:
         return CheckResult("batch", "fail", "signals depend on which other rows are requested or are not deterministic", offending)
     return CheckResult("batch", "pass", f"{len(rows)} candles give the same signal asked alone, in a batch and twice")
@@ -241,11 +483,8 @@ def _round_trip(ctx: CheckContext, rows: list[int], features: Any, before: list,
         if loaded is None:
             return CheckResult("persistence", "fail", "the saved model could not be found again")
         after = ctx.signals(ctx.candles, rows, features, model=loaded.model)
-    offending = []
-    for row, a, b in zip(rows, before, after, strict=True):
-        diff = signals_differ(a, b, 0.0)
-        if diff:
-            offending.append(f"{ctx.describe_row(row)}: the reloaded model's signal differs ({diff})")
+    offending = [f"{ctx.describe_row(rows[i])}: the reloaded model's signal differs ({diff})"
+                 for i, diff in signal_differences(before, after, 0.0)]
     if offending:
         return CheckResult("persistence", "fail", "the model does not survive a save and load unchanged", offending)
     return CheckResult("persistence", "pass", f"saved, verified and reloaded: identical signals at {len(rows)} candles")

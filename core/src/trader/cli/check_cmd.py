@@ -52,7 +52,7 @@ def check(
     warmup       with only warmup_bars of history the signal is unchanged; no NaN feature after it
     persistence  a saved and reloaded model gives identical signals
 
-    Exits 1 when a check fails, naming the candle or feature at fault.
+    Exits 1 when a check fails, naming the candle and the candle column or feature at fault.
     """
     from trader.backtest.lookahead import CheckContext, run_checks
     from trader.data import resolve_candles

@@ -11,9 +11,9 @@ Six checks, each reported on its own with the reason it failed:
     request's candles and features are left untouched.
 ``lookahead``
     truncation invariance: the signal for row ``t`` computed on ``candles[:t+1]``
-    equals the one computed on the full history, at several rows ``t``. A
-    failure names the row and, by perturbing the rows after ``t`` one input at a
-    time, the candle column or feature that leaks.
+    equals the one computed on the full history, at several rows ``t``, and so do
+    the core features of row ``t``. A failure names the row and, by perturbing the
+    rows after ``t`` one input at a time, the candle column or feature that leaks.
 ``determinism``
     the same request gives the same signals; two trainings with the same seed
     give models with the same signals.
@@ -31,6 +31,10 @@ Six checks, each reported on its own with the reason it failed:
 Every plugin call runs in a sandbox: ``TRADER_HOME``, the working folder, ``HOME``
 and the temporary folder point into a fresh folder, and every write is recorded.
 
+The look-ahead and batch comparisons are those of ``trader check``
+(:func:`trader.backtest.lookahead.truncation_leak` and
+:func:`~trader.backtest.lookahead.batch_mismatches`), asked through the sandbox.
+
 Parameters: ``train_params`` is passed as ``TrainRequest.params`` (what a user
 puts in ``[plugins.NAME.train]``) and ``params`` as ``SignalRequest.params`` (the
 ``[plugins.NAME]`` table). A plugin with a model passes small training parameters
@@ -47,12 +51,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from trader.errors import TraderError
 from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "CHECKS",
@@ -69,8 +76,6 @@ __all__ = [
 CHECKS = ("metadata", "signals", "lookahead", "determinism", "persistence", "isolation")
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_CANDLE_INPUTS = ("open", "high", "low", "close", "volume")
-_MAX_FEATURE_PROBES = 256
 
 
 class CheckFailed(AssertionError):
@@ -160,23 +165,6 @@ class ConformanceReport:
 # ---------------------------------------------------------------------- helpers
 
 
-def _describe(signal: Signal) -> str:
-    text = f"{signal.action.value.upper()} (confidence {signal.confidence:.4f}, size {signal.size:.4f}"
-    if signal.probability is not None:
-        text += f", probability {signal.probability:.4f}"
-    return text + ")"
-
-
-def _same(a: Signal, b: Signal, tolerance: float) -> bool:
-    if a.action != b.action:
-        return False
-    if abs(a.confidence - b.confidence) > tolerance or abs(a.size - b.size) > tolerance:
-        return False
-    if (a.probability is None) != (b.probability is None):
-        return False
-    return a.probability is None or abs(a.probability - b.probability) <= tolerance
-
-
 def _error(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, TraderError) else f"{type(exc).__name__}: {exc}"
 
@@ -235,6 +223,30 @@ class _Sandbox:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+class _SandboxedSource:
+    """The run's strategy as the shared checks of :mod:`trader.backtest.lookahead` ask it.
+
+    Requests run in the sandbox with the run's model and parameters; a failing call
+    raises :class:`CheckFailed` naming what was asked.
+    """
+
+    def __init__(self, run: ConformanceRun) -> None:
+        self.run = run
+
+    def features(self, candles: pd.DataFrame) -> pd.DataFrame | None:
+        return self.run.features(candles)
+
+    def signals(self, candles: pd.DataFrame, at: Any, features: Any = None, model: Any = None) -> list[Signal]:
+        run = self.run
+        if len(at) == 1:
+            row = int(at[0])
+            what = f"the last {run._row(row)} alone" if row == len(run.candles) - 1 else f"{run._row(row)} alone"
+        else:
+            what = f"a batch of {len(at)} rows"
+        request = run.request(candles, at, model=run.model if model is None else model, features=features)
+        return run.signals(request, what)
 
 
 class ConformanceRun:
@@ -442,9 +454,9 @@ class ConformanceRun:
             raise CheckFailed(f"trader_generate_signals failed for {what}: {_error(exc)}") from exc
 
     def _row(self, row: int) -> str:
-        from trader.data import format_ms
+        from trader.backtest.lookahead import describe_row
 
-        return f"row {row} ({format_ms(int(self.candles['timestamp'].iloc[row]))} UTC)"
+        return describe_row(self.candles, row, "row")
 
     @property
     def batch_signals(self) -> list[Signal]:
@@ -522,6 +534,7 @@ class ConformanceRun:
         return f"{info.name} {info.version}, warm-up {info.warmup_bars} bars"
 
     def check_signals(self) -> str:
+        from trader.backtest.lookahead import batch_mismatches
         from trader.models import candles_hash
 
         candles = self.candles
@@ -535,18 +548,18 @@ class ConformanceRun:
         if features is not None and not features.equals(features_before):
             raise CheckFailed("trader_generate_signals changed request.features in place; copy before modifying")
         last = len(candles) - 1
-        single = self.signals(self.request(candles, [last], model=self.model, features=features), f"the last {self._row(last)} alone")
-        if not _same(single[0], signals[-1], self.settings.tolerance):
-            raise CheckFailed(
-                f"{self._row(last)}: asked alone the signal is {_describe(single[0])}, "
-                f"in a batch of {len(rows)} rows it is {_describe(signals[-1])}; live trading and backtests would disagree"
-            )
+        mismatches = batch_mismatches(_SandboxedSource(self), candles, [last], [signals[-1]], batch_size=len(rows),
+                                      features=features, tolerance=self.settings.tolerance)
+        if mismatches:
+            raise CheckFailed(mismatches[0].message(self._row(last)))
         counts = {a: 0 for a in ("buy", "sell", "hold")}
         for signal in signals:
             counts[signal.action.value] += 1
         return f"{len(rows)} rows: " + ", ".join(f"{n} {a}" for a, n in counts.items())
 
     def check_lookahead(self) -> str:
+        from trader.backtest.lookahead import truncation_leak
+
         candles = self.candles
         rows = self.rows
         full = dict(zip(rows, self.batch_signals, strict=True))
@@ -554,57 +567,13 @@ class ConformanceRun:
         count = max(1, min(self.settings.cut_points, last - first + 1))
         step = (last - first) / max(count - 1, 1)
         cuts = sorted({first + round(i * step) for i in range(count)})
-        tolerance = self.settings.tolerance
+        source = _SandboxedSource(self)
         for t in cuts:
-            truncated = candles.iloc[: t + 1]
-            try:
-                cut_signal = self.signals(self.request(truncated, [t], model=self.model), f"{self._row(t)}")[0]
-            except CheckFailed as exc:
-                raise CheckFailed(
-                    f"{self._row(t)}: with the history truncated after this row, {exc} "
-                    "(the strategy needs rows after the one it decides on)"
-                ) from None
-            if _same(cut_signal, full[t], tolerance):
-                continue
-            alone = self.signals(self.request(candles, [t], model=self.model, features=self.full_features), self._row(t))[0]
-            if _same(alone, cut_signal, tolerance):
-                raise CheckFailed(
-                    f"{self._row(t)}: asked alone the signal is {_describe(alone)}, but in a batch of {len(rows)} rows "
-                    f"it is {_describe(full[t])}; the signal depends on which other rows are requested "
-                    "(e.g. normalising over the whole batch), so backtests see the future"
-                )
-            leaks = self._leaking_inputs(t, alone)
-            culprit = f"; it changes when {' or '.join(leaks)} after row {t} change" if leaks else ""
-            raise CheckFailed(
-                f"{self._row(t)}: the signal depends on later candles: with the full history it is "
-                f"{_describe(alone)}, with the history truncated after this row it is {_describe(cut_signal)}{culprit}"
-            )
+            leak = truncation_leak(source, candles, t, full[t], batch_size=len(rows), features=self.full_features,
+                                   tolerance=self.settings.tolerance)
+            if leak is not None:
+                raise CheckFailed(leak.message(self._row(t)))
         return f"signals at rows {', '.join(map(str, cuts))} do not change when later candles are removed"
-
-    def _leaking_inputs(self, t: int, reference: Signal) -> list[str]:
-        """The inputs whose values after row ``t`` change the signal at row ``t``."""
-        found = []
-        features = self.full_features
-        for column in _CANDLE_INPUTS:
-            changed = self.candles.copy()
-            changed.loc[t + 1 :, column] = changed.loc[t + 1 :, column] * 1.37 + 1.0
-            try:
-                signal = self.signals(self.request(changed, [t], model=self.model, features=features), self._row(t))[0]
-            except CheckFailed:
-                continue
-            if not _same(signal, reference, self.settings.tolerance):
-                found.append(f"candle column {column!r}")
-        if features is not None:
-            for column in list(features.columns)[:_MAX_FEATURE_PROBES]:
-                changed = features.copy()
-                changed.loc[t + 1 :, column] = changed.loc[t + 1 :, column] * 1.37 + 1.0
-                try:
-                    signal = self.signals(self.request(self.candles, [t], model=self.model, features=changed), self._row(t))[0]
-                except CheckFailed:
-                    continue
-                if not _same(signal, reference, self.settings.tolerance):
-                    found.append(f"feature {column!r}")
-        return found
 
     def check_determinism(self) -> str:
         import numpy as np
@@ -623,13 +592,14 @@ class ConformanceRun:
         return f"two trainings with seed {self.settings.seed} give the same {len(first)} signals"
 
     def _compare(self, expected: list[Signal], actual: list[Signal], what: str) -> None:
-        differ = [i for i, (a, b) in enumerate(zip(expected, actual, strict=True)) if not _same(a, b, self.settings.tolerance)]
+        from trader.backtest.lookahead import describe_signal, signal_differences
+
+        differ = signal_differences(expected, actual, self.settings.tolerance)
         if differ:
-            i = differ[0]
-            row = self.rows[i]
+            i, diff = differ[0]
             raise CheckFailed(
-                f"{what} different signals at {len(differ)} of {len(expected)} rows, first at {self._row(row)}: "
-                f"{_describe(expected[i])} vs {_describe(actual[i])}"
+                f"{what} different signals at {len(differ)} of {len(expected)} rows, first at {self._row(self.rows[i])}: "
+                f"{describe_signal(expected[i])} vs {describe_signal(actual[i])} ({diff})"
             )
 
     @property
