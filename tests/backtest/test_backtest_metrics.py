@@ -90,7 +90,9 @@ def test_metrics_do_not_depend_on_the_starting_capital(returns, scale):
     b = performance_metrics(_curve(returns, 1000.0 * scale), _stamps(len(returns)), "1h")
     for name in ("total_return", "sharpe", "sortino", "max_drawdown", "volatility"):
         x, y = getattr(a, name), getattr(b, name)
-        assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-9, abs=1e-12), name
+        # Returns are recomputed from each equity curve, so they differ in the last bits; a ratio
+        # over a near-zero deviation (Sortino with almost no downside) magnifies that to ~1e-8.
+        assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, rel=1e-6, abs=1e-12), name
     assert np.allclose(equity_returns(_curve(returns)), returns, atol=1e-12)
 
 

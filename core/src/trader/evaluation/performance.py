@@ -84,6 +84,11 @@ def max_drawdown(equity: Sequence[float] | np.ndarray) -> tuple[float, int]:
     return float(curve.min()), longest
 
 
+#: Per-bar returns this small are float rounding of the equity curve, not risk: a deviation below it
+#: makes a ratio undefined (NaN) rather than astronomical and dependent on the starting capital.
+RETURN_NOISE = 1e-12
+
+
 def sharpe_ratio(returns: np.ndarray, periods: float) -> float:
     """Annualised Sharpe ratio (zero risk-free rate); NaN when undefined."""
     r = np.asarray(returns, dtype=np.float64)
@@ -91,7 +96,7 @@ def sharpe_ratio(returns: np.ndarray, periods: float) -> float:
         return math.nan
     sd = float(np.std(r, ddof=1))
     mean = float(np.mean(r))
-    if sd <= 1e-15 * max(1.0, abs(mean)):
+    if sd <= max(RETURN_NOISE, 1e-15 * abs(mean)):
         return math.nan
     return mean / sd * math.sqrt(periods)
 
@@ -102,7 +107,7 @@ def sortino_ratio(returns: np.ndarray, periods: float) -> float:
     if r.size < 2:
         return math.nan
     downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
-    if downside <= 1e-9 * float(np.max(np.abs(r))):  # no losses worth the name: undefined, not astronomical
+    if downside <= max(RETURN_NOISE, 1e-9 * float(np.max(np.abs(r)))):  # no losses worth the name: undefined
         return math.nan
     return float(np.mean(r)) / downside * math.sqrt(periods)
 
