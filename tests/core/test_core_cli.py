@@ -8,6 +8,7 @@ import sys
 import time
 
 from cli_runner import TRADER_EXE, run_trader
+
 from trader import __version__
 
 HEAVY = ("torch", "pandas", "sklearn", "ccxt", "matplotlib", "pyarrow")

@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from cli_runner import run_trader
+
 from trader import Signal, SignalAction, SignalRequest, StrategyInfo, hookimpl
 from trader.errors import PluginError, UnknownPluginError
 from trader.plugins import TraderPluginManager

@@ -14,8 +14,9 @@ class _RedactSecrets(logging.Filter):
     """Replace the values of API credentials from the environment wherever they would be logged."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from trader.config import SECRET_ENV
         import os
+
+        from trader.config import SECRET_ENV
 
         secrets = [os.environ[name] for name in SECRET_ENV if os.environ.get(name)]
         if secrets:

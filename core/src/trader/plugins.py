@@ -230,7 +230,7 @@ class TraderPluginManager:
                 )
             raise UnknownPluginError(f"unknown strategy {name!r}; installed strategies: {installed}")
         strategy = Strategy(self, name)
-        strategy.info  # validates the metadata: a broken strategy is refused by name
+        _ = strategy.info  # validates the metadata: a broken strategy is refused by name
         return strategy
 
     def strategy_info(self, name: str) -> StrategyInfo:

@@ -108,7 +108,7 @@ def cli(ctx: click.Context, home: str | None, config_path: str | None, debug: bo
     configure_logging(log_format, logging.DEBUG if debug else logging.INFO)
     ctx.obj = AppContext(home, config_path, debug, log_format)
     if not ctx.resilient_parsing and "--help" not in sys.argv and "-h" not in sys.argv:
-        ctx.obj.config  # a broken trader.toml is reported before any command runs
+        _ = ctx.obj.config  # a broken trader.toml is reported before any command runs
 
 
 def _wants_debug(argv: list[str]) -> bool:
