@@ -9,6 +9,7 @@ the batch row (to float rounding; bitwise when warmed with :meth:`IncrementalFea
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -49,9 +50,9 @@ def _candle_values(candle: Any) -> tuple[int, float, float, float, float, float]
     except (KeyError, TypeError, ValueError, IndexError):
         raise DataError(f"a candle needs {', '.join(_FIELDS)} (integer ms timestamp, numbers); got {candle!r}") from None
     for name, value in zip(_FIELDS[1:5], (o, h, low, c), strict=True):
-        if not (np.isfinite(value) and value > 0):
+        if not (math.isfinite(value) and value > 0):  # plain floats: math is ~10x cheaper than numpy here
             raise DataError(f"candle at {ts}: {name} must be finite and > 0, got {value!r}")
-    if not (np.isfinite(v) and v >= 0):
+    if not (math.isfinite(v) and v >= 0):
         raise DataError(f"candle at {ts}: volume must be finite and >= 0, got {v!r}")
     return ts, o, h, low, c, v
 

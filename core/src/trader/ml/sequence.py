@@ -278,6 +278,22 @@ class SequenceModel:
             return np.asarray(features.to_numpy()[start:stop], dtype=np.float32)
         return features.iloc[start:stop][self._names].to_numpy(dtype=np.float32)
 
+    def scaled_window(self, features: Any, start: int, stop: int) -> np.ndarray:
+        """``scale(feature_matrix(features, start, stop))`` (bit for bit) in one fresh float32 array.
+
+        The live path: one copy converted from the frame's rows, then centred, divided and
+        clipped in place, instead of three temporaries.
+        """
+        if self._layout(features):
+            out = np.array(features.to_numpy()[start:stop], dtype=np.float32)  # always a copy: the frame stays as it was
+        else:
+            out = np.array(self.feature_matrix(features, start, stop), dtype=np.float32)
+        np.subtract(out, self._center, out=out)
+        np.divide(out, self._scale, out=out)
+        if self._clip is not None:
+            np.clip(out, -self._clip, self._clip, out=out)
+        return out
+
     def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
         """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array."""
         if len(ends) == 0:
@@ -621,7 +637,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
         end = int(at[0])
         if end < length - 1:
             return [warmup]
-        window = model.scale(model.feature_matrix(features, end - length + 1, end + 1))
+        window = model.scaled_window(features, end - length + 1, end + 1)
         if not np.isfinite(window).all():
             return [warmup]
         p_up = float(model.predict_window(window, threads=thresholds.inference_threads)[model.up_class])
