@@ -26,18 +26,16 @@ Writes its section of bench/RESULTS.md (other sections are left as they are).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+from benchlib import header, peak_rss_mib, pin_one_core, write_section
+
 HEADING = "Deep-learning backtest vs bare forward pass vs naive loop (issue 8)"
 SYMBOL, TIMEFRAME, PLUGIN = "SYN/USDT", "1h", "dl_lstm"
 CONFIG = """
@@ -46,65 +44,6 @@ max_drawdown = 1.0
 daily_loss_limit = 1.0
 max_consecutive_losses = 1000000
 """
-
-# ---------------------------------------------------------------------------- shared helpers (bench_simulation uses them)
-
-
-def pin_one_core() -> int | None:
-    """Run on one CPU (the last one available); returns it, or None where unsupported."""
-    try:
-        cpu = max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return cpu
-    except (AttributeError, OSError):
-        return None
-
-
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (MiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def machine() -> str:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = f", {int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        mem = ""
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
-
-
-def header(command: str, cpu: int | None) -> str:
-    try:
-        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        load = "n/a"
-    pinned = f"pinned to CPU {cpu}" if cpu is not None else "not pinned"
-    return (f"Measured {dt.date.today().isoformat()} on {machine()}; one core ({pinned}). Load average at start {load}: "
-            "the machine is shared with other jobs, so wall times are noisy; ratios measured in the same run are "
-            f"the figures to read.\n\nCommand: `{command}`\n")
-
-
-def write_section(heading: str, body: str) -> None:
-    """Replace (or append) the ``## heading`` section of bench/RESULTS.md; other sections stay."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    marker = f"## {heading}\n"
-    section = marker + "\n" + body.strip() + "\n"
-    if marker in text:
-        start = text.index(marker)
-        nxt = text.find("\n## ", start + len(marker))
-        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
-
 
 # ---------------------------------------------------------------------------- the parts (each in its own process)
 

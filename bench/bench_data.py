@@ -28,7 +28,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from benchlib import replace_section
+
 HEADING = "## Market data: import, validation and load (bench/bench_data.py)"
 
 CASES = {
@@ -144,17 +145,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_write:
-        _write_section(section)
-
-
-def _write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
+        replace_section(section)
 
 
 if __name__ == "__main__":

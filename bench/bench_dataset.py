@@ -15,7 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from bench_features import header, load_average, pin_one_core, write_section
+from benchlib import load_average, pin_one_core, write_section
+from benchlib import pinned_header as header
 
 
 def status_kib(field: str) -> int:

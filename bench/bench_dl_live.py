@@ -21,16 +21,14 @@ import argparse
 import datetime as dt
 import os
 import platform
-import re
 import time
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from benchlib import replace_section
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Deep learning: live decision per candle (bench/bench_dl_live.py)"
 
 
@@ -145,10 +143,7 @@ def main() -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-        pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-        text = pattern.sub(lambda _: section + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-        RESULTS.write_text(text.rstrip("\n") + "\n")
+        replace_section(section)
 
 
 if __name__ == "__main__":

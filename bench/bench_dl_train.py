@@ -29,12 +29,12 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from benchlib import replace_section
+
 HEADING = "## Deep learning: training throughput and memory (bench/bench_dl_train.py)"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,23 +187,13 @@ def main() -> None:
     section = "\n".join(lines)
     print(section)
     if not args.no_write:
-        _write_section(section)
+        replace_section(section)
 
 
 def _torch_version() -> str:
     from importlib.metadata import version
 
     return version("torch")
-
-
-def _write_section(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backtest import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
+from benchlib import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
 
 HEADING = "Trading engine: decision step and trader run (issue 5)"
 HOUR = 3_600_000

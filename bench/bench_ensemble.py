@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backtest import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
+from benchlib import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
 
 HEADING = "Ensemble: training on 100,000 rows and per-candle latency vs one HistGradientBoosting (issue 7)"
 WARMUP = 50

@@ -13,90 +13,11 @@ Writes its section of bench/RESULTS.md (other sections are left as they are).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
-import platform
 import statistics
-import time
 import tracemalloc
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
-# ---------------------------------------------------------------------------- shared helpers
-
-
-def pin_one_core() -> int | None:
-    """Run on a single CPU (the last one available); returns it, or None where unsupported."""
-    try:
-        cpu = max(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        return cpu
-    except (AttributeError, OSError):
-        return None
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kb = int(Path("/proc/meminfo").read_text().split()[1])
-        mem = f", {kb / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores{mem}, Python {platform.python_version()}"
-
-
-def load_average() -> str:
-    try:
-        return ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-def timed(fn, repeats: int) -> tuple[list[float], list[float]]:
-    """(wall seconds, CPU seconds) of each call."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        w, c = time.perf_counter(), time.process_time()
-        fn()
-        walls.append(time.perf_counter() - w)
-        cpus.append(time.process_time() - c)
-    return walls, cpus
-
-
-def summary(values: list[float], unit: str = "s", scale: float = 1.0) -> str:
-    return f"median {statistics.median(values) * scale:.3f} {unit}, best {min(values) * scale:.3f} {unit}"
-
-
-def write_section(heading: str, body: str) -> None:
-    """Replace (or append) the ``## heading`` section of bench/RESULTS.md; other sections stay."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    marker = f"## {heading}\n"
-    section = marker + "\n" + body.strip() + "\n"
-    if marker in text:
-        start = text.index(marker)
-        nxt = text.find("\n## ", start + len(marker))
-        end = len(text) if nxt < 0 else nxt + 1
-        text = text[:start] + section + ("\n" + text[end:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text, encoding="utf-8")
-
-
-def header(command: str, start_load: str) -> str:
-    return (f"Measured {dt.date.today().isoformat()} on {machine()}; one core pinned. "
-            f"Load average at start {start_load}, at the end {load_average()} (the machine is shared with other "
-            f"jobs: wall times are noisy, CPU times and best-of-N less so).\n\nCommand: `{command}`\n")
-
+from benchlib import RESULTS, load_average, pin_one_core, summary, timed, write_section
+from benchlib import pinned_header as header
 
 # ---------------------------------------------------------------------------- the benchmark
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench_features import header, load_average, pin_one_core, write_section
+from benchlib import load_average, pin_one_core, write_section
+from benchlib import pinned_header as header
 
 
 def main() -> None:
