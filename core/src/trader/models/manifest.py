@@ -24,6 +24,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "sha256_file",
     "check_file_name",
+    "read_json_artifact",
     "read_manifest",
     "validate_manifest",
     "library_versions",
@@ -85,22 +86,32 @@ def library_versions(names: Iterable[str] = ("torch", "numpy", "scikit-learn", "
     return found
 
 
-def read_manifest(directory: Path) -> dict[str, Any]:
-    """Parse ``directory/manifest.json``; :class:`ArtifactError` naming the file when it is unusable."""
-    path = directory / MANIFEST_NAME
+def read_json_artifact(path: Path, max_bytes: int, what: str, missing: str) -> dict[str, Any]:
+    """Parse a JSON object from a model artifact, refusing a missing, oversized or malformed file.
+
+    Every message starts with the path and ``what`` (e.g. ``"manifest"``); ``missing`` says
+    what a missing file means. Raises :class:`ArtifactError`.
+    """
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise ArtifactError(f"{path}: manifest is missing; this model version is incomplete") from None
-    if size > MAX_MANIFEST_BYTES:
-        raise ArtifactError(f"{path}: manifest is {size} bytes, larger than any trader manifest")
+        raise ArtifactError(f"{path}: {what} is missing; {missing}") from None
+    if size > max_bytes:
+        raise ArtifactError(f"{path}: {what} is {size} bytes, larger than any trader {what}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: manifest is not valid JSON ({exc})") from None
+        raise ArtifactError(f"{path}: {what} is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise ArtifactError(f"{path}: manifest must be a JSON object")
+        raise ArtifactError(f"{path}: {what} must be a JSON object")
     return data
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """Parse ``directory/manifest.json``; :class:`ArtifactError` naming the file when it is unusable."""
+    return read_json_artifact(
+        directory / MANIFEST_NAME, MAX_MANIFEST_BYTES, "manifest", "this model version is incomplete"
+    )
 
 
 def validate_manifest(manifest: Mapping[str, Any], where: str = "") -> None:

@@ -121,17 +121,10 @@ def trusted_types_of(path: Path) -> list[str]:
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: missing; this ensemble model is incomplete") from None
-    if size > MAX_META_BYTES:
-        raise ArtifactError(f"{path}: {size} bytes, larger than any ensemble sidecar")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    from trader.models import read_json_artifact
+
+    meta = read_json_artifact(path, MAX_META_BYTES, "ensemble sidecar", "this ensemble model is incomplete")
+    if meta.get("format") != FORMAT:
         raise ArtifactError(f"{path}: not a {FORMAT} sidecar")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ArtifactError(
