@@ -188,6 +188,30 @@ def test_trader_run_live_trades_through_the_exchange(tmp_path):
         assert math.isclose(held, server.balance("BTC")[0], rel_tol=1e-9, abs_tol=1e-9)
 
 
+def test_a_slow_signal_on_a_live_feed_is_denied_new_exposure(tmp_path):
+    """Live, the market moves while the model thinks: over ``max_inference_ms`` the core denies the order."""
+    fakes = install_fake_strategies(tmp_path / "site")
+    home = tmp_path / "home"
+    home.mkdir()
+    hour_ms = 3_600_000
+    df = synthetic_candles("BTC/USDT", "1h", 200, 2)
+    last_closed = (int(time.time() * 1000) // hour_ms - 1) * hour_ms
+    df["timestamp"] = last_closed - (len(df) - 1 - np.arange(len(df), dtype=np.int64)) * hour_ms
+    with FakeBinance(df) as server:
+        (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
+        result = trader(home, "run", "--plugin", "slowpoke", "--feed", "live", "--max-candles", "1", "--json",
+                        env=fakes, timeout=90)
+        assert result.returncode == 0, result.stderr
+        assert "over the 20 ms budget" in result.stderr
+        assert server.requests_to("/api/v3/order", "POST") == []  # paper broker: nothing sent either way
+    with state_db(home, "slowpoke") as db:
+        denied = db.execute("SELECT COUNT(*) FROM orders WHERE status = 'denied'").fetchone()[0]
+        fills = db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
+        codes = {c for (c,) in db.execute("SELECT code FROM risk_events WHERE kind = 'audit'")}
+    assert denied == 1 and fills == 0
+    assert RiskCode.INFERENCE_LATENCY in codes
+
+
 def test_the_live_feed_backs_off_on_errors_reports_them_and_yields_only_closed_candles(tmp_path):
     from trader.engine.feeds import LiveFeed
 

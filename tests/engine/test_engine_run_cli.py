@@ -110,13 +110,15 @@ def test_plugin_failures_are_counted_never_traded_and_the_loop_goes_on(home, fak
     assert after["event_counts"]["RESUMED"] == 1
 
 
-def test_slow_inference_raises_an_alert_and_denies_new_exposure(home, fakes):
+def test_slow_inference_in_a_replay_raises_an_alert_but_trades_reproducibly(home, fakes):
+    """A replay's prices do not move while the model thinks: over budget is an alert, not a veto
+    (``test_engine_ccxt`` shows the veto on a live feed)."""
     result = trader(home, "run", "--plugin", "slowpoke", "--max-candles", "3", env=fakes)
     assert result.returncode == 0, result.stderr
     assert "over the 20 ms budget" in result.stderr
     (summary,) = status_json(home, "slowpoke", env=fakes)
-    assert summary["event_counts"]["INFERENCE_LATENCY"] >= 2
-    assert summary["fills"] == 0
+    assert summary["event_counts"]["INFERENCE_LATENCY"] == 3
+    assert summary["fills"] == 1  # the first BUY; the next two are already at target
     assert summary["latency"]["p50_ms"] >= 50
 
 

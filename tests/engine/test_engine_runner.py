@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import types
 
 import numpy as np
@@ -16,7 +17,7 @@ from trader.engine.runner import RunOptions, StrategyRunner
 from trader.errors import ModelNotFoundError
 from trader.types import RiskLimits, TrainResult
 
-PATIENT = RiskLimits(max_consecutive_losses=10_000, max_drawdown=0.95, daily_loss_limit=0.95)
+PATIENT = RiskLimits(max_consecutive_losses=10_000, max_drawdown=0.95, daily_loss_limit=0.95, max_inference_ms=20)
 
 
 class Recorder:
@@ -28,6 +29,7 @@ class Recorder:
         self.warmup = warmup
         self.requires_model = requires_model
         self.requests = []
+        self.slow_calls = set()  # call numbers that take longer than PATIENT's latency budget
 
     @hookimpl
     def trader_strategy_info(self):
@@ -39,6 +41,8 @@ class Recorder:
     @hookimpl
     def trader_generate_signals(self, request):
         self.requests.append(request)
+        if len(self.requests) in self.slow_calls:
+            time.sleep(0.05)
         closes = request.candles["close"].to_numpy()
         out = []
         for i in request.at:
@@ -84,14 +88,18 @@ def test_the_strategy_sees_history_and_aligned_features_after_its_warm_up(manage
 
 
 def test_a_restarted_replay_decides_like_an_uninterrupted_one(manager, tmp_path):
+    """Wall-clock latency must not change a replay: a slow signal is an alert there, never a veto."""
     strategy = Recorder("featured", windows=(5, 10), warmup=30)
+    strategy.slow_calls = {10, 39, 40, 120}  # only in the uninterrupted run
     with manager.registered(strategy, "featured"):
         runner(manager, tmp_path / "a", "featured", max_candles=200).run()
+        strategy.slow_calls = set()
         runner(manager, tmp_path / "b", "featured", max_candles=70).run()
         runner(manager, tmp_path / "b", "featured", max_candles=130).run()
     with TradingState.open("featured", tmp_path / "a" / "strategies" / "featured") as a, \
             TradingState.open("featured", tmp_path / "b" / "strategies" / "featured") as b:
         assert a.fills() == b.fills() and a.equity_curve() == b.equity_curve()
+        assert len([e for e in a.risk_events("alert") if e["code"] == "INFERENCE_LATENCY"]) == 4
 
 
 def test_replay_run_and_a_batched_backtest_make_the_same_trades(manager, tmp_path):

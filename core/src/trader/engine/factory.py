@@ -101,4 +101,5 @@ def backtest_session(
         audit=RiskAuditAgent.for_strategy(manager, strategy, limits),
         initial_cash=initial_cash(config, cash),
         rebalance_band=rebalance_band(config),
+        latency_denies=False,
     )

@@ -255,6 +255,7 @@ class StrategyRunner:
                 audit=RiskAuditAgent.for_strategy(self.manager, info.name, limits),
                 initial_cash=cash,
                 rebalance_band=band,
+                latency_denies=opts.feed == "live",
             )
             if session.audit.fails_closed:
                 log.error("%s: the risk audit denies every order: %s", info.name, session.audit.refusal)

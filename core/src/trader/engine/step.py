@@ -98,6 +98,9 @@ class TradingSession:
     :param initial_cash: the cash of a new account (ignored when the store has one).
     :param rebalance_band: a BUY tops the position up only when it is short of the target
         by more than this fraction of the target.
+    :param latency_denies: a signal over ``max_inference_ms`` is denied new exposure (live
+        markets); when ``False`` (a replay, whose prices do not move while the model thinks)
+        it only raises the ``INFERENCE_LATENCY`` alert, so a replay is reproducible bar for bar.
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class TradingSession:
         audit: RiskAuditAgent,
         initial_cash: float = 10_000.0,
         rebalance_band: float = DEFAULT_REBALANCE_BAND,
+        latency_denies: bool = True,
     ) -> None:
         if not (isinstance(initial_cash, (int, float)) and math.isfinite(initial_cash) and initial_cash > 0):
             raise StateError(f"initial cash must be a positive number, got {initial_cash!r}")
@@ -126,6 +130,7 @@ class TradingSession:
         self.store = store
         self.audit = audit
         self.rebalance_band = float(rebalance_band)
+        self.latency_denies = bool(latency_denies)
         self.rules = broker.market_rules(symbol)
 
         saved = store.load(symbol, timeframe)
@@ -409,7 +414,7 @@ class TradingSession:
         if self._status is _REDUCING and order.side is Side.BUY:
             record.note = RiskCode.REDUCE_ONLY
             return
-        self._execute(record, order, inference_ms)
+        self._execute(record, order, inference_ms if self.latency_denies else None)
 
     def _order_for(self, signal: Signal, timestamp: int, price: float, equity: float, sequence: int = 0) -> OrderRequest | None:
         """The order that moves the position as the signal asks (module docstring), or ``None``."""
