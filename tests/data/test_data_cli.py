@@ -108,10 +108,10 @@ def test_interrupted_download_resumes_without_gaps_or_duplicates(trader_home: Pa
         env["TRADER_HOME"] = str(trader_home)
         proc = subprocess.Popen([str(TRADER_EXE), "data", "download", "--symbol", "BTC/USDT", "--timeframe", "1h",
                                  "--since", "2024-01-01"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 30
-        while len(server.requests_to("/api/v3/klines")) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.3)  # the third request is now hanging
+        deadline = time.monotonic() + 60
+        while server.pending_faults("/api/v3/klines") and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the third request has arrived: two pages are in hand, however loaded the machine
+        time.sleep(0.1)
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         _, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, err
