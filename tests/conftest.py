@@ -6,6 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests check logic, not speed: no per-example deadline, which a shared CI machine
+# would trip at random; a failure prints the blob that reproduces it.
+settings.register_profile("trader", deadline=None, print_blob=True)
+settings.load_profile("trader")
 
 
 @pytest.fixture
