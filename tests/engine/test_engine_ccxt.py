@@ -8,7 +8,7 @@ import time
 import ccxt
 import numpy as np
 import pytest
-from engine_testkit import install_fake_strategies, state_db, trader
+from engine_testkit import install_fake_strategies, start_trader, state_db, status_json, trader
 
 from trader.data import synthetic_candles
 from trader.engine import OrderStatus, RiskAuditAgent, RiskCode, TradingSession, TradingState
@@ -232,3 +232,68 @@ def test_the_live_feed_backs_off_on_errors_reports_them_and_yields_only_closed_c
     assert stamps == sorted(stamps) and stamps[0] > history["timestamp"].iloc[-1]
     assert all(candle.timestamp + 1000 <= now for _, candle, now in got)  # closed when yielded
     assert [index for index, _, _ in got] == [50, 51, 52]
+
+
+def test_a_silent_live_feed_is_reported_as_stale_data_once_per_stale_period(tmp_path):
+    """The exchange stops sending candles: STALE_DATA after ``stale_after_bars`` bars, repeated while it lasts."""
+    import threading
+
+    from trader.engine.feeds import LiveFeed
+
+    now_s = int(time.time())
+    df = synthetic_candles("BTC/USDT", "1s", 100, 3)
+    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 105) * 1000  # the last one closed ~5 s ago
+    errors: list[tuple[str, str]] = []
+    stop = threading.Event()
+    with FakeBinance(df) as server:
+        feed = LiveFeed(ccxt.binance(server.ccxt_options(timeout=2000)), "BTC/USDT", "1s", stop=stop, poll_s=0.2,
+                        on_error=lambda code, message: errors.append((code, message)), stale_after_bars=2)
+        last = int(df["timestamp"].iloc[-1])
+        consumer = threading.Thread(target=lambda: list(feed.items(last, 100)))
+        consumer.start()
+        deadline = time.monotonic() + 15
+        while len(errors) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        consumer.join(10)
+    assert [code for code, _ in errors[:2]] == ["STALE_DATA", "STALE_DATA"]
+    assert "no new 1s candle for BTC/USDT" in errors[0][1] and "the feed is silent" in errors[0][1]
+    first, second = (int(m.split(" for ")[2].split()[0]) for _, m in errors[:2])
+    assert first > 2 and second >= first + 2  # once per stale period, not once per poll
+    with pytest.raises(ValueError, match="stale_after_bars"):
+        LiveFeed(None, "BTC/USDT", "1s", stale_after_bars=0)
+
+
+def test_trader_run_on_a_silent_exchange_records_stale_data_and_stops_cleanly(tmp_path):
+    import signal
+
+    fakes = install_fake_strategies(tmp_path / "site")
+    home = tmp_path / "home"
+    home.mkdir()
+    now_s = int(time.time())
+    df = synthetic_candles("BTC/USDT", "1s", 300, 4)
+    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 305) * 1000  # silent for ~5 s already
+    with FakeBinance(df) as server:
+        (home / "trader.toml").write_text(
+            toml_for_ccxt(server.ccxt_options(timeout=3000)) + "\n[plugins.live_flipper.risk]\nstale_after_bars = 3\n"
+        )
+        running = start_trader(home, "run", "--plugin", "live_flipper", "--feed", "live", "--timeframe", "1s", env=fakes)
+        try:
+            deadline = time.monotonic() + 60
+            stale = 0
+            while not stale and time.monotonic() < deadline and running.poll() is None:
+                time.sleep(0.2)
+                try:
+                    with state_db(home, "live_flipper") as db:
+                        stale = db.execute("SELECT COUNT(*) FROM risk_events WHERE code = 'STALE_DATA' AND kind = 'error'").fetchone()[0]
+                except Exception:  # the store is not created yet
+                    stale = 0
+            running.send_signal(signal.SIGINT)
+            _, err = running.communicate(timeout=30)
+        finally:
+            if running.poll() is None:
+                running.kill()
+    assert running.returncode == 0, err
+    assert stale >= 1 and "the feed is silent" in err
+    (summary,) = status_json(home, "live_flipper", env=fakes)
+    assert summary["event_counts"]["STALE_DATA"] >= 1

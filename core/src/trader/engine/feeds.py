@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from trader.engine.brokers.base import error_text as _short
+from trader.engine.summary import format_ms
 from trader.errors import DataError, ExchangeError
 from trader.timeframes import timeframe_to_ms
 from trader.types import Candle
@@ -90,7 +91,9 @@ class LiveFeed:
     """Polls ccxt for closed candles; backs off on network errors and reports every error.
 
     ``on_error(code, message)`` is called for each failed poll (the run loop counts it
-    towards the error breaker). A candle is closed when its close time has passed.
+    towards the error breaker), and with ``STALE_DATA`` when the exchange has sent no new
+    candle for more than ``stale_after_bars`` bars (then again for every further
+    ``stale_after_bars`` bars of silence). A candle is closed when its close time has passed.
     """
 
     name = "live"
@@ -107,8 +110,12 @@ class LiveFeed:
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         clock: Callable[[], float] = time.time,
+        stale_after_bars: float | None = None,
     ) -> None:
+        if stale_after_bars is not None and not stale_after_bars > 0:
+            raise ValueError(f"stale_after_bars must be > 0, got {stale_after_bars}")
         self.exchange = exchange
+        self.stale_after_bars = stale_after_bars
         self.symbol = symbol
         self.timeframe = timeframe
         self.timeframe_ms = timeframe_to_ms(timeframe)
@@ -177,10 +184,15 @@ class LiveFeed:
         last = -1 if after_ts is None else after_ts
         index = first_index
         tf = self.timeframe_ms
+        reported_silence = 0  # bars of silence already reported
         while not self.stop.is_set():
             rows = self._fetch(last + 1 if last >= 0 else None, 1000)
             if rows is None:
                 continue
+            if rows:
+                reported_silence = 0
+            elif last >= 0:
+                reported_silence = self._check_silence(last, reported_silence)
             for row in rows:
                 candle = _candle(tuple(row[:6]))
                 if candle is None:
@@ -193,3 +205,18 @@ class LiveFeed:
             next_close = (last + 2 * tf) if last >= 0 else self.now_ms() + tf
             wait_s = (next_close - self.now_ms()) / 1000 + 0.25
             self.stop.wait(min(self.poll_s, max(0.2, wait_s)) if rows else max(0.2, min(self.poll_s, wait_s)))
+
+    def _check_silence(self, last: int, reported: int) -> int:
+        """Report ``STALE_DATA`` when the candles closed since ``last`` went missing for too long;
+        returns the bars of silence reported so far."""
+        limit = self.stale_after_bars
+        if limit is None:
+            return reported
+        missing = (self.now_ms() - (last + self.timeframe_ms)) // self.timeframe_ms
+        if missing > limit and missing >= reported + limit:
+            message = (f"no new {self.timeframe} candle for {self.symbol} from the exchange for {missing} bars "
+                       f"(the last closed at {format_ms(last + self.timeframe_ms)}); the feed is silent")
+            log.warning(message)
+            self.on_error("STALE_DATA", message)
+            return int(missing)
+        return reported

@@ -369,7 +369,8 @@ class StrategyRunner:
         def report(code: str, message: str) -> None:
             session.record_error(None, code, message)
 
-        feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report)
+        feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report,
+                        stale_after_bars=session.limits.stale_after_bars)
         history = feed.history(window.size + 1)
         ts = history["timestamp"].to_numpy()
         last = session.last_timestamp
