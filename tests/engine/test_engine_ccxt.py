@@ -297,3 +297,45 @@ def test_trader_run_on_a_silent_exchange_records_stale_data_and_stops_cleanly(tm
     assert stale >= 1 and "the feed is silent" in err
     (summary,) = status_json(home, "live_flipper", env=fakes)
     assert summary["event_counts"]["STALE_DATA"] >= 1
+
+
+def test_sigkilled_live_runs_restart_without_double_orders_and_match_the_exchange(tmp_path):
+    """``trader run --feed live --live`` killed with SIGKILL at random moments, then restarted:
+    no client order id is ever sent twice and the books end equal to the exchange's balances."""
+    import random
+    import signal
+
+    fakes = install_fake_strategies(tmp_path / "site")
+    home = tmp_path / "home"
+    home.mkdir()
+    now_s = int(time.time())
+    df = synthetic_candles("BTC/USDT", "1s", 900, 5)
+    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 300) * 1000
+    rng = random.Random(7)
+    keys = {"TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456", **fakes}
+    args = ("run", "--plugin", "live_flipper", "--feed", "live", "--live", "--timeframe", "1s", "--cash", "10000")
+    with FakeBinance(df, balances={"USDT": 10_000}) as server:
+        (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
+        for _ in range(3):
+            sent = len(server.requests_to("/api/v3/order", "POST"))
+            running = start_trader(home, *args, env=keys)
+            deadline = time.monotonic() + 60
+            while len(server.requests_to("/api/v3/order", "POST")) < sent + 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 1.0))  # anywhere in a step, an order included
+            running.send_signal(signal.SIGKILL)
+            running.communicate(timeout=30)
+            assert running.returncode == -signal.SIGKILL
+        final = trader(home, *args, "--max-candles", "3", env=keys, timeout=90)
+        assert final.returncode == 0, final.stderr
+        posted = [r.params["newClientOrderId"] for r in server.requests_to("/api/v3/order", "POST")]
+        assert len(posted) >= 6 and len(set(posted)) == len(posted)  # never sent twice
+        with state_db(home, "live_flipper") as db:
+            filled = [c for (c,) in db.execute("SELECT client_order_id FROM orders WHERE status = 'filled'")]
+            (cash,) = db.execute("SELECT cash FROM account").fetchone()
+            (held,) = db.execute("SELECT quantity FROM positions").fetchone()
+            (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
+        assert integrity == "ok"
+        assert sorted(filled) == sorted(posted)  # every order that reached the exchange is booked, once
+        assert math.isclose(cash, server.balance("USDT")[0], rel_tol=1e-9)
+        assert math.isclose(held, server.balance("BTC")[0], rel_tol=1e-9, abs_tol=1e-9)
