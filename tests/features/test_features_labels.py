@@ -89,3 +89,10 @@ def test_labels_match_their_definition(closes, horizon, threshold):
     assert np.isnan(labels[-horizon:]).all()
     for t in range(len(closes) - horizon):
         assert labels[t] == float(math.log(closes[t + horizon] / closes[t]) > threshold)
+
+
+def test_training_settings_give_fee_aware_labels_unless_a_threshold_is_set():
+    assert LabelDefinition.from_settings(None, 0.001, horizon=3) == LabelDefinition.fee_aware(0.001, horizon=3)
+    assert LabelDefinition.from_settings(0.002, 0.001, kind="ternary").threshold == 0.002
+    with pytest.raises(ValueError, match="horizon"):
+        LabelDefinition.from_settings(None, 0.001, horizon=0)

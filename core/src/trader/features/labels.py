@@ -73,6 +73,14 @@ class LabelDefinition:
         """The threshold is the round-trip fee cost (plus *margin*, a log return)."""
         return cls(horizon=horizon, threshold=round_trip_threshold(fee_rate) + margin, kind=kind)
 
+    @classmethod
+    def from_settings(cls, threshold: float | None, fee_rate: float, horizon: int = 1,
+                      kind: str = "binary") -> LabelDefinition:
+        """A training configuration's labels: ``threshold`` as given, or fee-aware when it is ``None``."""
+        if threshold is None:
+            return cls.fee_aware(fee_rate, horizon=horizon, kind=kind)
+        return cls(horizon=horizon, threshold=threshold, kind=kind)
+
     def compute_array(self, close: np.ndarray, timestamps: np.ndarray | None = None,
                       bar_ms: int | None = None) -> np.ndarray:
         """Labels for a close column (float64; NaN where there is none, see the module docstring)."""

@@ -146,9 +146,7 @@ class DataSettings:
         from trader.features import LabelDefinition
 
         try:
-            if self.label_threshold is None:
-                return LabelDefinition.fee_aware(self.fee_rate, horizon=self.label_horizon, kind=self.label_kind)
-            return LabelDefinition(horizon=self.label_horizon, threshold=self.label_threshold, kind=self.label_kind)
+            return LabelDefinition.from_settings(self.label_threshold, self.fee_rate, self.label_horizon, self.label_kind)
         except ValueError as exc:
             raise ConfigError(f"label settings: {exc}") from None
 
