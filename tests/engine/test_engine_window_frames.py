@@ -61,3 +61,24 @@ def test_windows_without_features_give_none():
     window.append(Candle(1_704_067_200_000, 1.0, 2.0, 0.5, 1.5, 10.0))
     candles, features = window.frames()
     assert features is None and list(candles.columns) == ["timestamp", "open", "high", "low", "close", "volume"]
+
+
+def test_frames_from_blocks_equal_frames_from_the_constructor():
+    """pandas >= 3 builds the frames from their blocks; pandas 2 through the constructor: the same frames."""
+    from trader.engine.history import _frame_columns, _window_frames
+
+    rng = np.random.default_rng(7)
+    ts = np.arange(5, dtype=np.int64) * 3_600_000
+    values, features = rng.uniform(1, 2, (5, 5)), rng.normal(size=(5, len(NAMES)))
+    columns = _frame_columns(NAMES)
+    assert columns[-1] is not None  # this environment has the block builder
+    fast = _window_frames(columns, ts, values, features)
+    plain = _window_frames((*columns[:-1], None), ts, values, features)
+    for got, want in zip(fast, plain, strict=True):
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        assert isinstance(got.index, pd.RangeIndex)
+    array = fast[1].to_numpy()
+    assert array.flags.c_contiguous and np.shares_memory(array, fast[1].to_numpy())  # one block, read as a view
+    assert not np.shares_memory(array, features)  # a copy of the window's rows
+    fast[0].loc[0, "close"] = -1.0
+    assert values[0, 3] != -1.0

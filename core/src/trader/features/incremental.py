@@ -21,6 +21,7 @@ from trader.features import kernels
 from trader.features.segments import plan_gaps
 from trader.features.specs import BAR_FEATURES, WINDOW_FEATURES
 from trader.timeframes import timeframe_to_ms
+from trader.types import Candle
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,6 +35,9 @@ _FIELDS = ("timestamp", "open", "high", "low", "close", "volume")
 
 def _candle_values(candle: Any) -> tuple[int, float, float, float, float, float]:
     """``(timestamp, open, high, low, close, volume)`` from a Candle, mapping, Series or 6-sequence."""
+    if type(candle) is Candle:  # validated when it was made: finite prices > 0, volume >= 0, integer timestamp
+        return (int(candle.timestamp), float(candle.open), float(candle.high), float(candle.low), float(candle.close),
+                float(candle.volume))
     try:
         if isinstance(candle, Mapping) or hasattr(candle, "keys"):
             raw = [candle[name] for name in _FIELDS]

@@ -17,6 +17,7 @@ does the rest, the same way for both:
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -228,6 +229,8 @@ class SequenceModel:
         self._checked_columns: Any = None
         self._names = list(self.feature_names)
         self._names_index: Any = None
+        self._live_lock = threading.Lock()
+        self._live_input: tuple[np.ndarray, torch.Tensor] | None = None
 
     @property
     def n_features(self) -> int:
@@ -291,6 +294,44 @@ class SequenceModel:
         if self._clip is not None:
             np.clip(out, -self._clip, self._clip, out=out)
         return out
+
+    def live_probability(self, features: Any, end: int, *, threads: int | None = 1) -> float | None:
+        """Calibrated P(up) of the window ending at row ``end`` (the live path); ``None`` when it
+        holds a non-finite value.
+
+        Bit for bit ``predict_window(scaled_window(features, end - length + 1, end + 1))[up_class]``,
+        written into one input buffer kept for the next call (and the tensor over it) instead of
+        fresh arrays each candle; a call while another one uses the buffer, or a window of
+        another shape, takes that fresh path.
+        """
+        start = end - self.sequence_length + 1
+        if self._live_lock.acquire(blocking=False):
+            try:
+                if self._live_input is None:
+                    buffer = np.empty((self.sequence_length, self.n_features), dtype=np.float32)
+                    self._live_input = buffer, torch.from_numpy(buffer).unsqueeze(0)
+                buffer, x = self._live_input
+                if self._layout(features):
+                    rows = features.to_numpy()[start : end + 1]
+                else:
+                    rows = self.feature_matrix(features, start, end + 1)
+                if start >= 0 and rows.shape == buffer.shape:
+                    np.copyto(buffer, rows, casting="unsafe")  # rounds to float32 as np.array(rows, float32) does
+                    np.subtract(buffer, self._center, out=buffer)
+                    np.divide(buffer, self._scale, out=buffer)
+                    if self._clip is not None:
+                        np.clip(buffer, -self._clip, self._clip, out=buffer)
+                    if not np.isfinite(buffer).all():
+                        return None
+                    with torch_threads(threads), torch.inference_mode():
+                        balanced = torch.softmax(self.module(x), dim=-1)[0].numpy()
+                    return float(self.calibrate(balanced.astype(np.float64))[self.up_class])
+            finally:
+                self._live_lock.release()
+        window = self.scaled_window(features, start, end + 1)
+        if not np.isfinite(window).all():
+            return None
+        return float(self.predict_window(window, threads=threads)[self.up_class])
 
     def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
         """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array."""
@@ -609,6 +650,10 @@ def _signal(p_up: float, thresholds: SignalThresholds) -> Signal:
     return Signal(SignalAction.HOLD, confidence=confidence, size=0.0, probability=p_up, reason=f"P(up)={p_up:.3f}")
 
 
+def _warmup_signal(length: int) -> Signal:
+    return Signal.hold(f"warm-up: needs {length} rows of complete features")
+
+
 def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalRequest) -> list[Signal]:
     """The ``trader_generate_signals`` hook: one window per requested row, batched when there are many."""
     model = request.model
@@ -630,16 +675,11 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
     if len(at) == 0:
         return []
     length = model.sequence_length
-    warmup = Signal.hold(f"warm-up: needs {length} rows of complete features")
     if len(at) == 1:  # the live path: one window, no batching machinery
         end = int(at[0])
-        if end < length - 1:
-            return [warmup]
-        window = model.scaled_window(features, end - length + 1, end + 1)
-        if not np.isfinite(window).all():
-            return [warmup]
-        p_up = float(model.predict_window(window, threads=thresholds.inference_threads)[model.up_class])
-        return [_signal(p_up, thresholds)]
+        p_up = model.live_probability(features, end, threads=thresholds.inference_threads) if end >= length - 1 else None
+        return [_warmup_signal(length) if p_up is None else _signal(p_up, thresholds)]
+    warmup = _warmup_signal(length)
     first = max(int(at.min()) - length + 1, 0)
     scaled = model.scale(model.feature_matrix(features, first, int(at.max()) + 1))
     from trader.features.windows import finite_rows, valid_window_ends
