@@ -81,7 +81,6 @@ class IncrementalFeatures:
         self._w = np.asarray(self.windows, dtype=np.int64)
         self._wf = self._w.astype(np.float64)
         self._ring = int(max(self.windows)) + 1
-        self._series = np.empty((kernels.N_SUM_SERIES, 1))
         self._bar_out = np.empty((len(BAR_FEATURES), 1))
         self._window_out = np.empty((len(WINDOW_FEATURES), len(self.windows)))
         self.reset()
@@ -177,9 +176,12 @@ class IncrementalFeatures:
         self._prev_ts = int(ext.ts[-1])
         self._prev_close = float(ext.close[-1])
         self._prev_tp = float(tp[-1])
-        self._last_bar = (np.array([ext.ts[-1]]), np.array([ext.open[-1]]), np.array([ext.high[-1]]),
-                          np.array([ext.low[-1]]), np.array([ext.close[-1]]), np.array([ext.volume[-1]]),
-                          np.array([cp[-1]]), bar["hl"][-1:], bar["clv"][-1:], bar["tr"][-1:])
+        last = n - 1
+        r = self._r_ring
+        kernels.bar_features(ext.ts[last:], ext.open[last:], ext.high[last:], ext.low[last:], ext.close[last:], cp[last:],
+                             bar["r"][last:], r[(last - 1) % self._ring:][:1], r[(last - 2) % self._ring:][:1],
+                             bar["hl"][last:], bar["clv"][last:], bar["tr"][last:], self._bar_out)
+        self._last_bar = (float(ext.close[last]), float(ext.volume[last]), self._bar_out[:, 0].tolist())
         return self._row()
 
     # ------------------------------------------------------------------ internals
@@ -199,33 +201,28 @@ class IncrementalFeatures:
 
     def _push(self, ts: int, o: float, h: float, low: float, c: float, v: float) -> None:
         t = self._count
-        arrays = (np.array([ts], dtype=np.int64), np.array([o]), np.array([h]), np.array([low]), np.array([c]),
-                  np.array([v]))
-        cp = np.array([self._prev_close])
-        bar = kernels.bar_series(arrays[1], arrays[2], arrays[3], arrays[4], arrays[5], cp,
-                                 np.array([self._prev_tp]), self._series)
-        self._running += self._series[:, 0]
-        slot = t % self._ring
+        ring = self._ring
+        series, r, logc, bar_row = kernels.one_bar(ts, o, h, low, c, v, self._prev_close, self._prev_tp,
+                                                   float(self._r_ring[(t - 1) % ring]), float(self._r_ring[(t - 2) % ring]))
+        self._running += series
+        slot = t % ring
         self._running_ring[slot] = self._running
-        self._logc_ring[slot] = np.log(arrays[4])[0]
-        self._r_ring[slot] = bar["r"][0]
+        self._logc_ring[slot] = logc
+        self._r_ring[slot] = r
         for j, w in enumerate(self.windows):
             self._push_extremes(j, w, t, h, low)
         self._count = t + 1
         self._prev_ts = ts
         self._prev_close = c
         self._prev_tp = (h + low + c) / 3.0
-        self._last_bar = (*arrays, cp, bar["hl"], bar["clv"], bar["tr"])
+        self._last_bar = (c, v, bar_row)
 
     def _row(self) -> np.ndarray:
         t = self._count - 1
         if t - self._segment_start < self.warmup_bars:
             return np.full(self.n_features, np.nan)
-        ts, o, h, low, c, v, cp, hl, clv, tr = self._last_bar
+        c, v, bar_row = self._last_bar
         ring = self._ring
-        r = self._r_ring
-        kernels.bar_features(ts, o, h, low, c, cp, r[t % ring: t % ring + 1], r[(t - 1) % ring:(t - 1) % ring + 1],
-                             r[(t - 2) % ring:(t - 2) % ring + 1], hl, clv, tr, self._bar_out)
         lagged = (t - self._w) % ring
         sums = self._running[:, None] - self._running_ring[lagged].T
         high_max = np.array([dq[0][1] for dq in self._highs])
@@ -233,4 +230,7 @@ class IncrementalFeatures:
         logc = self._logc_ring[t % ring: t % ring + 1]
         kernels.window_features(self._wf, c, v, logc, self._logc_ring[lagged], sums, high_max, low_min,
                                 self._window_out)
-        return np.concatenate((self._bar_out[:, 0], self._window_out.ravel()))
+        row = np.empty(self.n_features)
+        row[: len(bar_row)] = bar_row
+        row[len(bar_row):] = self._window_out.ravel()
+        return row

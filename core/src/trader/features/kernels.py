@@ -5,6 +5,10 @@ arrays of one element per window), so a formula exists exactly once. Rolling sum
 differences of running sums (``cumsum``): exact up to float rounding and truncation
 invariant, because a running sum at row t reads rows ``<= t`` only. An all-zero window is
 recognised by an exact count of non-zero entries, never by comparing a rounded sum with 0.
+
+One exception, for speed: :func:`one_bar` restates the per-bar formulas on plain floats for the
+live path (a numpy call per operation on one-element arrays costs more than the arithmetic);
+``tests/features/test_features_one_bar.py`` holds it to the array kernels bit for bit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ __all__ = [
     "bar_features",
     "window_features",
     "rolling_extreme",
+    "one_bar",
 ]
 
 # Per-bar series whose rolling sums the window features read (row order of the sums matrix).
@@ -104,6 +109,58 @@ def bar_features(ts: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray, 
         week_angle = (_TWO_PI / 7.0) * (((ts // _DAY_MS) + 3) % 7 + day)
         np.sin(week_angle, out=out[12])
         np.cos(week_angle, out=out[13])
+
+
+_MAX_FLOAT = float(np.finfo(np.float64).max)
+
+
+def _nan_to_num(x: float) -> float:
+    """``np.nan_to_num`` of one float."""
+    if x != x:
+        return 0.0
+    if x == math.inf:
+        return _MAX_FLOAT
+    return -_MAX_FLOAT if x == -math.inf else x
+
+
+def one_bar(ts: int, o: float, h: float, low: float, c: float, v: float, cp: float, tpp: float,
+            r_lag1: float, r_lag2: float) -> tuple[list[float], float, float, list[float]]:
+    """:func:`bar_series` and :func:`bar_features` of one bar on plain floats (the live path, ~4x cheaper).
+
+    Returns ``(series, r, ln c, bar features)``, equal bit for bit to the array kernels' values: the
+    same IEEE operations in the same order, NaN handled as numpy does, and the logarithms, sines and
+    cosines through numpy's ufuncs (one call each; their results do not depend on the array's length).
+    A change to a formula above must be made here too: ``tests/features`` compares the two bitwise.
+    """
+    has_prev = cp == cp
+    high_oc = o if o >= c else c  # np.maximum / np.minimum of two finite floats
+    low_oc = o if o <= c else c
+    logs = np.log(np.array((c / cp, h / low, c / o, h / high_oc, low_oc / low, o / cp, c))).tolist()
+    r, hl = logs[0], logs[1]
+    d = c - cp
+    rng = h - low
+    clv = ((c - low) - (h - c)) / rng if rng > 0 else 0.0
+    tr = (h if h >= cp else cp) - (low if low <= cp else cp) if has_prev else math.nan
+    tp = (h + low + c) / 3.0
+    tpv = tp * v
+    r2 = r * r
+    sign = 1.0 if d > 0 else -1.0 if d < 0 else 0.0 if d == 0 else d
+    mfabs = tpv * (1.0 if tp != tpp else 0.0)
+    series = [
+        c, r2, r2 * r, r2 * (1.0 if r < 0 else 0.0), abs(r), d if (d >= 0.0 or d != d) else 0.0, abs(d),
+        1.0 if d > 0 else 0.0, hl * hl, tr, v, v * sign, tpv, tpv * (1.0 if tp > tpp else 0.0), mfabs, clv,
+        1.0 if (d != 0 and has_prev) else 0.0, 1.0 if v > 0 else 0.0, 1.0 if (mfabs > 0 and has_prev) else 0.0,
+        1.0 if rng > 0 else 0.0, 1.0 if (tr > 0 and has_prev) else 0.0,
+    ]
+    if not has_prev:
+        series = [_nan_to_num(x) for x in series]
+        series[MFPOS] = series[MFABS] = 0.0
+    day = float(ts % _DAY_MS) / _DAY_MS
+    angles = np.array((_TWO_PI * day, (_TWO_PI / 7.0) * (((ts // _DAY_MS) + 3) % 7 + day)))
+    sines, cosines = np.sin(angles).tolist(), np.cos(angles).tolist()
+    features = [r, r_lag1, r_lag2, logs[2], hl, logs[3], logs[4], logs[5], clv, tr / cp,
+                sines[0], cosines[0], sines[1], cosines[1]]
+    return series, r, logs[6], features
 
 
 def _ratio(num: np.ndarray, den: np.ndarray, ok: np.ndarray, default: float, out: np.ndarray,
