@@ -1,4 +1,5 @@
-"""``kernels.one_bar`` (the live path's plain-float kernel) equals the array kernels bit for bit."""
+"""``kernels.one_bar`` and ``kernels.one_row_windows`` (the live path's plain-float kernels) equal the array
+kernels bit for bit."""
 
 from __future__ import annotations
 
@@ -54,3 +55,34 @@ def test_one_bar_equals_the_array_kernels(ts, o, h, low, c, v, cp, tpp):
 ])
 def test_one_bar_equals_the_array_kernels_on_edge_bars(bar):
     _check(*bar)
+
+
+def _window_case(draw_sums, c, v, logc, logc_lag, high_max, low_min, windows=(5.0, 10.0, 20.0, 50.0)):
+    sums = np.asarray(draw_sums, dtype=np.float64).reshape(kernels.N_SUM_SERIES, len(windows))
+    out = np.empty((18, len(windows)))
+    with np.errstate(all="ignore"):  # overflowing ratios of extreme drawn sums: the same inf both ways
+        kernels.window_features(np.asarray(windows), np.array([c]), np.array([v]), np.array([logc]), np.asarray(logc_lag),
+                                sums, np.asarray(high_max), np.asarray(low_min), out)
+    got = kernels.one_row_windows(list(windows), c, v, logc, list(logc_lag), sums.tolist(), list(high_max), list(low_min))
+    _same(got, out.ravel())
+
+
+SUM = st.one_of(st.just(0.0), st.just(1.0), st.floats(min_value=-1e6, max_value=1e12, allow_nan=False, allow_infinity=False))
+
+
+@given(sums=st.lists(SUM, min_size=4 * kernels.N_SUM_SERIES, max_size=4 * kernels.N_SUM_SERIES), c=PRICE, v=VOLUME,
+       logc=st.floats(-10, 20), lags=st.lists(st.floats(-10, 20), min_size=4, max_size=4),
+       extremes=st.lists(st.tuples(PRICE, PRICE), min_size=4, max_size=4))
+def test_one_row_windows_equals_the_array_kernel(sums, c, v, logc, lags, extremes):
+    high_max = [max(a, b) for a, b in extremes]
+    low_min = [min(a, b) for a, b in extremes]
+    _window_case(sums, c, v, logc, lags, high_max, low_min)
+
+
+def test_one_row_windows_equals_the_array_kernel_on_flat_silent_windows():
+    sums = np.zeros((kernels.N_SUM_SERIES, 4))
+    sums[kernels.C] = [50.0, 100.0, 200.0, 500.0]  # ten at every bar: nothing moved, nothing traded
+    _window_case(sums.ravel(), 10.0, 0.0, math.log(10.0), [math.log(10.0)] * 4, [10.0] * 4, [10.0] * 4)
+    sums[kernels.R2] = [1e-320, 0.0, -1e-18, 2e-4]  # a subnormal, a rounded-negative sum
+    sums[kernels.N_MOVED] = [1.0, 0.0, 3.0, 9.0]
+    _window_case(sums.ravel(), 10.0, 0.0, math.log(10.0), [math.log(9.0)] * 4, [11.0] * 4, [9.0] * 4)

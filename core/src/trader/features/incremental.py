@@ -19,7 +19,7 @@ import numpy as np
 from trader.errors import DataError
 from trader.features import kernels
 from trader.features.segments import plan_gaps
-from trader.features.specs import BAR_FEATURES, WINDOW_FEATURES
+from trader.features.specs import BAR_FEATURES
 from trader.timeframes import timeframe_to_ms
 from trader.types import Candle
 
@@ -79,10 +79,9 @@ class IncrementalFeatures:
         else:
             self.bar_ms = engineer.bar_ms
         self._w = np.asarray(self.windows, dtype=np.int64)
-        self._wf = self._w.astype(np.float64)
+        self._windows_float = self._w.astype(np.float64).tolist()
         self._ring = int(max(self.windows)) + 1
         self._bar_out = np.empty((len(BAR_FEATURES), 1))
-        self._window_out = np.empty((len(WINDOW_FEATURES), len(self.windows)))
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -224,13 +223,8 @@ class IncrementalFeatures:
         c, v, bar_row = self._last_bar
         ring = self._ring
         lagged = (t - self._w) % ring
-        sums = self._running[:, None] - self._running_ring[lagged].T
-        high_max = np.array([dq[0][1] for dq in self._highs])
-        low_min = np.array([dq[0][1] for dq in self._lows])
-        logc = self._logc_ring[t % ring: t % ring + 1]
-        kernels.window_features(self._wf, c, v, logc, self._logc_ring[lagged], sums, high_max, low_min,
-                                self._window_out)
-        row = np.empty(self.n_features)
-        row[: len(bar_row)] = bar_row
-        row[len(bar_row):] = self._window_out.ravel()
-        return row
+        sums = (self._running[:, None] - self._running_ring[lagged].T).tolist()
+        window_row = kernels.one_row_windows(self._windows_float, c, v, float(self._logc_ring[t % ring]),
+                                             self._logc_ring[lagged].tolist(), sums, [dq[0][1] for dq in self._highs],
+                                             [dq[0][1] for dq in self._lows])
+        return np.array(bar_row + window_row)

@@ -6,14 +6,16 @@ differences of running sums (``cumsum``): exact up to float rounding and truncat
 invariant, because a running sum at row t reads rows ``<= t`` only. An all-zero window is
 recognised by an exact count of non-zero entries, never by comparing a rounded sum with 0.
 
-One exception, for speed: :func:`one_bar` restates the per-bar formulas on plain floats for the
-live path (a numpy call per operation on one-element arrays costs more than the arithmetic);
-``tests/features/test_features_one_bar.py`` holds it to the array kernels bit for bit.
+One exception, for speed: :func:`one_bar` and :func:`one_row_windows` restate the formulas on
+plain floats for the live path (a numpy call per operation on one-element arrays costs more than
+the arithmetic); ``tests/features/test_features_one_bar.py`` holds them to the array kernels bit
+for bit, so a formula changed in one place and not the other fails there.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -25,6 +27,7 @@ __all__ = [
     "window_features",
     "rolling_extreme",
     "one_bar",
+    "one_row_windows",
 ]
 
 # Per-bar series whose rolling sums the window features read (row order of the sums matrix).
@@ -135,7 +138,8 @@ def one_bar(ts: int, o: float, h: float, low: float, c: float, v: float, cp: flo
     has_prev = cp == cp
     high_oc = o if o >= c else c  # np.maximum / np.minimum of two finite floats
     low_oc = o if o <= c else c
-    logs = np.log(np.array((c / cp, h / low, c / o, h / high_oc, low_oc / low, o / cp, c))).tolist()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        logs = np.log(np.array((c / cp, h / low, c / o, h / high_oc, low_oc / low, o / cp, c))).tolist()
     r, hl = logs[0], logs[1]
     d = c - cp
     rng = h - low
@@ -211,6 +215,68 @@ def window_features(window: np.ndarray | int, c: np.ndarray, v: np.ndarray, logc
         _ratio(np.abs(ret), sums[ABSR], moved & (sums[ABSR] > 0), 0.0, out[15])
         _ratio(sums[R3] / w, (r2 / w) ** 1.5, ok_r2, 0.0, out[16])
         _ratio(np.maximum(sums[RNEG2], 0.0), r2, ok_r2, 0.0, out[17], shift=0.5)
+
+
+def _div(num: float, den: float) -> float:
+    """``num / den``; for a zero denominator numpy's inf or NaN (sign bits included), where Python raises."""
+    if den == 0.0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.divide(num, den))
+    return num / den
+
+
+def _non_negative_or_nan(x: float) -> float:
+    """``np.maximum(x, 0.0)`` of one float."""
+    return x if (x >= 0.0 or x != x) else 0.0
+
+
+def one_row_windows(windows: Sequence[float], c: float, v: float, logc: float, logc_lag: Sequence[float],
+                    sums: Sequence[Sequence[float]], high_max: Sequence[float], low_min: Sequence[float]) -> list[float]:
+    """:func:`window_features` of one row on plain floats, every window: feature-major, as
+    ``out.ravel()`` of that function's ``(18, len(windows))`` output (the live path).
+
+    Bit for bit the array kernel (see :func:`one_bar`; logarithms and powers through numpy).
+    """
+    n = len(windows)
+    r2s = [_non_negative_or_nan(sums[R2][k]) if sums[N_MOVED][k] > 0.5 else 0.0 for k in range(n)]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        logs = np.log(np.array([high_max[k] / low_min[k] for k in range(n)])).tolist()
+        powers = np.power(np.array([r2s[k] / windows[k] for k in range(n)]), 1.5).tolist()
+    out = [[0.0] * n for _ in range(18)]
+    for k in range(n):
+        w = windows[k]
+        sc, sv, stpv = sums[C][k], sums[V][k], sums[TPV][k]
+        moved = sums[N_MOVED][k] > 0.5
+        traded = sums[N_TRADED][k] > 0.5
+        r2 = r2s[k]
+        ok_r2 = moved and r2 > 0
+        ret = logc - logc_lag[k]
+        out[0][k] = ret
+        out[1][k] = _div(c * w, sc) - 1.0
+        out[2][k] = math.sqrt(r2 / w)
+        hl2 = _non_negative_or_nan(sums[HL2][k]) if sums[N_RANGED][k] > 0.5 else 0.0
+        out[3][k] = math.sqrt(hl2 / (w * _FOUR_LN2))
+        atr = _non_negative_or_nan(sums[TR][k]) if sums[N_TR][k] > 0.5 else 0.0
+        out[4][k] = atr / (c * w)
+        dabs = sums[DABS][k]
+        out[5][k] = (sums[DPOS][k] / dabs if moved and dabs > 0 else 0.5) - 0.5
+        span = high_max[k] - low_min[k]
+        out[6][k] = ((c - low_min[k]) / span if span > 0 else 0.5) - 0.5
+        out[7][k] = logs[k]
+        vol_ok = traded and sv > 0
+        out[8][k] = (v * w) / sv if vol_ok else 1.0
+        out[9][k] = sums[SV][k] / sv if vol_ok else 0.0
+        mfabs = sums[MFABS][k]
+        out[10][k] = (sums[MFPOS][k] / mfabs if sums[N_MF][k] > 0.5 and mfabs > 0 else 0.5) - 0.5
+        out[11][k] = ((c * sv) / stpv if vol_ok and stpv > 0 else 1.0) - 1.0
+        out[12][k] = sums[CLV][k] / w
+        out[13][k] = sums[UP][k] / w - 0.5
+        out[14][k] = ret / math.sqrt(r2) if ok_r2 else 0.0
+        absr = sums[ABSR][k]
+        out[15][k] = abs(ret) / absr if moved and absr > 0 else 0.0
+        out[16][k] = _div(sums[R3][k] / w, powers[k]) if ok_r2 else 0.0
+        out[17][k] = (_non_negative_or_nan(sums[RNEG2][k]) / r2 if ok_r2 else 0.5) - 0.5
+    return [value for feature in out for value in feature]
 
 
 def rolling_extreme(x: np.ndarray, windows: tuple[int, ...], kind: str) -> dict[int, np.ndarray]:
