@@ -226,8 +226,9 @@ def _div(num: float, den: float) -> float:
 
 
 def _non_negative_or_nan(x: float) -> float:
-    """``np.maximum(x, 0.0)`` of one float."""
-    return x if (x >= 0.0 or x != x) else 0.0
+    """``np.maximum(x, 0.0)`` of one float (-0.0 gives 0.0, as numpy's SIMD loops do; running-sum
+    differences of non-negative series are never -0.0 anyway)."""
+    return x if (x > 0.0 or x != x) else 0.0
 
 
 def one_row_windows(windows: Sequence[float], c: float, v: float, logc: float, logc_lag: Sequence[float],
