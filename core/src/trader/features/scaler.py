@@ -25,6 +25,7 @@ SCALER_KINDS = ("zscore", "robust")
 SCALER_FORMAT = "trader-feature-scaler"
 _VERSION = 1
 _CHUNK_ROWS = 65_536
+_MIN_SCALE = 10 * float(np.finfo(np.float64).eps)
 
 
 def _check_kind(kind: Any) -> str:
@@ -44,7 +45,8 @@ def _check_clip(clip: Any) -> float | None:
 class FeatureScaler:
     """``(x - center) / scale`` per feature; ``zscore`` (mean, std) or ``robust`` (median, IQR).
 
-    A feature whose scale is 0 on the training rows (constant) gets scale 1. ``clip`` bounds the
+    A feature whose scale is 0 on the training rows (constant), or under 10 machine epsilons,
+    gets scale 1. ``clip`` bounds the
     scaled values to ``[-clip, clip]``.
     """
 
@@ -83,7 +85,8 @@ class FeatureScaler:
         else:
             q25, center, q75 = np.percentile(rows, [25.0, 50.0, 75.0], axis=0)
             scale = q75 - q25
-        scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+        # a (near-)constant feature: a scale under 10 machine epsilons would blow values up to inf
+        scale = np.where(np.isfinite(scale) & (scale >= _MIN_SCALE), scale, 1.0)
         self.feature_names = tuple(names)
         self.center = np.asarray(center, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
