@@ -46,8 +46,7 @@ class FeatureScaler:
     """``(x - center) / scale`` per feature; ``zscore`` (mean, std) or ``robust`` (median, IQR).
 
     A feature whose scale is 0 on the training rows (constant), or under 10 machine epsilons,
-    gets scale 1. ``clip`` bounds the
-    scaled values to ``[-clip, clip]``.
+    gets scale 1. ``clip`` bounds the scaled values to ``[-clip, clip]``.
     """
 
     def __init__(self, kind: str = "zscore", clip: float | None = None) -> None:
