@@ -41,6 +41,7 @@ __all__ = [
     "Market",
     "effective_limits",
     "select_range",
+    "BacktestScope",
     "load_model",
     "batch_signals",
     "simulate",
@@ -126,6 +127,45 @@ def select_range(candles: pd.DataFrame, start: int | None, end: int | None) -> t
         have = f"{format_ms(int(ts[0]))} .. {format_ms(int(ts[-1]))}" if len(ts) else "none"
         raise DataError(f"no candles between {format_ms(start)} and {format_ms(end)} (data covers {have})")
     return first, last
+
+
+@attrs.frozen
+class BacktestScope:
+    """What every backtest of one strategy over one range starts from (plain and walk-forward)."""
+
+    strategy: Strategy
+    limits: RiskLimits
+    market: Market
+    first: int  # row of the first candle in the range
+    last: int  # row of the last one
+    view: pd.DataFrame  # the candles up to ``last``: nothing after the range is ever visible
+
+    @classmethod
+    def resolve(cls, manager: TraderPluginManager, config: TraderConfig, strategy_name: str, candles: pd.DataFrame,
+                start: int | None, end: int | None, settings: BacktestSettings) -> BacktestScope:
+        strategy = manager.strategy(strategy_name)
+        first, last = select_range(candles, start, end)
+        return cls(strategy, effective_limits(strategy, config), Market.resolve(config, settings), first, last,
+                   candles.iloc[: last + 1])
+
+    def judge(self, manager: TraderPluginManager, run: SimulatedRun, first: int, last: int, *, symbol: str,
+              timeframe: str, settings: BacktestSettings) -> tuple[SimulatedRun | None, Any]:
+        """The buy-and-hold baseline over rows ``[first, last]`` (unless disabled, or the strategy is the
+        baseline) and the block-bootstrap significance of ``run`` against it (``None`` under 3 returns)."""
+        from trader.backtest.bootstrap import significance
+        from trader.evaluation.performance import equity_returns, periods_per_year
+
+        bench = None
+        if settings.benchmark and self.strategy.name != BASELINE:
+            bench = baseline_run(manager, self.limits, self.market, self.view, first, last, symbol=symbol, timeframe=timeframe)
+        returns = equity_returns(run.equity)
+        if returns.size < 3:
+            return bench, None
+        return bench, significance(
+            returns, periods_per_year(timeframe),
+            benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
+            n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
+        )
 
 
 def load_model(strategy: Strategy, config: TraderConfig, symbol: str, timeframe: str, version: str | None = None) -> Any:
@@ -299,16 +339,11 @@ def run_backtest(
     loaded_model: Any = None,
 ) -> BacktestResult:
     """Backtest ``strategy_name`` over the candles opened within ``[start, end]``."""
-    from trader.backtest.bootstrap import significance
-    from trader.evaluation.performance import equity_returns, periods_per_year
-
     settings = settings or BacktestSettings()
     began = time.perf_counter()
-    strategy = manager.strategy(strategy_name)
-    limits = effective_limits(strategy, config)
-    market = Market.resolve(config, settings)
-    first, last = select_range(candles, start, end)
-    view = candles.iloc[: last + 1]
+    scope = BacktestScope.resolve(manager, config, strategy_name, candles, start, end, settings)
+    strategy, limits, market, first, last, view = (scope.strategy, scope.limits, scope.market, scope.first, scope.last,
+                                                   scope.view)
     loaded = loaded_model if loaded_model is not None else load_model(strategy, config, symbol, timeframe, model_version)
     model = getattr(loaded, "model", None)
 
@@ -322,17 +357,7 @@ def run_backtest(
     run = simulate(manager, strategy_name, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(),
                    batch.signals, symbol=symbol, timeframe=timeframe)
     t_sim = time.perf_counter() - t0
-    bench = (baseline_run(manager, limits, market, view, first, last, symbol=symbol, timeframe=timeframe)
-             if settings.benchmark and strategy_name != BASELINE else None)
-
-    sig = None
-    returns = equity_returns(run.equity)
-    if returns.size >= 3:
-        sig = significance(
-            returns, periods_per_year(timeframe),
-            benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
-            n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
-        )
+    bench, sig = scope.judge(manager, run, first, last, symbol=symbol, timeframe=timeframe, settings=settings)
     model_info = None
     if loaded is not None:
         model_info = model_summary(loaded, view, first, last)

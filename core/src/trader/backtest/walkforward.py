@@ -161,30 +161,16 @@ def run_walk_forward(
 
     import numpy as np
 
-    from trader.backtest.bootstrap import significance
     from trader.backtest.results import BacktestResult
-    from trader.backtest.runner import (
-        BASELINE,
-        BacktestSettings,
-        Market,
-        _settings_dict,
-        baseline_run,
-        batch_signals,
-        effective_limits,
-        select_range,
-        simulate,
-    )
+    from trader.backtest.runner import BacktestScope, BacktestSettings, _settings_dict, batch_signals, simulate
     from trader.backtest.signals import strategy_features
-    from trader.evaluation.performance import equity_returns, periods_per_year
     from trader.types import TrainRequest
 
     settings = settings or BacktestSettings()
     began = time.perf_counter()
-    strategy = manager.strategy(strategy_name)
-    limits = effective_limits(strategy, config)
-    market = Market.resolve(config, settings)
-    first, last = select_range(candles, start, end)
-    view = candles.iloc[: last + 1]
+    scope = BacktestScope.resolve(manager, config, strategy_name, candles, start, end, settings)
+    strategy, limits, market, first, last, view = (scope.strategy, scope.limits, scope.market, scope.first, scope.last,
+                                                   scope.view)
     try:
         folds = walk_forward_folds(
             last + 1 - first, plan.train_bars, plan.test_bars, plan.step,
@@ -243,14 +229,7 @@ def run_walk_forward(
         a = info["test_start"] - oos_first
         b = a + info["test_rows"]
         info["test_return"] = float(run.equity[b] / run.equity[a] - 1.0) if run.equity[a] > 0 else None
-    bench = (baseline_run(manager, limits, market, view, oos_first, oos_last, symbol=symbol, timeframe=timeframe)
-             if settings.benchmark and strategy_name != BASELINE else None)
-    returns = equity_returns(run.equity)
-    sig = significance(
-        returns, periods_per_year(timeframe),
-        benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
-        n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
-    ) if returns.size >= 3 else None
+    bench, sig = scope.judge(manager, run, oos_first, oos_last, symbol=symbol, timeframe=timeframe, settings=settings)
     timings["total_s"] = time.perf_counter() - began
     result_settings = {
         **_settings_dict(settings, market, limits, strategy),
