@@ -8,6 +8,7 @@ the traceback).
 from __future__ import annotations
 
 __all__ = [
+    "train_command",
     "TraderError",
     "ConfigError",
     "PluginError",
@@ -66,6 +67,11 @@ class ModelNotFoundError(ModelError):
     """No trained model exists for the strategy, symbol and timeframe."""
 
     exit_code = 2
+
+
+def train_command(plugin: str, symbol: str, timeframe: str) -> str:
+    """The command that trains the model a :class:`ModelNotFoundError` is about (for its message)."""
+    return f"trader train --plugin {plugin} --symbol {symbol} --timeframe {timeframe}"
 
 
 class ArtifactError(ModelError):

@@ -25,7 +25,7 @@ import numpy as np
 
 from trader.backtest.results import BacktestResult, SimulatedRun
 from trader.backtest.signals import request_signals, signal_arrays, strategy_features
-from trader.errors import DataError, ModelNotFoundError
+from trader.errors import DataError, ModelNotFoundError, train_command
 from trader.types import RiskLimits, Signal
 
 if TYPE_CHECKING:
@@ -178,7 +178,7 @@ def load_model(strategy: Strategy, config: TraderConfig, symbol: str, timeframe:
     if loaded is None and strategy.info.requires_model:
         raise ModelNotFoundError(
             f"no trained {strategy.name} model for {symbol} {timeframe}; train one with "
-            f"`trader train --plugin {strategy.name} --symbol {symbol} --timeframe {timeframe}`, "
+            f"`{train_command(strategy.name, symbol, timeframe)}`, "
             "or use --walk-forward to train on rolling windows"
         )
     return loaded

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, parse_params
+from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 from trader.errors import ConfigError
 
 __all__ = ["backtest", "render_result"]
@@ -215,12 +215,7 @@ def backtest(
     if walk_forward:
         from trader.backtest.walkforward import WalkForwardPlan, run_walk_forward
 
-        train_params = app.config.plugin_params(plugin_name).get("train", {})
-        if not isinstance(train_params, dict):
-            raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
-        params = {**train_params, **parse_params(param_pairs)}
-        if epochs is not None:
-            params["epochs"] = epochs
+        params = training_params(app.config, plugin_name, param_pairs, epochs)
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
         with _FoldProgress(enabled=not no_progress) as progress:
             result = run_walk_forward(app.plugins, app.config, strategy.name, candles, plan, symbol=symbol,

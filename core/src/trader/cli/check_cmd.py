@@ -7,8 +7,7 @@ import json
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, parse_params
-from trader.errors import ConfigError
+from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 
 __all__ = ["check"]
 
@@ -79,10 +78,7 @@ def check(
             )
             model_note = f"stored model {loaded.version}"
         elif strategy.trainable:
-            train_params = app.config.plugin_params(plugin_name).get("train", {})
-            if not isinstance(train_params, dict):
-                raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
-            params = {**train_params, **parse_params(param_pairs), "epochs": epochs}
+            params = training_params(app.config, plugin_name, param_pairs, epochs)
             if not as_json:
                 click.echo(f"no stored {plugin_name} model for {symbol} {timeframe}: training a temporary one "
                            f"({epochs} epoch(s), not stored)", err=True)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.errors import ConfigError, NotSupportedError
+from trader.errors import ConfigError, NotSupportedError, train_command
 
 __all__ = ["train", "models", "parse_params", "DEFAULT_SYMBOL", "DEFAULT_TIMEFRAME"]
 
@@ -30,6 +30,17 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             value = raw
         params[key.strip()] = value
+    return params
+
+
+def training_params(config: Any, plugin_name: str, pairs: tuple[str, ...], epochs: int | None = None) -> dict[str, Any]:
+    """``[plugins.NAME.train]`` overridden by ``--param`` pairs, then by ``--epochs`` when given."""
+    table = config.plugin_params(plugin_name).get("train", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
+    params = {**table, **parse_params(pairs)}
+    if epochs is not None:
+        params["epochs"] = epochs
     return params
 
 
@@ -105,12 +116,7 @@ def train(
             else:
                 click.echo(f"{plugin_name} {symbol} {timeframe} already has model {existing.version} ({existing.directory}); not training")
             return
-    train_params = app.config.plugin_params(plugin_name).get("train", {})
-    if not isinstance(train_params, dict):
-        raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
-    params = {**train_params, **parse_params(param_pairs)}
-    if epochs is not None:
-        params["epochs"] = epochs
+    params = training_params(app.config, plugin_name, param_pairs, epochs)
     candles, source = resolve_candles(
         app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
     )
@@ -195,8 +201,7 @@ def _select(app: AppContext, plugin_name: str, symbol: str, timeframe: str, vers
     versions = store.list(plugin_name, symbol, timeframe)
     if not versions:
         raise ModelNotFoundError(
-            f"no {plugin_name} model for {symbol} {timeframe}; train one with: "
-            f"trader train --plugin {plugin_name} --symbol {symbol} --timeframe {timeframe}"
+            f"no {plugin_name} model for {symbol} {timeframe}; train one with: {train_command(plugin_name, symbol, timeframe)}"
         )
     if version in (None, "latest"):
         return store, versions[-1]

@@ -22,7 +22,7 @@ from trader.engine.history import CandleWindow
 from trader.engine.lock import StrategyLock
 from trader.engine.risk import RiskAuditAgent, audit_plugin_names
 from trader.engine.step import TradingSession
-from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, StateError
+from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, StateError, train_command
 from trader.timeframes import timeframe_to_ms
 from trader.types import SignalRequest
 
@@ -183,7 +183,7 @@ class StrategyRunner:
 
     def _load_model(self, strategy: Strategy) -> Any:
         opts = self.options
-        hint = f"train one with: trader train --plugin {strategy.name} --symbol {opts.symbol} --timeframe {opts.timeframe}"
+        hint = f"train one with: {train_command(strategy.name, opts.symbol, opts.timeframe)}"
         try:
             from trader.models import ModelPersistence
         except ImportError:

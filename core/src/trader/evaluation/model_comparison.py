@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from trader.errors import ArtifactError, DataError, ModelError, PluginError
+from trader.errors import ArtifactError, DataError, ModelError, PluginError, train_command
 from trader.types import SignalAction, SignalRequest
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ def compare_strategies(
         if model is None:
             rows_out[name] = ComparedStrategy(
                 name, "no model",
-                message=f"no trained model; train one with: trader train --plugin {name} --symbol {symbol} --timeframe {timeframe}",
+                message=f"no trained model; train one with: {train_command(name, symbol, timeframe)}",
             )
             continue
         loaded[name] = model

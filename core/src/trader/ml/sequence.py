@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trader.errors import ArtifactError, ConfigError, DataError, ModelNotFoundError
+from trader.errors import ArtifactError, ConfigError, DataError, ModelNotFoundError, train_command
 from trader.evaluation.classification import evaluate_classifier
 from trader.ml.batches import WindowBatches
 from trader.ml.inference import predict_proba, predict_window
@@ -660,7 +660,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
     if model is None:
         raise ModelNotFoundError(
             f"{spec.plugin} has no trained model for {request.symbol} {request.timeframe}; train one with: "
-            f"trader train --plugin {spec.plugin} --symbol {request.symbol} --timeframe {request.timeframe}"
+            + train_command(spec.plugin, request.symbol, request.timeframe)
         )
     if not isinstance(model, SequenceModel):
         raise ArtifactError(f"{spec.plugin}: request.model is a {type(model).__name__}, not a loaded SequenceModel")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trader.errors import ArtifactError, ModelNotFoundError
+from trader.errors import ArtifactError, ModelNotFoundError, train_command
 from trader.types import Signal, SignalRequest
 from trader_ensemble.model import EnsembleModel
 from trader_ensemble.params import SignalThresholds
@@ -23,7 +23,7 @@ def generate_signals(request: SignalRequest) -> list[Signal]:
     if model is None:
         raise ModelNotFoundError(
             f"ensemble has no trained model for {request.symbol} {request.timeframe}; train one with: "
-            f"trader train --plugin ensemble --symbol {request.symbol} --timeframe {request.timeframe}"
+            + train_command("ensemble", request.symbol, request.timeframe)
         )
     if not isinstance(model, EnsembleModel):
         raise ArtifactError(f"ensemble: request.model is a {type(model).__name__}, not a loaded EnsembleModel")
