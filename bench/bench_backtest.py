@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import header, peak_rss_mib, pin_one_core, write_section
+from benchlib import header, peak_rss_mib, pin_one_core, publish
 
 HEADING = "Deep-learning backtest vs bare forward pass vs naive loop (issue 8)"
 SYMBOL, TIMEFRAME, PLUGIN = "SYN/USDT", "1h", "dl_lstm"
@@ -250,9 +250,7 @@ def main() -> None:
         "its overhead over the bare pass, is the first ratio."
     )
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section(HEADING, body)
+    publish(HEADING, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import load_average, pinned_header, write_section
+from benchlib import load_average, pinned_header, publish
 
 TRADER = Path(sys.executable).with_name("trader")
 
@@ -77,9 +77,7 @@ def main() -> None:
         "`tests/core/test_core_cli.py` checks the cause rather than the time: these commands import no torch, "
         "pandas, scikit-learn or ccxt.\n"
     )
-    print(body)
-    if not args.no_write:
-        write_section("CLI start-up (bench/bench_cli.py)", body)
+    publish("CLI start-up (bench/bench_cli.py)", body, write=not args.no_write)
 
 
 if __name__ == "__main__":

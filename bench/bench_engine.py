@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
+from benchlib import header, peak_rss_mib, pin_one_core, publish  # noqa: E402
 
 HEADING = "Trading engine: decision step and trader run (issue 5)"
 HOUR = 3_600_000
@@ -188,9 +188,7 @@ The live loop (`trader run`) spends most of each candle building the strategy's 
 committing the step; at {args.run_bars / max(run_s - startup_s, 1e-9):,.0f} candles/s beyond start-up it is far
 faster than any candle feed.
 """
-    print(body)
-    if not args.no_write:
-        write_section(HEADING, body)
+    publish(HEADING, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

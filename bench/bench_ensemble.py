@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
+from benchlib import header, peak_rss_mib, pin_one_core, publish  # noqa: E402
 
 HEADING = "Ensemble: training on 100,000 rows and per-candle latency vs one HistGradientBoosting (issue 7)"
 WARMUP = 50
@@ -203,9 +203,7 @@ def main() -> None:
         "machine (wall above CPU on the pinned core); CPU times are the steadier figures.",
     ]
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section(HEADING, body)
+    publish(HEADING, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

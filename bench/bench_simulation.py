@@ -33,7 +33,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import header, peak_rss_mib, pin_one_core, write_section  # noqa: E402
+from benchlib import header, peak_rss_mib, pin_one_core, publish  # noqa: E402
 
 from trader import hookimpl  # noqa: E402
 
@@ -216,9 +216,7 @@ def main() -> None:
         f"{bt_best / 10 / max(fills, 1) * 1e6:.0f} us per order at this strategy's order rate, everything included."
     )
     body = "\n".join(lines)
-    print(body)
-    if not args.no_write:
-        write_section(HEADING, body)
+    publish(HEADING, body, write=not args.no_write)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 __all__ = [
     "RESULTS", "pin_one_core", "peak_rss_mib", "machine", "load_average", "timed", "summary",
-    "header", "pinned_header", "write_section", "replace_section",
+    "header", "pinned_header", "write_section", "replace_section", "publish",
 ]
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
@@ -107,3 +107,10 @@ def replace_section(section: str) -> None:
 def write_section(heading: str, body: str) -> None:
     """Replace (or append) the ``## heading`` section of bench/RESULTS.md."""
     replace_section(f"## {heading}\n\n{body.strip()}\n")
+
+
+def publish(heading: str, body: str, write: bool = True) -> None:
+    """Print ``body`` and, when ``write``, make it the ``## heading`` section of bench/RESULTS.md."""
+    print(body)
+    if write:
+        write_section(heading, body)
