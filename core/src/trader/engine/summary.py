@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from typing import TYPE_CHECKING, Any
+
+from trader.data.frame import format_ms as data_format_ms
 
 if TYPE_CHECKING:
     from trader.engine.state import TradingState
@@ -13,9 +14,8 @@ __all__ = ["summarize_store", "format_status", "format_ms", "percentile", "max_d
 
 
 def format_ms(ts: int | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """:func:`trader.data.frame.format_ms` with its time zone named: ``2024-01-01 00:00 UTC``; ``-`` for ``None``."""
+    return "-" if ts is None else f"{data_format_ms(ts)} UTC"
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
