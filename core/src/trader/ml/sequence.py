@@ -285,10 +285,16 @@ class SequenceModel:
         The live path: one copy converted from the frame's rows, then centred, divided and
         clipped in place, instead of three temporaries.
         """
-        if self._layout(features):
-            out = np.array(features.to_numpy()[start:stop], dtype=np.float32)  # always a copy: the frame stays as it was
-        else:
-            out = np.array(self.feature_matrix(features, start, stop), dtype=np.float32)
+        out = np.array(self._rows(features, start, stop), dtype=np.float32)  # always a copy: the frame stays as it was
+        return self._scale_in_place(out)
+
+    def _rows(self, features: Any, start: int, stop: int) -> np.ndarray:
+        """Feature rows ``start:stop`` in the model's order: a view of the frame's array when its
+        columns are the model's, else :meth:`feature_matrix`'s float32 copy."""
+        return features.to_numpy()[start:stop] if self._layout(features) else self.feature_matrix(features, start, stop)
+
+    def _scale_in_place(self, out: np.ndarray) -> np.ndarray:
+        """``out`` (float32) centred, divided and clipped as :meth:`scale` does, without temporaries."""
         np.subtract(out, self._center, out=out)
         np.divide(out, self._scale, out=out)
         if self._clip is not None:
@@ -311,17 +317,10 @@ class SequenceModel:
                     buffer = np.empty((self.sequence_length, self.n_features), dtype=np.float32)
                     self._live_input = buffer, torch.from_numpy(buffer).unsqueeze(0)
                 buffer, x = self._live_input
-                if self._layout(features):
-                    rows = features.to_numpy()[start : end + 1]
-                else:
-                    rows = self.feature_matrix(features, start, end + 1)
+                rows = self._rows(features, start, end + 1)
                 if start >= 0 and rows.shape == buffer.shape:
                     np.copyto(buffer, rows, casting="unsafe")  # rounds to float32 as np.array(rows, float32) does
-                    np.subtract(buffer, self._center, out=buffer)
-                    np.divide(buffer, self._scale, out=buffer)
-                    if self._clip is not None:
-                        np.clip(buffer, -self._clip, self._clip, out=buffer)
-                    if not np.isfinite(buffer).all():
+                    if not np.isfinite(self._scale_in_place(buffer)).all():
                         return None
                     with torch_threads(threads), torch.inference_mode():
                         balanced = torch.softmax(self.module(x), dim=-1)[0].numpy()
