@@ -46,6 +46,21 @@ def step(session, candles, i, signal):
     return session.step(ts, float(row["close"]), signal, now=ts + 3_600_000)
 
 
+def seconds_around_now(bars: int, seed: int, first_offset_s: int):
+    """1-second candles whose first opens ``first_offset_s`` seconds before now (later ones lie ahead)."""
+    df = synthetic_candles("BTC/USDT", "1s", bars, seed)
+    df["timestamp"] = (np.arange(bars, dtype=np.int64) + int(time.time()) - first_offset_s) * 1000
+    return df
+
+
+def cli_home(tmp_path):
+    """(home folder, env with the fake strategies installed) for ``trader`` subprocesses."""
+    fakes = install_fake_strategies(tmp_path / "site")
+    home = tmp_path / "home"
+    home.mkdir()
+    return home, fakes
+
+
 def assert_books_match(server, session):
     usdt, btc = server.balance("USDT")[0], server.balance("BTC")[0]
     assert math.isclose(session.cash, usdt, rel_tol=1e-9, abs_tol=1e-6)
@@ -162,12 +177,8 @@ def state_db_path(tmp_path):
 
 def test_trader_run_live_trades_through_the_exchange(tmp_path):
     """``trader run --feed live --live`` end to end: 1-second candles around now, keys from the environment."""
-    fakes = install_fake_strategies(tmp_path / "site")
-    home = tmp_path / "home"
-    home.mkdir()
-    now_s = int(time.time())
-    df = synthetic_candles("BTC/USDT", "1s", 600, 1)
-    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 400) * 1000
+    home, fakes = cli_home(tmp_path)
+    df = seconds_around_now(600, 1, 400)
     with FakeBinance(df, balances={"USDT": 10_000}) as server:
         (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
         keys = {"TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456", **fakes}
@@ -190,9 +201,7 @@ def test_trader_run_live_trades_through_the_exchange(tmp_path):
 
 def test_a_slow_signal_on_a_live_feed_is_denied_new_exposure(tmp_path):
     """Live, the market moves while the model thinks: over ``max_inference_ms`` the core denies the order."""
-    fakes = install_fake_strategies(tmp_path / "site")
-    home = tmp_path / "home"
-    home.mkdir()
+    home, fakes = cli_home(tmp_path)
     hour_ms = 3_600_000
     df = synthetic_candles("BTC/USDT", "1h", 200, 2)
     last_closed = (int(time.time() * 1000) // hour_ms - 1) * hour_ms
@@ -215,9 +224,7 @@ def test_a_slow_signal_on_a_live_feed_is_denied_new_exposure(tmp_path):
 def test_the_live_feed_backs_off_on_errors_reports_them_and_yields_only_closed_candles(tmp_path):
     from trader.engine.feeds import LiveFeed
 
-    now_s = int(time.time())
-    df = synthetic_candles("BTC/USDT", "1s", 300, 2)
-    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 200) * 1000
+    df = seconds_around_now(300, 2, 200)
     errors = []
     with FakeBinance(df) as server:
         feed = LiveFeed(ccxt.binance(server.ccxt_options(timeout=2000)), "BTC/USDT", "1s",
@@ -240,9 +247,7 @@ def test_a_silent_live_feed_is_reported_as_stale_data_once_per_stale_period(tmp_
 
     from trader.engine.feeds import LiveFeed
 
-    now_s = int(time.time())
-    df = synthetic_candles("BTC/USDT", "1s", 100, 3)
-    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 105) * 1000  # the last one closed ~5 s ago
+    df = seconds_around_now(100, 3, 105)  # the last one closed ~5 s ago
     errors: list[tuple[str, str]] = []
     stop = threading.Event()
     with FakeBinance(df) as server:
@@ -267,12 +272,8 @@ def test_a_silent_live_feed_is_reported_as_stale_data_once_per_stale_period(tmp_
 def test_trader_run_on_a_silent_exchange_records_stale_data_and_stops_cleanly(tmp_path):
     import signal
 
-    fakes = install_fake_strategies(tmp_path / "site")
-    home = tmp_path / "home"
-    home.mkdir()
-    now_s = int(time.time())
-    df = synthetic_candles("BTC/USDT", "1s", 300, 4)
-    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 305) * 1000  # silent for ~5 s already
+    home, fakes = cli_home(tmp_path)
+    df = seconds_around_now(300, 4, 305)  # silent for ~5 s already
     with FakeBinance(df) as server:
         (home / "trader.toml").write_text(
             toml_for_ccxt(server.ccxt_options(timeout=3000)) + "\n[plugins.live_flipper.risk]\nstale_after_bars = 3\n"
@@ -305,12 +306,8 @@ def test_sigkilled_live_runs_restart_without_double_orders_and_match_the_exchang
     import random
     import signal
 
-    fakes = install_fake_strategies(tmp_path / "site")
-    home = tmp_path / "home"
-    home.mkdir()
-    now_s = int(time.time())
-    df = synthetic_candles("BTC/USDT", "1s", 900, 5)
-    df["timestamp"] = (np.arange(len(df), dtype=np.int64) + now_s - 300) * 1000
+    home, fakes = cli_home(tmp_path)
+    df = seconds_around_now(900, 5, 300)
     rng = random.Random(7)
     keys = {"TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456", **fakes}
     args = ("run", "--plugin", "live_flipper", "--feed", "live", "--live", "--timeframe", "1s", "--cash", "10000")
