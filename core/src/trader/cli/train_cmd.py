@@ -212,11 +212,20 @@ def _select(app: AppContext, plugin_name: str, symbol: str, timeframe: str, vers
     raise ModelNotFoundError(f"no version {version} of {plugin_name} {symbol} {timeframe} (available: {', '.join(v.version for v in versions)})")
 
 
+def _model_selection(command: Any) -> Any:
+    """The options that pick one stored version: ``--plugin --symbol --timeframe --model-version``."""
+    for option in reversed((
+        click.option("--plugin", "plugin_name", required=True),
+        click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True),
+        click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True),
+        click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default."),
+    )):
+        command = option(command)
+    return command
+
+
 @models.command("show")
-@click.option("--plugin", "plugin_name", required=True)
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True)
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True)
-@click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default.")
+@_model_selection
 @pass_app
 def show_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None) -> None:
     """Print a version's manifest (JSON)."""
@@ -227,10 +236,7 @@ def show_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, v
 
 
 @models.command("verify")
-@click.option("--plugin", "plugin_name", required=True)
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True)
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True)
-@click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default.")
+@_model_selection
 @pass_app
 def verify_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None) -> None:
     """Run every load check (manifest, hashes, formats, architecture) without trading."""
