@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import DataError
-from trader.timeframes import timeframe_to_ms
+from trader.timeframes import format_ms, timeframe_to_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -123,14 +123,6 @@ def parse_time_ms(value: Any, name: str = "time") -> int:
         return int(stamp.value // 1_000_000)
     except (TypeError, ValueError):
         raise DataError(f"invalid {name} {value!r}") from None
-
-
-def format_ms(ms: int | None) -> str:
-    """``1704067200000`` -> ``2024-01-01 00:00`` (UTC); ``-`` for ``None``."""
-    if ms is None:
-        return "-"
-    when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-    return when.strftime("%Y-%m-%d %H:%M:%S" if when.second else "%Y-%m-%d %H:%M")
 
 
 def check_symbol(symbol: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from trader.data.frame import format_ms as data_format_ms
+from trader.timeframes import format_ms as plain_format_ms
 
 if TYPE_CHECKING:
     from trader.engine.state import TradingState
@@ -14,8 +14,8 @@ __all__ = ["summarize_store", "format_status", "format_ms", "percentile", "max_d
 
 
 def format_ms(ts: int | None) -> str:
-    """:func:`trader.data.frame.format_ms` with its time zone named: ``2024-01-01 00:00 UTC``; ``-`` for ``None``."""
-    return "-" if ts is None else f"{data_format_ms(ts)} UTC"
+    """`trader.timeframes.format_ms` with its time zone named: ``2024-01-01 00:00 UTC``; ``-`` for ``None``."""
+    return "-" if ts is None else f"{plain_format_ms(ts)} UTC"
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
