@@ -161,10 +161,12 @@ class Garbage:
 
 
 class Wrapper:
+    """Would replace every result of the hook chain by an approval (the audit never runs that chain)."""
+
     @hookimpl(wrapper=True)
     def trader_audit_order(self, order):
         yield
-        return []
+        return [RiskVerdict.approve("core")]
 
 
 class MutatesPositions:
@@ -197,28 +199,41 @@ def test_a_plugin_cannot_loosen_the_core(manager):
 
 @pytest.mark.parametrize(
     ("plugin", "code"),
-    [(Raising(), RiskCode.RISK_AUDIT_ERROR), (Garbage(), RiskCode.RISK_AUDIT_ERROR), (Wrapper(), RiskCode.RISK_AUDIT_ERROR)],
+    [(Raising(), RiskCode.RISK_AUDIT_ERROR), (Garbage(), RiskCode.RISK_AUDIT_ERROR)],
 )
 def test_the_audit_fails_closed(manager, plugin, code):
     with manager.registered(plugin, "bad_rules"):
         decision = audit(manager)
     assert not decision.approved
     assert [r.code for r in decision.denials] == [code]
+    assert "plugin 'bad_rules'" in decision.denials[0].message
 
 
-def test_the_audit_fails_closed_without_the_core_rules(manager):
+def test_a_wrapper_is_never_called_so_it_cannot_replace_the_cores_verdicts(manager, caplog):
+    with manager.registered(Wrapper(), "wrapper"), caplog.at_level("WARNING", logger="trader.risk"):
+        agent = RiskAuditAgent.for_strategy(manager, "buy_and_hold", LIMITS)
+        too_big = agent.audit(order(quantity=25), portfolio(), context())
+        small = agent.audit(order(quantity=1), portfolio(), context())
+    assert not too_big.approved and RiskCode.NOTIONAL_EXCEEDS_MAX_PER_ORDER in {r.code for r in too_big.denials}
+    assert small.approved
+    assert "plugin 'wrapper' wraps trader_audit_order" in caplog.text
+
+
+def test_the_core_rules_apply_without_the_core_plugin(manager):
     caller = manager.subset_hook("trader_audit_order", ["buy_and_hold"])
     agent = RiskAuditAgent(caller, "buy_and_hold", LIMITS)
-    assert agent.fails_closed
-    decision = agent.audit(order(), portfolio(), context())
-    assert not decision.approved and decision.denials[0].code == RiskCode.CORE_RISK_MISSING
+    assert not agent.fails_closed
+    assert agent.audit(order(quantity=1), portfolio(), context()).approved
+    decision = agent.audit(order(quantity=25), portfolio(), context())
+    assert [r.code for r in decision.denials] == [RiskCode.NOTIONAL_EXCEEDS_MAX_PER_ORDER]
 
 
 def test_a_rule_cannot_change_what_the_core_sees(manager):
     with manager.registered(MutatesPositions(), "mutator"):
         decision = audit(manager, o=order("sell", quantity=2), p=portfolio(held=1))
     assert not decision.approved
-    assert {r.code for r in decision.denials} == {RiskCode.RISK_AUDIT_ERROR}
+    # the core saw the position (the sell exceeds it); the mutator's attempt failed on its read-only copy
+    assert {r.code for r in decision.denials} == {RiskCode.QUANTITY_EXCEEDS_POSITION, RiskCode.RISK_AUDIT_ERROR}
 
 
 def test_another_strategys_rules_never_run(manager):

@@ -99,12 +99,16 @@ def test_every_rule_is_visible_in_status(manager, tmp_path):
     expected["bad_model"] = (RiskCode.MODEL_FAILURES, "halted")
     expected["bad_model_signal"] = (RiskCode.INVALID_SIGNAL, None)
 
-    store = TradingState.open("no_core", home / "strategies" / "no_core")
+    def broken_rule(**arguments):
+        raise RuntimeError("the house rules are unavailable")
+
+    store = TradingState.open("broken_rule", home / "strategies" / "broken_rule")
     limits = RiskLimits()
-    agent = RiskAuditAgent(manager.subset_hook("trader_audit_order", ["no_core"]), "no_core", limits)
-    s = TradingSession("no_core", "BTC/USDT", "1h", limits=limits, broker=PaperBroker(), store=store, audit=agent)
+    agent = RiskAuditAgent(manager.subset_hook("trader_audit_order", ["broken_rule"]), "broken_rule", limits,
+                           extra_rules=[("house_rules", broken_rule)])
+    s = TradingSession("broken_rule", "BTC/USDT", "1h", limits=limits, broker=PaperBroker(), store=store, audit=agent)
     s.step(T0, 100.0, Signal(SignalAction.BUY, size=0.1))
-    expected["no_core"] = (RiskCode.CORE_RISK_MISSING, "active")
+    expected["broken_rule"] = (RiskCode.RISK_AUDIT_ERROR, "active")
 
     summaries = {s["strategy"]: s for s in status_json(home)}
     for name, (code, status) in expected.items():

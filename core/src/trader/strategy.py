@@ -1,19 +1,107 @@
-"""A handle on one strategy plugin: its hooks are called on it alone."""
+"""A handle on one strategy plugin: its hooks are called on it alone.
+
+Everything a plugin hands back is checked where it leaves the plugin: a hook that raises
+anything (``SystemExit`` and ``KeyboardInterrupt`` included) becomes a
+:class:`~trader.errors.PluginError` naming the plugin, and every signal is re-validated
+(:func:`signal_problem`), since ``object.__setattr__`` can put anything into a frozen
+:class:`~trader.types.Signal`. A real Ctrl-C still interrupts: :func:`sigint_count`
+counts the SIGINTs Python's own handler turns into ``KeyboardInterrupt``.
+"""
 
 from __future__ import annotations
 
+import signal as _signal
+import sys
+import threading
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import NotSupportedError, PluginError, TraderError
-from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+from trader.types import Signal, SignalAction, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
 if TYPE_CHECKING:
     from trader.plugins import TraderPluginManager
 
-__all__ = ["Strategy"]
+__all__ = ["Strategy", "signal_problem", "sigint_count", "plugin_failure"]
+
+
+# --------------------------------------------------------------------------- real Ctrl-C vs a plugin's KeyboardInterrupt
+
+_sigints = 0
+
+
+def _counting_int_handler(signum: int, frame: Any) -> None:
+    """Python's default SIGINT handler (raise ``KeyboardInterrupt``), counting each real SIGINT."""
+    global _sigints
+    _sigints += 1
+    _signal.default_int_handler(signum, frame)
+
+
+def sigint_count() -> int:
+    """How many real SIGINTs arrived so far.
+
+    The first call on the main thread swaps Python's default SIGINT handler for one that
+    behaves the same and counts. Where another handler is installed (``trader run`` turns
+    SIGINT into a stop request) the count never moves, so any ``KeyboardInterrupt`` is
+    then a plugin's own.
+    """
+    if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler and threading.current_thread() is threading.main_thread():
+        _signal.signal(_signal.SIGINT, _counting_int_handler)
+    return _sigints
+
+
+def plugin_failure(name: str, hook_name: str, exc: BaseException, sigints_before: int) -> PluginError:
+    """The :class:`PluginError` for anything a plugin's hook raised; re-raises a real Ctrl-C."""
+    if isinstance(exc, KeyboardInterrupt) and _sigints != sigints_before:
+        raise exc
+    return PluginError(f"plugin {name!r}: {hook_name} raised {type(exc).__name__}: {exc}")
+
+
+# --------------------------------------------------------------------------- signals at the boundary
+
+_NUMBER_TYPES = {float, int}
+
+
+def _number_type(kind: type) -> bool:
+    if kind in _NUMBER_TYPES:
+        return True
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and kind is numpy.float64:  # a float subclass whose arithmetic is numpy's, not a plugin's
+        _NUMBER_TYPES.add(kind)
+        return True
+    return False
+
+
+def signal_problem(signal: Any) -> str | None:
+    """Why ``signal`` is not a valid :class:`~trader.types.Signal`, or ``None`` when it is.
+
+    Checks what construction checks, again (a frozen attrs object can be changed with
+    ``object.__setattr__``), and refuses subclasses, which could override any attribute:
+    the exact type ``Signal``, an action of type ``SignalAction``, finite numbers within
+    [0, 1] (plain ``int``/``float`` or numpy ``float64``), a ``str`` reason.
+    """
+    if type(signal) is not Signal:
+        return f"{type(signal).__name__}, not Signal"
+    action = signal.action
+    if type(action) is not SignalAction:
+        return f"a signal whose action {action!r} is not a SignalAction"
+    size = signal.size
+    if not (_number_type(type(size)) and 0.0 <= size <= 1.0):
+        return f"a signal whose size {size!r} is not a number within [0, 1]"
+    confidence = signal.confidence
+    if not (_number_type(type(confidence)) and 0.0 <= confidence <= 1.0):
+        return f"a signal whose confidence {confidence!r} is not a number within [0, 1]"
+    probability = signal.probability
+    if probability is not None and not (_number_type(type(probability)) and 0.0 <= probability <= 1.0):
+        return f"a signal whose probability {probability!r} is not None or a number within [0, 1]"
+    if type(signal.reason) is not str:
+        return f"a signal whose reason is {type(signal.reason).__name__}, not str"
+    return None
+
+
+# --------------------------------------------------------------------------- the handle
 
 
 class Strategy:
@@ -29,13 +117,18 @@ class Strategy:
         self.record = manager.records[name]
 
     def _call(self, hook_name: str, **kwargs: Any) -> Any:
-        """Call ``hook_name`` on this strategy alone; a plugin's own exception becomes a PluginError."""
+        """Call ``hook_name`` on this strategy alone; anything the plugin raises becomes a PluginError.
+
+        A :class:`TraderError` passes as it is; a ``KeyboardInterrupt`` passes only when a
+        real SIGINT arrived during the call (:func:`sigint_count`).
+        """
+        before = sigint_count()
         try:
             return self.manager.subset_hook(hook_name, [self.name])(**kwargs)
         except TraderError:
             raise
-        except Exception as exc:
-            raise PluginError(f"plugin {self.name!r}: {hook_name} raised {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:
+            raise plugin_failure(self.name, hook_name, exc, before) from exc
 
     def implements(self, hook_name: str) -> bool:
         return hook_name in self.record.hooks
@@ -43,27 +136,44 @@ class Strategy:
     @cached_property
     def info(self) -> StrategyInfo:
         info = self._call("trader_strategy_info")
-        if not isinstance(info, StrategyInfo):
+        if type(info) is not StrategyInfo:
             raise PluginError(f"plugin {self.name!r}: trader_strategy_info returned {type(info).__name__}, not StrategyInfo")
         if info.name != self.name:
             raise PluginError(f"plugin {self.name!r}: trader_strategy_info names itself {info.name!r}")
         return info
 
-    def generate_signals(self, request: SignalRequest) -> list[Signal]:
-        """Signals for ``request.at``; raises :class:`PluginError` if the plugin breaks the contract."""
+    def generate_signals(self, request: SignalRequest, *, keep_invalid: bool = False) -> list[Signal]:
+        """Signals for ``request.at``; raises :class:`PluginError` if the plugin breaks the contract.
+
+        Every signal is re-validated (:func:`signal_problem`). With ``keep_invalid`` an
+        invalid signal does not fail the call: its row gets a :class:`PluginError` instead,
+        which the engine records as ``INVALID_SIGNAL`` (a backtest goes on, as ``trader run`` does).
+        """
         if not self.implements("trader_generate_signals"):
             raise NotSupportedError(f"strategy {self.name!r} does not implement trader_generate_signals")
         signals = self._call("trader_generate_signals", request=request)
         if signals is None:
             raise PluginError(f"plugin {self.name!r}: trader_generate_signals returned None")
-        signals = list(signals)
+        before = sigint_count()
+        try:
+            signals = list(signals)
+        except TraderError:
+            raise
+        except BaseException as exc:
+            raise plugin_failure(self.name, "trader_generate_signals", exc, before) from exc
         if len(signals) != len(request.at):
             raise PluginError(
                 f"plugin {self.name!r}: trader_generate_signals returned {len(signals)} signals for {len(request.at)} rows"
             )
-        for signal in signals:
-            if not isinstance(signal, Signal):
-                raise PluginError(f"plugin {self.name!r}: trader_generate_signals returned {type(signal).__name__}, not Signal")
+        problem = signal_problem
+        for i, signal in enumerate(signals):
+            why = problem(signal)
+            if why is None:
+                continue
+            error = PluginError(f"plugin {self.name!r}: trader_generate_signals returned {why} (row {_row(request, i)})")
+            if not keep_invalid:
+                raise error
+            signals[i] = error
         return signals
 
     @property
@@ -89,3 +199,10 @@ class Strategy:
         if model is None:
             raise PluginError(f"plugin {self.name!r}: trader_load_model returned None")
         return model
+
+
+def _row(request: SignalRequest, i: int) -> Any:
+    try:
+        return int(request.at[i])
+    except Exception:
+        return i

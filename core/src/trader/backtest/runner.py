@@ -25,7 +25,7 @@ import numpy as np
 
 from trader.backtest.results import BacktestResult, SimulatedRun
 from trader.backtest.signals import request_signals, signal_arrays, strategy_features
-from trader.errors import DataError, ModelNotFoundError, train_command
+from trader.errors import DataError, ModelNotFoundError, PluginError, train_command
 from trader.types import RiskLimits, Signal
 
 if TYPE_CHECKING:
@@ -190,18 +190,18 @@ class SignalBatch:
 
     first: int
     last: int
-    signals: tuple[Signal | None, ...]
+    signals: tuple[Signal | PluginError | None, ...]  # PluginError: an invalid signal
     seconds: float
 
     @property
     def actions(self) -> np.ndarray:
         codes = {"buy": 1, "sell": -1, "hold": 0}
-        return np.array([0 if s is None else codes[s.action.value] for s in self.signals], dtype=np.int8)
+        return np.array([codes[s.action.value] if isinstance(s, Signal) else 0 for s in self.signals], dtype=np.int8)
 
     @property
     def probabilities(self) -> np.ndarray:
         out = np.full(len(self.signals), np.nan)
-        asked = [i for i, s in enumerate(self.signals) if s is not None]
+        asked = [i for i, s in enumerate(self.signals) if isinstance(s, Signal)]
         if asked:
             out[asked] = signal_arrays([self.signals[i] for i in asked]).probability
         return out
@@ -233,7 +233,8 @@ def batch_signals(
     rows = np.arange(start, last + 1, dtype=np.int64)
     began = time.perf_counter()
     got = (
-        request_signals(strategy, view, rows, symbol=symbol, timeframe=timeframe, features=feats, model=model, params=params)
+        request_signals(strategy, view, rows, symbol=symbol, timeframe=timeframe, features=feats, model=model, params=params,
+                        keep_invalid=True)  # an invalid signal is an INVALID_SIGNAL event, as in `trader run`
         if rows.size
         else []
     )

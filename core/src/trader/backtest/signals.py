@@ -49,8 +49,10 @@ def request_signals(
     model: Any = None,
     params: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | None = None,
+    keep_invalid: bool = False,
 ) -> list[Signal]:
-    """One call of the strategy's ``trader_generate_signals`` for the rows ``at``."""
+    """One call of the strategy's ``trader_generate_signals`` for the rows ``at``
+    (``keep_invalid``: see :meth:`trader.strategy.Strategy.generate_signals`)."""
     rows = np.asarray(at, dtype=np.int64)
     request = SignalRequest(
         strategy=strategy.name,
@@ -63,7 +65,7 @@ def request_signals(
         state=dict(state or {}),
         params=dict(params or {}),
     )
-    return strategy.generate_signals(request)
+    return strategy.generate_signals(request, keep_invalid=keep_invalid)
 
 
 @attrs.frozen

@@ -7,21 +7,28 @@ store differs (SQLite for ``trader run``, memory for a backtest).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from trader.engine.brokers.paper import PAPER_DEFAULTS, PaperBroker
 from trader.engine.memory import MemoryState
-from trader.engine.risk import RiskAuditAgent
+from trader.engine.risk import RiskAuditAgent, private_limits
 from trader.engine.step import DEFAULT_REBALANCE_BAND, TradingSession
-from trader.errors import ConfigError
+from trader.errors import ConfigError, PluginError
+from trader.types import RiskLimits
 
 if TYPE_CHECKING:
     from trader.config import TraderConfig
     from trader.plugins import TraderPluginManager
-    from trader.types import RiskLimits, StrategyInfo
+    from trader.types import StrategyInfo
+
+log = logging.getLogger("trader.engine")
 
 __all__ = [
     "strategy_limits",
+    "loosened_limits",
     "paper_broker",
     "initial_cash",
     "rebalance_band",
@@ -31,15 +38,46 @@ __all__ = [
 
 
 def strategy_limits(info: StrategyInfo, config: TraderConfig | None) -> RiskLimits:
-    """The strategy's own limits overridden by ``[plugins.NAME.risk]`` (a bad value is a ConfigError)."""
+    """The strategy's own limits overridden by ``[plugins.NAME.risk]``, as a private copy.
+
+    The config is the operator's choice: any value within the core's bounds (the
+    :class:`~trader.types.RiskLimits` validators), tighter or looser than the strategy's
+    defaults. Each limit it loosens is named in one WARNING line. The result is a new
+    object the strategy never held, so changing the limits it returned changes nothing.
+    A bad value is a ConfigError.
+    """
+    where = f"{config.path}: " if config is not None and config.path else ""
+    try:
+        defaults = private_limits(info.risk_limits)
+    except (ValueError, TypeError) as exc:
+        raise PluginError(f"plugin {info.name!r}: its default risk limits are invalid: {exc}") from None
     if config is None:
-        return info.risk_limits
+        return defaults
     overrides = config.risk_overrides(info.name)
     try:
-        return info.risk_limits.with_overrides(overrides)
+        limits = private_limits(defaults.with_overrides(overrides))
     except (ValueError, TypeError) as exc:
-        where = f"{config.path}: " if config.path else ""
         raise ConfigError(f"{where}[plugins.{info.name}.risk]: {exc}") from None
+    looser = loosened_limits(defaults, limits)
+    if looser:
+        log.warning(
+            "%s[plugins.%s.risk] loosens the strategy's default risk limits: %s",
+            where,
+            info.name,
+            ", ".join(f"{name} {getattr(defaults, name):g} -> {getattr(limits, name):g}" for name in looser),
+        )
+    return limits
+
+
+def loosened_limits(defaults: RiskLimits, limits: RiskLimits) -> list[str]:
+    """Names of the limits ``limits`` sets looser than ``defaults`` (a longer ``error_window_s``
+    counts more errors, so only a shorter one is looser; every other limit is a cap)."""
+    out = []
+    for field in attrs.fields(RiskLimits):
+        before, after = getattr(defaults, field.name), getattr(limits, field.name)
+        if (after < before) if field.name == "error_window_s" else (after > before):
+            out.append(field.name)
+    return out
 
 
 def _broker_table(config: TraderConfig | None) -> dict[str, Any]:

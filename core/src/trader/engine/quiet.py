@@ -16,7 +16,8 @@ A candle takes the full step when any of these holds (checked against the state 
 session has after the previous full step, which a quiet stretch does not change):
 
 - its timestamp is not after the last processed one (the step skips it with an event);
-- its signal is not a plain :class:`~trader.types.Signal` (an exception, another type);
+- its signal is not a valid, plain :class:`~trader.types.Signal` (an exception, another type,
+  a subclass, a signal whose fields were forged: :func:`trader.strategy.signal_problem`);
 - a signal arrives while ``model_failures`` is not zero (the step resets the counter);
 - status not halted: the drawdown or daily-loss breaker condition holds at its close
   (``equity < peak * (1 - max_drawdown)`` or ``equity < day_start * (1 - daily_loss_limit)``);
@@ -36,7 +37,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from trader.engine.records import StepRecord
-from trader.types import Signal, SignalAction, TradingStatus
+from trader.strategy import signal_problem
+from trader.types import SignalAction, TradingStatus
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,7 +77,7 @@ def _classify(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         size = 0.0
         if signal is None:
             kind = _NONE
-        elif signal.__class__ is Signal:  # subclasses take the full step (conservative)
+        elif signal_problem(signal) is None:  # subclasses and forged signals take the full step (INVALID_SIGNAL)
             kind = _KIND_OF_ACTION.get(signal.action, _OTHER)
             size = float(signal.size)
         else:

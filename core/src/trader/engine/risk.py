@@ -1,30 +1,34 @@
 """The risk audit: the core's rules, their reason codes and :class:`RiskAuditAgent`.
 
 Every order a strategy proposes passes :meth:`RiskAuditAgent.audit` before it reaches
-a broker. The agent calls ``trader_audit_order`` on the core's ``core_risk`` plugin,
-on the plugins that are not strategies and on the running strategy (never on another
-strategy). The order goes through only if no verdict denies it; the most severe
-trading status any verdict asks for wins. The agent fails closed: when ``core_risk``
-is not among the implementations, when an implementation wraps the hook, raises or
-returns something that is not a :class:`~trader.types.RiskVerdict`, every order is
-denied with a reason code saying why.
+a broker. The core decides on its own copies: the agent calls the core's rules
+(:func:`core_verdicts`) directly and first, on private copies of the order, portfolio,
+limits and context, then each plugin rule (``trader_audit_order`` of the plugins that
+are not strategies and of the running strategy, never another strategy) on fresh copies
+of its own. A plugin can only add denials and ask for a stricter trading status: its
+approvals, its return value otherwise and whatever it does to its arguments change
+nothing. A rule that raises or returns something that is not a
+:class:`~trader.types.RiskVerdict` denies the order (``RISK_AUDIT_ERROR``, naming the plugin).
 
 Reason codes follow NautilusTrader's style (see :class:`RiskCode` and ``docs/engine.md``).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import types
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
 from attrs import field, frozen
 
 from trader.types import (
     AuditContext,
     OrderRequest,
     PortfolioSnapshot,
+    Position,
     RiskLimits,
     RiskReason,
     RiskVerdict,
@@ -47,6 +51,7 @@ __all__ = [
     "state_verdicts",
     "increases_exposure",
     "audit_plugin_names",
+    "private_limits",
 ]
 
 log = logging.getLogger("trader.risk")
@@ -78,7 +83,8 @@ class RiskCode:
     CONSECUTIVE_LOSSES = "CONSECUTIVE_LOSSES"
     ERROR_BREAKER = "ERROR_BREAKER"
     MODEL_FAILURES = "MODEL_FAILURES"
-    # the audit itself failing closed
+    # the audit itself failing closed (CORE_RISK_MISSING is no longer raised: the core's rules
+    # do not depend on any registration; kept for state files that recorded it)
     CORE_RISK_MISSING = "CORE_RISK_MISSING"
     RISK_AUDIT_ERROR = "RISK_AUDIT_ERROR"
     # events that are not verdicts
@@ -283,6 +289,74 @@ def core_verdicts(
     return out
 
 
+# --------------------------------------------------------------------------- private copies
+
+_T = TypeVar("_T")
+_FIELDS = {cls: tuple(a.name for a in attrs.fields(cls)) for cls in (OrderRequest, Position, RiskLimits, AuditContext)}
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a plain ``int``/``float``/``str`` when it is a subclass of one (whose
+    methods a plugin could have overridden); anything else as it is, for the validators."""
+    kind = type(value)
+    if kind is float or kind is int or kind is str or value is None or kind is bool or isinstance(value, enum.Enum):
+        return value
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    return value
+
+
+def _rebuild(cls: type[_T], obj: Any) -> _T:
+    """A new, validated ``cls`` with the field values of ``obj``, read once."""
+    return cls(**{name: _plain(getattr(obj, name)) for name in _FIELDS[cls]})
+
+
+def private_limits(limits: RiskLimits) -> RiskLimits:
+    """A private copy of ``limits``: a new, validated :class:`RiskLimits` that nobody else holds.
+
+    Frozen attrs objects can still be changed with ``object.__setattr__``, so whoever must
+    rely on limits keeps a copy nobody else was given. Raises ``TypeError``/``ValueError``
+    when ``limits`` is not (or no longer is) valid.
+    """
+    if not isinstance(limits, RiskLimits):
+        raise TypeError(f"risk limits must be RiskLimits, got {type(limits).__name__}")
+    return _rebuild(RiskLimits, limits)
+
+
+def _portfolio_copy(portfolio: PortfolioSnapshot) -> PortfolioSnapshot:
+    positions = {_plain(symbol): _rebuild(Position, position) for symbol, position in portfolio.positions.items()}
+    return PortfolioSnapshot(
+        cash=_plain(portfolio.cash),
+        equity=_plain(portfolio.equity),
+        positions=types.MappingProxyType(positions),
+        peak_equity=_plain(portfolio.peak_equity),
+        day_start_equity=_plain(portfolio.day_start_equity),
+    )
+
+
+@frozen
+class _Inputs:
+    """One set of private copies of an audit's arguments."""
+
+    order: OrderRequest
+    portfolio: PortfolioSnapshot
+    limits: RiskLimits
+    context: AuditContext
+
+    @classmethod
+    def copy(cls, order: Any, portfolio: Any, limits: RiskLimits, context: Any) -> _Inputs:
+        return cls(_rebuild(OrderRequest, order), _portfolio_copy(portfolio), _rebuild(RiskLimits, limits),
+                   _rebuild(AuditContext, context))
+
+    def again(self) -> _Inputs:
+        """Fresh copies of these (for the next rule)."""
+        return _Inputs.copy(self.order, self.portfolio, self.limits, self.context)
+
+
 # --------------------------------------------------------------------------- the agent
 
 
@@ -320,47 +394,103 @@ def _fail_closed(code: str, message: str) -> AuditDecision:
     return AuditDecision(False, (RiskVerdict.deny("audit", code, message),))
 
 
-class RiskAuditAgent:
-    """Audits one strategy's orders through ``trader_audit_order``; never bypassable.
+@frozen
+class _Rule:
+    """One plugin rule, captured when the agent is built: who it is and the function to call."""
 
-    Build it with :meth:`for_strategy` (the normal way: the hook reaches the core, the
-    non-strategy plugins and this strategy alone) or directly from a hook caller.
+    name: str
+    label: str  # the plugin's name and distribution, for messages
+    function: Callable[..., Any]
+    argnames: tuple[str, ...]
+
+
+class RiskAuditAgent:
+    """Audits one strategy's orders; no plugin can loosen its decision.
+
+    The core's rules (:func:`core_verdicts`) are called directly, first, on private copies
+    of the order, portfolio, limits and context. Then each plugin rule is called on its own
+    fresh copies; only its denials and status requests count. The plugin rules are the
+    ``trader_audit_order`` implementations of ``hook_caller`` when the agent is built,
+    called one by one (never through the hook chain, so a wrapper cannot replace a result:
+    wrappers are not called at all, and a plugin registered later is never called), plus
+    ``extra_rules``: named callables taking ``order``, ``portfolio``, ``limits`` and
+    ``context`` keywords. The core's own ``core_risk`` plugin object is skipped (its rules
+    already ran), by identity, not by name.
+
+    Build it with :meth:`for_strategy` (the hook reaches the non-strategy plugins and this
+    strategy alone) or directly from a hook caller (or ``None``: core rules only).
     """
 
-    def __init__(self, hook_caller: Any, strategy: str, limits: RiskLimits) -> None:
-        self.hook_caller = hook_caller
+    def __init__(
+        self,
+        hook_caller: Any,
+        strategy: str,
+        limits: RiskLimits,
+        *,
+        extra_rules: Sequence[tuple[str, Callable[..., Any]]] = (),
+        distributions: Mapping[str, str] | None = None,
+    ) -> None:
         self.strategy = strategy
-        self.limits = limits
-        self._impl_names: tuple[str, ...] = ()
+        self._limits = private_limits(limits)
         self._refusal: tuple[str, str] | None = None
-        self._inspect()
+        self._rules: tuple[_Rule, ...] = ()
+        self._names: tuple[str, ...] = ()
+        try:
+            self._capture(hook_caller, extra_rules, distributions or {})
+        except Exception as exc:  # an agent that cannot tell its rules denies everything
+            self._refusal = (RiskCode.RISK_AUDIT_ERROR, f"the risk rules could not be read ({type(exc).__name__}: {exc}); "
+                             "every order is denied")
 
     @classmethod
-    def for_strategy(cls, manager: TraderPluginManager, strategy: str, limits: RiskLimits) -> RiskAuditAgent:
-        """The agent of ``strategy``: core plugins, non-strategy plugins and the strategy itself."""
-        return cls(manager.subset_hook("trader_audit_order", audit_plugin_names(manager, strategy)), strategy, limits)
+    def for_strategy(
+        cls,
+        manager: TraderPluginManager,
+        strategy: str,
+        limits: RiskLimits,
+        *,
+        extra_rules: Sequence[tuple[str, Callable[..., Any]]] = (),
+    ) -> RiskAuditAgent:
+        """The agent of ``strategy``: the core's rules, the non-strategy plugins' and the strategy's own."""
+        caller = manager.subset_hook("trader_audit_order", audit_plugin_names(manager, strategy))
+        distributions = {name: record.distribution for name, record in manager.records.items()}
+        return cls(caller, strategy, limits, extra_rules=extra_rules, distributions=distributions)
 
-    def _inspect(self) -> None:
-        impls = list(self.hook_caller.get_hookimpls()) if hasattr(self.hook_caller, "get_hookimpls") else []
-        self._impl_names = tuple(impl.plugin_name for impl in impls)
-        if CORE_RISK_PLUGIN not in self._impl_names:
-            self._refusal = (
-                RiskCode.CORE_RISK_MISSING,
-                "the core risk rules (core_risk) are not registered; every order is denied",
-            )
-            return
-        wrappers = [impl.plugin_name for impl in impls if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False)]
-        if wrappers:
-            self._refusal = (
-                RiskCode.RISK_AUDIT_ERROR,
-                f"plugin(s) {', '.join(wrappers)} wrap trader_audit_order, which could hide the core's verdicts; "
-                "every order is denied",
-            )
+    def _capture(self, hook_caller: Any, extra_rules: Sequence[tuple[str, Callable[..., Any]]],
+                 distributions: Mapping[str, str]) -> None:
+        from trader.builtin import risk as core_plugin
+
+        rules: list[_Rule] = []
+        names: list[str] = [CORE_RISK_PLUGIN]
+        impls = list(hook_caller.get_hookimpls()) if hook_caller is not None else []
+        for impl in reversed(impls):  # pluggy's calling order: last registered first
+            if impl.plugin is core_plugin:
+                continue
+            name = str(impl.plugin_name)
+            dist = distributions.get(name)
+            label = f"{name!r} ({dist})" if dist and dist != "<in-process>" else repr(name)
+            if impl.hookwrapper or impl.wrapper:
+                log.warning("%s: plugin %s wraps trader_audit_order; the audit never calls wrappers, so that rule is "
+                            "ignored", self.strategy, label)
+                continue
+            rules.append(_Rule(name, label, impl.function, tuple(impl.argnames)))
+            names.append(name)
+        for name, function in extra_rules:
+            if not callable(function):
+                raise TypeError(f"extra rule {name!r} is not callable")
+            rules.append(_Rule(str(name), repr(str(name)), function, ("order", "portfolio", "limits", "context")))
+            names.append(str(name))
+        self._rules = tuple(rules)
+        self._names = tuple(names)
+
+    @property
+    def limits(self) -> RiskLimits:
+        """A copy of the limits this agent enforces (changing it changes nothing here)."""
+        return _rebuild(RiskLimits, self._limits)
 
     @property
     def plugins(self) -> tuple[str, ...]:
-        """Names of the plugins whose rules this agent runs."""
-        return self._impl_names
+        """Names of the plugins whose rules this agent runs (``core_risk``: the core's, always)."""
+        return self._names
 
     @property
     def fails_closed(self) -> bool:
@@ -373,7 +503,7 @@ class RiskAuditAgent:
 
     def audit(self, order: OrderRequest, portfolio: PortfolioSnapshot, context: AuditContext) -> AuditDecision:
         """Run every rule; approved only if no verdict denies. Logs the decision with its reasons."""
-        decision = self._decide(order, _readonly(portfolio), context)
+        decision = self._decide(order, portfolio, context)
         level = logging.INFO if decision.approved else logging.WARNING
         if not log.isEnabledFor(level):
             return decision
@@ -400,30 +530,62 @@ class RiskAuditAgent:
         if self._refusal is not None:
             return _fail_closed(*self._refusal)
         try:
-            results = self.hook_caller(order=order, portfolio=portfolio, limits=self.limits, context=context)
-        except Exception as exc:
-            return _fail_closed(RiskCode.RISK_AUDIT_ERROR, f"a risk rule raised {type(exc).__name__}: {exc}")
-        verdicts: list[RiskVerdict] = []
-        for result in results or ():
-            items: Iterable[Any] = result if isinstance(result, (list, tuple)) else (result,)
-            for item in items:
-                if not isinstance(item, RiskVerdict):
-                    return _fail_closed(
-                        RiskCode.RISK_AUDIT_ERROR,
-                        f"a risk rule returned {type(item).__name__}, not RiskVerdict",
-                    )
-                verdicts.append(item)
-        if not any(v.rule == CORE_RULE for v in verdicts):
-            return _fail_closed(RiskCode.CORE_RISK_MISSING, "the core risk rules gave no verdict")
+            mine = _Inputs.copy(order, portfolio, self._limits, context)
+            verdicts = core_verdicts(mine.order, mine.portfolio, mine.limits, mine.context)
+        except Exception as exc:  # inputs that are not valid: nothing to audit
+            return _fail_closed(RiskCode.RISK_AUDIT_ERROR, f"the order could not be audited: {type(exc).__name__}: {exc}")
+        for rule in self._rules:
+            verdicts.extend(self._plugin_verdicts(rule, mine.again()))
         approved = all(v.approved for v in verdicts)
         status: TradingStatus | None = None
         for verdict in verdicts:
             status = more_severe(status, verdict.status)
         return AuditDecision(approved, verdicts, status)
 
+    def _plugin_verdicts(self, rule: _Rule, inputs: _Inputs) -> list[RiskVerdict]:
+        """What one plugin rule adds: its denials and status requests (copies of them); a failure denies."""
+        from trader.strategy import plugin_failure, sigint_count
+
+        arguments = {name: getattr(inputs, name) for name in rule.argnames}
+        before = sigint_count()
+        try:
+            result = rule.function(**arguments)
+            items = _verdict_items(result)
+        except BaseException as exc:
+            plugin_failure(rule.name, "trader_audit_order", exc, before)  # re-raises a real Ctrl-C
+            items = f"raised {type(exc).__name__}: {exc}"
+        if isinstance(items, str):
+            return [RiskVerdict.deny(rule.name, RiskCode.RISK_AUDIT_ERROR,
+                                     f"plugin {rule.label}: trader_audit_order {items}; the order is denied")]
+        return [v if v.rule != CORE_RULE else attrs.evolve(v, rule=rule.name) for v in items
+                if not v.approved or v.status is not None]
+
     def breakers(self, equity: float, peak_equity: float, day_start_equity: float, context: AuditContext) -> list[RiskVerdict]:
         """The core's account breakers, checked on every candle (no order needed)."""
-        return state_verdicts(equity, peak_equity, day_start_equity, self.limits, context)
+        return state_verdicts(equity, peak_equity, day_start_equity, self._limits, context)
+
+
+def _verdict_items(result: Any) -> list[RiskVerdict] | str:
+    """Copies of the verdicts a rule returned, or what is wrong with it (``str``)."""
+    if result is None:
+        return []
+    items = list(result) if type(result) in (list, tuple) else [result]
+    out: list[RiskVerdict] = []
+    for item in items:
+        if type(item) is not RiskVerdict:
+            return f"returned {type(item).__name__}, not RiskVerdict"
+        try:
+            reasons = tuple(item.reasons)
+            if any(type(r) is not RiskReason for r in reasons):
+                return "returned a verdict whose reasons are not RiskReason"
+            reasons = tuple(RiskReason(_plain(r.code), _plain(r.message)) for r in reasons)
+            approved = item.approved
+            if type(approved) is not bool:
+                return f"returned a verdict whose approved is {type(approved).__name__}, not bool"
+            out.append(RiskVerdict(approved, _plain(item.rule), reasons, item.status))
+        except (TypeError, ValueError) as exc:
+            return f"returned an invalid verdict ({exc})"
+    return out
 
 
 def audit_plugin_names(manager: TraderPluginManager, strategy: str) -> list[str]:
@@ -431,17 +593,3 @@ def audit_plugin_names(manager: TraderPluginManager, strategy: str) -> list[str]
     from trader.plugins import CORE_PLUGINS
 
     return sorted({*CORE_PLUGINS, *manager.non_strategy_plugins(), strategy})
-
-
-def _readonly(portfolio: PortfolioSnapshot) -> PortfolioSnapshot:
-    """The snapshot with a read-only positions mapping, so no rule can change what the next one sees."""
-    if isinstance(portfolio.positions, types.MappingProxyType):
-        return portfolio
-    return PortfolioSnapshot(
-        cash=portfolio.cash,
-        equity=portfolio.equity,
-        positions=types.MappingProxyType(dict(portfolio.positions)),
-        peak_equity=portfolio.peak_equity,
-        day_start_equity=portfolio.day_start_equity,
-    )
-

@@ -38,8 +38,9 @@ from trader.engine.book import Book
 from trader.engine.brokers.base import Broker, Execution
 from trader.engine.quiet import run_fast, supports_fast_path
 from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
-from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode
+from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode, private_limits
 from trader.errors import PluginError, StateError
+from trader.strategy import signal_problem
 from trader.timeframes import timeframe_to_ms
 from trader.types import (
     AuditContext,
@@ -125,7 +126,8 @@ class TradingSession:
         self.symbol = symbol
         self.timeframe = timeframe
         self.timeframe_ms = timeframe_to_ms(timeframe)
-        self.limits = limits
+        # Orders are sized from a private copy: no plugin is ever handed this object.
+        self.limits = private_limits(limits)
         self.broker = broker
         self.store = store
         self.audit = audit
@@ -140,8 +142,8 @@ class TradingSession:
             assert saved is not None
         self._restore(saved)
 
-        self._dd_keep = 1.0 - limits.max_drawdown
-        self._daily_keep = 1.0 - limits.daily_loss_limit
+        self._dd_keep = 1.0 - self.limits.max_drawdown
+        self._daily_keep = 1.0 - self.limits.daily_loss_limit
         self._now = 0
         self._signal_ms: float | None = None
 
@@ -272,7 +274,7 @@ class TradingSession:
         if signal is not None:
             if inference_ms is not None:
                 record.inference_ms = inference_ms
-            if signal.__class__ is Signal and signal.action is _HOLD and inference_ms is None:
+            if type(signal) is Signal and signal.action is _HOLD and inference_ms is None and signal_problem(signal) is None:
                 record.action = "hold"  # the common case, kept short
                 if self._model_failures:
                     self._model_failures = 0
@@ -390,10 +392,12 @@ class TradingSession:
         log.log(level, "%s: risk status %s (%s)", self.strategy, status.value, self._status_reason)
 
     def _on_signal(self, record: StepRecord, signal: Any, close: float, equity: float, inference_ms: float | None) -> None:
-        if not isinstance(signal, Signal):
-            if not isinstance(signal, BaseException):
-                signal = PluginError(f"plugin {self.strategy!r} gave {type(signal).__name__}, not Signal")
+        if isinstance(signal, BaseException):
             self._signal_failure(record, signal)
+            return
+        problem = signal_problem(signal)  # again here: a signal can be changed after it was checked
+        if problem is not None:
+            self._signal_failure(record, PluginError(f"plugin {self.strategy!r} gave {problem}"))
             return
         action = signal.action
         record.action = _ACTION_NAMES[action]
