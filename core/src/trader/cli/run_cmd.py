@@ -24,6 +24,9 @@ from trader.cli.main import AppContext, pass_app
 @click.option("--model-version", default=None, help="Model version to load (default: the latest).")
 @click.option("--bars", "synthetic_bars", type=int, default=5000, show_default=True, help="Bars of the synthetic market when no data is stored.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
+@click.option("--isolation", type=click.Choice(["process", "inline"]), default="inline", show_default=True,
+              help="process: the strategy's code runs in a worker process without API keys, which the engine never "
+                   "imports; inline: in the engine's process (faster to start, no protection from the strategy).")
 @click.option("--quiet", is_flag=True, help="Log only the candles that traded or raised a risk event.")
 @click.option("--json", "as_json", is_flag=True, help="Print the end-of-run summary as JSON.")
 @pass_app
@@ -33,10 +36,14 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
     Ctrl-C or SIGTERM finishes the current candle, commits and exits 0; a restart
     continues after the last processed candle. `trader status` shows where it stands.
     """
-    for name in plugin_names:
-        app.plugins.strategy(name)  # refuses an unknown name with exit code 2, listing the installed ones
     if len(set(plugin_names)) != len(plugin_names):
         raise click.UsageError("each --plugin may be given once")
+    if len(plugin_names) > 1:  # each child checks its own strategy; refuse unknown names before starting any
+        manager = app.plugins_for(()) if hasattr(app, "plugins_for") else app.plugins
+        for name in plugin_names:
+            record = manager.records.get(name)
+            if record is None or not record.is_strategy or record.status not in ("loaded", "builtin"):
+                manager.strategy(name)  # the manager's own one-line error: unknown, disabled, failed or in conflict
     if len(plugin_names) > 1:
         from trader.engine.parallel import run_in_subprocesses
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from trader.engine.runner import RunOptions, RunSummary, StrategyRunner
+from trader.engine.supervision import SUPERVISOR_ENV, die_with_parent
 
 __all__ = ["run_one", "run_in_subprocesses", "stop_on_signals"]
 
@@ -38,6 +39,7 @@ _OPTION_FLAGS = {
     "synthetic_bars": "--bars",
     "seed": "--seed",
     "start_from": "--from",
+    "isolation": "--isolation",
 }
 
 
@@ -84,6 +86,7 @@ def _options(name: str, options: Mapping[str, Any]) -> RunOptions:
             synthetic_bars=int(options.get("synthetic_bars") or 5000),
             seed=int(options.get("seed") or 0),
             start_from=_start_ms(options.get("start_from")),
+            isolation=options.get("isolation") or "process",
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
@@ -98,15 +101,26 @@ def _start_ms(value: Any) -> int | None:
 
 
 def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary:
-    """Run strategy ``name`` in this process until its feed ends or a stop signal."""
+    """Run strategy ``name`` in this process until its feed ends or a stop signal.
+
+    With process isolation (the default) this process imports no strategy code at all: the
+    strategy's hooks run in its worker. Started by :func:`run_in_subprocesses`, the process
+    stops (SIGTERM: the current candle finishes and commits) when its parent dies.
+    """
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if supervisor and supervisor.isdigit():
+        die_with_parent(int(supervisor), signal.SIGTERM)
+    run_options = _options(name, options)
+    plugins_for = getattr(app, "plugins_for", None)  # TEMPORARY until the lazy manager lands
+    manager = plugins_for(() if run_options.isolation == "process" else (name,)) if plugins_for else app.plugins
     stop = threading.Event()
-    runner = StrategyRunner(app.config, app.plugins, _options(name, options), stop=stop)
+    runner = StrategyRunner(app.config, manager, run_options, stop=stop, log_format=app.log_format)
     with stop_on_signals(stop):
         return runner.run()
 
 
 def _child_argv(app: Any, name: str, options: Mapping[str, Any], as_json: bool) -> list[str]:
-    argv = [sys.executable, "-c", "from trader.cli import main; main()"]
+    argv = [sys.executable, "-P", "-c", "from trader.cli import main; main()"]
     if app.debug:
         argv.append("--debug")
     argv += ["--log-format", app.log_format, "run", "--plugin", name]
@@ -126,6 +140,7 @@ def _child_argv(app: Any, name: str, options: Mapping[str, Any], as_json: bool) 
 def run_in_subprocesses(app: Any, names: tuple[str, ...], options: Mapping[str, Any], *, as_json: bool = False) -> int:
     """Start ``trader run --plugin NAME`` for each name and wait for all; the worst exit code wins."""
     env = dict(os.environ)
+    env[SUPERVISOR_ENV] = str(os.getpid())
     env["TRADER_HOME"] = str(app.home)
     if app.config.path is not None:
         env["TRADER_CONFIG"] = str(app.config.path)

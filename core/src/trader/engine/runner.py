@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from trader.engine.factory import first_signal_row, initial_cash, paper_broker, rebalance_band, strategy_limits
-from trader.engine.history import CandleWindow
+from trader.engine.factory import initial_cash, paper_broker, rebalance_band, strategy_limits
+from trader.engine.isolation import DEFAULT_SIGNAL_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, ISOLATION_MODES
 from trader.engine.lock import StrategyLock
 from trader.engine.risk import RiskAuditAgent, audit_plugin_names
+from trader.engine.signals import SignalSource, StrategySignals, history_bars, window_size
 from trader.engine.step import TradingSession
-from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, StateError, train_command
+from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, PluginError, StateError, train_command
 from trader.timeframes import timeframe_to_ms
-from trader.types import SignalRequest
 
 if TYPE_CHECKING:
     from trader.config import TraderConfig
@@ -60,11 +59,20 @@ class RunOptions:
     seed: int = 0
     #: Replay only candles at or after this time (UTC ms); earlier ones warm the features up.
     start_from: int | None = None
+    #: ``process``: the strategy's hooks run in a worker process that holds no keys and whose code
+    #: the engine never imports; ``inline``: in this process (the Python API's default, for
+    #: strategies registered in-process). ``trader run`` defaults to ``process``.
+    isolation: str = field(default="inline")
 
     @feed.validator
     def _check_feed(self, attribute: Any, value: str) -> None:
         if value not in FEEDS:
             raise ValueError(f"unknown feed {value!r} (choose from {', '.join(FEEDS)})")
+
+    @isolation.validator
+    def _check_isolation(self, attribute: Any, value: str) -> None:
+        if value not in ISOLATION_MODES:
+            raise ValueError(f"unknown isolation {value!r} (choose from {', '.join(ISOLATION_MODES)})")
 
 
 @frozen
@@ -119,9 +127,11 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def history_bars(info: StrategyInfo, feature_warmup: int = 0) -> int:
-    """How many recent candles a strategy is shown at each step (at least 256)."""
-    return max(256, 2 * (info.warmup_bars + feature_warmup) + 2)
+def _seconds(section: dict[str, Any], key: str, default: float) -> float:
+    value = section.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise ConfigError(f"[engine] {key} must be a positive number of seconds, got {value!r}")
+    return float(value)
 
 
 def open_state_store(manager: TraderPluginManager, config: TraderConfig, name: str) -> Any:
@@ -146,26 +156,73 @@ class StrategyRunner:
         *,
         stop: threading.Event | None = None,
         exchange_factory: Callable[[], Any] | None = None,
+        log_format: str = "text",
     ) -> None:
         self.config = config
         self.manager = manager
         self.options = options
         self.stop = stop or threading.Event()
+        self.log_format = log_format
         self._exchange_factory = exchange_factory
         self._exchange: Any = None
+        self._worker: Any = None
+        self._info: Any = None
 
     # ------------------------------------------------------------------ set-up
 
-    def _strategy(self) -> Strategy:
-        strategy = self.manager.strategy(self.options.strategy)  # UnknownPluginError lists the installed ones
-        info = strategy.info
-        if not strategy.implements("trader_generate_signals"):
+    def _check_strategy(self, info: StrategyInfo, hooks: Any) -> None:
+        if "trader_generate_signals" not in hooks:
             raise NotSupportedError(f"strategy {info.name!r} does not implement trader_generate_signals")
         if self.options.timeframe not in info.timeframes:
             raise NotSupportedError(
                 f"strategy {info.name!r} does not trade {self.options.timeframe} (it supports {', '.join(info.timeframes)})"
             )
-        return strategy
+
+    def _inline_source(self, params: dict[str, Any]) -> tuple[SignalSource, StrategyInfo, tuple]:
+        """The strategy's hooks in this process (``--isolation inline``)."""
+        strategy = self.manager.strategy(self.options.strategy)  # UnknownPluginError lists the installed ones
+        info = strategy.info
+        self._check_strategy(info, strategy.record.hooks)
+        model = self._load_model(strategy) if info.requires_model else None
+        return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params), info, ()
+
+    def _worker_source(self, params: dict[str, Any]) -> tuple[SignalSource, StrategyInfo, tuple]:
+        """The strategy's hooks in a worker process (``--isolation process``); this process never imports them."""
+        from trader.engine.isolation import StrategyWorker, WorkerSignals
+        from trader.engine.wire import info_from_wire
+
+        opts = self.options
+        name = opts.strategy
+        record = self.manager.records.get(name)
+        if record is None or not record.is_strategy or record.status not in ("loaded", "builtin"):
+            self.manager.strategy(name)  # raises the manager's own error: unknown, disabled, failed or in conflict
+        spec = self.manager.entry_point(name)
+        if spec is None:
+            raise ConfigError(f"strategy {name!r} was registered in-process, not installed: run it with isolation 'inline'")
+        engine = self.config.section("engine")
+        worker = StrategyWorker(
+            spec,
+            {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
+             "model_version": None if opts.model_version is None else str(opts.model_version), "params": params},
+            signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
+            start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
+            log_format=self.log_format,
+            log_level=logging.getLevelName(logging.getLogger("trader").getEffectiveLevel()),
+        )
+        self._worker = worker
+        hello = worker.start()
+        try:
+            info = info_from_wire(hello.get("info") or {})
+        except (ValueError, TypeError) as exc:
+            raise PluginError(f"plugin {name!r}: trader_strategy_info from its worker is invalid: {exc}") from None
+        if info.name != name:
+            raise PluginError(f"plugin {name!r}: trader_strategy_info names itself {info.name!r}")
+        hooks = hello.get("hooks") if isinstance(hello.get("hooks"), list) else []
+        self._check_strategy(info, hooks)
+        if hello.get("model_version"):
+            log.info("%s: model %s loaded in the strategy worker", name, hello["model_version"])
+        rules = ((name, worker.audit),) if "trader_audit_order" in hooks else ()
+        return WorkerSignals(worker, info), info, rules
 
     def _check_live(self) -> None:
         from trader.config import exchange_credentials
@@ -223,14 +280,22 @@ class StrategyRunner:
         if opts.max_candles is not None and opts.max_candles < 1:
             raise ConfigError(f"--max-candles must be >= 1, got {opts.max_candles}")
         self._check_live()
-        strategy = self._strategy()
-        info = strategy.info
-        limits = strategy_limits(info, self.config)
         cash = initial_cash(self.config, opts.cash)
         band = rebalance_band(self.config)
-        params = self.config.plugin_params(info.name)
-        model = self._load_model(strategy) if info.requires_model else None
+        params = self.config.plugin_params(opts.strategy)
+        try:
+            if opts.isolation == "process":
+                source, info, rules = self._worker_source(params)
+            else:
+                source, info, rules = self._inline_source(params)
+            limits = strategy_limits(info, self.config)
+            return self._run(source, info, rules, limits, cash, band)
+        finally:
+            if self._worker is not None:
+                self._worker.stop()
 
+    def _run(self, source: SignalSource, info: StrategyInfo, rules: tuple, limits: Any, cash: float, band: float) -> RunSummary:
+        opts = self.options
         lock = StrategyLock(self.config.strategy_dir(info.name), info.name).acquire()
         store = None
         broker = None
@@ -252,7 +317,7 @@ class StrategyRunner:
                 limits=limits,
                 broker=broker,
                 store=store,
-                audit=RiskAuditAgent.for_strategy(self.manager, info.name, limits),
+                audit=RiskAuditAgent.for_strategy(self.manager, info.name, limits, **({"extra_rules": rules} if rules else {})),
                 initial_cash=cash,
                 rebalance_band=band,
                 latency_denies=opts.feed == "live",
@@ -262,7 +327,7 @@ class StrategyRunner:
             if hasattr(broker, "reconcile"):
                 for line in broker.reconcile(session):
                     log.info("%s: %s", info.name, line)
-            return self._loop(strategy, session, model, params)
+            return self._loop(info, source, session)
         finally:
             if broker is not None:
                 broker.close()
@@ -270,22 +335,11 @@ class StrategyRunner:
                 store.close()
             lock.release()
 
-    def _features(self, info: StrategyInfo) -> tuple[Any, list[str], int]:
-        if not info.feature_windows:
-            return None, [], 0
-        from trader.features import FeatureEngineer
-
-        engineer = FeatureEngineer(windows=list(info.feature_windows))
-        return engineer, engineer.get_feature_names(), int(engineer.warmup_bars)
-
-    def _loop(self, strategy: Strategy, session: TradingSession, model: Any, params: dict[str, Any]) -> RunSummary:
+    def _loop(self, info: StrategyInfo, signals: SignalSource, session: TradingSession) -> RunSummary:
         opts = self.options
-        info = strategy.info
-        engineer, names, feature_warmup = self._features(info)
-        window = CandleWindow(history_bars(info, feature_warmup), names)
-        first_row = first_signal_row(info)
-        updater = engineer.incremental(timeframe=opts.timeframe) if engineer is not None else None
-        items, source = self._items(session, window, engineer, updater)
+        first_row = info.warmup_bars
+        self._info = info
+        items, source = self._items(session, signals)
         log.info(
             "%s: trading %s %s on %s with the %s broker; risk status %s",
             info.name, opts.symbol, opts.timeframe, source, session.broker.name, session.status.value,
@@ -301,29 +355,8 @@ class StrategyRunner:
             if session.last_timestamp is not None and candle.timestamp <= session.last_timestamp:
                 session.process(candle, None, now=now)  # skipped, with a warning and an event
                 continue
-            features_row = updater.update(candle) if updater is not None else None
-            window.append(candle, features_row)
-            signal: Any = None
-            inference_ms = None
-            if index >= first_row:
-                candles_frame, features_frame = window.frames()
-                request = SignalRequest(
-                    strategy=info.name,
-                    symbol=opts.symbol,
-                    timeframe=opts.timeframe,
-                    candles=candles_frame,
-                    at=[len(candles_frame) - 1],
-                    features=features_frame,
-                    model=model,
-                    state=read_state() if read_state is not None else {},
-                    params=params,
-                )
-                started = time.perf_counter()
-                try:
-                    signal = strategy.generate_signals(request)[0]
-                except Exception as exc:  # counted by the breaker, never traded; the loop goes on
-                    signal = exc
-                inference_ms = (time.perf_counter() - started) * 1000
+            state = read_state() if read_state is not None and index >= first_row else {}
+            signal, inference_ms = signals.next(index, candle, state)
             record = session.process(candle, signal, inference_ms=inference_ms, now=now)
             self._log_step(record, index)
             processed += 1
@@ -343,7 +376,7 @@ class StrategyRunner:
         bh = (last_close / first_close - 1) if first_close and last_close else None
         return self._summary(session, source, processed, stopped_by, first_ts, bh)
 
-    def _items(self, session: TradingSession, window: CandleWindow, engineer: Any, updater: Any) -> tuple[Iterator, str]:
+    def _items(self, session: TradingSession, signals: SignalSource) -> tuple[Iterator, str]:
         """The feed's candles after the last processed one; warms the window and the features."""
         opts = self.options
         if opts.feed == "replay":
@@ -360,7 +393,7 @@ class StrategyRunner:
                 start = max(start, feed.start_index(opts.start_from - 1))
             if start:
                 log.info("%s: resuming after candle %d of %d (%s)", opts.strategy, start, len(feed), source)
-            self._warm(window, engineer, updater, feed.history(start))
+            signals.warm(feed.history(start))
             if start >= len(feed):
                 log.info("%s: every candle of %s is already processed", opts.strategy, source)
             return feed.items(start), source
@@ -371,7 +404,7 @@ class StrategyRunner:
 
         feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report,
                         stale_after_bars=session.limits.stale_after_bars)
-        history = feed.history(window.size + 1)
+        history = feed.history(self._live_history_bars(session))
         ts = history["timestamp"].to_numpy()
         last = session.last_timestamp
         if last is None:
@@ -382,7 +415,7 @@ class StrategyRunner:
             cut = int(np.searchsorted(ts, last, side="right"))
             if len(ts) and ts[0] > last + session.timeframe_ms:
                 log.warning("%s: candles between %d and %d are no longer available; the state has a gap", opts.strategy, last, int(ts[0]))
-        self._warm(window, engineer, updater, history.iloc[:cut])
+        signals.warm(history.iloc[:cut])
         pending = history.iloc[cut:]
 
         def items() -> Iterator:
@@ -401,16 +434,9 @@ class StrategyRunner:
 
         return items(), feed.source
 
-    @staticmethod
-    def _warm(window: CandleWindow, engineer: Any, updater: Any, history: Any) -> None:
-        if len(history) == 0:
-            return
-        features = None
-        if engineer is not None:
-            tail = history.iloc[-(window.size + int(engineer.warmup_bars) + 1) :].reset_index(drop=True)
-            features = engineer.transform(tail)
-            updater.warm(history.reset_index(drop=True))
-        window.extend(history, features)
+    def _live_history_bars(self, session: TradingSession) -> int:
+        """How many recent candles the live feed fetches to warm up: the strategy's window, and one more."""
+        return window_size(self._info) + 1
 
     def _log_step(self, record: Any, index: int) -> None:
         from trader.engine.summary import format_ms
