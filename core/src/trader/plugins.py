@@ -1,4 +1,18 @@
-"""Finding, loading and calling plugins: one :class:`TraderPluginManager` per run."""
+"""Finding, loading and calling plugins: one :class:`TraderPluginManager` per run.
+
+Two ways to load the installed entry points:
+
+- **eager** (``strategies=None``, the Python API's default): every plugin is imported in
+  this process, one at a time; an exception at import (``SystemExit`` included) is that
+  plugin's error.
+- **lazy** (``strategies=[...]``, what the CLI uses): the entry points are read from package
+  metadata, the probe (:mod:`trader.plugin_probe`) imports each in a throw-away process to
+  tell strategies from other plugins, and this process imports only the non-strategy
+  plugins and the strategies named.
+
+Either way a name must be a lower-case identifier that the core does not reserve, and a
+name registered by two distributions is a conflict: neither is loaded.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +21,40 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from trader import hookspecs
+from trader.entrypoints import (
+    ENTRY_POINT_GROUP,
+    DisabledPlugins,
+    PluginSpec,
+    check_hooks,
+    installed_specs,
+    load_plugin,
+    name_problem,
+)
 from trader.errors import PluginError, UnknownPluginError
 
 if TYPE_CHECKING:
+    from trader.plugin_probe import ProbeResult
     from trader.strategy import Strategy
     from trader.types import StrategyInfo
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginRecord", "TraderPluginManager", "BUILTIN_PLUGINS", "CORE_PLUGINS"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PluginRecord",
+    "PluginSpec",
+    "TraderPluginManager",
+    "BUILTIN_PLUGINS",
+    "CORE_PLUGINS",
+    "load_plugin",
+]
 
 log = logging.getLogger("trader.plugins")
-
-ENTRY_POINT_GROUP = "trader.plugins"
 
 #: The core's own plugins, registered through the same hooks third parties use.
 #: Core plugins cannot be disabled: the risk audit and state store are not optional.
@@ -35,6 +66,7 @@ CORE_PLUGINS: dict[str, str] = {
 BUILTIN_PLUGINS: dict[str, str] = {
     "buy_and_hold": "trader.builtin.buy_and_hold",
 }
+_CORE_DISTRIBUTION = "trader-core"
 
 
 @attrs.frozen
@@ -48,12 +80,14 @@ class PluginRecord:
     hooks: tuple[str, ...] = ()
     error: str | None = None
     is_strategy: bool = False
+    import_ms: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
 
 def disabled_from_env() -> set[str]:
+    """``TRADER_DISABLED_PLUGINS``: comma-separated ``name`` or ``name@distribution`` items."""
     raw = os.environ.get("TRADER_DISABLED_PLUGINS", "")
     return {name.strip() for name in raw.split(",") if name.strip()}
 
@@ -61,9 +95,13 @@ def disabled_from_env() -> set[str]:
 class TraderPluginManager:
     """A ``pluggy.PluginManager`` for one run, with typed helpers.
 
-    Entry points are loaded one at a time: a plugin that fails to import or that
-    implements unknown hooks is recorded with its distribution, version and error,
-    and everything else keeps working.
+    ``strategies=None`` imports every entry point in this process (eager). An iterable,
+    even an empty one, is lazy: the probe classifies the entry points, and only the
+    non-strategy plugins and these strategies are imported. ``records`` lists every
+    plugin either way. With ``on_demand`` a lazy manager imports any other strategy the
+    first time :meth:`strategy` asks for it; ``import_plugins=False`` imports no entry
+    point at all (``trader plugins``). ``probe_cache`` is the file the probe's results are
+    kept in; ``refresh_probe`` ignores what it holds.
     """
 
     def __init__(
@@ -72,11 +110,24 @@ class TraderPluginManager:
         load_entrypoints: bool = True,
         disabled: Iterable[str] | None = None,
         trace: bool | None = None,
+        strategies: Iterable[str] | None = None,
+        on_demand: bool = False,
+        import_plugins: bool = True,
+        probe_cache: Path | None = None,
+        refresh_probe: bool = False,
     ) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self.records: dict[str, PluginRecord] = {}
         self.disabled = set(disabled) if disabled is not None else disabled_from_env()
+        self._disabled = DisabledPlugins.parse(self.disabled)
+        self._specs: dict[str, PluginSpec] = {}
+        self._lazy = strategies is not None
+        self._wanted = set(strategies or ())
+        self._on_demand = on_demand
+        self._import_plugins = import_plugins
+        self._probe_cache = probe_cache
+        self._refresh_probe = refresh_probe
         if trace if trace is not None else os.environ.get("TRADER_TRACE_PLUGINS") == "1":
             self._enable_tracing()
         self._register_builtins()
@@ -95,16 +146,17 @@ class TraderPluginManager:
 
         from trader import __version__
 
-        refused = sorted(self.disabled & set(CORE_PLUGINS))
+        refused = sorted(self._disabled.names & set(CORE_PLUGINS))
         if refused:
             log.warning("core plugins cannot be disabled (risk audit and state store always run): %s", ", ".join(refused))
-        for name, module_name in CORE_PLUGINS.items():
-            self.register(importlib.import_module(module_name), name, "trader-core", __version__, status="core")
-        for name, module_name in BUILTIN_PLUGINS.items():
-            if name in self.disabled:
-                self.records[name] = PluginRecord(name, "trader-core", __version__, "disabled")
-                continue
-            self.register(importlib.import_module(module_name), name, "trader-core", __version__, status="builtin")
+        for status, plugins in (("core", CORE_PLUGINS), ("builtin", BUILTIN_PLUGINS)):
+            for name, module_name in plugins.items():
+                spec = PluginSpec(name, module_name, _CORE_DISTRIBUTION, __version__)
+                self._specs[name] = spec
+                if status == "builtin" and self._disabled.disables(spec):
+                    self.records[name] = PluginRecord(name, _CORE_DISTRIBUTION, __version__, "disabled")
+                    continue
+                self.register(importlib.import_module(module_name), name, _CORE_DISTRIBUTION, __version__, status=status)
 
     def register(
         self,
@@ -114,25 +166,20 @@ class TraderPluginManager:
         version: str = "0",
         *,
         status: str = "loaded",
+        import_ms: float | None = None,
     ) -> PluginRecord:
         """Register ``plugin`` under ``name``; unknown hooks are refused and reported."""
-        if name in self.records and self.records[name].status != "disabled":
+        if name in self.records and self.records[name].status != "disabled" and self.pm.get_plugin(name) is not None:
             raise PluginError(f"plugin {name!r} is already registered (by {self.records[name].distribution})")
         self.pm.register(plugin, name=name)
         try:
-            self._check_hooks(name, plugin)
+            check_hooks(self.pm, name, plugin)
         except PluginError:
             self.pm.unregister(plugin)
             raise
-        hooks = tuple(sorted(impl_name for impl_name in self._hook_names(plugin)))
-        record = PluginRecord(
-            name,
-            distribution,
-            version,
-            status,
-            hooks,
-            is_strategy="trader_strategy_info" in hooks,
-        )
+        hooks = tuple(sorted(self._hook_names(plugin)))
+        record = PluginRecord(name, distribution, version, status, hooks, is_strategy="trader_strategy_info" in hooks,
+                              import_ms=import_ms)
         self.records[name] = record
         return record
 
@@ -154,43 +201,90 @@ class TraderPluginManager:
     def _hook_names(self, plugin: object) -> list[str]:
         return [caller.name for caller in (self.pm.get_hookcallers(plugin) or [])]
 
-    def _check_hooks(self, name: str, plugin: object) -> None:
-        for caller in self.pm.get_hookcallers(plugin) or []:
-            if caller.spec is None:
-                raise PluginError(f"plugin {name!r} implements unknown hook {caller.name!r}")
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin:
-                    unknown = set(impl.argnames) - set(caller.spec.argnames)
-                    if unknown:
-                        raise PluginError(
-                            f"plugin {name!r}: hook {caller.name!r} asks for unknown argument(s) "
-                            f"{', '.join(sorted(unknown))}"
-                        )
+    def entry_point(self, name: str) -> PluginSpec | None:
+        """The one registration that ``name`` stands for (built-ins too); ``None`` if there is none
+        (unknown, disabled, an invalid name, or claimed by several distributions)."""
+        record = self.records.get(name)
+        if record is None or record.status == "disabled":
+            return None
+        return self._specs.get(name)
+
+    # ------------------------------------------------------------------ entry points
 
     def load_entrypoints(self) -> None:
-        """Load every ``trader.plugins`` entry point, one at a time, tolerating failures."""
-        from importlib.metadata import entry_points
+        """Read every ``trader.plugins`` entry point, refuse bad names and conflicts, then load (see the class)."""
+        usable = self._admit(installed_specs())
+        if not self._lazy:
+            for spec in usable:
+                self._load(spec)
+            return
+        from trader.plugin_probe import probe
 
-        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.metadata["Name"] if dist is not None else "<unknown>"
-            dist_version = dist.version if dist is not None else "<unknown>"
-            if ep.name in self.records and self.records[ep.name].status != "disabled":
-                self.records.setdefault(
-                    f"{ep.name} ({dist_name})",
-                    PluginRecord(ep.name, dist_name, dist_version, "error", error="name already taken"),
-                )
-                continue
-            if ep.name in self.disabled:
-                self.records[ep.name] = PluginRecord(ep.name, dist_name, dist_version, "disabled")
-                continue
-            try:
-                plugin = ep.load()
-                self.register(plugin, ep.name, dist_name, dist_version)
-            except Exception as exc:  # one broken plugin must not break the host
-                message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
-                log.warning("plugin %s (%s %s) failed to load: %s", ep.name, dist_name, dist_version, message)
-                self.records[ep.name] = PluginRecord(ep.name, dist_name, dist_version, "error", error=message)
+        results = probe(usable, cache=self._probe_cache, refresh=self._refresh_probe, retry_errors=self._wanted)
+        for spec in usable:
+            result = results[spec.name]
+            wanted = spec.name in self._wanted or not result.is_strategy
+            if result.error is None and wanted and self._import_plugins:
+                self._load(spec, probed=result)
+            else:
+                self._record_probed(spec, result)
+
+    def _key(self, spec: PluginSpec) -> str:
+        return spec.name if spec.name not in self.records else f"{spec.name}@{spec.distribution}"
+
+    def _admit(self, specs: list[PluginSpec]) -> list[PluginSpec]:
+        """The registrations that may load; the others get a record saying why not."""
+        by_name: dict[str, list[PluginSpec]] = {}
+        for spec in specs:
+            by_name.setdefault(spec.name, []).append(spec)
+        usable = []
+        for name, claims in by_name.items():
+            active = [s for s in claims if not self._disabled.disables(s)]
+            problem = name_problem(name)
+            if problem is None and len(active) > 1:
+                problem = _conflict(name, active)
+            if problem is not None:
+                for spec in active:
+                    if not self._lazy:  # a lazy manager leaves them to trader plugins and to the command naming them
+                        log.warning("plugin %s (%s) is not loaded: %s", ascii(name), spec.owner, problem)
+                    self.records[self._key(spec)] = PluginRecord(name, spec.distribution, spec.version, "error",
+                                                                 error=problem)
+            elif active:
+                self._specs[name] = active[0]
+                self.records[name] = PluginRecord(name, active[0].distribution, active[0].version, "pending")
+                usable.append(active[0])
+            for spec in claims:
+                if spec not in active:
+                    self.records[self._key(spec)] = PluginRecord(name, spec.distribution, spec.version, "disabled")
+        return usable
+
+    def _load(self, spec: PluginSpec, probed: ProbeResult | None = None) -> None:
+        """Import and register ``spec`` here; whatever goes wrong becomes its record's error."""
+        start = time.perf_counter()
+        try:
+            plugin = load_plugin(spec)
+            import_ms = (time.perf_counter() - start) * 1000
+            record = self.register(plugin, spec.name, spec.distribution, spec.version, import_ms=import_ms)
+        except BaseException as exc:  # noqa: BLE001  one broken plugin must not break the host
+            message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s (%s) failed to load: %s", spec.name, spec.owner, message)
+            self.records[spec.name] = PluginRecord(spec.name, spec.distribution, spec.version, "error",
+                                                   error=message, is_strategy=bool(probed and probed.is_strategy))
+            return
+        if self._lazy and record.is_strategy and spec.name not in self._wanted:
+            # The probe's classification was stale (or the plugin behaves differently there): keep it out.
+            log.warning("plugin %s was probed as a plugin but is a strategy; it is not used in this run", spec.name)
+            self.pm.unregister(name=spec.name)
+            self.records[spec.name] = attrs.evolve(record, status="error",
+                                                   error="is a strategy here but not in the probe (run trader plugins)")
+
+    def _record_probed(self, spec: PluginSpec, result: ProbeResult) -> None:
+        status = "error" if result.error else "loaded"
+        self.records[spec.name] = PluginRecord(spec.name, spec.distribution, spec.version, status, result.hooks,
+                                               result.error, result.is_strategy, result.import_ms)
+
+    def _imported(self, name: str) -> bool:
+        return self.pm.get_plugin(name) is not None
 
     # ------------------------------------------------------------------ tracing
 
@@ -213,7 +307,9 @@ class TraderPluginManager:
     # ------------------------------------------------------------------ strategies
 
     def strategy_names(self) -> list[str]:
-        return sorted(name for name, rec in self.records.items() if rec.is_strategy and rec.status != "error")
+        """Every installed strategy that can be used, imported in this process or not."""
+        return sorted(name for name, rec in self.records.items()
+                      if rec.is_strategy and rec.status not in ("error", "disabled") and rec.name == name)
 
     def strategy(self, name: str) -> Strategy:
         """The named strategy, or :class:`UnknownPluginError` listing the installed ones."""
@@ -229,6 +325,15 @@ class TraderPluginManager:
                     f"strategy {name!r} failed to load ({record.distribution} {record.version}): {record.error}"
                 )
             raise UnknownPluginError(f"unknown strategy {name!r}; installed strategies: {installed}")
+        if not self._imported(name):
+            if not (self._on_demand and self._import_plugins):
+                raise PluginError(
+                    f"strategy {name!r} is installed but not imported in this process "
+                    f"(this manager imports only {', '.join(sorted(self._wanted)) or 'no strategy'})"
+                )
+            self._wanted.add(name)
+            self._load(self._specs[name])
+            return self.strategy(name)
         strategy = Strategy(self, name)
         _ = strategy.info  # validates the metadata: a broken strategy is refused by name
         return strategy
@@ -243,4 +348,13 @@ class TraderPluginManager:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=remove)
 
     def non_strategy_plugins(self) -> list[str]:
-        return [name for name, rec in self.records.items() if not rec.is_strategy and rec.status in ("core", "builtin", "loaded")]
+        return [name for name, rec in self.records.items()
+                if not rec.is_strategy and rec.status in ("core", "builtin", "loaded") and self._imported(name)]
+
+
+def _conflict(name: str, claims: list[PluginSpec]) -> str:
+    owners = " and ".join(spec.owner for spec in claims)
+    fixes = " or ".join(f"{name}@{spec.distribution}" for spec in claims)
+    dists = " or ".join(spec.distribution for spec in claims)
+    return (f"plugin name {name!r} is claimed by {owners}, so none of them is loaded; "
+            f"keep one: pip uninstall {dists}, or set TRADER_DISABLED_PLUGINS={fixes}")

@@ -29,13 +29,14 @@ def _clashes(app: AppContext, name: str, distribution: str, package: str) -> str
     import importlib.util
     from importlib.metadata import PackageNotFoundError, version
 
+    from trader.entrypoints import installed_specs
     from trader.plugins import BUILTIN_PLUGINS, CORE_PLUGINS
 
     if name in CORE_PLUGINS or name in BUILTIN_PLUGINS:
         return f"plugin name {name!r} is taken by trader-core's built-in {name}"
-    record = app.plugins.records.get(name)
-    if record is not None:
-        return f"plugin name {name!r} is taken by the installed distribution {record.distribution} {record.version}"
+    for spec in installed_specs():  # package metadata only: no plugin is imported
+        if spec.name == name:
+            return f"plugin name {name!r} is taken by the installed distribution {spec.distribution} {spec.version}"
     try:
         return f"a distribution called {distribution!r} is already installed (version {version(distribution)})"
     except PackageNotFoundError:

@@ -208,7 +208,8 @@ def backtest(
         raise ConfigError("--walk-forward needs --train-bars and --test-bars")
     if walk_forward and model_version is not None:
         raise ConfigError("--model-version does not apply to --walk-forward, which trains a model for every fold")
-    strategy = app.plugins.strategy(plugin_name)  # unknown names fail here, before any data is read
+    manager = app.plugins_for([plugin_name])  # imports this strategy and no other
+    strategy = manager.strategy(plugin_name)  # unknown names fail here, before any data is read
     settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
                                 n_trials=n_trials, seed=seed)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
@@ -218,11 +219,11 @@ def backtest(
         params = training_params(app.config, plugin_name, param_pairs, epochs)
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
         with _FoldProgress(enabled=not no_progress) as progress:
-            result = run_walk_forward(app.plugins, app.config, strategy.name, candles, plan, symbol=symbol,
+            result = run_walk_forward(manager, app.config, strategy.name, candles, plan, symbol=symbol,
                                       timeframe=timeframe, source=source, start=start_ms, end=end_ms, settings=settings,
                                       progress=progress)
     else:
-        result = run_backtest(app.plugins, app.config, strategy.name, candles, symbol=symbol, timeframe=timeframe,
+        result = run_backtest(manager, app.config, strategy.name, candles, symbol=symbol, timeframe=timeframe,
                               source=source, start=start_ms, end=end_ms, settings=settings, model_version=model_version)
     if report_dir:
         from trader.backtest.report import write_report

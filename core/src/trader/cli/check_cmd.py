@@ -57,7 +57,7 @@ def check(
     from trader.data import resolve_candles
     from trader.types import TrainRequest, TrainResult
 
-    strategy = app.plugins.strategy(plugin_name)
+    strategy = app.plugins_for([plugin_name]).strategy(plugin_name)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, seed=seed,
                                       synthetic_bars=max(bars, 100))
     candles = candles.iloc[-bars:].reset_index(drop=True)

@@ -52,8 +52,9 @@ def compare(
     from trader.models import ModelPersistence
 
     names = list(dict.fromkeys(plugin_names))
+    manager = app.plugins_for(names)  # imports these strategies and no other
     for name in names:
-        app.plugins.strategy(name)  # unknown names: exit 2 naming the installed ones
+        manager.strategy(name)  # unknown names: exit 2 naming the installed ones
     store = ModelPersistence(app.config.models_dir)
     trained = [v for name in names if (v := store.latest(name, symbol, timeframe)) is not None and v.problem is None]
     if synthetic_bars is None:
@@ -63,7 +64,7 @@ def compare(
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
     params = {name: app.config.plugin_params(name) for name in [*names, "buy_and_hold"]}
     result = compare_strategies(
-        app.plugins, names, candles, symbol=symbol, timeframe=timeframe, models_dir=app.config.models_dir,
+        manager, names, candles, symbol=symbol, timeframe=timeframe, models_dir=app.config.models_dir,
         source=source, start=parse_time_ms(start, "--from") if start else None,
         end=parse_time_ms(end, "--to") if end else None, fee_bps=fee_bps, params=params,
     )

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import logging
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import click
@@ -48,6 +49,7 @@ class AppContext:
         self.log_format = log_format
         self._config = None
         self._manager = None
+        self._managers: dict[frozenset[str], Any] = {}
 
     @property
     def config(self):
@@ -62,13 +64,36 @@ class AppContext:
         return self.config.home
 
     @property
+    def plugin_cache(self):
+        """Where the plugin probe's classification is kept (see :mod:`trader.plugin_probe`)."""
+        return self.home / "cache" / "plugins.json"
+
+    @property
     def plugins(self):
-        """The run's one plugin manager."""
+        """A manager that knows every plugin and imports a strategy the first time it is asked for.
+
+        Commands that name their strategies use :meth:`plugins_for`, which imports no other.
+        """
         if self._manager is None:
             from trader.plugins import TraderPluginManager
 
-            self._manager = TraderPluginManager()
+            self._manager = TraderPluginManager(strategies=(), on_demand=True, probe_cache=self.plugin_cache)
         return self._manager
+
+    def plugins_for(self, names: Iterable[str]):
+        """A manager that imports the non-strategy plugins and the strategies ``names``, no other strategy."""
+        key = frozenset(names)
+        if key not in self._managers:
+            from trader.plugins import TraderPluginManager
+
+            self._managers[key] = TraderPluginManager(strategies=key, probe_cache=self.plugin_cache)
+        return self._managers[key]
+
+    def plugin_listing(self):
+        """A manager for ``trader plugins``: a fresh probe of every plugin, none imported here."""
+        from trader.plugins import TraderPluginManager
+
+        return TraderPluginManager(strategies=(), import_plugins=False, probe_cache=self.plugin_cache, refresh_probe=True)
 
 
 pass_app = click.make_pass_decorator(AppContext)

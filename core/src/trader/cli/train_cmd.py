@@ -105,7 +105,7 @@ def train(
     from trader.models import ModelPersistence, candles_hash, candles_range
     from trader.types import TrainRequest
 
-    strategy = app.plugins.strategy(plugin_name)
+    strategy = app.plugins_for([plugin_name]).strategy(plugin_name)
     if not strategy.trainable:
         raise NotSupportedError(f"strategy {plugin_name!r} has no model to train")
     if if_missing:
@@ -240,7 +240,7 @@ def show_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, v
 @pass_app
 def verify_model(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None) -> None:
     """Run every load check (manifest, hashes, formats, architecture) without trading."""
-    strategy = app.plugins.strategy(plugin_name)
+    strategy = app.plugins_for([plugin_name]).strategy(plugin_name)
     store, chosen = _select(app, plugin_name, symbol, timeframe, version)
     loaded = store.load(strategy, symbol, timeframe, version=chosen.version)
     click.echo(f"ok: {plugin_name} {loaded.version} ({loaded.directory}) passed every check")
