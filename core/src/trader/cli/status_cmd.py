@@ -32,7 +32,7 @@ def _open(app: AppContext, name: str):
     from trader.engine.runner import open_state_store
 
     if name in app.plugins.strategy_names():
-        return open_state_store(app.plugins, app.config, name)
+        return open_state_store(app.plugins_for([name]), app.config, name)
     from trader.engine.state import TradingState  # the strategy is uninstalled: its state is still readable
 
     return TradingState.open(name, directory, create=False)
