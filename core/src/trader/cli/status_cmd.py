@@ -23,11 +23,12 @@ def _namespaces(app: AppContext, names: tuple[str, ...]) -> list[str]:
 
 
 def _open(app: AppContext, name: str):
-    """The strategy's store through ``trader_state_store`` (its own namespace only), or ``None``."""
-    from trader.engine.state import state_path
+    """The strategy's store through ``trader_state_store`` (its own namespace only), or ``None`` without state.
 
+    Creates nothing: without a strategy folder there is no state to read.
+    """
     directory = app.config.strategy_dir(name)
-    if not state_path(directory).exists() and not directory.is_dir():
+    if not directory.is_dir():
         return None
     from trader.engine.runner import open_state_store
 
@@ -38,36 +39,60 @@ def _open(app: AppContext, name: str):
     return TradingState.open(name, directory, create=False)
 
 
+def _summary(app: AppContext, name: str) -> dict:
+    """One strategy's summary, read without writing or creating anything; ``error`` says why it could not be read."""
+    from trader.engine.lock import lock_holder
+    from trader.engine.state import StateMissingError, reading_only
+
+    running = lock_holder(app.config.strategy_dir(name))
+    try:
+        with reading_only():
+            store = _open(app, name)
+            if store is None:
+                return {"strategy": name, "account": None, "running_pid": running}
+            try:
+                summary = store.summary() if hasattr(store, "summary") else {"strategy": name, "account": None}
+            finally:
+                store.close()
+    except StateMissingError:
+        return {"strategy": name, "account": None, "running_pid": running}
+    except Exception as exc:  # a broken file or a failing store hook: named, and the others still shown
+        return {"strategy": name, "account": None, "running_pid": running, "error": _reason(exc)}
+    summary["running_pid"] = running
+    return summary
+
+
+def _reason(exc: BaseException) -> str:
+    from trader.errors import TraderError
+
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, TraderError) and text else f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, help="Only this strategy (repeatable); default: every strategy with state.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def status(app: AppContext, plugin_names: tuple[str, ...], as_json: bool) -> None:
-    """Positions, cash, equity, PnL, risk state and reason, and latency of each strategy."""
+    """Positions, cash, equity, PnL, risk state and reason, and latency of each strategy.
+
+    Writes and creates nothing. A strategy whose state cannot be read is named with the
+    reason (``error`` in --json) and the others are still shown; the exit code is then 1.
+    """
     import json
 
-    from trader.engine.lock import lock_holder
     from trader.engine.summary import format_status
 
-    summaries = []
-    for name in _namespaces(app, plugin_names):
-        store = _open(app, name)
-        if store is None:
-            summaries.append({"strategy": name, "account": None, "running_pid": None})
-            continue
-        try:
-            summary = store.summary() if hasattr(store, "summary") else {"strategy": name, "account": None}
-        finally:
-            store.close()
-        summary["running_pid"] = lock_holder(app.config.strategy_dir(name))
-        summaries.append(summary)
+    summaries = [_summary(app, name) for name in _namespaces(app, plugin_names)]
+    failed = any("error" in s for s in summaries)
     if as_json:
         click.echo(json.dumps(summaries, indent=2, default=str))
-        return
-    if not summaries:
+    elif not summaries:
         click.echo(f"no strategy has run yet in {app.home} (start one with: trader run --plugin NAME)")
-        return
-    click.echo("\n\n".join(format_status(s) for s in summaries))
+    else:
+        click.echo("\n\n".join(format_status(s) for s in summaries))
+    if failed:
+        click.get_current_context().exit(1)
 
 
 @click.command()
@@ -83,14 +108,31 @@ def resume(app: AppContext, plugin_name: str, note: str) -> None:
     import time
 
     from trader.engine.lock import StrategyLock
+    from trader.engine.state import StateMissingError, reading_only, resume_refusal
     from trader.errors import LockedError, StateError
 
     _namespaces(app, (plugin_name,))
+    never_run = StateError(f"strategy {plugin_name!r} has no state yet in {app.home} (it has never run)")
+    try:
+        with reading_only():  # checked before writing: a resume creates no state and clears no inconsistency
+            probe = _open(app, plugin_name)
+    except StateMissingError:
+        probe = None
+    if probe is None:
+        raise never_run
+    try:
+        if probe.load() is None:
+            raise never_run
+        problem = probe.ledger_problem() if hasattr(probe, "ledger_problem") else None
+        if problem is not None:
+            raise StateError(resume_refusal(plugin_name, probe.path, problem))
+    finally:
+        probe.close()
     store = _open(app, plugin_name)
-    if store is None or store.load() is None:
-        raise StateError(f"strategy {plugin_name!r} has no state yet in {app.home} (it has never run)")
     try:
         saved = store.load()
+        if saved is None:
+            raise never_run
         before = f"{saved.status.value}" + (f" ({saved.status_reason})" if saved.status_reason else "")
         lock = StrategyLock(app.config.strategy_dir(plugin_name), plugin_name)
         try:

@@ -7,35 +7,81 @@ the risk status with its reason, the last processed candle and the latency sampl
 process killed at any instant leaves the store at the end of the last committed step.
 
 The store reaches only its own namespace: it records its name on creation and refuses
-to be opened under another one.
+to be opened under another one (:func:`check_store` holds any store a plugin returns to
+that). A new file is built aside and linked into place complete, so ``state.sqlite``
+exists only with its tables and namespace; an existing file that is not a sound store
+(empty, truncated, junk, a symbolic link, tables or namespace missing, fills without an
+account) is refused with one line and left as it is, never replaced by a new account.
+
+On opening, the account is checked against its ledger (:mod:`trader.engine.ledger`:
+the cash flows and every fill, booked again); a mismatch halts the strategy with
+``STATE_INCONSISTENT``, and :meth:`TradingState.resume` refuses while it persists.
 
 Tables: ``meta``, ``account`` (one row: cash, fees, peak and day-start equity, risk
 status and reason, breaker counters), ``positions``, ``streams`` (last processed
 candle per symbol and timeframe), ``orders`` (deterministic client order ids, unique),
-``fills``, ``equity``, ``risk_events``, ``strategy_kv`` (the strategy's own state,
-JSON values, shown to it read-only as ``SignalRequest.state``), ``latency`` and
-``control`` (requests such as ``trader resume`` for a running process).
+``fills``, ``cash_flows`` (the initial deposit and any later adjustment), ``equity``,
+``risk_events``, ``strategy_kv`` (the strategy's own state, JSON values, shown to it
+read-only as ``SignalRequest.state``), ``latency`` and ``control`` (requests such as
+``trader resume`` for a running process). Schema 1 files (no ``cash_flows``) are read
+as they are and migrated when opened for writing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
+import logging
+import math
 import os
 import sqlite3
 import time
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from trader.engine import state_file
+from trader.engine.ledger import CashFlow, LedgerFill, ledger_differences, replay_ledger
 from trader.engine.records import OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
 from trader.errors import StateError
 from trader.types import OrderRequest, Position, TradingStatus
 
-__all__ = ["TradingState", "STATE_FILENAME", "SCHEMA_VERSION", "state_path"]
+__all__ = [
+    "TradingState",
+    "STATE_FILENAME",
+    "SCHEMA_VERSION",
+    "STATE_INCONSISTENT",
+    "StateMissingError",
+    "check_store",
+    "reading_only",
+    "resume_refusal",
+    "state_path",
+]
+
+log = logging.getLogger("trader.engine")
 
 STATE_FILENAME = "state.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: The reason code of a halt for an account that does not match its ledger.
+STATE_INCONSISTENT = "STATE_INCONSISTENT"
+
+_READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("trader_state_read_only", default=False)
+
+
+class StateMissingError(StateError):
+    """The strategy has no state file (it has never run)."""
+
+
+@contextlib.contextmanager
+def reading_only() -> Iterator[None]:
+    """Within it, :meth:`TradingState.open` writes nothing and creates nothing (``trader status``)."""
+    token = _READ_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _READ_ONLY.reset(token)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -134,6 +180,23 @@ CREATE TABLE IF NOT EXISTS control (
 );
 """
 
+# Schema 2: the ledger's cash flows; ``after_fill`` is the last fill id when the flow was booked.
+_CASH_FLOWS = """
+CREATE TABLE IF NOT EXISTS cash_flows (
+    id INTEGER PRIMARY KEY,
+    timestamp INTEGER NOT NULL,
+    amount REAL NOT NULL,
+    kind TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    after_fill INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_TABLES_V1 = frozenset(
+    {"meta", "account", "positions", "streams", "orders", "fills", "equity", "risk_events", "strategy_kv", "latency", "control"}
+)
+_TABLES = {1: _TABLES_V1, 2: _TABLES_V1 | {"cash_flows"}}
+
 
 def state_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / STATE_FILENAME
@@ -141,6 +204,41 @@ def state_path(directory: str | os.PathLike) -> Path:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def resume_refusal(namespace: str, path: Path, problem: str) -> str:
+    """Why ``trader resume`` refuses an account that does not match its ledger, and what to do."""
+    return (
+        f"{namespace} cannot resume: its account does not match its ledger ({problem}); restore a backup of "
+        f"{path}, or move {path.parent} away to start a fresh account"
+    )
+
+
+def check_store(store: Any, namespace: str, directory: str | os.PathLike, *, hook: Any = None) -> Any:
+    """``store`` if it is ``namespace``'s own store; :class:`~trader.errors.StateError` otherwise.
+
+    What a ``trader_state_store`` hook returned must say ``store.namespace == namespace``,
+    and a core :class:`TradingState` must also be a file that records ``namespace``. With
+    ``hook`` (the hook caller), the refusal names the plugins that implement it besides the core.
+    """
+    if store is None:
+        raise StateError(f"no plugin opened a state store for {namespace!r}")
+    own = getattr(store, "namespace", None)
+    recorded = store.recorded_namespace() if isinstance(store, TradingState) else own
+    if own == namespace and recorded == namespace:
+        return store
+    origin = f"a {type(store).__module__}.{type(store).__qualname__}"
+    if hook is not None:
+        plugins = sorted({impl.plugin_name for impl in hook.get_hookimpls()} - {"core_state"})
+        if plugins:
+            origin += f" from the trader_state_store of plugin {', '.join(repr(p) for p in plugins)}"
+    with contextlib.suppress(Exception):
+        store.close()
+    found = own if own != namespace else recorded
+    raise StateError(
+        f"the state store for {namespace!r} ({Path(directory)}) is {origin}, which belongs to namespace {found!r}; refused "
+        "(a strategy's store reaches only its own namespace)"
+    )
 
 
 class TradingState:
@@ -151,9 +249,10 @@ class TradingState:
     at most the last commits on a power failure.
     """
 
-    def __init__(self, namespace: str, path: Path, connection: sqlite3.Connection) -> None:
+    def __init__(self, namespace: str, path: Path, connection: sqlite3.Connection, schema_version: int = SCHEMA_VERSION) -> None:
         self.namespace = namespace
         self.path = path
+        self.schema_version = schema_version
         self._db = connection
 
     # ------------------------------------------------------------------ opening
@@ -166,56 +265,68 @@ class TradingState:
         *,
         durable: bool = False,
         create: bool = True,
-        readonly: bool = False,
+        readonly: bool | None = None,
     ) -> TradingState:
-        """Open (or create) the store of ``namespace`` in ``directory``."""
+        """Open the store of ``namespace`` in ``directory``, creating it only where no state file exists.
+
+        ``readonly`` (default: inside :func:`reading_only`) writes nothing and creates
+        nothing: no migration, no halt for an inconsistent ledger (``trader status``).
+        Raises :class:`StateMissingError` when there is no file and none may be created,
+        :class:`~trader.errors.StateError` (one line) when the file is not a sound store.
+        Opened for writing, an account that does not match its ledger is halted with
+        ``STATE_INCONSISTENT`` (:meth:`ledger_problem`).
+        """
+        if readonly is None:
+            readonly = _READ_ONLY.get()
         if not isinstance(namespace, str) or not namespace.strip():
             raise StateError(f"invalid state namespace {namespace!r}")
         directory = Path(directory)
         path = state_path(directory)
-        if not path.exists() and (readonly or not create):
-            raise StateError(f"no state for strategy {namespace!r} at {path} (it has never run)")
+        if not state_file.inspect_file(path):
+            if readonly or not create:
+                raise StateMissingError(f"no state for strategy {namespace!r} at {path} (it has never run)")
+            state_file.create(path, namespace, _SCHEMA + _CASH_FLOWS, SCHEMA_VERSION)
+            state_file.inspect_file(path)
+        db = None
         try:
-            if readonly:
-                db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, timeout=10)
-            else:
-                directory.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(path, isolation_level=None, timeout=10)
+            db = state_file.connect(path)
+            version = state_file.validate(db, namespace, path, _TABLES, SCHEMA_VERSION)
+            db.execute("PRAGMA foreign_keys=ON")
+            if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=10000")
+                if version < SCHEMA_VERSION:
+                    cls._migrate(db)
+                    version = SCHEMA_VERSION
+            store = cls(namespace, path, db, version)
             if not readonly:
-                db.executescript(_SCHEMA)
-                cls._claim(db, namespace, path)
-            else:
-                cls._check_namespace(db, namespace, path)
+                store._halt_if_inconsistent()
         except sqlite3.DatabaseError as exc:
-            raise StateError(f"state store {path} is unusable: {exc}") from None
-        return cls(namespace, path, db)
-
-    @staticmethod
-    def _claim(db: sqlite3.Connection, namespace: str, path: Path) -> None:
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'namespace'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('namespace', ?), ('schema_version', ?)", (namespace, str(SCHEMA_VERSION)))
-            db.execute("COMMIT")
+            if db is not None:
+                db.close()
+            raise StateError(f"state file {path} is unreadable: {exc}") from None
         except BaseException:
-            db.execute("ROLLBACK")
+            if db is not None:
+                db.close()
             raise
-        TradingState._check_namespace(db, namespace, path)
+        return store
 
     @staticmethod
-    def _check_namespace(db: sqlite3.Connection, namespace: str, path: Path) -> None:
-        row = db.execute("SELECT value FROM meta WHERE key = 'namespace'").fetchone()
-        if row is None or row[0] != namespace:
-            owner = row[0] if row else "nobody"
-            raise StateError(f"state store {path} belongs to {owner!r}, not {namespace!r}")
-        version = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if version is None or int(version[0]) > SCHEMA_VERSION:
-            raise StateError(f"state store {path} has schema version {version and version[0]}; this trader reads {SCHEMA_VERSION}")
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Schema 1 -> 2: the ledger's cash flows, starting with the initial deposit (nothing is lost)."""
+        with _Transaction(db):
+            db.execute(_CASH_FLOWS)
+            db.execute(
+                "INSERT INTO cash_flows (timestamp, amount, kind, note, after_fill) "
+                "SELECT created_at, initial_cash, 'initial', 'initial cash (recorded by the migration from schema 1)', 0 "
+                "FROM account WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM cash_flows)"
+            )
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+
+    def recorded_namespace(self) -> str | None:
+        """The namespace the file itself records (what :func:`check_store` compares)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'namespace'").fetchone()
+        return None if row is None else row[0]
 
     def set_durable(self, durable: bool) -> None:
         """``synchronous=FULL`` (fsync at every commit, live trading) or ``NORMAL``."""
@@ -241,7 +352,7 @@ class TradingState:
         return self._db.execute("SELECT 1 FROM account WHERE id = 1").fetchone() is not None
 
     def initialize(self, cash: float, timestamp: int | None = None) -> None:
-        """Create the account with ``cash``; refuses to overwrite an existing one."""
+        """Create the account with ``cash`` and its ledger's initial deposit; refuses to overwrite an existing one."""
         now = _now_ms()
         with self._transaction() as db:
             if db.execute("SELECT 1 FROM account WHERE id = 1").fetchone():
@@ -250,6 +361,95 @@ class TradingState:
                 "INSERT INTO account (id, initial_cash, cash, peak_equity, created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?)",
                 (cash, cash, cash, now, now),
             )
+            db.execute(
+                "INSERT INTO cash_flows (timestamp, amount, kind, note, after_fill) VALUES (?, ?, 'initial', 'initial cash', 0)",
+                (now if timestamp is None else timestamp, cash),
+            )
+
+    # ------------------------------------------------------------------ the ledger
+
+    def record_cash_flow(self, amount: float, kind: str, note: str = "", timestamp: int | None = None) -> float:
+        """Add ``amount`` (negative: take it out) to the cash, with its ledger row, in one transaction.
+
+        The legitimate way to change cash other than by a fill (e.g. a reconciliation
+        adjustment), so the ledger check keeps holding. Call it while no session trades
+        on this store: a session reads the account when it starts. Returns the new cash.
+        """
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
+            raise StateError(f"a cash flow must be a finite number, got {amount!r}")
+        if not isinstance(kind, str) or not kind.strip() or kind == "initial":
+            raise StateError(f"invalid cash flow kind {kind!r} (the initial deposit is written by initialize)")
+        now = _now_ms()
+        with self._transaction() as db:
+            row = db.execute("SELECT cash FROM account WHERE id = 1").fetchone()
+            if row is None:
+                raise StateError(f"strategy {self.namespace!r} has no account yet in {self.path}")
+            cash = row[0] + amount
+            if cash < 0:
+                raise StateError(f"a cash flow of {amount:,.2f} would leave {cash:,.2f} in {self.namespace}'s account")
+            (after,) = db.execute("SELECT COALESCE(MAX(id), 0) FROM fills").fetchone()
+            db.execute(
+                "INSERT INTO cash_flows (timestamp, amount, kind, note, after_fill) VALUES (?, ?, ?, ?, ?)",
+                (now if timestamp is None else timestamp, float(amount), kind, note, after),
+            )
+            db.execute("UPDATE account SET cash = ?, updated_at = ? WHERE id = 1", (cash, now))
+        return cash
+
+    def cash_flows(self) -> list[dict[str, Any]]:
+        """The ledger's cash flows, oldest first (schema 1 files: the initial cash)."""
+        cols = ("id", "timestamp", "amount", "kind", "note", "after_fill")
+        if self.schema_version >= 2:
+            return [dict(zip(cols, row, strict=True)) for row in self._db.execute(f"SELECT {', '.join(cols)} FROM cash_flows ORDER BY id")]
+        row = self._db.execute("SELECT created_at, initial_cash FROM account WHERE id = 1").fetchone()
+        return [] if row is None else [dict(zip(cols, (0, row[0], row[1], "initial", "initial cash", 0), strict=True))]
+
+    def ledger_problem(self) -> str | None:
+        """``None`` when the account matches its ledger (cash flows and fills booked again), else what differs."""
+        if self._db.in_transaction:
+            return self._ledger_problem()
+        self._db.execute("BEGIN")  # one snapshot, even while another process commits
+        try:
+            return self._ledger_problem()
+        finally:
+            self._db.execute("COMMIT")
+
+    def _ledger_problem(self) -> str | None:
+        db = self._db
+        row = db.execute("SELECT initial_cash, cash, fees_paid, realized_pnl FROM account WHERE id = 1").fetchone()
+        if row is None:
+            return None
+        flows = [CashFlow(f["amount"], f["kind"], f["after_fill"]) for f in self.cash_flows()]
+        fills = [
+            LedgerFill(*r)
+            for r in db.execute("SELECT id, client_order_id, symbol, side, quantity, price, fee FROM fills ORDER BY id")
+        ]
+        try:
+            ledger = replay_ledger(flows, fills)
+        except StateError as exc:
+            return f"the ledger is impossible: {exc}"
+        positions = {sym: (q, a, r) for sym, q, a, r in db.execute("SELECT symbol, quantity, avg_price, realized_pnl FROM positions")}
+        differences = ledger_differences(
+            ledger, initial_cash=row[0], cash=row[1], fees_paid=row[2], realized_pnl=row[3], positions=positions, fills=len(fills)
+        )
+        return "; ".join(differences) or None
+
+    def _halt_if_inconsistent(self) -> None:
+        """Halt with ``STATE_INCONSISTENT`` (status, reason and a risk event) when the ledger disagrees."""
+        problem = self.ledger_problem()
+        if problem is None:
+            return
+        reason = f"{STATE_INCONSISTENT}: {problem}"
+        log.error("%s: %s (%s)", self.namespace, reason, self.path)
+        now = _now_ms()
+        with self._transaction() as db:
+            row = db.execute("SELECT status, status_reason FROM account WHERE id = 1").fetchone()
+            if row == (TradingStatus.HALTED.value, reason):
+                return
+            db.execute(
+                "UPDATE account SET status = 'halted', status_reason = ?, status_since = ?, updated_at = ? WHERE id = 1",
+                (reason, now, now),
+            )
+            self._insert_events(db, [RiskEvent(now, "status", STATE_INCONSISTENT, problem, status=TradingStatus.HALTED)], now)
 
     def load(self, symbol: str | None = None, timeframe: str | None = None) -> SavedState | None:
         """The committed account, or ``None`` before :meth:`initialize`."""
@@ -491,6 +691,9 @@ class TradingState:
             state = self.load()
             if state is None:
                 raise StateError(f"strategy {self.namespace!r} has no account yet in {self.path}")
+            problem = self._ledger_problem()
+            if problem is not None:
+                raise StateError(resume_refusal(self.namespace, self.path, problem))
             equity = state.equity()
             last_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM risk_events").fetchone()[0]
             message = f"resumed from {state.status.value}" + (f" ({state.status_reason})" if state.status_reason else "")

@@ -43,7 +43,11 @@ def max_drawdown(equities: Any) -> float:
 
 
 def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samples: int = 1000, events: int = 10) -> dict[str, Any]:
-    """Everything ``trader status`` shows, as JSON-ready data (``account: None`` before the first run)."""
+    """Everything ``trader status`` shows, as JSON-ready data (``account: None`` before the first run).
+
+    ``ledger`` says whether the account matches its cash flows and fills now (a forgery
+    made since the last run shows here before any run halts on it).
+    """
     out: dict[str, Any] = {"strategy": store.namespace, "path": str(store.path)}
     state = store.load()
     if state is None:
@@ -67,6 +71,7 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
             }
         )
     equity = state.equity()
+    problem = store.ledger_problem()
     curve = [e for (e,) in db.execute("SELECT equity FROM equity ORDER BY timestamp, symbol")]
     orders: dict[str, int] = {}
     for status, count in db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"):
@@ -106,6 +111,7 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
                 "errors_since_resume": len(state.error_times),
                 "pending_requests": pending,
             },
+            "ledger": {"consistent": problem is None, "problem": problem, "cash_flows": len(store.cash_flows())},
             "streams": streams,
             "orders": orders,
             "fills": fills,
@@ -136,6 +142,8 @@ def format_status(summary: dict[str, Any]) -> str:
     account = summary.get("account")
     running = summary.get("running_pid")
     head = f"{name}" + (f"  (running, pid {running})" if running else "")
+    if summary.get("error"):
+        return f"{name}: state unreadable: {summary['error']}"
     if account is None:
         return f"{head}\n  no account yet (never run)"
     risk = summary["risk"]
@@ -156,6 +164,9 @@ def format_status(summary: dict[str, Any]) -> str:
             )
     if not any(p["quantity"] > 0 for p in summary["positions"]):
         lines.append("  position: flat")
+    ledger = summary.get("ledger") or {}
+    if ledger.get("problem"):
+        lines.append(f"  state INCONSISTENT with its ledger: {ledger['problem']}")
     reason = risk["reason"] or "-"
     lines.append(f"  risk {risk['status']}: {reason}" + (f" (since {format_ms(risk['since'])})" if risk["since"] else ""))
     lines.append(
