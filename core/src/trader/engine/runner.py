@@ -142,7 +142,9 @@ def open_state_store(manager: TraderPluginManager, config: TraderConfig, name: s
     store = caller(namespace=name, directory=directory)
     if store is None:
         raise StateError(f"no plugin opened a state store for {name!r}")
-    return store
+    from trader.engine.state import check_store
+
+    return check_store(store, name, directory, hook=caller)
 
 
 class StrategyRunner:
