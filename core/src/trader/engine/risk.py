@@ -349,12 +349,11 @@ class _Inputs:
 
     @classmethod
     def copy(cls, order: Any, portfolio: Any, limits: RiskLimits, context: Any) -> _Inputs:
-        return cls(_rebuild(OrderRequest, order), _portfolio_copy(portfolio), _rebuild(RiskLimits, limits),
-                   _rebuild(AuditContext, context))
+        return cls(_rebuild(OrderRequest, order), _portfolio_copy(portfolio), limits, _rebuild(AuditContext, context))
 
     def again(self) -> _Inputs:
         """Fresh copies of these (for the next rule)."""
-        return _Inputs.copy(self.order, self.portfolio, self.limits, self.context)
+        return _Inputs.copy(self.order, self.portfolio, _rebuild(RiskLimits, self.limits), self.context)
 
 
 # --------------------------------------------------------------------------- the agent
@@ -530,7 +529,7 @@ class RiskAuditAgent:
         if self._refusal is not None:
             return _fail_closed(*self._refusal)
         try:
-            mine = _Inputs.copy(order, portfolio, self._limits, context)
+            mine = _Inputs.copy(order, portfolio, self._limits, context)  # the limits: the agent's own private copy
             verdicts = core_verdicts(mine.order, mine.portfolio, mine.limits, mine.context)
         except Exception as exc:  # inputs that are not valid: nothing to audit
             return _fail_closed(RiskCode.RISK_AUDIT_ERROR, f"the order could not be audited: {type(exc).__name__}: {exc}")
