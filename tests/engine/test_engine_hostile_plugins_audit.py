@@ -224,3 +224,16 @@ def test_a_real_ctrl_c_still_stops_a_backtest_inside_the_strategy(hostile_env, t
         proc.kill()
     assert proc.returncode == 130  # the CLI's answer to Ctrl-C, not a plugin error
     assert err.strip() in ("Aborted.", "Interrupted."), err
+
+
+@pytest.mark.parametrize("command", [("backtest", "--synthetic-bars", "300", "--bootstrap", "100"),
+                                     ("run", "--max-candles", "2", "--quiet")])
+def test_the_config_may_loosen_the_strategys_limits_and_the_command_names_each_loosened_one(
+        hostile_env, trader_home, command):
+    (trader_home / "trader.toml").write_text(
+        "[plugins.greedy.risk]\nmax_position_fraction = 0.9\nmax_order_notional = 500\n")
+    proc = run_trader(command[0], "--plugin", "greedy", *command[1:], home=trader_home, env=hostile_env)
+    assert proc.returncode == 0, proc.stderr
+    (line,) = [ln for ln in proc.stderr.splitlines() if "loosens" in ln]
+    assert "WARNING" in line and "[plugins.greedy.risk] loosens the strategy's default risk limits" in line
+    assert "max_position_fraction 0.5 -> 0.9" in line and "max_order_notional" not in line  # 500 < 1000: tighter

@@ -134,9 +134,11 @@ def trader_audit_order(
     :param context: the feed's clock, the trading status and breaker counters.
     :return: one verdict, several, or ``None`` to abstain.
 
-    Every implementation runs; the order goes through only if no verdict denies it.
-    A verdict may ask for a stricter :class:`trader.types.TradingStatus`, never a
-    looser one. The core's own rules are a plugin of this hook and always run.
+    The core's own rules run first, on the audit's own copies; then each implementation
+    registered when the run started is called on fresh copies of its own (wrappers are
+    never called). The order goes through only if no verdict denies it; approvals are
+    ignored. A verdict may ask for a stricter :class:`trader.types.TradingStatus`, never
+    a looser one.
     """
 
 
