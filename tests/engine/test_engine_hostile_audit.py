@@ -488,3 +488,20 @@ def test_the_config_may_loosen_the_strategys_limits_and_each_loosened_limit_is_n
     with caplog.at_level(logging.WARNING, logger="trader.engine"):
         strategy_limits(info, tight)
     assert not caplog.records
+
+
+def test_a_rule_registered_after_the_audit_was_built_is_never_called(manager):
+    calls = []
+
+    class DenyAll:
+        @hookimpl
+        def trader_audit_order(self, order):
+            calls.append(order)
+            return RiskVerdict.deny("late", "LATE", "registered after the start")
+
+    agent = RiskAuditAgent.for_strategy(manager, "buy_and_hold", CAPS)
+    with manager.registered(DenyAll(), "late"):
+        assert agent.audit(order(quantity=1), portfolio(), context()).approved
+        assert calls == []
+        later = RiskAuditAgent.for_strategy(manager, "buy_and_hold", CAPS)  # the next run sees it
+        assert denied_codes(later.audit(order(quantity=1), portfolio(), context())) == {"LATE"}
