@@ -304,7 +304,7 @@ class TradingState:
         except sqlite3.DatabaseError as exc:
             if db is not None:
                 db.close()
-            raise StateError(f"state file {path} is unreadable: {exc}") from None
+            raise StateError(f"state file {path} is unreadable: {' '.join(str(exc).split())}") from None
         except BaseException:
             if db is not None:
                 db.close()
@@ -372,8 +372,10 @@ class TradingState:
         """Add ``amount`` (negative: take it out) to the cash, with its ledger row, in one transaction.
 
         The legitimate way to change cash other than by a fill (e.g. a reconciliation
-        adjustment), so the ledger check keeps holding. Call it while no session trades
-        on this store: a session reads the account when it starts. Returns the new cash.
+        adjustment), so the ledger check keeps holding. The drawdown peak and the day's
+        starting equity move by the same amount, so the breakers measure trading, not
+        transfers. Call it while no session trades on this store: a session reads the
+        account when it starts. Returns the new cash.
         """
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
             raise StateError(f"a cash flow must be a finite number, got {amount!r}")
@@ -392,7 +394,11 @@ class TradingState:
                 "INSERT INTO cash_flows (timestamp, amount, kind, note, after_fill) VALUES (?, ?, ?, ?, ?)",
                 (now if timestamp is None else timestamp, float(amount), kind, note, after),
             )
-            db.execute("UPDATE account SET cash = ?, updated_at = ? WHERE id = 1", (cash, now))
+            db.execute(
+                "UPDATE account SET cash = ?, peak_equity = MAX(0, peak_equity + ?), "
+                "day_start_equity = MAX(0, day_start_equity + ?), updated_at = ? WHERE id = 1",
+                (cash, float(amount), float(amount), now),
+            )
         return cash
 
     def cash_flows(self) -> list[dict[str, Any]]:

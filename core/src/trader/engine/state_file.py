@@ -128,7 +128,7 @@ def validate(db: sqlite3.Connection, namespace: str, path: Path, tables: dict[in
         raise _refuse(path, f"lacks the table{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     check = db.execute("PRAGMA quick_check").fetchone()[0]
     if check != "ok":
-        raise _refuse(path, f"is damaged ({check})")
+        raise _refuse(path, f"is damaged ({' '.join(check.replace('*** in database main ***', '').split())})")
     if db.execute("SELECT COUNT(*) FROM account").fetchone()[0] == 0:
         for table in ("fills", "orders", "positions", "equity", "cash_flows"):
             if table in names:
