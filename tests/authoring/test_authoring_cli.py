@@ -146,7 +146,7 @@ def test_uninstall_asks_first_and_a_plugin_that_breaks_on_import_is_reported(tmp
 
     installed = fresh_venv.trader("install", tmp_path / "trader-fragile")
     assert installed.returncode == 1
-    assert "Installed plugin fragile (trader-fragile 0.1.0) but it fails to load: RuntimeError: fragile is broken" in installed.stdout
+    assert "Installed plugin fragile (trader-fragile 0.1.0) but it fails to load: import raised RuntimeError: fragile is broken" in installed.stdout
     assert "installed plugin(s) fail to load: fragile" in one_error_line(installed)
     listed = fresh_venv.trader("plugins")
     assert listed.returncode == 0 and "fragile is broken" in listed.stdout  # the host survives it

@@ -39,11 +39,9 @@ import attrs
 from trader.entrypoints import PluginSpec, one_line
 from trader.errors import ConfigError, PluginError
 
-__all__ = ["ProbeResult", "probe", "import_timeout", "DEFAULT_IMPORT_TIMEOUT_S", "SLOW_IMPORT_MS", "main"]
+__all__ = ["ProbeResult", "probe", "import_timeout", "DEFAULT_IMPORT_TIMEOUT_S", "main"]
 
 DEFAULT_IMPORT_TIMEOUT_S = 30.0
-#: ``trader plugins`` names a plugin whose import takes longer than this.
-SLOW_IMPORT_MS = 500.0
 _CACHE_FORMAT = 1
 
 
