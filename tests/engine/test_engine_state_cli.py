@@ -83,6 +83,13 @@ def test_a_forged_account_halts_the_next_run_which_trades_nothing_and_resume_ref
     assert "cannot resume: its account does not match its ledger" in line and "restore a backup" in line
     assert _status(tmp_path)[1][0]["risk"]["status"] == "halted"
 
+    folder.rename(tmp_path / "forged-state")  # the documented way out: move the folder away
+    fresh = trader(tmp_path, "run", "--plugin", NAME, "--max-candles", "5", "--quiet")
+    assert fresh.returncode == 0, fresh.stderr
+    _, [summary] = _status(tmp_path)
+    assert summary["risk"]["status"] == "active" and summary["ledger"]["consistent"] is True
+    assert summary["account"]["initial_cash"] == 10_000.0
+
 
 @pytest.mark.slow
 def test_restarts_and_sigkills_keep_the_account_consistent_with_its_ledger(tmp_path):

@@ -91,6 +91,8 @@ def test_a_traded_account_matches_its_ledger_and_a_forged_cash_halts_it(tmp_path
         ("DELETE FROM positions", "BTC/USDT position 0 in the account"),
         ("INSERT INTO positions (symbol, quantity, avg_price) VALUES ('ETH/USDT', 50, 2000)", "ETH/USDT position 50"),
         ("UPDATE account SET fees_paid = 0", "fees 0.00 in the account"),
+        ("UPDATE account SET realized_pnl = 500", "realized PnL 500.00 in the account"),
+        ("UPDATE positions SET avg_price = avg_price * 2", "BTC/USDT average price"),
         ("UPDATE account SET initial_cash = 50000", "initial cash 50,000.00 in the account but 10,000.00"),
         ("DELETE FROM fills WHERE id = (SELECT MAX(id) FROM fills)", "from the ledger (initial 10,000.00, 2 fills)"),
         ("UPDATE fills SET quantity = 1000 WHERE side = 'sell'", "the ledger is impossible: fill #2"),
@@ -112,9 +114,13 @@ def test_every_forgery_of_the_account_or_a_fill_halts_the_session(tmp_path, forg
 def test_a_cash_flow_keeps_the_ledger_consistent_and_a_new_session_trades_on_it(tmp_path):
     folder = _traded_store(tmp_path)
     with TradingState.open(NAME, folder) as store:
-        before = store.load().cash
+        saved = store.load()
+        before = saved.cash
         assert store.record_cash_flow(-before / 2, "adjustment", "exchange balance") == pytest.approx(before / 2)
         assert store.ledger_problem() is None
+        after = store.load()  # the breakers measure trading, not transfers
+        assert after.peak_equity == pytest.approx(saved.peak_equity - before / 2)
+        assert after.day_start_equity == pytest.approx(saved.day_start_equity - before / 2)
         with pytest.raises(StateError, match="would leave"):
             store.record_cash_flow(-1e9, "adjustment")
         with pytest.raises(StateError, match="initial deposit"):
@@ -125,6 +131,16 @@ def test_a_cash_flow_keeps_the_ledger_consistent_and_a_new_session_trades_on_it(
     with TradingState.open(NAME, folder) as store:
         assert store.ledger_problem() is None and store.load().status is TradingStatus.ACTIVE
         assert [f["kind"] for f in store.cash_flows()] == ["initial", "adjustment"]
+
+
+def test_float_rounding_is_tolerated_and_a_cent_is_not(tmp_path):
+    folder = _traded_store(tmp_path)
+    _sql(folder, "UPDATE account SET cash = cash + 1e-7, fees_paid = fees_paid * (1 + 1e-12)")
+    with reading_only(), TradingState.open(NAME, folder) as store:
+        assert store.ledger_problem() is None
+    _sql(folder, "UPDATE account SET cash = cash + 0.01")
+    with reading_only(), TradingState.open(NAME, folder) as store:
+        assert store.ledger_problem().startswith("cash ")
 
 
 _STEP = st.tuples(st.just("step"), st.sampled_from(["buy", "sell", "hold"]), st.floats(0.05, 1.0), st.floats(-0.08, 0.08))
