@@ -50,6 +50,19 @@ risk.state_verdicts = lambda *args, **kwargs: []
 risk.CORE_RISK_PLUGIN = "nobody"
 """
 
+AUDITOR = """
+import os, sys
+
+with open(os.environ["AUDITOR_MARKER"], "a") as marker:
+    marker.write(os.path.basename(sys.argv[0]) + "\\n")
+
+from trader import hookimpl
+
+@hookimpl
+def trader_audit_order(order):
+    return None
+"""
+
 
 def strategy_body(name: str, marker_var: str, extra: str = "", description: str = "") -> str:
     return STRATEGY.format(name=name, marker_var=marker_var, extra=extra.strip().replace("\n", "\n    "),
@@ -77,11 +90,13 @@ PACKAGES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     # A strategy never run by the commands below that switches the core risk rules off when imported.
     "trader-patcher": ({"patcher": "trader_patcher"},
                        {"trader_patcher": strategy_body("patcher", "PATCHER_MARKER", PATCH_RISK)}),
+    # A plugin that is not a strategy: trusted by installation, imported by every command.
+    "trader-auditor": ({"auditor": "trader_auditor"}, {"trader_auditor": AUDITOR}),
     # A strategy whose import takes 2 s.
     "trader-slowpoke": ({"slowpoke": "trader_slowpoke"},
                         {"trader_slowpoke": strategy_body("slowpoke", "SLOWPOKE_MARKER", "import time\ntime.sleep(2)")}),
 }
-MARKERS = ("IMPOSTOR_MARKER", "BAD_NAMES_MARKER", "PATCHER_MARKER", "SLOWPOKE_MARKER")
+MARKERS = ("IMPOSTOR_MARKER", "BAD_NAMES_MARKER", "PATCHER_MARKER", "SLOWPOKE_MARKER", "AUDITOR_MARKER")
 PROBE = "plugin_probe.py"  # sys.argv[0] of the probe process
 
 
@@ -222,12 +237,15 @@ def test_listing_reports_every_hostile_plugin_and_keeps_the_genuine_ones(listing
     assert set(importers(markers, "PATCHER_MARKER")) == {PROBE}
 
 
-def test_text_listing_names_the_slow_plugin(site, markers, trader_home):
-    result = run_trader("plugins", home=trader_home, env=hostile_env(site, markers))
+def test_text_listing_names_the_slow_plugin(site, markers, warm_home):
+    probed = len(importers(markers, "SLOWPOKE_MARKER"))
+    result = run_trader("plugins", home=warm_home, env=hostile_env(site, markers))
     assert result.returncode == 0, result.stderr
+    assert len(importers(markers, "SLOWPOKE_MARKER")) == probed + 1  # trader plugins probes afresh, cache or not
     slow_lines = [line for line in result.stdout.splitlines() if line.startswith("slow to import")]
     assert len(slow_lines) == 1 and "slowpoke (2." in slow_lines[0] and "patcher" not in slow_lines[0]
     assert "strat\\u0663" in result.stdout  # a name is shown escaped, never as raw text
+    assert "auditor          trader-auditor 6.6.6  [loaded, plugin]" in result.stdout
 
 
 def test_a_bad_timeout_setting_is_one_line(site, markers, trader_home):
@@ -311,6 +329,8 @@ def test_commands_for_one_strategy_never_import_the_others(site, markers, warm_h
     # Only probes ever imported the patcher; the slow plugin was not imported again (the probe's cache held).
     assert set(importers(markers, "PATCHER_MARKER")) == {PROBE}
     assert importers(markers, "SLOWPOKE_MARKER") == probed_slowpoke
+    # The plugin that is not a strategy is imported by the commands themselves.
+    assert "trader" in importers(markers, "AUDITOR_MARKER")
     assert run_s < 10  # a loose bound for a busy machine; the run imports nothing that sleeps
 
 
@@ -350,8 +370,41 @@ def test_disabling_by_name_or_by_registration():
 def test_import_timeout_setting(monkeypatch):
     from trader.plugin_probe import import_timeout
 
+    monkeypatch.delenv("TRADER_PLUGIN_IMPORT_TIMEOUT", raising=False)
+    assert import_timeout() == 30
     monkeypatch.setenv("TRADER_PLUGIN_IMPORT_TIMEOUT", "2.5")
     assert import_timeout() == 2.5
     monkeypatch.setenv("TRADER_PLUGIN_IMPORT_TIMEOUT", "0")
     with pytest.raises(ConfigError, match="positive number of seconds"):
         import_timeout()
+
+
+# ----------------------------------------------------------------------------- eager loading (the Python API)
+
+EAGER = """
+import json
+from trader.plugins import TraderPluginManager
+manager = TraderPluginManager()
+print(json.dumps({key: [r.status, r.error] for key, r in manager.records.items()}))
+"""
+
+
+def test_eager_loading_applies_the_same_rules_in_process(site, markers, tmp_path):
+    env = {**os.environ, **hostile_env(site, markers, TRADER_DISABLED_PLUGINS="vanishes,killed,hangs")}
+    result = subprocess.run([sys.executable, "-c", EAGER], capture_output=True, text=True, env=env, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = json.loads(result.stdout)
+    assert records["exits"] == ["error", "import raised SystemExit: 3"]
+    assert records["interrupts"] == ["error", "import raised KeyboardInterrupt"]
+    assert records["dl_lstm"][0] == records["dl_lstm@trader-impostor"][0] == "error"
+    assert "invalid plugin name" in records["zz/../buy_and_hold"][1]
+    assert records["patcher"] == ["loaded", None] and records["vanishes"] == ["disabled", None]
+
+
+def test_eager_loading_cannot_survive_a_plugin_that_ends_the_process(site, markers, tmp_path):
+    """Documented: without the probe, os._exit at import ends the caller."""
+    env = {**os.environ, **hostile_env(site, markers, TRADER_DISABLED_PLUGINS="killed,hangs")}
+    result = subprocess.run([sys.executable, "-c", EAGER], capture_output=True, text=True, env=env, timeout=120,
+                            cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout == ""

@@ -25,6 +25,7 @@ __all__ = [
     "installed_specs",
     "name_problem",
     "load_plugin",
+    "import_entry_point",
     "import_failure",
     "exception_line",
     "one_line",
@@ -136,12 +137,17 @@ def import_failure(exc: BaseException) -> str:
     return f"import raised {exception_line(exc)}"
 
 
-def load_plugin(spec: PluginSpec) -> object:
-    """Import ``spec``'s object in this process; any exception, even a BaseException, is a PluginError."""
+def import_entry_point(spec: PluginSpec) -> object:
+    """Import ``spec``'s object in this process, letting whatever its import raises through."""
     from importlib.metadata import EntryPoint
 
+    return EntryPoint(spec.name, spec.value, ENTRY_POINT_GROUP).load()
+
+
+def load_plugin(spec: PluginSpec) -> object:
+    """Import ``spec``'s object in this process; any exception, even a BaseException, is a PluginError."""
     try:
-        return EntryPoint(spec.name, spec.value, ENTRY_POINT_GROUP).load()
+        return import_entry_point(spec)
     except BaseException as exc:  # sys.exit() or KeyboardInterrupt at import must not end the host
         raise PluginError(f"plugin {spec.name!r} ({spec.owner}) failed to load: {import_failure(exc)}") from exc
 

@@ -33,6 +33,9 @@ from trader.entrypoints import (
     DisabledPlugins,
     PluginSpec,
     check_hooks,
+    exception_line,
+    import_entry_point,
+    import_failure,
     installed_specs,
     load_plugin,
     name_problem,
@@ -261,12 +264,17 @@ class TraderPluginManager:
     def _load(self, spec: PluginSpec, probed: ProbeResult | None = None) -> None:
         """Import and register ``spec`` here; whatever goes wrong becomes its record's error."""
         start = time.perf_counter()
+        imported = False
         try:
-            plugin = load_plugin(spec)
+            plugin = import_entry_point(spec)
+            imported = True
             import_ms = (time.perf_counter() - start) * 1000
             record = self.register(plugin, spec.name, spec.distribution, spec.version, import_ms=import_ms)
-        except BaseException as exc:  # noqa: BLE001  one broken plugin must not break the host
-            message = str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+        except BaseException as exc:  # noqa: BLE001  sys.exit() at import included: the host goes on
+            if not imported:
+                message = import_failure(exc)
+            else:
+                message = str(exc) if isinstance(exc, PluginError) else exception_line(exc)
             log.warning("plugin %s (%s) failed to load: %s", spec.name, spec.owner, message)
             self.records[spec.name] = PluginRecord(spec.name, spec.distribution, spec.version, "error",
                                                    error=message, is_strategy=bool(probed and probed.is_strategy))
@@ -276,7 +284,8 @@ class TraderPluginManager:
             log.warning("plugin %s was probed as a plugin but is a strategy; it is not used in this run", spec.name)
             self.pm.unregister(name=spec.name)
             self.records[spec.name] = attrs.evolve(record, status="error",
-                                                   error="is a strategy here but not in the probe (run trader plugins)")
+                                                   error="a strategy when imported here, though the probe found a plugin; "
+                                                         "run trader plugins to probe again")
 
     def _record_probed(self, spec: PluginSpec, result: ProbeResult) -> None:
         status = "error" if result.error else "loaded"
