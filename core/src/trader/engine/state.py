@@ -289,7 +289,7 @@ class TradingState:
             state_file.inspect_file(path)
         db = None
         try:
-            db = state_file.connect(path)
+            db = state_file.connect(path, readonly=readonly)
             version = state_file.validate(db, namespace, path, _TABLES, SCHEMA_VERSION)
             db.execute("PRAGMA foreign_keys=ON")
             if not readonly:

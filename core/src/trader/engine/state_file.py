@@ -96,9 +96,16 @@ def inspect_file(path: Path) -> bool:
     return True
 
 
-def connect(path: Path, *, timeout: float = 10.0) -> sqlite3.Connection:
-    """A read-write connection to an existing file (``mode=rw``: never creates one)."""
-    uri = Path(os.path.abspath(path)).as_uri() + "?mode=rw"
+def connect(path: Path, *, readonly: bool = False, timeout: float = 10.0) -> sqlite3.Connection:
+    """A connection to an existing file (never creates one).
+
+    ``readonly`` with a write-ahead log present (a killed process's, or a running one's)
+    opens ``mode=ro``, so closing it never checkpoints the log into the file; without a
+    log a read-write connection is used: a read-only one would leave ``-wal``/``-shm``
+    files behind, and it writes nothing here anyway.
+    """
+    mode = "ro" if readonly and os.path.lexists(f"{path}-wal") else "rw"
+    uri = Path(os.path.abspath(path)).as_uri() + f"?mode={mode}"
     db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
     db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
     return db
