@@ -101,7 +101,7 @@ def test_a_write_failing_midway_leaves_the_previous_file_intact(tmp_path: Path, 
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pq, "write_table", write_half_then_fail)
-    with pytest.raises(OSError):
+    with pytest.raises(DataError, match="BTC_USDT-1h.parquet: disk full .No space left on device.; nothing was changed"):
         store.write("binance", "BTC/USDT", "1h", df.iloc[40:].reset_index(drop=True))
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")] == []
@@ -156,6 +156,6 @@ def test_damaged_file_is_reported_not_crashing(tmp_path: Path) -> None:
 def test_package_exports_exactly_its_public_names() -> None:
     import trader.data
 
-    modules = {"annotations", "download", "export", "frame", "importers", "ingest", "report", "resolve", "store", "synth", "validate"}
+    modules = {"annotations", "download", "export", "frame", "importers", "ingest", "limits", "report", "resolve", "store", "synth", "validate"}
     public = {n for n in vars(trader.data) if n.isidentifier() and not n.startswith("_")} - modules
     assert public == set(trader.data.__all__)

@@ -12,13 +12,14 @@ import attrs
 
 from trader.errors import ConfigError
 
-__all__ = ["DEFAULT_HOME", "TraderConfig", "resolve_home", "load_config"]
+__all__ = ["DEFAULT_HOME", "TraderConfig", "resolve_home", "load_config", "exchange_credentials", "secret_values"]
 
 #: Used when neither ``--home`` nor ``TRADER_HOME`` is given.
 DEFAULT_HOME = Path("~/.trader")
 
 SECRET_ENV = ("TRADER_API_KEY", "TRADER_API_SECRET", "TRADER_API_PASSWORD")
-_SECRET_KEYS = {"apikey", "secret", "password", "api_key", "api_secret", "uid", "privatekey", "token"}
+#: ``trader.toml`` larger than this is refused unread (a settings file is a few kilobytes).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:
@@ -51,15 +52,17 @@ class TraderConfig:
         return self.section("exchange").get("id")
 
     def ccxt_options(self) -> dict[str, Any]:
-        """The ``[exchange.ccxt]`` table, passed verbatim to the ccxt constructor. Keys in it are refused."""
+        """The ``[exchange.ccxt]`` table, passed verbatim to the ccxt constructor. Keys in it are refused
+        (checked again here for a config built without :func:`load_config`)."""
+        from trader.config_rules import check_config
+
         options = self.section("exchange", "ccxt")
-        leaked = sorted(key for key in options if key.lower() in _SECRET_KEYS)
-        if leaked:
-            raise ConfigError(
-                f"{self.path}: [exchange.ccxt] must not hold credentials ({', '.join(leaked)}); "
-                "set TRADER_API_KEY / TRADER_API_SECRET / TRADER_API_PASSWORD in the environment"
-            )
+        check_config({"exchange": {"ccxt": options}}, str(self.path or "trader.toml"))
         return options
+
+    def data_limits(self) -> dict[str, int]:
+        """The ``[data]`` table: the import limits that replace the defaults (see docs/data.md)."""
+        return self.section("data")
 
     def plugin_params(self, name: str) -> dict[str, Any]:
         """``[plugins.NAME]`` without its ``risk`` sub-table."""
@@ -96,17 +99,47 @@ def load_config(path: str | os.PathLike | None = None, home: str | os.PathLike |
         if explicit:
             raise ConfigError(f"config file not found: {config_path}")
         return TraderConfig(home=home_path)
+    from trader.config_rules import check_config
+
     try:
         with config_path.open("rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{config_path}: larger than {MAX_CONFIG_BYTES:,} bytes; is this a settings file?")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{config_path}: not UTF-8 text (byte {exc.start + 1}, line {line}); save it as UTF-8") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read: {exc.strerror}") from None
-    return TraderConfig(home=home_path, path=config_path, data=data)
+    except RecursionError:
+        raise ConfigError(f"{config_path}: invalid TOML: nested too deeply") from None
+    return TraderConfig(home=home_path, path=config_path, data=check_config(data, str(config_path)))
+
+
+def _env_secret(name: str) -> str | None:
+    """The variable with surrounding whitespace removed; ``None`` when unset or only whitespace."""
+    value = os.environ.get(name, "").strip()
+    return value or None
 
 
 def exchange_credentials() -> dict[str, str]:
-    """API credentials from the environment only, in ccxt's constructor keys."""
+    """API credentials from the environment only, in ccxt's constructor keys. A variable that is
+    empty or only whitespace counts as missing."""
     mapping = {"TRADER_API_KEY": "apiKey", "TRADER_API_SECRET": "secret", "TRADER_API_PASSWORD": "password"}
-    return {key: os.environ[env] for env, key in mapping.items() if os.environ.get(env)}
+    found = {key: _env_secret(env) for env, key in mapping.items()}
+    return {key: value for key, value in found.items() if value}
+
+
+def secret_values() -> list[str]:
+    """The credentials to mask wherever text is shown or logged: as given and URL-encoded."""
+    from urllib.parse import quote, quote_plus
+
+    values = {_env_secret(name) for name in SECRET_ENV} - {None}
+    forms = {form for value in values for form in (value, quote(value, safe=""), quote_plus(value))}
+    return sorted(forms, key=len, reverse=True)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 from trader.errors import ConfigError
 
@@ -134,8 +135,8 @@ class _FoldProgress:
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy to backtest.")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol.")
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--from", "start", default=None, help="First candle (date/time, UTC) to trade [default: the first].")
 @click.option("--to", "end", default=None, help="Last candle (date/time, UTC) to trade [default: the last].")

@@ -7,6 +7,7 @@ import json
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 
 __all__ = ["check"]
@@ -16,8 +17,8 @@ _CHECKS = ("truncation", "batch", "warmup", "persistence")
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy to check.")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol of the candles to check on.")
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol of the candles to check on.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--bars", type=click.IntRange(min=50), default=1500, show_default=True, help="Check on the last N candles.")
 @click.option("--samples", type=click.IntRange(min=2), default=12, show_default=True, help="Candles sampled per check.")

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 
 __all__ = ["compare"]
 
@@ -23,8 +24,8 @@ def _fmt(value: Any, pct: bool = False) -> str:
 
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to compare (repeat).")
-@click.option("--symbol", default="BTC/USDT", show_default=True)
-@click.option("--timeframe", default="1h", show_default=True)
+@click.option("--symbol", default="BTC/USDT", show_default=True, callback=symbol_callback)
+@click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback)
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use.")
 @click.option("--from", "start", default=None, help="Start of the held-out range (date or ms); default: after every model's training data.")
 @click.option("--to", "end", default=None, help="End of the held-out range (default: the last candle).")

@@ -8,6 +8,7 @@ import sys
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 
 _CONFLICT = click.Choice(["keep-last", "keep-first", "fail"])
 _INVALID = click.Choice(["fail", "drop"])
@@ -40,8 +41,8 @@ def list_(app: AppContext, as_json: bool) -> None:
 
 @data.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--symbol", help="Market symbol, e.g. BTC/USDT [default: from a freqtrade file name].")
-@click.option("--timeframe", help="Bar length, e.g. 1h [default: from the file name].")
+@click.option("--symbol", callback=symbol_callback, help="Market symbol, e.g. BTC/USDT [default: from a freqtrade file name].")
+@click.option("--timeframe", callback=timeframe_callback, help="Bar length, e.g. 1h [default: from the file name].")
 @click.option("--exchange", "exchange", help="Exchange label in the store [default: from a CryptoDataDownload file name, else 'imported'].")
 @click.option("--on-conflict", type=_CONFLICT, default="keep-last", show_default=True, help="Rows with the same time and different values: keep the later row in the file, the earlier, or refuse the file.")
 @click.option("--on-invalid", type=_INVALID, default="fail", show_default=True, help="Rows with an unreadable time or impossible values: refuse the file, or drop them (reported).")
@@ -67,14 +68,18 @@ def import_(
 
     Reads ccxt/freqtrade JSON, freqtrade feather, CryptoDataDownload CSV and generic
     CSV/Parquet files; the report says what was found and what was done. A file that
-    fails validation changes nothing in the store.
+    fails validation, or is larger than the [data] limits of trader.toml, changes nothing in the store.
     """
     from trader.data.ingest import import_candle_file
+    from trader.data.limits import DEFAULT_MAX_FILL_BARS, ImportLimits
     from trader.data.report import render_import
     from trader.data.validate import ImportPolicy
 
-    policy = ImportPolicy(on_conflict=on_conflict, on_invalid=on_invalid, fill_gaps=fill_gaps, drop_outliers=drop_outliers)
-    result = import_candle_file(app.home, path, symbol, timeframe, exchange, policy, dry_run=dry_run)
+    settings = app.config.data_limits()
+    limits = ImportLimits.from_settings(settings)
+    policy = ImportPolicy(on_conflict=on_conflict, on_invalid=on_invalid, fill_gaps=fill_gaps, drop_outliers=drop_outliers,
+                          max_fill_bars=settings.get("max_fill_bars", DEFAULT_MAX_FILL_BARS))
+    result = import_candle_file(app.home, path, symbol, timeframe, exchange, policy, dry_run=dry_run, limits=limits)
     if as_json:
         _echo_json(result.as_dict())
         return
@@ -84,8 +89,8 @@ def import_(
 
 @data.command("download")
 @click.option("--exchange", "exchange_id", help="ccxt exchange id, e.g. binance [default: [exchange] id in trader.toml].")
-@click.option("--symbol", required=True, help="Market symbol, e.g. BTC/USDT.")
-@click.option("--timeframe", required=True, help="Bar length, e.g. 1h.")
+@click.option("--symbol", required=True, callback=symbol_callback, help="Market symbol, e.g. BTC/USDT.")
+@click.option("--timeframe", required=True, callback=timeframe_callback, help="Bar length, e.g. 1h.")
 @click.option("--since", required=True, help="First bar, UTC: 2024-01-01 or 2024-01-01T12:00.")
 @click.option("--until", help="End (exclusive), UTC [default: now].")
 @click.option("--on-invalid", type=_INVALID, default="fail", show_default=True, help="Bars with impossible values: stop, or drop them (reported).")
@@ -162,8 +167,8 @@ def download(
 
 
 @data.command("synth")
-@click.option("--symbol", default="SYN/USDT", show_default=True, help="Symbol to store it under.")
-@click.option("--timeframe", default="1h", show_default=True, help="Bar length.")
+@click.option("--symbol", default="SYN/USDT", show_default=True, callback=symbol_callback, help="Symbol to store it under.")
+@click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback, help="Bar length.")
 @click.option("--bars", type=click.IntRange(1, 50_000_000), default=5000, show_default=True, help="Number of bars.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed; the same seed gives byte-identical data.")
 @click.option("--start", default="2024-01-01", show_default=True, help="Open time of the first bar, UTC.")

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.errors import ConfigError, NotSupportedError, train_command
 
 __all__ = ["train", "models", "parse_params", "DEFAULT_SYMBOL", "DEFAULT_TIMEFRAME"]
@@ -65,8 +66,8 @@ def _restrict(candles, source: str, start: str | None, until: str | None):
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy whose model to train (e.g. dl_lstm).")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, help="Market symbol of the candles to learn from.")
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, help="Candle timeframe.")
+@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol of the candles to learn from.")
+@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides [plugins.NAME.train]).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed: the same seed and data give the same model.")
@@ -216,8 +217,8 @@ def _model_selection(command: Any) -> Any:
     """The options that pick one stored version: ``--plugin --symbol --timeframe --model-version``."""
     for option in reversed((
         click.option("--plugin", "plugin_name", required=True),
-        click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True),
-        click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True),
+        click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback),
+        click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback),
         click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default."),
     )):
         command = option(command)

@@ -6,8 +6,9 @@ Importing this package is light; pandas, pyarrow and ccxt load when a function n
 from __future__ import annotations
 
 from trader.data.download import DownloadResult, RetryPolicy, download_candles, make_exchange
-from trader.data.frame import CANDLE_COLUMNS, check_candles, empty_candles, format_ms, parse_time_ms
+from trader.data.frame import CANDLE_COLUMNS, check_candles, empty_candles, format_ms, parse_time_ms, validate_market
 from trader.data.ingest import ImportResult, import_candle_file
+from trader.data.limits import ImportLimits
 from trader.data.resolve import resolve_candles
 from trader.data.store import CandleStore, DatasetInfo, MergeResult
 from trader.data.synth import synthetic_candles
@@ -19,6 +20,7 @@ __all__ = [
     "DatasetInfo",
     "DownloadResult",
     "Finding",
+    "ImportLimits",
     "ImportPolicy",
     "ImportResult",
     "MergeResult",
@@ -34,4 +36,5 @@ __all__ = [
     "resolve_candles",
     "synthetic_candles",
     "validate_candles",
+    "validate_market",
 ]

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from trader.data.frame import check_exchange, check_symbol, check_timeframe, format_ms
+from trader.data.frame import check_exchange, check_timeframe, format_ms, validate_market
 from trader.data.importers import raw_from_rows
 from trader.data.store import CandleStore, MergeResult
 from trader.data.validate import Finding, ImportPolicy, validate_candles
@@ -81,9 +81,14 @@ def make_exchange(config: TraderConfig, exchange_id: str | None = None, *, crede
     if credentials:
         options.update(exchange_credentials())
     try:
-        return getattr(ccxt, wanted)(options)
+        exchange = getattr(ccxt, wanted)(options)
     except Exception as exc:  # ccxt validates some options in its constructor
-        raise ConfigError(f"[exchange.ccxt]: ccxt refused the options for {wanted}: {exc}") from None
+        from trader.log import mask_secrets
+
+        raise ConfigError(f"[exchange.ccxt]: ccxt refused the options for {wanted}: {mask_secrets(_short(exc))}") from None
+    from trader.log import route_ccxt_output
+
+    return route_ccxt_output(exchange)  # verbose = true prints signed requests: masked, on stderr
 
 
 @attrs.frozen
@@ -162,14 +167,21 @@ def download_candles(
     import ccxt
 
     exchange_id = check_exchange(exchange_id or exchange.id)
-    symbol = check_symbol(symbol)
+    symbol, timeframe = validate_market(symbol, timeframe)
     step = check_timeframe(timeframe)
     policy = policy or ImportPolicy()
     retry = retry or RetryPolicy()
     retries: dict[str, int] = {}
     caller = _Caller(exchange, retry, retries, sleep)
 
-    caller.call(exchange.load_markets)
+    try:
+        caller.call(exchange.load_markets)
+    except ccxt.NetworkError as exc:
+        raise ExchangeError(_unreachable(exchange, retry, exc)) from None
+    except _Malformed as exc:
+        raise ExchangeError(f"{exchange.id}: the market list is malformed ({exc}); try again later") from None
+    except ccxt.ExchangeError as exc:
+        raise ExchangeError(f"{exchange.id} refused to list its markets: {_short(exc)}") from None
     if symbol not in (exchange.markets or {}):
         raise ExchangeError(_unknown_symbol(exchange, symbol))
     if getattr(exchange, "timeframes", None) and timeframe not in exchange.timeframes:
@@ -233,8 +245,7 @@ def download_candles(
     except ccxt.NetworkError as exc:
         flush()
         raise ExchangeError(
-            f"{exchange.id}: giving up after {retry.max_retries} retries ({type(exc).__name__}: {_short(exc)}); "
-            "what arrived is stored, run the same command again to resume"
+            f"{_unreachable(exchange, retry, exc)}; what arrived is stored, run the same command again to resume"
         ) from None
     except _Malformed as exc:
         flush()
@@ -388,6 +399,13 @@ def _unknown_symbol(exchange: Any, symbol: str) -> str:
         listing = f"valid symbols include: {', '.join(symbols[:20])}{', ...' if len(symbols) > 20 else ''}"
     count = f"{len(symbols):,} market{'' if len(symbols) == 1 else 's'}"
     return f"{exchange.id} has no market {symbol} ({count}; {listing})"
+
+
+def _unreachable(exchange: Any, retry: RetryPolicy, exc: Exception) -> str:
+    return (
+        f"{exchange.id}: cannot reach the exchange, giving up after {retry.max_retries} retries "
+        f"({type(exc).__name__}: {_short(exc)}); check the network connection (and [exchange.ccxt] urls / proxies)"
+    )
 
 
 def _short(exc: Exception) -> str:

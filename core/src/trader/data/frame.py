@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import DataError
-from trader.timeframes import format_ms, timeframe_to_ms
+from trader.timeframes import format_ms, normalize_timeframe, timeframe_to_ms
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -27,13 +27,23 @@ __all__ = [
     "check_symbol",
     "check_exchange",
     "check_timeframe",
+    "validate_market",
+    "MAX_SYMBOL_LENGTH",
+    "MAX_EXCHANGE_LENGTH",
 ]
 
 CANDLE_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 
-_SYMBOL = re.compile(r"^[A-Za-z0-9.\-]+/[A-Za-z0-9.\-]+(:[A-Za-z0-9.\-]+)?$")
-_EXCHANGE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+#: Longest symbol accepted (ccxt's longest, option symbols like ``BTC/USD:BTC-240628-60000-C``, are ~30).
+MAX_SYMBOL_LENGTH = 64
+MAX_EXCHANGE_LENGTH = 64
+# ASCII, full match: each part starts and ends with a letter or digit, so no part is ``..``,
+# hidden (``.evil``) or empty, and a symbol never names a folder
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9])?"
+_SYMBOL = re.compile(rf"{_PART}/{_PART}(?::{_PART})?")
+_EXCHANGE = re.compile(r"[a-z0-9][a-z0-9_\-]*")
+_WHITESPACE = " \t\r\n"
 
 
 def empty_candles() -> pd.DataFrame:
@@ -126,22 +136,44 @@ def parse_time_ms(value: Any, name: str = "time") -> int:
 
 
 def check_symbol(symbol: Any) -> str:
-    """A market symbol like ``BTC/USDT`` or ``BTC/USDT:USDT``; :class:`DataError` otherwise."""
-    if not isinstance(symbol, str) or not _SYMBOL.match(symbol.strip()):
-        raise DataError(f"invalid symbol {symbol!r} (expected BASE/QUOTE, e.g. BTC/USDT)")
-    return symbol.strip()
+    """A ccxt market symbol ``BASE/QUOTE[:SETTLE]`` (``BTC/USDT``, ``BTC/USDT:USDT``), ASCII, at most
+    64 characters, surrounding whitespace removed; :class:`DataError` otherwise."""
+    text = symbol.strip(_WHITESPACE) if isinstance(symbol, str) else None
+    if text is None or len(text) > MAX_SYMBOL_LENGTH or not _SYMBOL.fullmatch(text):
+        raise DataError(f"invalid symbol {_shown(symbol)} (expected BASE/QUOTE[:SETTLE] in ASCII letters, digits, '.' "
+                        f"or '-', at most {MAX_SYMBOL_LENGTH} characters, e.g. BTC/USDT)")
+    return text
 
 
 def check_exchange(exchange: Any) -> str:
-    """A lower-case exchange id like ``binance``; :class:`DataError` otherwise."""
-    if not isinstance(exchange, str) or not _EXCHANGE.match(exchange.strip()):
-        raise DataError(f"invalid exchange id {exchange!r} (expected lower-case letters, digits, '-' or '_', e.g. binance)")
-    return exchange.strip()
+    """A lower-case exchange id like ``binance``, at most 64 characters; :class:`DataError` otherwise."""
+    text = exchange.strip(_WHITESPACE) if isinstance(exchange, str) else None
+    if text is None or len(text) > MAX_EXCHANGE_LENGTH or not _EXCHANGE.fullmatch(text):
+        raise DataError(f"invalid exchange id {_shown(exchange)} (expected lower-case ASCII letters, digits, '-' or '_', "
+                        f"at most {MAX_EXCHANGE_LENGTH} characters, e.g. binance)")
+    return text
+
+
+def _shown(value: Any) -> str:
+    if not isinstance(value, str):
+        return type(value).__name__
+    text = repr(value)
+    return text if len(text) <= 42 else f"{text[:40]}... ({len(value)} characters)"
 
 
 def check_timeframe(timeframe: Any) -> int:
     """The timeframe's length in ms; :class:`DataError` when it is malformed."""
     try:
         return timeframe_to_ms(timeframe)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+
+
+def validate_market(symbol: Any, timeframe: Any) -> tuple[str, str]:
+    """``(symbol, timeframe)`` checked and in canonical form (``" 60m"`` -> ``"1h"``), before anything runs;
+    :class:`DataError` naming the bad one."""
+    symbol = check_symbol(symbol)
+    try:
+        return symbol, normalize_timeframe(timeframe)
     except ValueError as exc:
         raise DataError(str(exc)) from None

@@ -14,6 +14,11 @@ Supported (detected from the content, the extension only breaks ties):
   ``unix``, ``o/h/l/c/v``, ``vol``, ``Volume BTC``); delimiters ``, ; tab |``; a CSV without
   a header is read as Binance kline columns (open time, open, high, low, close, volume, ...).
 
+Before any rows are read, the file is checked against :class:`~trader.data.limits.ImportLimits`:
+a CSV's size and line count, a Parquet file's declared row count and the declared uncompressed
+size of the columns used, a feather file batch by batch, a JSON file's (decompressed) size,
+nesting and integer digits. Only the columns that are used are read.
+
 The result is a :class:`RawCandles`: the columns as read (nothing parsed or dropped yet),
 which column plays which part, and how rows are named in messages (``line`` for CSV,
 ``row`` otherwise, both 1-based).
@@ -21,20 +26,16 @@ which column plays which part, and how rows are named in messages (``line`` for 
 
 from __future__ import annotations
 
-import gzip
-import json
 import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import attrs
 
+from trader.data.limits import ImportLimits, bytes_text
 from trader.errors import ValidationError
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["RawCandles", "read_candle_file", "raw_from_rows", "guess_from_filename", "FORMATS"]
 
@@ -53,6 +54,8 @@ _FIELD_ALIASES = {
     "volume": ("volume", "vol", "v", "basevolume", "volumebase", "basevol", "baseassetvolume"),
 }
 _BINANCE_KLINE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
+_HEAD_BYTES = 1 << 16  # the header line of a CSV must fit
+_SYMBOL_COLUMNS = ("symbol", "pair", "market")
 
 
 @attrs.frozen
@@ -103,33 +106,46 @@ def guess_from_filename(path: str | Path) -> dict[str, str]:
     return guess
 
 
-def read_candle_file(path: str | Path, base_currency: str | None = None) -> RawCandles:
-    """Detect the format of *path* and read it; :class:`ValidationError` naming the file when it cannot."""
+def read_candle_file(path: str | Path, base_currency: str | None = None, limits: ImportLimits | None = None) -> RawCandles:
+    """Detect the format of *path* and read it within *limits*; :class:`ValidationError` naming the
+    file when it cannot."""
     path = Path(path)
-    if not path.exists():
-        raise ValidationError(f"{path}: no such file")
-    if path.is_dir():
-        raise ValidationError(f"{path}: is a folder, not a candle file")
+    limits = limits or ImportLimits()
     try:
+        if not path.exists():
+            raise ValidationError(f"{path}: no such file")
+        if path.is_dir():
+            raise ValidationError(f"{path}: is a folder, not a candle file")
         with path.open("rb") as fh:
-            head = fh.read(4096)
+            head = fh.read(_HEAD_BYTES)
     except OSError as exc:
-        raise ValidationError(f"{path}: cannot read: {exc.strerror}") from None
+        raise ValidationError(f"{str(path)[:200]}: cannot read: {exc.strerror or exc}") from None
     if not head:
         raise ValidationError(f"{path}: file is empty")
     name = path.name.lower()
     if head.startswith(b"PAR1"):
-        return _read_table(path, "parquet", base_currency)
+        return _read_parquet(path, base_currency, limits)
     if head.startswith(b"ARROW1") or name.endswith((".feather", ".arrow", ".ipc")):
-        return _read_table(path, "feather", base_currency)
+        return _read_feather(path, base_currency, limits)
     if head.startswith(b"\x1f\x8b"):
-        return _read_json(path, gzip_compressed=True, base_currency=base_currency)
+        return _read_json(path, gzip_compressed=True, base_currency=base_currency, limits=limits)
     stripped = head.lstrip()
-    if stripped[:1] in (b"[", b"{"):
-        return _read_json(path, gzip_compressed=False, base_currency=base_currency)
+    if stripped[:1] in (b"[", b"{") or stripped.startswith(b"\xef\xbb\xbf") and stripped[3:].lstrip()[:1] in (b"[", b"{"):
+        return _read_json(path, gzip_compressed=False, base_currency=base_currency, limits=limits)
     if name.endswith((".parquet", ".pq")):
-        return _read_table(path, "parquet", base_currency)
-    return _read_csv(path, head, base_currency)
+        return _read_parquet(path, base_currency, limits)
+    return _read_csv(path, head, base_currency, limits)
+
+
+def _too_many_rows(source: Any, rows: int, limits: ImportLimits, declared: bool = True) -> ValidationError:
+    what = "declares" if declared else "has"
+    return ValidationError(f"{source}: {what} {rows:,} rows, more than the import limit of {limits.max_rows:,} "
+                           "([data] max_import_rows raises it; or split the file)")
+
+
+def _too_large(source: Any, size: int, limits: ImportLimits, what: str) -> ValidationError:
+    return ValidationError(f"{source}: {what} {bytes_text(size)}, more than the import limit of "
+                           f"{bytes_text(limits.max_bytes)} ([data] max_import_bytes raises it; or split the file)")
 
 
 # ---------------------------------------------------------------------------- column mapping
@@ -189,10 +205,13 @@ def _symbol_in(frame: Any, columns: list[Any]) -> str | None:
 # ---------------------------------------------------------------------------- readers
 
 
-def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
+def _read_csv(path: Path, head: bytes, base_currency: str | None, limits: ImportLimits) -> RawCandles:
     import numpy as np
     import pandas as pd
 
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise _too_large(path, size, limits, "is")
     text = head.decode("utf-8", "replace").lstrip("\ufeff")
     lines = text.splitlines()
     preamble = 0
@@ -203,27 +222,46 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
         notes.append(f"skipped {preamble} line(s) before the header")
     if preamble >= len(lines):
         raise ValidationError(f"{path}: no header or rows found")
+    if len(lines) == preamble + 1 and len(head) == _HEAD_BYTES and not head.endswith(b"\n"):
+        raise ValidationError(f"{path}: the first line is longer than {_HEAD_BYTES // 1024} KiB; not a candle CSV")
     header_line = lines[preamble]
     delimiter = max([",", ";", "\t", "|"], key=header_line.count)
     if header_line.count(delimiter) == 0:
         raise ValidationError(f"{path}: not a CSV file with at least 6 columns (line {preamble + 1}: {header_line[:60]!r})")
+    line_count = _count_lines(path)
+    if line_count - preamble - 1 > limits.max_rows:
+        raise _too_many_rows(path, line_count - preamble - 1, limits, declared=False)
     first_field = header_line.split(delimiter)[0].strip().strip('"')
     headerless = bool(re.fullmatch(r"-?\d+(\.\d+)?([eE][+-]?\d+)?", first_field))
+    options: dict[str, Any] = dict(
+        sep=delimiter,
+        skiprows=preamble,
+        skip_blank_lines=False,
+        encoding="utf-8-sig",
+        compression=None,  # a compressed file is never inflated unchecked
+        na_values=["NULL", "null", "NaN", "nan", "None", ""],
+        keep_default_na=False,
+    )
+    all_columns: list[Any]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", pd.errors.DtypeWarning)  # mixed columns are parsed per value later
-            frame = pd.read_csv(
-                path,
-                sep=delimiter,
-                skiprows=preamble,
-                header=None if headerless else 0,
-                skip_blank_lines=False,
-                encoding="utf-8-sig",
-                na_values=["NULL", "null", "NaN", "nan", "None", ""],
-                keep_default_na=False,
-            )
+            if headerless:
+                width = header_line.count(delimiter) + 1
+                if width < 6:
+                    raise ValidationError(f"{path}: a CSV without a header needs at least 6 columns (open time, open, high, low, close, volume)")
+                all_columns = list(_BINANCE_KLINE_COLUMNS)
+                frame = pd.read_csv(path, header=None, usecols=range(6), names=all_columns, **options)
+                notes.append("no header: read as Binance kline columns (open time, open, high, low, close, volume)")
+                mapping = _map_columns(all_columns, str(path), base_currency)
+            else:
+                all_columns = list(pd.read_csv(path, header=0, nrows=0, **options).columns)
+                symbol_columns = [c for c in all_columns if _norm(c) in _SYMBOL_COLUMNS]
+                mapping = _map_columns(all_columns, str(path), base_currency, _symbol_hint(path, all_columns, symbol_columns, options))
+                used = {*mapping.values(), *symbol_columns}
+                frame = pd.read_csv(path, header=0, usecols=lambda c: c in used, **options)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError(f"{path}: cannot read as CSV: {str(exc).splitlines()[0]}") from None
+        raise ValidationError(f"{path}: cannot read as CSV: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     except pd.errors.EmptyDataError:
         raise ValidationError(f"{path}: no rows") from None
     first_line = preamble + (1 if headerless else 2)
@@ -232,15 +270,11 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
     if blank.any():
         notes.append(f"skipped {int(blank.sum())} blank line(s)")
         frame, rows = frame[~blank].reset_index(drop=True), rows[~blank]
-    if headerless:
-        if frame.shape[1] < 6:
-            raise ValidationError(f"{path}: a CSV without a header needs at least 6 columns (open time, open, high, low, close, volume)")
-        frame.columns = [*_BINANCE_KLINE_COLUMNS, *(f"column_{i + 7}" for i in range(frame.shape[1] - 6))]
-        notes.append("no header: read as Binance kline columns (open time, open, high, low, close, volume)")
-    columns = list(frame.columns)
-    symbol_in_file = _symbol_in(frame, columns)
-    mapping = _map_columns(columns, str(path), base_currency, symbol_in_file)
-    is_cdd = {"unix", "date", "symbol"} <= {_norm(c) for c in columns} and any(_norm(c).startswith("volume") for c in columns)
+    symbol_in_file = _symbol_in(frame, list(frame.columns))
+    if symbol_in_file and not headerless:
+        mapping = _map_columns(all_columns, str(path), base_currency, symbol_in_file)
+    norms = {_norm(c) for c in all_columns}
+    is_cdd = {"unix", "date", "symbol"} <= norms and any(_norm(c).startswith("volume") for c in all_columns)
     return RawCandles(
         source=str(path),
         format="cryptodatadownload-csv" if is_cdd else "csv",
@@ -253,16 +287,128 @@ def _read_csv(path: Path, head: bytes, base_currency: str | None) -> RawCandles:
     )
 
 
-def _read_table(path: Path, kind: str, base_currency: str | None) -> RawCandles:
-    import numpy as np
+def _symbol_hint(path: Path, columns: list[Any], symbol_columns: list[Any], options: dict[str, Any]) -> str | None:
+    """The file's symbol when the volume column must be chosen by it (several ``Volume X`` columns)."""
     import pandas as pd
 
+    volumes = [c for c in columns if _norm(c).startswith("volume") and len(_norm(c)) > len("volume")]
+    if len(volumes) < 2 or not symbol_columns:
+        return None
+    sample = pd.read_csv(path, header=0, nrows=1000, usecols=symbol_columns, **options)
+    return _symbol_in(sample, symbol_columns)
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 24):
+            count += chunk.count(b"\n")
+    return count + 1
+
+
+def _read_parquet(path: Path, base_currency: str | None, limits: ImportLimits) -> RawCandles:
+    import pyarrow.parquet as pq
+
     try:
-        frame = pd.read_parquet(path) if kind == "parquet" else pd.read_feather(path)
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise _too_large(path, size, limits, "is")
+        parquet = pq.ParquetFile(path)
+        meta = parquet.metadata
+        if meta.num_rows > limits.max_rows:
+            raise _too_many_rows(path, meta.num_rows, limits)
+        schema = parquet.schema_arrow
+        names = list(schema.names)
+        index = [c for c in (schema.pandas_metadata or {}).get("index_columns", []) if isinstance(c, str) and c in names]
+        used = list(dict.fromkeys([*_used_columns(names, str(path), base_currency), *index]))
+        declared = 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                column = group.column(c)
+                if any(column.path_in_schema == n or column.path_in_schema.startswith(f"{n}.") for n in used):
+                    declared += max(column.total_uncompressed_size, 0)
+        if declared > limits.max_bytes:
+            raise _too_large(path, declared, limits, "declares columns of")
+        # a dictionary page repeats one value for many rows: text is read as it is stored, then measured
+        strings = [n for n in used if _is_text(schema.field(n).type)]
+        table = pq.ParquetFile(path, read_dictionary=strings).read(columns=used, use_pandas_metadata=True)
+    except ValidationError:
+        raise
     except Exception as exc:  # pyarrow raises a family of its own
-        raise ValidationError(f"{path}: cannot read as {kind}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise ValidationError(f"{path}: cannot read as parquet: {_first_line(exc)}") from None
+    return _from_arrow(table, path, "parquet", base_currency, limits)
+
+
+def _read_feather(path: Path, base_currency: str | None, limits: ImportLimits) -> RawCandles:
+    import pyarrow as pa
+
+    try:
+        size = path.stat().st_size
+        if size > limits.max_bytes:
+            raise _too_large(path, size, limits, "is")
+        with pa.memory_map(str(path)) as source:
+            reader = pa.ipc.open_file(source)
+            used = _used_columns(list(reader.schema.names), str(path), base_currency)
+            batches, rows, nbytes = [], 0, 0
+            for i in range(reader.num_record_batches):  # checked batch by batch as they are read
+                batch = reader.get_batch(i).select(used)
+                rows += batch.num_rows
+                nbytes += batch.nbytes
+                if rows > limits.max_rows:
+                    raise _too_many_rows(path, rows, limits, declared=False)
+                if nbytes > limits.max_bytes:
+                    raise _too_large(path, nbytes, limits, "holds at least")
+                batches.append(batch)
+            table = pa.Table.from_batches(batches) if batches else reader.schema.empty_table().select(used)
+    except ValidationError:
+        raise
+    except Exception as exc:  # pyarrow raises a family of its own
+        raise ValidationError(f"{path}: cannot read as feather: {_first_line(exc)}") from None
+    return _from_arrow(table, path, "feather", base_currency, limits)
+
+
+def _used_columns(names: list[str], source: str, base_currency: str | None) -> list[str]:
+    """The columns :func:`_map_columns` may choose from, and the symbol column: all that is read."""
+    known = {_norm(a) for a in _TIME_ALIASES} | {a for aliases in _FIELD_ALIASES.values() for a in aliases}
+    known |= set(_SYMBOL_COLUMNS)
+    return [n for n in names if _norm(n) in known or _norm(n).startswith("volume")]
+
+
+def _is_text(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind) or pa.types.is_large_binary(kind)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _from_arrow(table: Any, path: Path, kind: str, base_currency: str | None, limits: ImportLimits) -> RawCandles:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows > limits.max_rows:
+        raise _too_many_rows(path, table.num_rows, limits, declared=False)
+    decoded = 0
+    for column in table.columns:
+        for chunk in column.chunks:
+            if pa.types.is_dictionary(chunk.type) and _is_text(chunk.type.value_type):
+                lengths = pc.binary_length(chunk.dictionary).fill_null(0)
+                decoded += int(pc.sum(pc.take(lengths, chunk.indices.fill_null(0))).as_py() or 0)
+            else:
+                decoded += chunk.nbytes
+    if decoded > limits.max_bytes:
+        raise _too_large(path, decoded, limits, "decodes to")
+    frame = table.to_pandas()
     if not isinstance(frame.index, pd.RangeIndex):
         frame = frame.reset_index()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            frame[name] = frame[name].astype(object)  # the same string objects, not copies
     columns = list(frame.columns)
     symbol_in_file = _symbol_in(frame, columns)
     mapping = _map_columns(columns, str(path), base_currency, symbol_in_file)
@@ -280,21 +426,20 @@ def _read_table(path: Path, kind: str, base_currency: str | None) -> RawCandles:
     )
 
 
-def _read_json(path: Path, gzip_compressed: bool, base_currency: str | None) -> RawCandles:
+def _read_json(path: Path, gzip_compressed: bool, base_currency: str | None, limits: ImportLimits) -> RawCandles:
     import pandas as pd
 
-    try:
-        if gzip_compressed:
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                data = json.load(fh)
-        else:
-            with path.open("r", encoding="utf-8-sig") as fh:
-                data = json.load(fh)
-    except (json.JSONDecodeError, UnicodeDecodeError, EOFError, gzip.BadGzipFile, OSError) as exc:
-        raise ValidationError(f"{path}: not valid JSON: {exc}") from None
+    from trader.bounded_json import loads_bounded, read_json_bytes
+
+    text = read_json_bytes(path, limits.max_json_bytes, gzip_compressed=gzip_compressed, error=ValidationError)
+    data = loads_bounded(text, str(path), max_depth=limits.max_json_depth, max_int_digits=limits.max_int_digits,
+                         error=ValidationError)
+    del text
     source = str(path)
     if isinstance(data, Mapping):
         if all(isinstance(v, (list, Mapping)) for v in data.values()) and data:
+            if any(len(v) > limits.max_rows for v in data.values()):
+                raise _too_many_rows(source, max(len(v) for v in data.values()), limits, declared=False)
             try:
                 frame = pd.DataFrame(data)
             except (ValueError, TypeError) as exc:
@@ -305,6 +450,8 @@ def _read_json(path: Path, gzip_compressed: bool, base_currency: str | None) -> 
         raise ValidationError(f"{source}: JSON must be a list of candles")
     if not data:
         raise ValidationError(f"{source}: no candles (empty list)")
+    if len(data) > limits.max_rows:
+        raise _too_many_rows(source, len(data), limits, declared=False)
     if all(isinstance(item, Mapping) for item in data):
         return _named_table(pd.DataFrame.from_records(data), source, "json", base_currency)
     return raw_from_rows(data, source, fmt="ohlcv-json")

@@ -8,8 +8,9 @@ from typing import Any
 
 import attrs
 
-from trader.data.frame import check_exchange, check_symbol, check_timeframe
+from trader.data.frame import check_exchange, validate_market
 from trader.data.importers import guess_from_filename, read_candle_file
+from trader.data.limits import ImportLimits
 from trader.data.store import CandleStore, MergeResult
 from trader.data.validate import ImportPolicy, ValidationReport, validate_candles
 from trader.errors import ConfigError, DataError
@@ -46,11 +47,13 @@ def import_candle_file(
     exchange: str | None = None,
     policy: ImportPolicy | None = None,
     dry_run: bool = False,
+    limits: ImportLimits | None = None,
 ) -> ImportResult:
     """Validate *path* and merge it into the store under ``home``; nothing is written when it fails.
 
     *symbol*, *timeframe* and *exchange* default to what the file name tells
     (``ETH_BTC-5m.feather``, ``Binance_BTCUSDT_1h.csv``); the exchange otherwise to ``imported``.
+    The file is checked against *limits* before its rows are read.
     """
     path = Path(path)
     guess = guess_from_filename(path)
@@ -61,12 +64,11 @@ def import_candle_file(
     if not timeframe:
         raise ConfigError(f"{path}: --timeframe is required (the file name does not tell)")
     try:
-        symbol = check_symbol(symbol)
-        check_timeframe(timeframe)
+        symbol, timeframe = validate_market(symbol, timeframe)
         exchange = check_exchange(exchange or guess.get("exchange") or DEFAULT_IMPORT_EXCHANGE)
     except DataError as exc:
         raise ConfigError(str(exc)) from None
-    raw = read_candle_file(path, base_currency=symbol.split("/")[0])
+    raw = read_candle_file(path, base_currency=symbol.split("/")[0], limits=limits)
     clean = validate_candles(raw, timeframe, policy or ImportPolicy(), symbol=symbol)
     merge = None
     if not dry_run:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from trader.data.frame import check_symbol, check_timeframe
+from trader.data.frame import validate_market
 from trader.data.store import CandleStore
 from trader.data.synth import synthetic_candles, synthetic_source
 from trader.errors import DataError
@@ -33,8 +33,7 @@ def resolve_candles(
     (``"synthetic market (seed 0)"``); a stored dataset's source is like
     ``"stored binance BTC/USDT 1h (36,062 bars)"``.
     """
-    symbol = check_symbol(symbol)
-    check_timeframe(timeframe)
+    symbol, timeframe = validate_market(symbol, timeframe)
     store = CandleStore(home)
     if exchange is not None:
         if not store.exists(exchange, symbol, timeframe):

@@ -17,6 +17,7 @@ each other's rows.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
@@ -30,10 +31,10 @@ from trader.data.frame import (
     CANDLE_COLUMNS,
     check_candles,
     check_exchange,
-    check_symbol,
     check_timeframe,
     format_ms,
     parse_time_ms,
+    validate_market,
 )
 from trader.errors import DataError
 
@@ -139,10 +140,10 @@ class CandleStore:
     # ------------------------------------------------------------------ paths
 
     def path_for(self, exchange: str, symbol: str, timeframe: str) -> Path:
-        """Where the dataset lives (whether or not it exists)."""
+        """Where the dataset lives (whether or not it exists); the timeframe in canonical form, so
+        ``60m`` and ``1h`` are one dataset."""
         exchange = check_exchange(exchange)
-        symbol = check_symbol(symbol)
-        check_timeframe(timeframe)
+        symbol, timeframe = validate_market(symbol, timeframe)
         return self.root / exchange / f"{_file_stem(symbol, timeframe)}.parquet"
 
     def exists(self, exchange: str, symbol: str, timeframe: str) -> bool:
@@ -150,8 +151,7 @@ class CandleStore:
 
     def exchanges_with(self, symbol: str, timeframe: str) -> list[str]:
         """Exchanges that hold a dataset for *symbol* and *timeframe*, sorted."""
-        name = f"{_file_stem(check_symbol(symbol), timeframe)}.parquet"
-        check_timeframe(timeframe)
+        name = f"{_file_stem(*validate_market(symbol, timeframe))}.parquet"
         if not self.root.is_dir():
             return []
         return sorted(p.parent.name for p in self.root.glob(f"*/{name}") if p.is_file())
@@ -252,6 +252,8 @@ class CandleStore:
         import pandas as pd
 
         path = self.path_for(exchange, symbol, timeframe)
+        exchange = check_exchange(exchange)
+        symbol, timeframe = validate_market(symbol, timeframe)
         step = check_timeframe(timeframe)
         check_candles(df, "incoming candles")
         incoming = df.reset_index(drop=True).copy()
@@ -266,8 +268,7 @@ class CandleStore:
                 f"incoming candles: row {row}: timestamp {format_ms(int(incoming['timestamp'].iloc[row]))} "
                 f"is not on the {timeframe} grid"
             )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock(path):
+        with _writing(path), self._lock(path):
             if path.is_file() and not replace:
                 stored = self._read_all(path)
             else:
@@ -319,7 +320,7 @@ class CandleStore:
     def delete(self, exchange: str, symbol: str, timeframe: str) -> bool:
         """Remove a dataset; ``False`` when there was none."""
         path = self.path_for(exchange, symbol, timeframe)
-        with self._lock(path):
+        with _writing(path), self._lock(path):
             if path.is_file():
                 path.unlink()
                 return True
@@ -381,6 +382,29 @@ class CandleStore:
                 yield
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """Turn what the file system can do to a write (read-only, full, too long a name) into one
+    :class:`DataError` line with the cause and what to do; the stored file is unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(write_error_text(path, exc)) from None
+
+
+def write_error_text(path: Path, exc: OSError) -> str:
+    """One line: where, why (the original error, not a later clean-up's) and what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"{path}: disk full ({reason}); nothing was changed: free some space and run the same command again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{path}: cannot write ({reason}); nothing was changed: make the trader home writable or choose "
+                "another with --home / TRADER_HOME")
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{str(path)[:120]}...: name too long for the file system ({reason}); use a shorter --home"
+    return f"{path}: cannot write ({reason}); nothing was changed"
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -21,7 +21,8 @@ Policies (also in ``docs/data.md``):
   difference and examples.
 - **Gaps** are reported (count, missing bars, largest, examples) and never filled unless
   ``fill_gaps``: then each missing bar becomes a flat candle at the previous close with zero
-  volume, flagged as filled in the store and the report.
+  volume, flagged as filled in the store and the report; more than ``max_fill_bars``
+  (1,000,000) missing bars are refused before any is made.
 - **Spikes**: a bar is an outlier when its open, high, low or close lies more than 5 % and
   more than ``outlier_threshold`` (80) typical moves away from both the median close of the
   10 bars before it and that of the 10 bars after it (one side at the ends of the series),
@@ -42,6 +43,7 @@ import attrs
 
 from trader.data.frame import CANDLE_COLUMNS, PRICE_COLUMNS, check_timeframe, format_ms
 from trader.data.importers import RawCandles
+from trader.data.limits import DEFAULT_MAX_FILL_BARS
 from trader.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ class ImportPolicy:
     fill_gaps: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     drop_outliers: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     outlier_threshold: float = attrs.field(default=80.0, validator=attrs.validators.gt(0))
+    max_fill_bars: int = attrs.field(default=DEFAULT_MAX_FILL_BARS, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen
@@ -414,6 +417,12 @@ def validate_candles(
                     details={"gaps": len(holes), "missing_bars": missing},
                 )
             )
+            if policy.fill_gaps and missing > policy.max_fill_bars:
+                raise ValidationError(
+                    f"{source}: --fill-gaps would create {_plural(missing, 'bar')} (largest gap {int(missing_per.max()):,} "
+                    f"bars after {format_ms(int(ts_s[largest]))}), more than the limit of {policy.max_fill_bars:,} "
+                    "([data] max_fill_bars raises it)"
+                )
             if policy.fill_gaps:
                 ts_s, data_s, filled = _fill(ts_s, data_s, step)
                 findings.append(Finding("filled", "warning", missing, f"filled {_plural(missing, 'missing bar')} (flagged in the store)"))
