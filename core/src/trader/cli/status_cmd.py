@@ -76,7 +76,7 @@ def _reason(exc: BaseException) -> str:
 def status(app: AppContext, plugin_names: tuple[str, ...], as_json: bool) -> None:
     """Positions, cash, equity, PnL, risk state and reason, and latency of each strategy.
 
-    Writes and creates nothing. A strategy whose state cannot be read is named with the
+    Changes no state file and leaves nothing behind. A strategy whose state cannot be read is named with the
     reason (``error`` in --json) and the others are still shown; the exit code is then 1.
     """
     import json
