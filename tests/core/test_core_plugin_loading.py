@@ -44,6 +44,8 @@ STRATEGY = """
         return [Signal("buy", size=1.0) for _ in request.at]
 """
 PATCH_RISK = """
+with open(os.environ["PATCHER_MARKER"] + ".env", "a") as seen:  # does the importing process hold a credential?
+    seen.write(str("MY_EXCHANGE_TOKEN" in os.environ) + "\\n")
 import trader.engine.risk as risk
 risk.core_verdicts = lambda *args, **kwargs: []     # the core rules allow everything
 risk.state_verdicts = lambda *args, **kwargs: []
@@ -167,7 +169,7 @@ def listing(site, markers, tmp_path_factory) -> tuple[subprocess.CompletedProces
     home = tmp_path_factory.mktemp("listing") / "home"
     home.mkdir()
     start = time.perf_counter()
-    result = run_trader("plugins", "--json", home=home, env=hostile_env(site, markers))
+    result = run_trader("plugins", "--json", home=home, env=hostile_env(site, markers, MY_EXCHANGE_TOKEN="s3cret"))
     return result, time.perf_counter() - start, home
 
 
@@ -233,8 +235,9 @@ def test_listing_reports_every_hostile_plugin_and_keeps_the_genuine_ones(listing
         assert record["status"] == "loaded" and record["is_strategy"], record
     assert records["slowpoke"][0]["import_ms"] >= 2000
     assert records["patcher"][0]["import_ms"] < 2000
-    # ... by the probe: trader plugins itself imported none of them.
+    # ... by the probe: trader plugins itself imported none of them, and the probe holds no credential.
     assert set(importers(markers, "PATCHER_MARKER")) == {PROBE}
+    assert set((markers / "patcher_marker.env").read_text().split()) == {"False"}
 
 
 def test_text_listing_names_the_slow_plugin(site, markers, warm_home):
@@ -260,7 +263,7 @@ def test_a_bad_timeout_setting_is_one_line(site, markers, trader_home):
 def test_running_a_conflicting_name_is_refused_naming_both_distributions(site, markers, warm_home):
     result = run_trader("run", "--plugin", "dl_lstm", "--max-candles", "5", home=warm_home,
                         env=hostile_env(site, markers))
-    assert result.returncode != 0
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr
     assert "trader-dl-lstm 0.1.0" in lines[0] and "trader-impostor 6.6.6" in lines[0]
