@@ -10,13 +10,13 @@ version. It never holds code.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from trader.errors import ArtifactError
+from trader.models.bounded import loads_bounded, read_plain_file
 
 __all__ = [
     "MANIFEST_NAME",
@@ -36,7 +36,8 @@ MANIFEST_SCHEMA_VERSION = 1
 #: A manifest is a few kilobytes; anything much larger is not one of ours.
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: ASCII letters, digits, ``.``, ``_``, ``-``; matched in full (``$`` would let a trailing newline through).
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", re.ASCII)
 
 #: Top-level keys every manifest must have, with their JSON types.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -68,7 +69,7 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def check_file_name(name: Any, where: str = "") -> str:
     """A model file name must be a plain name inside the version folder (no paths, no ``..``)."""
-    if not isinstance(name, str) or not _FILE_NAME.match(name) or name == MANIFEST_NAME:
+    if not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or name == MANIFEST_NAME:
         raise ArtifactError(f"{where}invalid model file name {name!r} (plain names only, no folders, not {MANIFEST_NAME})")
     return name
 
@@ -89,19 +90,12 @@ def library_versions(names: Iterable[str] = ("torch", "numpy", "scikit-learn", "
 def read_json_artifact(path: Path, max_bytes: int, what: str, missing: str) -> dict[str, Any]:
     """Parse a JSON object from a model artifact, refusing a missing, oversized or malformed file.
 
-    Every message starts with the path and ``what`` (e.g. ``"manifest"``); ``missing`` says
+    The file is read once (never through a link) and parsed within the bounds of
+    :func:`trader.models.bounded.loads_bounded` (depth, integer digits, no NaN). Every
+    message starts with the path and ``what`` (e.g. ``"manifest"``); ``missing`` says
     what a missing file means. Raises :class:`ArtifactError`.
     """
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: {what} is missing; {missing}") from None
-    if size > max_bytes:
-        raise ArtifactError(f"{path}: {what} is {size} bytes, larger than any trader {what}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{path}: {what} is not valid JSON ({exc})") from None
+    data = loads_bounded(read_plain_file(path, max_bytes, what, missing), path, what)
     if not isinstance(data, dict):
         raise ArtifactError(f"{path}: {what} must be a JSON object")
     return data

@@ -48,17 +48,20 @@ __all__ = ["ModelPersistence", "ModelVersion", "LoadedModel", "model_key", "pars
 
 log = logging.getLogger("trader.models")
 
-_VERSION = re.compile(r"^v(\d+)$")
-_KEY_PART = re.compile(r"^[A-Za-z0-9._-]+$")
+#: Version folder names: ASCII, matched in full (``\d`` would take Unicode digits, ``$`` a trailing newline).
+_VERSION = re.compile(r"v([1-9][0-9]{0,8})", re.ASCII)
+_NUMBER = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
+_KEY_PART = re.compile(r"[A-Za-z0-9._-]{1,200}", re.ASCII)
 _TMP_PREFIX = ".tmp-"
+_LINK = "is a symbolic link; trader never follows links inside the models folder"
 
 
 def model_key(symbol: str, timeframe: str) -> str:
     """Folder name for a symbol and timeframe: ``BTC/USDT`` + ``1h`` -> ``BTC-USDT_1h``."""
     safe_symbol = symbol.strip().replace("/", "-").replace(":", "-")
-    if not safe_symbol or not _KEY_PART.match(safe_symbol) or safe_symbol.startswith("."):
-        raise ModelError(f"symbol {symbol!r} cannot name a model folder (letters, digits, '/', ':', '.', '-', '_' only)")
-    if not _KEY_PART.match(timeframe) or timeframe.startswith("."):
+    if not _KEY_PART.fullmatch(safe_symbol) or safe_symbol.startswith("."):
+        raise ModelError(f"symbol {symbol!r:.80} cannot name a model folder (letters, digits, '/', ':', '.', '-', '_' only)")
+    if not isinstance(timeframe, str) or not _KEY_PART.fullmatch(timeframe) or timeframe.startswith("."):
         raise ModelError(f"timeframe {timeframe!r} cannot name a model folder")
     return f"{safe_symbol}_{timeframe}"
 
@@ -68,10 +71,11 @@ def parse_version(version: str | int) -> int:
     if isinstance(version, int) and not isinstance(version, bool) and version > 0:
         return version
     text = str(version).strip()
-    match = _VERSION.match(text) or re.match(r"^(\d+)$", text)
-    if not match or int(match.group(1)) == 0:
-        raise ModelError(f"invalid model version {version!r} (expected v1, v2, ... or latest)")
-    return int(match.group(1))
+    match = _VERSION.fullmatch(text)
+    number = match.group(1) if match else text if _NUMBER.fullmatch(text) else None
+    if number is None:
+        raise ModelError(f"invalid model version {version!r:.40} (expected v1, v2, ... or latest)")
+    return int(number)
 
 
 @attrs.frozen
@@ -91,7 +95,9 @@ class ModelVersion:
 
     @property
     def number(self) -> int:
-        return parse_version(self.version)
+        """The version number; 0 for a refused entry whose name is not a version."""
+        match = _VERSION.fullmatch(self.version)
+        return int(match.group(1)) if match else 0
 
     def as_dict(self) -> dict[str, Any]:
         data = attrs.asdict(self)
@@ -120,15 +126,36 @@ class ModelPersistence:
     def model_dir(self, plugin: str, symbol: str, timeframe: str) -> Path:
         return self.models_dir / plugin / model_key(symbol, timeframe)
 
+    def _entries(self, base: Path) -> tuple[list[tuple[int, Path]], list[tuple[Path, str]]]:
+        """The version folders of ``base`` (number, path; oldest first) and the entries refused there.
+
+        Hidden entries (``.tmp-*`` folders of a save in progress) are skipped; anything else that
+        is not a real folder named ``vN`` (ASCII, in full, no leading zero) is refused with a reason.
+        """
+        try:
+            if base.is_symlink() or not base.is_dir():
+                return [], []
+            children = sorted(base.iterdir())
+        except OSError as exc:
+            raise ArtifactError(f"{_shown(base)}: cannot list the model versions ({exc.strerror or exc})") from None
+        versions: list[tuple[int, Path]] = []
+        refused: list[tuple[Path, str]] = []
+        for child in children:
+            if child.name.startswith("."):
+                continue
+            match = _VERSION.fullmatch(child.name)
+            if child.is_symlink():
+                refused.append((child, _LINK))
+            elif not match:
+                refused.append((child, "is not a version folder name (v1, v2, ...); refused"))
+            elif not child.is_dir():
+                refused.append((child, "is not a folder; refused"))
+            else:
+                versions.append((int(match.group(1)), child))
+        return sorted(versions), refused
+
     def _version_dirs(self, base: Path) -> list[tuple[int, Path]]:
-        if not base.is_dir():
-            return []
-        found = []
-        for child in base.iterdir():
-            match = _VERSION.match(child.name)
-            if match and child.is_dir() and (child / MANIFEST_NAME).is_file():
-                found.append((int(match.group(1)), child))
-        return sorted(found)
+        return self._entries(base)[0]
 
     # ------------------------------------------------------------------ save
 
@@ -152,18 +179,39 @@ class ModelPersistence:
         ``extra`` field.
         """
         base = self.model_dir(strategy.name, symbol, timeframe)
-        base.mkdir(parents=True, exist_ok=True)
         tmp = base / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
-        tmp.mkdir()
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+        except OSError as exc:
+            raise ModelError(_unwritable(base, exc)) from None
         try:
             files = self._write_files(strategy, train_result, tmp, extra_files or {})
             manifest = self._manifest(strategy, train_result, symbol, timeframe, data_range, data_hash, seed, files, extra)
             final = self._publish(base, tmp, manifest)
+        except OSError as exc:  # a full or read-only disk while writing: nothing is published
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(_unwritable(base, exc)) from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         log.info("saved model %s %s %s %s to %s", strategy.name, symbol, timeframe, final.name, final)
         return self._describe(strategy.name, symbol, timeframe, final, read_manifest(final))
+
+    def check_writable(self, plugin: str, symbol: str, timeframe: str) -> Path:
+        """Make sure a version can be written for ``plugin``, ``symbol`` and ``timeframe`` (before a long
+        training): creates the folder and a probe file, removes the probe; :class:`ModelError` if it fails."""
+        base = self.model_dir(plugin, symbol, timeframe)
+        probe = base / f"{_TMP_PREFIX}probe-{uuid.uuid4().hex}"
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            probe.mkdir()
+            (probe / "probe").write_bytes(b"trader")
+        except OSError as exc:
+            raise ModelError(_unwritable(base, exc)) from None
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+        return base
 
     def _write_files(
         self, strategy: Strategy, train_result: TrainResult, tmp: Path, extra_files: Mapping[str, bytes]
@@ -245,7 +293,7 @@ class ModelPersistence:
         """Give the temporary folder the next free version name, atomically."""
         for _attempt in range(1000):
             existing = [n for n, _ in self._version_dirs(base)]
-            taken = {int(m.group(1)) for c in base.iterdir() if (m := _VERSION.match(c.name))}
+            taken = {int(m.group(1)) for c in base.iterdir() if (m := _VERSION.fullmatch(c.name))}
             number = max([*existing, *taken, 0]) + 1
             manifest["version"] = f"v{number}"
             _write_json_atomic(tmp / MANIFEST_NAME, manifest)
@@ -265,23 +313,34 @@ class ModelPersistence:
     def list(self, strategy: Strategy | str | None = None, symbol: str | None = None, timeframe: str | None = None) -> list[ModelVersion]:
         """Every stored version (optionally of one strategy, symbol, timeframe), oldest first.
 
-        Listing reads manifests only; a version whose manifest is unusable is listed
-        with ``problem`` set.
+        Listing reads manifests only; a version whose manifest is unusable, and any entry of
+        the models folder that is a link or not a version folder, is listed with ``problem``
+        set (and never loaded).
         """
         if not self.models_dir.is_dir():
             return []
         name = getattr(strategy, "name", strategy)
-        plugins = [self.models_dir / name] if name else sorted(p for p in self.models_dir.iterdir() if p.is_dir())
         wanted_key = model_key(symbol, timeframe) if symbol and timeframe else None
         versions: list[ModelVersion] = []
-        for plugin_dir in plugins:
-            if not plugin_dir.is_dir():
-                continue
-            for key_dir in sorted(p for p in plugin_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-                if wanted_key and key_dir.name != wanted_key:
+        try:
+            plugins = [self.models_dir / name] if name else sorted(self.models_dir.iterdir())
+            for plugin_dir in plugins:
+                if plugin_dir.name.startswith(".") or not (plugin_dir.is_dir() or plugin_dir.is_symlink()):
                     continue
-                for _, vdir in self._version_dirs(key_dir):
-                    versions.append(self._describe_dir(plugin_dir.name, key_dir.name, vdir))
+                if plugin_dir.is_symlink():
+                    versions.append(_refused(plugin_dir.name, "", plugin_dir, _LINK))
+                    continue
+                for key_dir in sorted(plugin_dir.iterdir()):
+                    if key_dir.name.startswith(".") or (wanted_key and key_dir.name != wanted_key):
+                        continue
+                    if key_dir.is_symlink() or not key_dir.is_dir():
+                        versions.append(_refused(plugin_dir.name, key_dir.name, key_dir, _LINK if key_dir.is_symlink() else "is not a folder; refused"))
+                        continue
+                    found, refused = self._entries(key_dir)
+                    versions.extend(self._describe_dir(plugin_dir.name, key_dir.name, vdir) for _, vdir in found)
+                    versions.extend(_refused(plugin_dir.name, key_dir.name, path, why) for path, why in refused)
+        except OSError as exc:
+            raise ArtifactError(f"{_shown(self.models_dir)}: cannot list the models folder ({exc.strerror or exc})") from None
         if symbol and not timeframe:
             versions = [v for v in versions if v.symbol == symbol]
         if timeframe and not symbol:
@@ -289,16 +348,23 @@ class ModelPersistence:
         return versions
 
     def latest(self, strategy: Strategy | str, symbol: str, timeframe: str) -> ModelVersion | None:
+        """The newest version whose manifest is usable; newer refused ones are skipped with a warning."""
         name = getattr(strategy, "name", strategy)
-        found = self._version_dirs(self.model_dir(name, symbol, timeframe))
-        if not found:
-            return None
-        return self._describe_dir(name, model_key(symbol, timeframe), found[-1][1])
+        key = model_key(symbol, timeframe)
+        for _, vdir in reversed(self._version_dirs(self.model_dir(name, symbol, timeframe))):
+            described = self._describe_dir(name, key, vdir)
+            if described.problem is None:
+                return described
+            log.warning("skipping model version %s: %s", vdir.name, described.problem)
+        return None
 
     def _describe_dir(self, plugin: str, key: str, vdir: Path) -> ModelVersion:
         try:
             manifest = read_manifest(vdir)
-            validate_manifest(manifest, str(vdir))
+            validate_manifest(manifest, _shown(vdir))
+            for field_name in ("symbol", "timeframe"):
+                if not manifest[field_name].isprintable():
+                    raise ArtifactError(f"{_shown(vdir)}: manifest field {field_name!r} is not printable text")
         except ArtifactError as exc:
             symbol, _, timeframe = key.rpartition("_")
             return ModelVersion(plugin, symbol, timeframe, vdir.name, vdir, problem=str(exc))
@@ -328,14 +394,22 @@ class ModelPersistence:
         :class:`ArtifactError` and no plugin code runs on its files.
         """
         base = self.model_dir(strategy.name, symbol, timeframe)
-        found = self._version_dirs(base)
         if version is None or str(version).strip().lower() == "latest":
-            if not found:
+            newest = self.latest(strategy.name, symbol, timeframe)
+            if newest is None:
+                found, refused = self._entries(base)
+                if found or refused:  # versions exist, none usable: say why rather than "no model"
+                    problem = self._describe_dir(strategy.name, base.name, found[-1][1]).problem if found else None
+                    raise ArtifactError(problem or f"{_shown(refused[-1][0])}: {refused[-1][1]}")
                 return None
-            vdir = found[-1][1]
+            vdir = newest.directory
         else:
             number = parse_version(version)
+            found, refused = self._entries(base)
             matches = [d for n, d in found if n == number]
+            named = [f"{_shown(path)}: {why}" for path, why in refused if path.name == f"v{number}"]
+            if named:
+                raise ArtifactError(named[0])
             if not matches:
                 available = ", ".join(d.name for _, d in found) or "none"
                 raise ModelNotFoundError(
@@ -368,6 +442,14 @@ class ModelPersistence:
     ) -> dict[str, Any]:
         """Run every check that needs no plugin code; return the manifest or raise :class:`ArtifactError`."""
         directory = Path(directory)
+        if directory.is_symlink():
+            raise ArtifactError(f"{_shown(directory)}: {_LINK}")
+        try:
+            return self._verify(directory, plugin, symbol, timeframe)
+        except OSError as exc:  # unreadable files or folders: the world, not a bug
+            raise ArtifactError(f"{_shown(directory)}: cannot read the model ({exc.strerror or exc})") from None
+
+    def _verify(self, directory: Path, plugin: str | None, symbol: str | None, timeframe: str | None) -> dict[str, Any]:
         manifest = read_manifest(directory)
         validate_manifest(manifest, str(directory))
         expected = {"plugin": plugin, "symbol": symbol, "timeframe": timeframe}
@@ -403,6 +485,26 @@ class ModelPersistence:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _shown(path: Path | str) -> str:
+    """A path for a one-line message: as is when printable, else escaped (a newline in a name stays visible)."""
+    text = str(path)
+    return text if text.isprintable() else ascii(text)
+
+
+def _refused(plugin: str, key: str, path: Path, why: str) -> ModelVersion:
+    """A listing row for an entry of the models folder that is never loaded."""
+    symbol, _, timeframe = key.rpartition("_")
+    plugin, symbol, timeframe, name = (t if t.isprintable() and t.isascii() else ascii(t) for t in (plugin, symbol, timeframe, path.name))
+    return ModelVersion(plugin, symbol, timeframe, name, path, problem=f"{_shown(path)}: {why}")
+
+
+def _unwritable(base: Path, exc: OSError) -> str:
+    return (
+        f"cannot write the model to {_shown(base)} ({exc.strerror or exc}); "
+        "make the models folder writable (or free disk space) and try again"
+    )
 
 
 def _jsonable(value: Any) -> Any:

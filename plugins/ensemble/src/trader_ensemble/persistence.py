@@ -5,12 +5,15 @@
 reads only bytes until every check has passed:
 
 1. the file is a zip archive (a pickle stream, or anything else, is refused: it is
-   never handed to a loader);
+   never handed to a loader) whose members' declared and inflated sizes stay within
+   :func:`trader.models.bounded.check_zip_members` (1 GiB in all by default);
 2. ``skops.io.get_untrusted_types`` lists the types the archive asks for beyond
    skops' defaults; any type outside :data:`TRUSTED_TYPES` (the scikit-learn
    internals a trained ensemble holds) is refused, naming it;
 3. ``skops.io.load`` runs with ``trusted=`` exactly those listed types;
-4. the classifier's input count, the sidecar's feature names and the manifest's
+4. every decision tree in the restored classifier is checked node by node
+   (:func:`trader_ensemble.trees.check_trees`) before anything predicts with it;
+5. the classifier's input count, the sidecar's feature names and the manifest's
    feature names must agree.
 """
 
@@ -48,7 +51,9 @@ MAX_META_BYTES = 4 * 1024 * 1024
 
 #: Types a trained ensemble holds that skops does not trust by default. Each is a
 #: scikit-learn internal whose state is arrays and numbers; nothing here can call
-#: arbitrary code. Anything else an archive asks for is refused.
+#: arbitrary code. Anything else an archive asks for is refused. The two tree types'
+#: node arrays index memory unchecked in compiled code, so every tree is validated
+#: (:mod:`trader_ensemble.trees`) before the classifier is used.
 TRUSTED_TYPES: frozenset[str] = frozenset(
     {
         "sklearn.calibration._CalibratedClassifier",
@@ -99,6 +104,8 @@ def trusted_types_of(path: Path) -> list[str]:
     """
     import skops.io as sio
 
+    from trader.models.bounded import check_zip_members
+
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(4)
@@ -106,6 +113,7 @@ def trusted_types_of(path: Path) -> list[str]:
         raise ArtifactError(f"{path}: is a pickle stream, not a skops archive; pickles can run code and are never loaded")
     if head != b"PK\x03\x04" or not zipfile.is_zipfile(path):
         raise ArtifactError(f"{path}: is not a skops archive (no zip header); refusing to load it")
+    check_zip_members(path, "skops archive")
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # a damaged or foreign archive: schema missing, bad JSON, bad zip entries
@@ -168,6 +176,7 @@ def load_ensemble(directory: Path, manifest: Mapping[str, Any]) -> Any:
 
     from trader.features import FeatureScaler
     from trader_ensemble.model import EnsembleModel, lagged_names
+    from trader_ensemble.trees import check_trees
 
     directory = Path(directory)
     meta = _read_meta(directory / META_FILE)
@@ -184,6 +193,7 @@ def load_ensemble(directory: Path, manifest: Mapping[str, Any]) -> Any:
         estimator = sio.load(model_path, trusted=trusted)
     except Exception as exc:
         raise ArtifactError(f"{model_path}: skops could not load it ({type(exc).__name__}: {exc})") from None
+    check_trees(estimator, model_path)
     if not hasattr(estimator, "predict_proba"):
         raise ArtifactError(f"{model_path}: holds a {type(estimator).__name__}, not a probabilistic classifier")
     n_inputs = getattr(estimator, "n_features_in_", None)
