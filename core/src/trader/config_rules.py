@@ -48,9 +48,9 @@ CORE_KEYS: dict[tuple[str, ...], dict[str, str]] = {
 
 # normalised names (see _normalise) that are credentials wherever they appear inside a longer name
 _CREDENTIAL_PARTS = ("apikey", "apisecret", "secretkey", "accesskey", "privatekey", "walletaddress", "secret",
-                     "password", "passwd", "passphrase", "twofa", "mnemonic")
+                     "password", "passwd", "passphrase", "twofa", "mnemonic", "token", "login")
 # words that are credentials only as a whole word of the name (``uid`` but not ``liquidity``)
-_CREDENTIAL_WORDS = {"token", "uid", "login", "2fa", "otp", "jwt", "cookie", "signature"}
+_CREDENTIAL_WORDS = {"uid", "2fa", "otp", "jwt", "cookie", "signature"}
 # any header that could carry a key
 _HEADER_PARTS = ("key", "auth", "token", "sign", "secret", "pass", "cookie", "session", "credential", "bearer")
 
