@@ -99,7 +99,7 @@ PACKAGES: dict[str, tuple[dict[str, str], dict[str, str]]] = {
                         {"trader_slowpoke": strategy_body("slowpoke", "SLOWPOKE_MARKER", "import time\ntime.sleep(2)")}),
 }
 MARKERS = ("IMPOSTOR_MARKER", "BAD_NAMES_MARKER", "PATCHER_MARKER", "SLOWPOKE_MARKER", "AUDITOR_MARKER")
-PROBE = "plugin_probe.py"  # sys.argv[0] of the probe process
+PROBE = "-c"  # sys.argv[0] of the probe process (python -I -c ...)
 
 
 def write_distribution(root: Path, dist: str, entries: dict[str, str], modules: dict[str, str]) -> Path:

@@ -1,8 +1,8 @@
 """The plugin probe: import each entry point in a throw-away process and report what it is.
 
 Whether a plugin is a strategy is only known once it is imported, and importing runs the
-plugin's code. The probe does that import in a separate process (``python -m
-trader.plugin_probe``, the environment of :func:`~trader.childenv.strategy_environment`,
+plugin's code. The probe does that import in a separate process (``python -I``, importing with
+this process's ``sys.path``, the environment of :func:`~trader.childenv.strategy_environment`,
 stdin closed, output discarded), one entry point at a time, and streams one JSON line per
 plugin on a pipe of its own: name, hooks, whether it is a strategy, import time, error.
 
@@ -43,6 +43,8 @@ __all__ = ["ProbeResult", "probe", "import_timeout", "DEFAULT_IMPORT_TIMEOUT_S",
 
 DEFAULT_IMPORT_TIMEOUT_S = 30.0
 _CACHE_FORMAT = 1
+#: The probe starts isolated (no PYTHONPATH, no current folder) and imports with this process's sys.path.
+_BOOT = "import json, sys; sys.path[:] = json.loads(sys.argv[2])['path']; from trader.plugin_probe import main; main()"
 
 
 @attrs.frozen
@@ -125,7 +127,7 @@ def _probe_once(specs: Sequence[PluginSpec], timeout: float) -> tuple[list[Probe
     with tempfile.TemporaryFile() as stderr:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "trader.plugin_probe", str(write_fd), request],
+                [sys.executable, "-I", "-c", _BOOT, str(write_fd), request],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, pass_fds=(write_fd,),
                 env=strategy_environment(), start_new_session=True,
             )
@@ -281,11 +283,10 @@ def _write_cache(path: Path, entries: dict[str, ProbeResult]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """The probe process: ``python -m trader.plugin_probe FD REQUEST_JSON``."""
+    """The probe process: ``python -I -c _BOOT FD REQUEST_JSON`` (``_BOOT`` has set ``sys.path`` already)."""
     args = list(sys.argv[1:] if argv is None else argv)
     out = os.fdopen(int(args[0]), "w", encoding="utf-8")
     request = json.loads(args[1])
-    sys.path[:] = request["path"]
     # Bound before any plugin runs, so a plugin that patches json or time cannot garble the report.
     dumps, clock, write, flush = json.dumps, time.perf_counter, out.write, out.flush
     from importlib.metadata import EntryPoint
@@ -314,7 +315,3 @@ def main(argv: Sequence[str] | None = None) -> None:
         write(dumps(report) + "\n")
         flush()
     os._exit(0)  # no atexit handler or thread of a plugin holds the probe open
-
-
-if __name__ == "__main__":
-    main()
