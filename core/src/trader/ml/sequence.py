@@ -10,7 +10,9 @@ does the rest, the same way for both:
   a scaler fit on training rows only, :func:`trader.ml.training.fit`, and the test
   metrics beside the majority baseline;
 - **save/load**: weights in safetensors, everything else in the manifest; loading
-  checks architecture, feature names and feature count;
+  checks the architecture against the plugin's bounds and the weights file's header
+  (on a meta-device skeleton, no memory) before building the network, then feature
+  names and feature count;
 - **signals**: batched over every requested row, or one window for live trading;
   calibrated P(up) -> BUY / SELL / HOLD through configurable thresholds.
 """
@@ -34,7 +36,7 @@ from trader.ml.batches import WindowBatches
 from trader.ml.inference import predict_proba, predict_window
 from trader.ml.seeding import default_threads, seed_everything, torch_threads
 from trader.ml.training import TrainConfig, fit
-from trader.ml.weights import load_weights, save_weights
+from trader.ml.weights import check_header, load_weights, save_weights
 from trader.types import Signal, SignalAction, SignalRequest, TrainRequest, TrainResult
 
 __all__ = [
@@ -48,9 +50,16 @@ __all__ = [
     "load_sequence_model",
     "generate_sequence_signals",
     "prepare_training_data",
+    "check_architecture",
+    "MAX_SEQUENCE_LENGTH",
+    "MAX_WINDOWS",
 ]
 
 WEIGHTS_FILE = "weights.safetensors"
+#: Longest window (candles) a sequence model may read.
+MAX_SEQUENCE_LENGTH = 10_000
+#: Most feature windows a model may be trained on (each adds 18 features).
+MAX_WINDOWS = 64
 
 
 # ---------------------------------------------------------------------- spec and settings
@@ -63,7 +72,9 @@ class SequenceClassifierSpec:
     ``model_class(**architecture)`` builds the module (``input_size`` and
     ``num_classes`` are filled in from the data); ``input_weight`` names the tensor
     whose second dimension is the feature count; ``length_argument`` names the
-    constructor argument that must hold at least the window length (or ``None``).
+    constructor argument that must hold at least the window length (or ``None``);
+    ``architecture_bounds`` gives the inclusive ``(low, high)`` range of each integer
+    constructor argument, checked before anything is built.
     """
 
     plugin: str
@@ -73,6 +84,7 @@ class SequenceClassifierSpec:
     feature_windows: tuple[int, ...] = (5, 10, 20, 50)
     sequence_length: int = 60
     length_argument: str | None = None
+    architecture_bounds: Mapping[str, tuple[int, int]] = attrs.field(factory=dict)
 
     @property
     def class_name(self) -> str:
@@ -81,6 +93,29 @@ class SequenceClassifierSpec:
     def build(self, architecture: Mapping[str, Any]) -> nn.Module:
         arguments = {k: v for k, v in architecture.items() if k not in ("class", "sequence_length")}
         return self.model_class(**arguments)
+
+
+def check_architecture(spec: SequenceClassifierSpec, architecture: Mapping[str, Any]) -> None:
+    """``ValueError`` unless every bounded argument is an integer within ``spec.architecture_bounds``
+    and ``sequence_length`` lies in ``1 .. MAX_SEQUENCE_LENGTH`` (no module is built)."""
+    bounds = {**spec.architecture_bounds, "sequence_length": (1, MAX_SEQUENCE_LENGTH)}
+    for key, (low, high) in bounds.items():
+        value = architecture.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{key} must be an integer from {low} to {high}, got {str(value)[:40]}")
+    dropout = architecture.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a number in [0, 1), got {str(dropout)[:40]}")
+
+
+def _skeleton_shapes(spec: SequenceClassifierSpec, architecture: Mapping[str, Any]) -> tuple[dict[str, Any], int]:
+    """Name -> (dtype, shape) of the state dict ``architecture`` builds, and the bytes of all its tensors,
+    from a skeleton on the meta device (no storage is allocated)."""
+    with torch.device("meta"):
+        skeleton = spec.build(architecture)
+    shapes = {name: (t.dtype, tuple(t.shape)) for name, t in skeleton.state_dict().items()}
+    tensors = [*skeleton.parameters(), *skeleton.buffers()]
+    return shapes, sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _number(params: Mapping[str, Any], key: str, default: Any, kind: type = float) -> Any:
@@ -521,6 +556,7 @@ def train_sequence_classifier(spec: SequenceClassifierSpec, request: TrainReques
     with torch_threads(config.threads or default_threads()):
         seed_everything(request.seed)
         try:
+            check_architecture(spec, arch)
             module = spec.build(arch)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{spec.plugin} architecture: {exc}") from None
@@ -589,9 +625,16 @@ def load_sequence_model(spec: SequenceClassifierSpec, directory: Path, manifest:
     directory = Path(directory)
     arch = dict(manifest.get("architecture") or {})
     if arch.get("class") != spec.class_name:
-        raise ArtifactError(f"{directory}: architecture {arch.get('class')!r} is not {spec.plugin}'s {spec.class_name}")
+        raise ArtifactError(f"{directory}: architecture {str(arch.get('class'))[:40]!r} is not {spec.plugin}'s {spec.class_name}")
+    try:
+        check_architecture(spec, arch)
+    except ValueError as exc:
+        raise ArtifactError(f"{directory}: architecture in the manifest is refused: {exc}") from None
     names = list(manifest["features"]["names"])
-    windows = tuple(manifest["features"].get("windows") or ())
+    windows = manifest["features"].get("windows") or ()
+    if not isinstance(windows, list) or len(windows) > MAX_WINDOWS:
+        raise ArtifactError(f"{directory}: feature windows must be a list of at most {MAX_WINDOWS} windows")
+    windows = tuple(windows)
     if arch.get("input_size") != len(names):
         raise ArtifactError(
             f"{directory}: the manifest lists {len(names)} features but the architecture takes {arch.get('input_size')} inputs"
@@ -624,6 +667,16 @@ def load_sequence_model(spec: SequenceClassifierSpec, directory: Path, manifest:
     weights = label.get("class_weights") or [1.0] * int(arch.get("num_classes", 2))
     if len(weights) != arch.get("num_classes") or not all(isinstance(w, (int, float)) and w > 0 for w in weights):
         raise ArtifactError(f"{directory}: label.class_weights must give one positive weight per class")
+    from trader.models.bounded import max_artifact_bytes
+
+    try:
+        shapes, size = _skeleton_shapes(spec, arch)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{directory}: architecture in the manifest cannot be built: {exc}") from None
+    if size > max_artifact_bytes():
+        raise ArtifactError(f"{directory}: architecture in the manifest needs {size} bytes of tensors, more than the "
+                            f"{max_artifact_bytes()}-byte limit (TRADER_MAX_ARTIFACT_BYTES)")
+    check_header(directory / WEIGHTS_FILE, shapes, feature_count_key=spec.input_weight)
     try:
         module = spec.build(arch)
     except (TypeError, ValueError) as exc:

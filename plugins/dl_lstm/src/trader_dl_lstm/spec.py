@@ -13,4 +13,9 @@ SPEC = SequenceClassifierSpec(
     architecture_defaults={"hidden_size": 128, "num_layers": 1, "dropout": 0.2, "head_hidden": 64, "bidirectional": True},
     feature_windows=FEATURE_WINDOWS,
     sequence_length=DEFAULT_SEQUENCE_LENGTH,
+    # Checked before any module is built, on training and on loading (docs/models.md lists them).
+    architecture_bounds={
+        "input_size": (1, 4096), "hidden_size": (1, 4096), "num_layers": (1, 16), "head_hidden": (0, 4096),
+        "num_classes": (2, 16),
+    },
 )

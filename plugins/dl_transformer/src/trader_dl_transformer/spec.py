@@ -14,4 +14,9 @@ SPEC = SequenceClassifierSpec(
     feature_windows=FEATURE_WINDOWS,
     sequence_length=DEFAULT_SEQUENCE_LENGTH,
     length_argument="max_len",
+    # Checked before any module is built, on training and on loading (docs/models.md lists them).
+    architecture_bounds={
+        "input_size": (1, 4096), "d_model": (2, 4096), "nhead": (1, 64), "num_layers": (1, 32),
+        "dim_feedforward": (1, 16384), "num_classes": (2, 16), "max_len": (1, 10_000),
+    },
 )
