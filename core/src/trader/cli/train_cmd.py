@@ -118,6 +118,7 @@ def train(
                 click.echo(f"{plugin_name} {symbol} {timeframe} already has model {existing.version} ({existing.directory}); not training")
             return
     params = training_params(app.config, plugin_name, param_pairs, epochs)
+    ModelPersistence(app.config.models_dir).check_writable(plugin_name, symbol, timeframe)  # before, not after, training
     candles, source = resolve_candles(
         app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
     )
@@ -184,7 +185,7 @@ def list_models(app: AppContext, plugin_name: str | None, as_json: bool) -> None
     click.echo(f"{'strategy':<16} {'symbol':<12} {'tf':<4} {'version':<8} {'created (UTC)':<20} {'test bal.acc':>12} {'majority':>9}")
     for v in versions:
         if v.problem:
-            click.echo(f"{v.plugin:<16} {v.symbol:<12} {v.timeframe:<4} {v.version:<8} UNUSABLE: {v.problem}")
+            click.echo(f"{v.plugin:<16} {v.symbol:<12} {v.timeframe:<4} {v.version:<8} REFUSED: {v.problem}")
             continue
         test = v.metrics.get("test", {}) if isinstance(v.metrics, dict) else {}
         model = test.get("model", {}).get("balanced_accuracy")
@@ -195,21 +196,29 @@ def list_models(app: AppContext, plugin_name: str | None, as_json: bool) -> None
 
 
 def _select(app: AppContext, plugin_name: str, symbol: str, timeframe: str, version: str | None):
-    from trader.errors import ModelNotFoundError
+    from trader.errors import ArtifactError, ModelNotFoundError
     from trader.models import ModelPersistence, parse_version
 
     store = ModelPersistence(app.config.models_dir)
-    versions = store.list(plugin_name, symbol, timeframe)
-    if not versions:
+    listed = store.list(plugin_name, symbol, timeframe)
+    versions = [v for v in listed if v.problem is None]
+    if not listed:
         raise ModelNotFoundError(
             f"no {plugin_name} model for {symbol} {timeframe}; train one with: {train_command(plugin_name, symbol, timeframe)}"
         )
     if version in (None, "latest"):
+        if not versions:
+            raise ArtifactError(listed[-1].problem or "no usable model version")
         return store, versions[-1]
     wanted = parse_version(version)
-    for v in versions:
+    for v in listed:
         if v.number == wanted:
+            if v.problem:
+                raise ArtifactError(v.problem)
             return store, v
+    for v in listed:  # a refused folder above the versions (a link) hides them all
+        if v.problem and v.version == "-":
+            raise ArtifactError(v.problem)
     raise ModelNotFoundError(f"no version {version} of {plugin_name} {symbol} {timeframe} (available: {', '.join(v.version for v in versions)})")
 
 

@@ -133,7 +133,12 @@ class ModelPersistence:
         is not a real folder named ``vN`` (ASCII, in full, no leading zero) is refused with a reason.
         """
         try:
-            if base.is_symlink() or not base.is_dir():
+            for folder in (base, *base.parents):  # no link between the models folder and the versions
+                if folder == self.models_dir or self.models_dir not in folder.parents:
+                    break
+                if folder.is_symlink():
+                    return [], [(folder, _LINK)]
+            if not base.is_dir():
                 return [], []
             children = sorted(base.iterdir())
         except OSError as exc:
@@ -328,13 +333,14 @@ class ModelPersistence:
                 if plugin_dir.name.startswith(".") or not (plugin_dir.is_dir() or plugin_dir.is_symlink()):
                     continue
                 if plugin_dir.is_symlink():
-                    versions.append(_refused(plugin_dir.name, "", plugin_dir, _LINK))
+                    versions.append(_refused(plugin_dir.name, "", plugin_dir, _LINK, "-"))
                     continue
                 for key_dir in sorted(plugin_dir.iterdir()):
                     if key_dir.name.startswith(".") or (wanted_key and key_dir.name != wanted_key):
                         continue
                     if key_dir.is_symlink() or not key_dir.is_dir():
-                        versions.append(_refused(plugin_dir.name, key_dir.name, key_dir, _LINK if key_dir.is_symlink() else "is not a folder; refused"))
+                        why = _LINK if key_dir.is_symlink() else "is not a folder; refused"
+                        versions.append(_refused(plugin_dir.name, key_dir.name, key_dir, why, "-"))
                         continue
                     found, refused = self._entries(key_dir)
                     versions.extend(self._describe_dir(plugin_dir.name, key_dir.name, vdir) for _, vdir in found)
@@ -493,10 +499,12 @@ def _shown(path: Path | str) -> str:
     return text if text.isprintable() else ascii(text)
 
 
-def _refused(plugin: str, key: str, path: Path, why: str) -> ModelVersion:
-    """A listing row for an entry of the models folder that is never loaded."""
+def _refused(plugin: str, key: str, path: Path, why: str, version: str | None = None) -> ModelVersion:
+    """A listing row for an entry of the models folder that is never loaded (``version`` "-" above version level)."""
     symbol, _, timeframe = key.rpartition("_")
-    plugin, symbol, timeframe, name = (t if t.isprintable() and t.isascii() else ascii(t) for t in (plugin, symbol, timeframe, path.name))
+    plugin, symbol, timeframe, name = (
+        t if t.isprintable() and t.isascii() else ascii(t) for t in (plugin, symbol, timeframe, version or path.name)
+    )
     return ModelVersion(plugin, symbol, timeframe, name, path, problem=f"{_shown(path)}: {why}")
 
 
