@@ -31,16 +31,21 @@ def plugins(app: AppContext, as_json: bool, hook_filter: str | None) -> None:
         kind = "strategy" if r.is_strategy else "" if r.status == "error" else "plugin"  # unknown if it failed
         slow = f"slow import: {r.import_ms / 1000:.1f} s" if _slow(r) else ""
         details = ", ".join(filter(None, [r.status, kind, slow]))
-        click.echo(f"{ascii(r.name)[1:-1]:<16} {r.distribution} {r.version}  [{details}]")
+        click.echo(f"{_shown(r.name):<16} {_shown(r.distribution)} {_shown(r.version)}  [{details}]")
         if r.error:
             click.echo(f"    error: {r.error}")
         elif r.hooks:
             click.echo(f"    hooks: {', '.join(r.hooks)}")
     slow_ones = [r for r in records if _slow(r)]
     if slow_ones:
-        listed = ", ".join(f"{ascii(r.name)[1:-1]} ({r.import_ms / 1000:.1f} s)" for r in slow_ones)
+        listed = ", ".join(f"{_shown(r.name)} ({r.import_ms / 1000:.1f} s)" for r in slow_ones)
         click.echo(f"slow to import (over {SLOW_IMPORT_MS / 1000:g} s): {listed}")
 
 
 def _slow(record) -> bool:
     return record.import_ms is not None and record.import_ms > SLOW_IMPORT_MS
+
+
+def _shown(text: str) -> str:
+    """``text`` with anything but printable ASCII escaped: metadata cannot forge lines or colours."""
+    return ascii(text)[1:-1]
