@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tomllib
 from collections.abc import Mapping
@@ -95,7 +96,12 @@ def load_config(path: str | os.PathLike | None = None, home: str | os.PathLike |
     home_path = resolve_home(home)
     explicit = path or os.environ.get("TRADER_CONFIG")
     config_path = Path(explicit).expanduser() if explicit else home_path / "trader.toml"
-    if not config_path.exists():
+    try:
+        exists = config_path.exists()
+    except OSError as exc:  # a name too long, a folder that cannot be searched
+        hint = "; use a shorter --home / TRADER_HOME" if exc.errno == errno.ENAMETOOLONG else ""
+        raise ConfigError(f"{str(config_path)[:120]}...: cannot read: {exc.strerror or exc}{hint}") from None
+    if not exists:
         if explicit:
             raise ConfigError(f"config file not found: {config_path}")
         return TraderConfig(home=home_path)

@@ -299,14 +299,16 @@ def _symbol_hint(path: Path, columns: list[Any], symbol_columns: list[Any], opti
 
 
 def _count_lines(path: Path) -> int:
-    count = 0
+    count, last = 0, b"\n"
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 24):
             count += chunk.count(b"\n")
-    return count + 1
+            last = chunk[-1:]
+    return count + (last != b"\n")
 
 
 def _read_parquet(path: Path, base_currency: str | None, limits: ImportLimits) -> RawCandles:
+    import pandas  # noqa: F401 - loaded before any data, so its libraries map into an address space not yet in use
     import pyarrow.parquet as pq
 
     try:
@@ -341,6 +343,7 @@ def _read_parquet(path: Path, base_currency: str | None, limits: ImportLimits) -
 
 
 def _read_feather(path: Path, base_currency: str | None, limits: ImportLimits) -> RawCandles:
+    import pandas  # noqa: F401 - see _read_parquet
     import pyarrow as pa
 
     try:

@@ -25,7 +25,7 @@ _positive = attrs.validators.and_(attrs.validators.instance_of(int), attrs.valid
 class ImportLimits:
     """Limits on one imported file; the ``[data]`` key of each is in its comment."""
 
-    max_rows: int = attrs.field(default=20_000_000, validator=_positive)  # max_import_rows
+    max_rows: int = attrs.field(default=10_000_000, validator=_positive)  # max_import_rows
     max_bytes: int = attrs.field(default=1 << 30, validator=_positive)  # max_import_bytes: decompressed data read
     max_json_bytes: int = attrs.field(default=256 << 20, validator=_positive)  # max_json_bytes: JSON text, decompressed
     max_json_depth: int = attrs.field(default=32, validator=_positive)  # max_json_depth: nesting of [ and {
