@@ -127,7 +127,7 @@ class LazyGroup(click.Group):
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Log line format on stderr.")
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, config_path: str | None, debug: bool, log_format: str) -> None:
-    """trader: crypto trading strategies as plugins, with a risk audit none can bypass."""
+    """trader: crypto trading strategies as plugins, with a risk audit strategies cannot bypass."""
     from trader.log import configure_logging
 
     configure_logging(log_format, logging.DEBUG if debug else logging.INFO)
@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> None:
             import traceback
 
             traceback.print_exc()
-        click.echo(f"Error: {exc}", err=True)
+        from trader.log import mask_secrets
+
+        click.echo(f"Error: {mask_secrets(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -167,6 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: still one line unless --debug
         if _wants_debug(args):
             raise
-        click.echo(f"Internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        from trader.log import mask_secrets
+
+        click.echo(f"Internal error: {type(exc).__name__}: {mask_secrets(str(exc))} (run with --debug for the traceback)",
+                   err=True)
         sys.exit(1)
     sys.exit(exit_code if isinstance(exit_code, int) else 0)

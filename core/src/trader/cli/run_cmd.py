@@ -5,12 +5,14 @@ from __future__ import annotations
 import click
 
 from trader.cli.main import AppContext, pass_app
+from trader.cli.market_options import symbol_callback, timeframe_callback
 
 
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to run (repeat to run several, one process each).")
-@click.option("--symbol", default="BTC/USDT", show_default=True, help="Market to trade.")
-@click.option("--timeframe", default="1h", show_default=True, help="Candle timeframe (1m, 5m, 1h, 4h, 1d, ...).")
+@click.option("--symbol", default="BTC/USDT", show_default=True, callback=symbol_callback, help="Market to trade.")
+@click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback,
+              help="Candle timeframe (1m, 5m, 1h, 4h, 1d, ...).")
 @click.option("--exchange", default=None, help="Exchange id (default: [exchange] id; for replay, any stored dataset).")
 @click.option("--feed", type=click.Choice(["replay", "live"]), default="replay", show_default=True,
               help="replay: the local candle store (or the synthetic market when it is empty); live: poll the exchange.")
@@ -24,7 +26,7 @@ from trader.cli.main import AppContext, pass_app
 @click.option("--model-version", default=None, help="Model version to load (default: the latest).")
 @click.option("--bars", "synthetic_bars", type=int, default=5000, show_default=True, help="Bars of the synthetic market when no data is stored.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
-@click.option("--isolation", type=click.Choice(["process", "inline"]), default="inline", show_default=True,
+@click.option("--isolation", type=click.Choice(["process", "inline"]), default="process", show_default=True,
               help="process: the strategy's code runs in a worker process without API keys, which the engine never "
                    "imports; inline: in the engine's process (faster to start, no protection from the strategy).")
 @click.option("--quiet", is_flag=True, help="Log only the candles that traded or raised a risk event.")
@@ -38,13 +40,12 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
     """
     if len(set(plugin_names)) != len(plugin_names):
         raise click.UsageError("each --plugin may be given once")
-    if len(plugin_names) > 1:  # each child checks its own strategy; refuse unknown names before starting any
-        manager = app.plugins_for(()) if hasattr(app, "plugins_for") else app.plugins
-        for name in plugin_names:
-            record = manager.records.get(name)
-            if record is None or not record.is_strategy or record.status not in ("loaded", "builtin"):
-                manager.strategy(name)  # the manager's own one-line error: unknown, disabled, failed or in conflict
     if len(plugin_names) > 1:
+        manager = app.plugins_for(())
+        for name in plugin_names:  # refuse an unknown or broken name before starting any process
+            record = manager.records.get(name)
+            if manager.entry_point(name) is None or record is None or not record.is_strategy or record.status == "error":
+                manager.strategy(name)  # the manager's own one-line error: unknown, disabled, failed or in conflict
         from trader.engine.parallel import run_in_subprocesses
 
         code = run_in_subprocesses(app, plugin_names, options, as_json=as_json)

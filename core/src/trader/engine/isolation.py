@@ -27,7 +27,7 @@ from trader.errors import PluginError, TraderError
 from trader.types import Candle
 
 if TYPE_CHECKING:
-    from trader.plugins import PluginSpec
+    from trader.entrypoints import PluginSpec
     from trader.types import AuditContext, OrderRequest, PortfolioSnapshot, RiskLimits, StrategyInfo
 
 __all__ = ["StrategyWorker", "WorkerSignals", "WorkerFailure", "ISOLATION_MODES", "DEFAULT_SIGNAL_TIMEOUT_S",
@@ -137,12 +137,23 @@ class StrategyWorker:
             return decode(self.conn.recv_bytes(MAX_REPLY_BYTES))
         except WorkerFailure:
             raise
-        except (EOFError, OSError, ValueError) as exc:
-            code = self.process.poll() if self.process is not None else None
+        except (EOFError, OSError) as exc:
+            code = self._exit_status()
+            raise WorkerFailure(f"ended (exit status {code})" if code is not None
+                                else f"closed its connection ({type(exc).__name__})") from None
+        except ValueError as exc:
             self.kill()
-            if code is not None:
-                raise WorkerFailure(f"ended (exit status {code})") from None
-            raise WorkerFailure(f"broke the protocol ({type(exc).__name__}: {str(exc)[:200]})") from None
+            raise WorkerFailure(f"broke the protocol ({str(exc)[:200]})") from None
+
+    def _exit_status(self) -> int | None:
+        """The exit status of a worker whose connection closed (it is given a moment to finish dying)."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
 
     def audit(self, order: OrderRequest, portfolio: PortfolioSnapshot, limits: RiskLimits, context: AuditContext) -> list[Any]:
         """The strategy's own ``trader_audit_order`` verdicts, validated (raises on any failure: fail closed)."""

@@ -111,8 +111,7 @@ def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary:
     if supervisor and supervisor.isdigit():
         die_with_parent(int(supervisor), signal.SIGTERM)
     run_options = _options(name, options)
-    plugins_for = getattr(app, "plugins_for", None)  # TEMPORARY until the lazy manager lands
-    manager = plugins_for(() if run_options.isolation == "process" else (name,)) if plugins_for else app.plugins
+    manager = app.plugins_for(() if run_options.isolation == "process" else (name,))
     stop = threading.Event()
     runner = StrategyRunner(app.config, manager, run_options, stop=stop, log_format=app.log_format)
     with stop_on_signals(stop):

@@ -195,11 +195,10 @@ class StrategyRunner:
 
         opts = self.options
         name = opts.strategy
-        record = self.manager.records.get(name)
-        if record is None or not record.is_strategy or record.status not in ("loaded", "builtin"):
-            self.manager.strategy(name)  # raises the manager's own error: unknown, disabled, failed or in conflict
         spec = self.manager.entry_point(name)
-        if spec is None:
+        record = self.manager.records.get(name)
+        if spec is None or record is None or not record.is_strategy or record.status == "error":
+            self.manager.strategy(name)  # the manager's own one-line error: unknown, disabled, failed or in conflict
             raise ConfigError(f"strategy {name!r} was registered in-process, not installed: run it with isolation 'inline'")
         engine = self.config.section("engine")
         worker = StrategyWorker(

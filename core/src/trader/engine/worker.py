@@ -57,7 +57,8 @@ class _Worker:
     def init(self, request: dict[str, Any]) -> dict[str, Any]:
         from trader.engine.signals import StrategySignals
         from trader.engine.wire import info_to_wire
-        from trader.plugins import PluginSpec, TraderPluginManager, load_plugin
+        from trader.entrypoints import PluginSpec, load_plugin
+        from trader.plugins import TraderPluginManager
 
         spec = PluginSpec(**request["spec"])
         manager = TraderPluginManager(load_entrypoints=False)
