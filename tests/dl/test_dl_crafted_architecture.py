@@ -118,3 +118,21 @@ def test_training_refuses_an_architecture_it_could_not_load(tmp_path):
     data = synthetic_candles(SYMBOL, TF, bars=600, seed=4)
     with pytest.raises(ConfigError, match="num_layers must be an integer from 1 to 16, got 17"):
         train(plugins.strategy("dl_lstm"), data, epochs=1, num_layers=17)
+
+
+def test_a_header_declaring_more_bytes_than_the_file_holds_is_refused(home):
+    from trader.models import sha256_file
+
+    directory = home / "models" / "dl_lstm" / KEY / "v1"
+    weights = directory / "weights.safetensors"
+    raw = weights.read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + length])
+    header["lstm.weight_ih_l0"]["shape"] = [10**9, 86]  # 344 GB declared; the byte range still says a few KB
+    text = json.dumps(header).encode()
+    weights.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + length:])
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["files"][0]["sha256"] = sha256_file(weights)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="tensor 'lstm.weight_ih_l0' has an invalid header entry"):
+        ModelPersistence(home / "models").load(manager().strategy("dl_lstm"), SYMBOL, TF)

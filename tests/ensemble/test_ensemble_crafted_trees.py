@@ -8,6 +8,7 @@ Commands run in subprocesses: a segfault shows as a negative return code, not a 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -230,3 +231,38 @@ def test_the_archive_limit_can_be_lowered_and_raised(home):
     ok = run_trader("models", "verify", "--plugin", "ensemble", "--symbol", SYMBOL, home=home,
                     env={"TRADER_MAX_ARTIFACT_BYTES": str(2 * GiB)})
     assert ok.returncode == 0 and ok.stdout.startswith("ok: ensemble v1")
+
+
+def _objects(root):
+    """Every object with a ``__dict__`` under ``root`` (lists and dicts followed), each once."""
+    stack, seen = [root], set()
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            stack.extend(obj)
+        elif isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif hasattr(obj, "__dict__") and type(obj).__module__.startswith("sklearn"):
+            yield obj
+            stack.extend(vars(obj).values())
+
+
+@pytest.mark.parametrize(("attribute", "value", "message"), [
+    ("n_classes_", 1000, "n_classes_ is 1000 (at most 64 allowed)"),
+    ("n_trees_per_iteration_", 10**6, "n_trees_per_iteration_ is 1000000 (at most 64 allowed)"),
+    ("is_categorical_", "categorical", "has categorical features, which a trader ensemble never has"),
+])
+def test_crafted_estimator_counts_and_categorical_features_are_refused(home, attribute, value, message):
+    import skops.io as sio
+
+    path = version_dir(home) / MODEL_FILE
+    estimator = sio.load(path, trusted=sorted(TRUSTED_TYPES))
+    objects = [o for o in _objects(estimator) if attribute in vars(o) or (attribute == "is_categorical_" and "_bin_mapper" in vars(o))]
+    setattr(objects[0], attribute, np.ones(3, dtype=bool) if value == "categorical" else value)
+    sio.dump(estimator, path, compression=zipfile.ZIP_DEFLATED)
+    resign(version_dir(home))
+    with pytest.raises(ArtifactError, match=f"refusing to load it: estimator.*{re.escape(message)}"):
+        ModelPersistence(home / "models").load(ensemble_strategy(), SYMBOL, TF)
