@@ -12,6 +12,9 @@ Conventions (documented in ``docs/backtesting.md``):
   at the end is marked at the last close and counted, flagged ``open``.
 - Undefined values (Sharpe of a flat curve, win rate without trades) are NaN, and
   ``None`` in JSON.
+- Annualised figures (annual return, volatility, Sharpe, Sortino, Calmar) over a window
+  shorter than :data:`MIN_ANNUALISED_DAYS` days extrapolate a few days to a year: reports
+  mark them (:func:`annualised_caveat`) rather than print them as if meaningful.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from trader.timeframes import timeframe_to_ms
 
 __all__ = [
     "YEAR_MS",
+    "MIN_ANNUALISED_DAYS",
+    "ANNUALISED_KEYS",
+    "window_days",
+    "annualised_caveat",
     "Trade",
     "PerformanceMetrics",
     "periods_per_year",
@@ -40,6 +47,27 @@ __all__ = [
 ]
 
 YEAR_MS = 365 * 24 * 3_600_000
+
+
+#: Below this many days of bars an annualised figure is an extrapolation, not a measurement.
+MIN_ANNUALISED_DAYS = 30.0
+
+#: The :class:`PerformanceMetrics` fields that are annualised.
+ANNUALISED_KEYS = ("annual_return", "volatility", "sharpe", "sortino", "calmar")
+
+
+def window_days(bars: int, timeframe: str) -> float:
+    """How many days ``bars`` bars of ``timeframe`` span."""
+    return bars * timeframe_to_ms(timeframe) / 86_400_000
+
+
+def annualised_caveat(bars: int, timeframe: str) -> str | None:
+    """A one-line warning when ``bars`` bars are too few days to annualise (``None`` when they are enough)."""
+    days = window_days(bars, timeframe)
+    if days >= MIN_ANNUALISED_DAYS:
+        return None
+    return (f"annualised figures extrapolate {days:.3g} days to a year (under {MIN_ANNUALISED_DAYS:g} days): "
+            "they are not meaningful")
 
 
 def periods_per_year(timeframe: str) -> float:
