@@ -2,8 +2,10 @@
 
 - :func:`stationary_bootstrap` resamples per-bar returns in blocks of random (geometric)
   length, which keeps the short-range dependence of market returns (Politis and Romano,
-  1994). Intervals are percentile intervals; the one-sided p-value for "Sharpe <= 0" is
-  taken from the bootstrap distribution re-centred on zero.
+  1994). Intervals are percentile intervals; the one-sided p-value for "Sharpe <= 0" is the
+  share of resamples at or below zero (with the +1 of an exact test, so its floor is
+  ``1 / (N + 1)``), the same convention as :mod:`trader.backtest.verdict`: ``p < 0.025``
+  exactly when the 95 % interval lies above zero (up to one resample).
 - :func:`probabilistic_sharpe_ratio` is the probability that the true Sharpe ratio beats a
   benchmark, given the sample's length, skew and kurtosis; :func:`deflated_sharpe_ratio`
   raises that benchmark to the best Sharpe expected from ``n_trials`` unskilled trials
@@ -236,22 +238,30 @@ class Significance:
 
     @property
     def beats_chance(self) -> bool:
+        """The Sharpe interval lies above zero. Exposure alone can do that in a rising market: whether
+        the strategy shows skill is :mod:`trader.backtest.verdict`'s question, not this one."""
         return math.isfinite(self.sharpe.low) and self.sharpe.low > 0
 
     @property
+    def p_floor(self) -> float:
+        return 1.0 / (self.n_resamples + 1)
+
+    @property
     def verdict(self) -> str:
-        """One phrase for users: which side of zero the Sharpe interval lies on, if any."""
+        """One phrase about the Sharpe ratio alone: which side of zero its interval lies on, if any."""
         if self.beats_chance:
-            return "positive and distinguishable from chance"
+            return "positive: the Sharpe interval lies above zero"
         if math.isfinite(self.sharpe.high) and self.sharpe.high < 0:
-            return "negative: reliably loses money (distinguishable from chance in the wrong direction)"
-        return "NOT distinguishable from chance"
+            return "negative: the Sharpe interval lies below zero (reliably loses money)"
+        return "NOT distinguishable from zero"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "sharpe": self.sharpe.to_dict(),
             "total_return": self.total_return.to_dict(),
             "p_value": _clean(self.p_value),
+            "p_floor": self.p_floor,
+            "sided": "one-sided: H0 Sharpe <= 0 (vs benchmark: Sharpe <= the benchmark's)",
             "psr": _clean(self.psr),
             "dsr": _clean(self.dsr),
             "n_trials": self.n_trials,
@@ -274,11 +284,12 @@ def _interval(estimate: float, draws: np.ndarray, confidence: float) -> Interval
 
 
 def _p_value(estimate: float, draws: np.ndarray) -> float:
-    """One-sided p-value of H0 "statistic <= 0" from the re-centred bootstrap distribution."""
+    """One-sided p-value of H0 "statistic <= 0": the share of resamples at or below zero (percentile
+    convention, consistent with the percentile interval; floor ``1 / (N + 1)``)."""
     finite = draws[np.isfinite(draws)]
     if not finite.size or not math.isfinite(estimate):
         return math.nan
-    return float((1 + np.sum(finite - estimate >= estimate)) / (1 + finite.size))
+    return float((1 + np.sum(finite <= 0.0)) / (1 + finite.size))
 
 
 def significance(
