@@ -107,6 +107,14 @@ def _ignored(path: Path) -> bool:
     return "__pycache__" in path.parts
 
 
+def _uri_path(uri: str) -> str:
+    """The file a SQLite ``file:`` URI names (``file:///a/b.sqlite?mode=rw`` -> ``/a/b.sqlite``)."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(uri)
+    return unquote(parts.path or parts.netloc)
+
+
 def _audit(event: str, args: tuple) -> None:
     if not _active:
         return
@@ -124,6 +132,8 @@ def _audit(event: str, args: tuple) -> None:
         path = args[index]
         if event == "sqlite3.connect" and (path in (":memory:", "", b":memory:") or str(path).startswith("file::memory:")):
             return
+        if event == "sqlite3.connect" and isinstance(path, str) and path.startswith("file:"):
+            path = _uri_path(path)
         if isinstance(path, int) or path is None:
             return
     else:
