@@ -414,26 +414,11 @@ def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int) -> 
 
 def classification_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, batch: SignalBatch,
                            timeframe: str) -> dict[str, Any] | None:
-    """Model probabilities against the model's own label definition, beside the majority baseline."""
-    label = dict(loaded.manifest.get("label") or {})
+    """Model probabilities against the model's own label definition, beside the majority baseline of
+    its TRAINING labels (:func:`trader.evaluation.scoring.score_model`, as ``trader compare`` scores)."""
     probabilities = batch.probabilities
-    if not label or not np.isfinite(probabilities).any():
+    if not loaded.manifest.get("label") or not np.isfinite(probabilities).any():
         return None
-    from trader.evaluation.classification import evaluate_classifier
-    from trader.features import LabelDefinition
+    from trader.evaluation.scoring import score_model
 
-    try:
-        definition = LabelDefinition.from_dict(label)
-    except ValueError:
-        return None
-    if definition.kind != "binary":
-        return None
-    labels = definition.compute(candles, timeframe).to_numpy()[first : last + 1]
-    keep = np.isfinite(labels) & np.isfinite(probabilities)
-    if keep.sum() < 2:
-        return None
-    report = evaluate_classifier(labels[keep].astype(np.int64), probabilities[keep])
-    out = report.to_dict()
-    out["label"] = definition.as_dict()
-    out["note"] = "majority baseline from the evaluated labels (the training labels are not at hand)"
-    return out
+    return score_model(loaded.manifest, candles, np.arange(first, last + 1), probabilities, timeframe)

@@ -269,7 +269,8 @@ def _pooled_classification(pieces: list, fold_info: list[dict[str, Any]]) -> dic
     fold's training labels; plus a block permutation test of the ROC-AUC."""
     import numpy as np
 
-    from trader.evaluation.classification import classification_metrics, evaluate_classifier, permutation_test
+    from trader.evaluation.classification import (classification_metrics, evaluate_classifier, permutation_test,
+                                                  prior_baseline)
 
     ys, ps, bs = [], [], []
     for (test, proba, train), info in zip(pieces, fold_info, strict=False):
@@ -290,7 +291,7 @@ def _pooled_classification(pieces: list, fold_info: list[dict[str, Any]]) -> dic
     perm = permutation_test(y, p, metric="roc_auc", n_permutations=200, block=24)
     return {
         "model": classification_metrics(y, p),
-        "baseline": classification_metrics(y, b),
+        "baseline": prior_baseline(y, b),  # per-fold priors pooled still rank nothing: AUC 0.5
         "n_samples": int(y.size),
         "class_counts": {str(i): int(c) for i, c in enumerate(counts)},
         "baseline_kind": "majority class of each fold's training labels",

@@ -1,4 +1,4 @@
-"""``trader compare``: trained strategies side by side on the same held-out candles."""
+"""``trader compare``: trained strategies side by side on the same held-out candles, each backtested as ``trader backtest`` does."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from trader.cli.main import AppContext, pass_app
 from trader.cli.market_options import symbol_callback, timeframe_callback
 
-__all__ = ["compare"]
+__all__ = ["compare", "render_comparison"]
 
 _METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss")
 _SHORT = {"accuracy": "acc", "balanced_accuracy": "bal.acc", "macro_f1": "F1", "roc_auc": "AUC", "log_loss": "logloss"}
@@ -22,6 +22,75 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return f"{value * 100:+.2f}%" if pct else f"{value:.4f}"
 
 
+def _num(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _verdict_line(verdict: Any) -> str:
+    if isinstance(verdict, dict):
+        return str(verdict.get("line") or verdict.get("verdict") or "")
+    return str(verdict or "")
+
+
+def _costs_line(costs: dict[str, Any]) -> str:
+    parts = [f"fees {costs.get('fee_bps', 0):g} bps", f"slippage {costs.get('slippage_bps', 0):g} bps"]
+    if costs.get("spread_bps") is not None:
+        parts.append(f"spread {costs['spread_bps']:g} bps")
+    elif costs.get("spread_bps_median") is not None:
+        parts.append(f"spread median {costs['spread_bps_median']:.3g} bps ({costs.get('spread_source') or 'estimated'})")
+    return "costs: " + ", ".join(parts)
+
+
+def render_comparison(data: dict[str, Any]) -> list[str]:
+    """The terminal table of a comparison (what ``--json`` prints as data)."""
+    held = data["held_out"]
+    lines = [
+        f"{data['symbol']} {data['timeframe']} from {data['source']}; held-out {held['start_iso']} .. {held['end_iso']} "
+        f"({held['rows']:,} candles)",
+        _costs_line(data.get("costs") or {}),
+    ]
+    caveat = data.get("annualised_caveat")
+    mark = "*" if caveat else ""
+    header = (f"{'strategy':<22} {'version':<8} " + " ".join(f"{_SHORT[m]:>8}" for m in _METRICS)
+              + f" {'return':>9} {'trades':>6} {'Sharpe' + mark:>7} {'interval':>17}")
+    lines.append(header)
+    verdicts: list[str] = []
+    for row in data["strategies"]:
+        if row["status"] != "ok":
+            lines.append(f"{row['plugin']:<22} {'-':<8} {row['status']}: {row['message']}")
+            continue
+        cls = row.get("classification") or {}
+        model = cls.get("model") or {}
+        metrics = " ".join(f"{_fmt(model.get(m)):>8}" for m in _METRICS)
+        trading = row.get("trading") or {}
+        sharpe = (row.get("significance") or {}).get("sharpe") or {}
+        interval = f"[{_num(sharpe.get('low'))}, {_num(sharpe.get('high'))}]" if sharpe else "-"
+        lines.append(
+            f"{row['plugin']:<22} {row.get('version') or '-':<8} {metrics} {_fmt(trading.get('total_return'), pct=True):>9} "
+            f"{trading.get('trades', 0):>6} {_num(trading.get('sharpe')):>7} {interval:>17}"
+        )
+        if _verdict_line(row.get("verdict")):
+            verdicts.append(f"{row['plugin']}: {_verdict_line(row['verdict'])}")
+    baselines = data.get("baselines") or []
+    legend = []
+    for k, base in enumerate(baselines, 1):
+        name = "majority baseline" if len(baselines) == 1 else f"majority #{k}"
+        metrics = base.get("metrics") or {}
+        lines.append(f"{name:<22} {'-':<8} " + " ".join(f"{_fmt(metrics.get(m)):>8}" for m in _METRICS))
+        label = base.get("label") or {}
+        legend.append(f"{name}: class {base.get('majority_class')} of the training labels of {', '.join(base['strategies'])} "
+                      f"(horizon {label.get('horizon')}, threshold {label.get('threshold')}); {base.get('source')}"
+                      if base.get("majority_class") is not None else f"{name}: {base.get('source')}")
+    lines.extend(legend)
+    if verdicts:
+        lines.append("verdicts (as trader backtest prints them):")
+        lines.extend(f"  {v}" for v in verdicts)
+    if caveat:
+        lines.append(f"* {caveat}")
+    lines.extend(f"note: {note}" for note in data.get("notes") or [])
+    return lines
+
+
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to compare (repeat).")
 @click.option("--symbol", default="BTC/USDT", show_default=True, callback=symbol_callback)
@@ -29,7 +98,12 @@ def _fmt(value: Any, pct: bool = False) -> str:
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use.")
 @click.option("--from", "start", default=None, help="Start of the held-out range (date or ms); default: after every model's training data.")
 @click.option("--to", "end", default=None, help="End of the held-out range (default: the last candle).")
-@click.option("--fee-bps", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Fee per position change, in basis points.")
+@click.option("--fee-bps", type=click.FloatRange(min=0), default=None, help="Fee in basis points [default: [broker] fee_bps, else 10].")
+@click.option("--slippage-bps", type=click.FloatRange(min=0), default=None, help="Slippage in basis points [default: [broker] slippage_bps, else 2].")
+@click.option("--cash", type=click.FloatRange(min=0, min_open=True), default=None, help="Starting cash [default: [broker] cash, else 10000].")
+@click.option("--seed", "bootstrap_seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap (as trader backtest --seed).")
+@click.option("--bootstrap", "n_resamples", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
+@click.option("--trials", "n_trials", type=click.IntRange(min=1), default=1, show_default=True, help="Strategies or settings tried so far (deflates the Sharpe ratio).")
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=None, help="Synthetic market size when no candles are stored (default: what the models were trained on).")
 @click.option("--synthetic-seed", "seed", type=click.IntRange(min=0), default=None, help="Synthetic market seed (default: the one the models were trained on).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -42,12 +116,20 @@ def compare(
     exchange: str | None,
     start: str | None,
     end: str | None,
-    fee_bps: float,
+    fee_bps: float | None,
+    slippage_bps: float | None,
+    cash: float | None,
+    bootstrap_seed: int,
+    n_resamples: int,
+    n_trials: int,
     synthetic_bars: int | None,
     seed: int | None,
     as_json: bool,
 ) -> None:
-    """Evaluate models side by side on the same held-out range, beside the majority baseline and buy_and_hold."""
+    """Backtest strategies side by side on the same held-out range, as `trader backtest` does (same costs,
+    trades, Sharpe interval and verdict), with each model's classification metrics beside the majority
+    baseline of its training labels, and buy_and_hold."""
+    from trader.backtest.runner import BacktestSettings
     from trader.data import parse_time_ms, resolve_candles
     from trader.evaluation.model_comparison import compare_strategies
     from trader.models import ModelPersistence
@@ -63,39 +145,18 @@ def compare(
     if seed is None:
         seed = _training_seed(trained)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
-    params = {name: app.config.plugin_params(name) for name in [*names, "buy_and_hold"]}
+    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
+                                n_trials=n_trials, seed=bootstrap_seed)
     result = compare_strategies(
-        manager, names, candles, symbol=symbol, timeframe=timeframe, models_dir=app.config.models_dir,
-        source=source, start=parse_time_ms(start, "--from") if start else None,
-        end=parse_time_ms(end, "--to") if end else None, fee_bps=fee_bps, params=params,
+        manager, app.config, names, candles, symbol=symbol, timeframe=timeframe, settings=settings, source=source,
+        start=parse_time_ms(start, "--from") if start else None, end=parse_time_ms(end, "--to") if end else None,
     )
-    if as_json:
-        click.echo(json.dumps(result.as_dict(), indent=2))
-        return
     data = result.as_dict()
-    held = data["held_out"]
-    click.echo(f"{symbol} {timeframe} from {source}; held-out {held['start_iso']} .. {held['end_iso']} ({held['rows']:,} candles), fees {fee_bps:g} bps")
-    header = f"{'strategy':<22} {'version':<8} " + " ".join(f"{_SHORT[m]:>8}" for m in _METRICS) + f" {'return':>9} {'trades':>6}"
-    click.echo(header)
-    baselines: dict[str, dict[str, Any]] = {}
-    for row in result.strategies:
-        if row.status != "ok":
-            click.echo(f"{row.plugin:<22} {'-':<8} {row.status}: {row.message}")
-            continue
-        cls = row.classification or {}
-        model = cls.get("model", {})
-        metrics = " ".join(f"{_fmt(model.get(m)):>8}" for m in _METRICS)
-        trading = row.trading or {}
-        click.echo(f"{row.plugin:<22} {row.version or '-':<8} {metrics} {_fmt(trading.get('total_return'), pct=True):>9} {trading.get('trades', 0):>6}")
-        if cls:
-            baselines[json.dumps(cls.get("label"), sort_keys=True)] = cls
-    for cls in baselines.values():
-        base = cls["baseline"]
-        label = cls.get("label") or {}
-        name = f"majority (h={label.get('horizon')})" if len(baselines) > 1 else "majority baseline"
-        click.echo(f"{name:<22} {'-':<8} " + " ".join(f"{_fmt(base.get(m)):>8}" for m in _METRICS))
-    for note in result.notes:
-        click.echo(f"note: {note}")
+    if as_json:
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
+        return
+    for line in render_comparison(data):
+        click.echo(line)
 
 
 def _training_seed(versions: list[Any]) -> int:

@@ -4,7 +4,9 @@ Metrics: accuracy, balanced accuracy, macro-F1, ROC-AUC and log-loss, computed
 in numpy (they agree with scikit-learn's definitions, which the tests check).
 The baseline predicts the majority class of the training labels (or of the
 evaluated labels when none are given) with the class frequencies as its
-probabilities: a model that does not beat it has learnt nothing useful.
+probabilities: a model that does not beat it has learnt nothing useful. Its score
+is the same for every sample, so it ranks nothing: its ROC-AUC is 0.5 by
+definition (NaN, like any AUC, when the evaluated labels hold one class only).
 
 ``proba`` is either a 1-D array of P(class 1) for binary labels, or an
 ``(n, k)`` array of class probabilities for labels ``0..k-1``.
@@ -32,6 +34,8 @@ __all__ = [
     "classification_metrics",
     "majority_class",
     "majority_baseline",
+    "prior_baseline",
+    "labels_from_counts",
     "evaluate_classifier",
     "permutation_test",
 ]
@@ -169,6 +173,39 @@ def _prior(labels: np.ndarray, k: int) -> np.ndarray:
     return counts / counts.sum()
 
 
+def labels_from_counts(counts: Any) -> np.ndarray | None:
+    """Labels ``0..k-1`` repeated by their ``counts`` (a manifest's ``train_class_counts``);
+    ``None`` unless the counts are non-negative integers with a positive sum."""
+    if not isinstance(counts, (list, tuple)) or len(counts) < 2:
+        return None
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts) or sum(counts) == 0:
+        return None
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+
+def prior_baseline(y_true: Any, prior: Any) -> dict[str, float]:
+    """Metrics of predicting, for each sample, the most frequent class of ``prior`` with ``prior`` as
+    the probabilities: one row of class frequencies for every sample, or a ``(k,)`` vector for all.
+
+    ROC-AUC is 0.5 whenever it is defined: a score that is constant (or constant within each
+    stretch of rows, as when each walk-forward fold has its own prior) carries no ranking, and
+    pooling folds must not make the prior look like one.
+    """
+    y = _labels(y_true)
+    p = np.asarray(prior, dtype=np.float64)
+    if p.ndim == 1:
+        p = np.tile(p, (y.size, 1))
+    y, p = _prepare(y, p)
+    pred = np.argmax(p, axis=1)
+    return {
+        "accuracy": accuracy(y, pred),
+        "balanced_accuracy": balanced_accuracy(y, pred),
+        "macro_f1": macro_f1(y, pred),
+        "roc_auc": 0.5 if np.unique(y).size >= 2 else math.nan,
+        "log_loss": log_loss(y, p),
+    }
+
+
 def majority_baseline(y_true: Any, *, train_labels: Any = None, n_classes: int | None = None) -> dict[str, float]:
     """Metrics of always predicting the majority class, with the class frequencies as probabilities.
 
@@ -178,16 +215,7 @@ def majority_baseline(y_true: Any, *, train_labels: Any = None, n_classes: int |
     y = _labels(y_true)
     reference = _labels(train_labels) if train_labels is not None else y
     k = max(n_classes or 2, int(y.max()) + 1 if y.size else 0, int(reference.max()) + 1 if reference.size else 0)
-    prior = _prior(reference, k)
-    proba = np.tile(prior, (y.size, 1))
-    pred = np.full(y.size, int(np.argmax(prior)))
-    return {
-        "accuracy": accuracy(y, pred),
-        "balanced_accuracy": balanced_accuracy(y, pred),
-        "macro_f1": macro_f1(y, pred),
-        "roc_auc": roc_auc(y, proba),
-        "log_loss": log_loss(y, proba),
-    }
+    return prior_baseline(y, _prior(reference, k))
 
 
 # ---------------------------------------------------------------------- report

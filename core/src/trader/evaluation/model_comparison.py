@@ -1,41 +1,46 @@
-"""Models side by side on the same held-out candles, beside the majority baseline and buy-and-hold.
+"""Strategies side by side on the same held-out candles: ``trader backtest``'s twin.
 
-For every strategy: its stored model (latest, or a pinned version) is loaded and
-verified; signals are asked for every held-out row in one batched call; the
-signals' probabilities are scored against each model's own label definition
-(classification metrics beside the majority-class baseline of its training
-labels); and a simple long/flat simulation with fees shows what the signals
-would have earned (BUY goes long ``size``, SELL goes flat, HOLD keeps the
-position; no risk rules: ``trader backtest`` runs the full simulation).
+Every strategy (and the builtin ``buy_and_hold``, always added) is run through
+:func:`trader.backtest.runner.run_backtest` over the same range: the same signals,
+engine step, paper broker, costs, risk audit, trade counting (round trips of fills),
+Sharpe interval and verdict as ``trader backtest --from ... --to ...`` prints for it,
+because it is the same code. A model's stored version (latest, or a pinned one) is
+loaded and verified first; a missing or refused model is a row of its own, not an error.
 
-The held-out range starts after the last row any compared model saw in training
-or validation (the latest test-split start among the manifests), unless given.
+The classification metrics of a model's P(up) are scored against its own label
+definition beside the majority baseline of its TRAINING labels
+(:func:`trader.evaluation.scoring.score_model`); baselines are listed once each in
+:attr:`Comparison.baselines` (one per distinct baseline, naming the models it serves).
+
+The held-out range starts after the last row any compared model saw in training or
+validation (the latest test-split start among the manifests), unless given.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
 from trader.errors import ArtifactError, DataError, ModelError, PluginError, train_command
-from trader.types import SignalAction, SignalRequest
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from trader.backtest.runner import BacktestSettings
+    from trader.config import TraderConfig
     from trader.plugins import TraderPluginManager
 
-__all__ = ["ComparedStrategy", "Comparison", "compare_strategies", "held_out_start", "long_flat_returns"]
+__all__ = ["ComparedStrategy", "Comparison", "compare_strategies", "held_out_start", "distinct_baselines"]
+
+BASELINE = "buy_and_hold"
 
 
 @attrs.frozen
 class ComparedStrategy:
-    """One row of a comparison: a strategy's status, classification metrics and trading outcome."""
+    """One row of a comparison: a strategy's status, classification metrics and backtest outcome."""
 
     plugin: str
     status: str  # "ok" | "no model" | "refused" | "error"
@@ -43,7 +48,11 @@ class ComparedStrategy:
     message: str = ""
     samples: int = 0
     classification: Mapping[str, Any] | None = None
-    trading: Mapping[str, Any] | None = None
+    trading: Mapping[str, Any] | None = None  # the backtest's metrics (PerformanceMetrics.to_dict())
+    significance: Mapping[str, Any] | None = None  # Sharpe interval and p-values, as backtest's JSON
+    verdict: Any = None  # backtest's verdict (a mapping from trader.backtest.verdict, or its phrase)
+    costs: Mapping[str, Any] | None = None
+    model: Mapping[str, Any] | None = None  # version, training range and overlap, as backtest's JSON
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -57,23 +66,28 @@ class Comparison:
     start: int
     end: int
     rows: int
-    fee_bps: float
+    costs: Mapping[str, Any]
     strategies: tuple[ComparedStrategy, ...]
+    baselines: tuple[Mapping[str, Any], ...] = ()
     notes: tuple[str, ...] = ()
+    annualised_caveat: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
+        from trader.backtest.results import jsonable
         from trader.data import format_ms
 
-        return {
+        return jsonable({
             "symbol": self.symbol,
             "timeframe": self.timeframe,
             "source": self.source,
             "held_out": {"start": self.start, "end": self.end, "start_iso": format_ms(self.start),
                          "end_iso": format_ms(self.end), "rows": self.rows},
-            "fee_bps": self.fee_bps,
+            "costs": dict(self.costs),
             "strategies": [s.as_dict() for s in self.strategies],
+            "baselines": [dict(b) for b in self.baselines],
+            "annualised_caveat": self.annualised_caveat,
             "notes": list(self.notes),
-        }
+        })
 
 
 def held_out_start(manifests: Sequence[Mapping[str, Any]]) -> int | None:
@@ -87,84 +101,63 @@ def held_out_start(manifests: Sequence[Mapping[str, Any]]) -> int | None:
     return max(starts) if starts else None
 
 
-def long_flat_returns(
-    close: np.ndarray, actions: np.ndarray, sizes: np.ndarray, fee_bps: float
-) -> dict[str, float]:
-    """Long/flat simulation over ``close`` (one decision per bar, acting on the bar's close).
-
-    Returns total return, trades (position changes), exposure (share of bars in a
-    position) and max drawdown of the equity curve, fees included.
-    """
-    n = len(close)
-    position = np.zeros(n)
-    current = 0.0
-    for i in range(n):
-        if actions[i] == 1:
-            current = float(sizes[i])
-        elif actions[i] == -1:
-            current = 0.0
-        position[i] = current
-    if n < 2:
-        return {"total_return": 0.0, "trades": 0, "exposure": 0.0, "max_drawdown": 0.0}
-    bar_returns = close[1:] / close[:-1] - 1.0
-    held = position[:-1]
-    changes = np.abs(np.diff(np.concatenate(([0.0], held))))
-    net = held * bar_returns - changes * fee_bps / 10_000.0
-    equity = np.cumprod(1.0 + net)
-    peak = np.maximum.accumulate(np.concatenate(([1.0], equity)))[1:]
-    return {
-        "total_return": float(equity[-1] - 1.0),
-        "trades": int(np.count_nonzero(changes)),
-        "exposure": float(np.mean(held > 0)),
-        "max_drawdown": float(np.max(1.0 - equity / peak)) if len(equity) else 0.0,
-    }
+def distinct_baselines(rows: Sequence[ComparedStrategy]) -> tuple[dict[str, Any], ...]:
+    """The majority baselines of the rows' models, once each: models with the same label definition
+    and the same training class frequencies share one (their metrics on the same rows are the same)."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        cls = row.classification
+        if row.status != "ok" or not cls:
+            continue
+        key = repr((sorted((cls.get("label") or {}).items()), sorted((cls.get("baseline") or {}).items()),
+                    cls.get("majority_class"), cls.get("n_samples")))
+        if key in found:
+            found[key]["strategies"].append(row.plugin)
+            continue
+        found[key] = {
+            "strategies": [row.plugin],
+            "label": cls.get("label"),
+            "majority_class": cls.get("majority_class"),
+            "source": cls.get("baseline_source"),
+            "metrics": cls.get("baseline"),
+        }
+    return tuple(found.values())
 
 
-def _classification(manifest: Mapping[str, Any], candles: pd.DataFrame, rows: np.ndarray, probabilities: np.ndarray,
-                    timeframe: str) -> dict[str, Any] | None:
-    from trader.evaluation.classification import evaluate_classifier
-    from trader.features import LabelDefinition
-
-    label = manifest.get("label") or {}
-    try:
-        definition = LabelDefinition.from_dict(label)
-    except ValueError:
-        return None
-    labels = definition.compute(candles, timeframe).to_numpy(dtype=np.float64)[rows]
-    if definition.kind == "ternary":
-        return None  # P(up) alone does not score three classes
-    keep = np.isfinite(labels) & np.isfinite(probabilities)
-    if keep.sum() < 2:
-        return None
-    counts = label.get("train_class_counts")
-    train_labels = None
-    if isinstance(counts, list) and len(counts) == 2 and all(isinstance(c, int) and c >= 0 for c in counts) and sum(counts):
-        train_labels = np.repeat(np.arange(2), counts)
-    report = evaluate_classifier(labels[keep].astype(np.int64), probabilities[keep], train_labels=train_labels)
-    return {**report.to_dict(), "label": {k: label.get(k) for k in ("kind", "horizon", "threshold")}}
+def _row(name: str, result: Any, samples: int) -> ComparedStrategy:
+    data = result.to_dict()
+    significance = data.get("significance")
+    verdict = data.get("verdict")
+    if verdict is None and significance:
+        verdict = significance.get("verdict")
+    model = data.get("model")
+    return ComparedStrategy(
+        name, "ok", model.get("version") if model else None, samples=samples,
+        classification=data.get("classification"), trading=data.get("metrics"), significance=significance,
+        verdict=verdict, costs=_cost_summary(data.get("costs") or data.get("settings") or {}), model=model,
+    )
 
 
 def compare_strategies(
     manager: TraderPluginManager,
+    config: TraderConfig,
     names: Sequence[str],
     candles: pd.DataFrame,
     *,
     symbol: str,
     timeframe: str,
-    models_dir: Path,
+    settings: BacktestSettings,
     source: str = "",
     start: int | None = None,
     end: int | None = None,
-    fee_bps: float = 10.0,
-    params: Mapping[str, Mapping[str, Any]] | None = None,
     versions: Mapping[str, str] | None = None,
 ) -> Comparison:
-    """Evaluate ``names`` on the same held-out rows of ``candles`` (see the module docstring)."""
-    from trader.backtest.signals import strategy_features
+    """Backtest ``names`` (and ``buy_and_hold``) on the same held-out rows of ``candles`` (see the module docstring)."""
+    from trader.backtest.runner import run_backtest
+    from trader.evaluation.performance import annualised_caveat
     from trader.models import ModelPersistence
 
-    store = ModelPersistence(models_dir)
-    params = params or {}
+    store = ModelPersistence(config.models_dir)
     versions = versions or {}
     notes: list[str] = []
     loaded: dict[str, Any] = {}
@@ -198,46 +191,38 @@ def compare_strategies(
             f"the held-out range has {max(last - first + 1, 0)} candles; the compared models were trained on "
             "data that ends after these candles (give --from, or compare on the data they were trained on)"
         )
-    rows = np.arange(first, last + 1)
+    range_start, range_end = int(timestamps[first]), int(timestamps[last])
     for name, model in loaded.items():
         data_end = model.manifest.get("data", {}).get("range", {}).get("end")
-        if isinstance(data_end, int) and data_end < int(timestamps[first]):
+        if isinstance(data_end, int) and data_end < range_start:
             continue
         split = model.manifest.get("extra", {}).get("split", {}).get("test", {})
-        if isinstance(split.get("first_end"), int) and split["first_end"] > int(timestamps[first]):
+        if isinstance(split.get("first_end"), int) and split["first_end"] > range_start:
             notes.append(f"{name} {model.version}: the range starts before its test split, so it overlaps its training data")
-    close = candles["close"].to_numpy(dtype=np.float64)[rows]
-    features_cache: dict[tuple[int, ...], Any] = {}
     results: list[ComparedStrategy] = []
-    for name in [*names, *(["buy_and_hold"] if "buy_and_hold" not in names else [])]:
+    costs: Mapping[str, Any] = {}
+    for name in [*names, *([BASELINE] if BASELINE not in names else [])]:
         if name in rows_out:
             results.append(rows_out[name])
             continue
-        strategy = manager.strategy(name)
-        info = strategy.info
-        windows = tuple(info.feature_windows)
-        if windows and windows not in features_cache:
-            features_cache[windows] = strategy_features(info, candles, timeframe)
         model = loaded.get(name)
-        request = SignalRequest(
-            strategy=name, symbol=symbol, timeframe=timeframe, candles=candles, at=rows,
-            features=features_cache.get(windows), model=model.model if model else None, params=params.get(name, {}),
-        )
         try:
-            signals = strategy.generate_signals(request)
+            result = run_backtest(manager, config, name, candles, symbol=symbol, timeframe=timeframe, source=source,
+                                  start=range_start, end=range_end, settings=settings, loaded_model=model)
         except (PluginError, DataError, ModelError) as exc:
             results.append(ComparedStrategy(name, "error", model.version if model else None, message=str(exc)))
             continue
-        codes = {SignalAction.BUY: 1, SignalAction.SELL: -1, SignalAction.HOLD: 0}
-        actions = np.array([codes[s.action] for s in signals])
-        sizes = np.array([s.size for s in signals])
-        probabilities = np.array([s.probability if s.probability is not None else math.nan for s in signals])
-        classification = None
-        if model is not None and np.isfinite(probabilities).any():
-            classification = _classification(model.manifest, candles, rows, probabilities, timeframe)
-        results.append(ComparedStrategy(
-            name, "ok", model.version if model else None, samples=len(rows), classification=classification,
-            trading=long_flat_returns(close, actions, sizes, fee_bps),
-        ))
-    return Comparison(symbol, timeframe, source, int(timestamps[first]), int(timestamps[last]), len(rows), fee_bps,
-                      tuple(results), tuple(notes))
+        row = _row(name, result, last - first + 1)
+        costs = costs or row.costs or {}
+        results.append(row)
+    return Comparison(
+        symbol, timeframe, source, range_start, range_end, last - first + 1, _cost_summary(costs), tuple(results),
+        distinct_baselines(results), tuple(notes), annualised_caveat(last - first + 1, timeframe),
+    )
+
+
+def _cost_summary(costs: Mapping[str, Any]) -> dict[str, Any]:
+    """The cost part of a backtest's settings (every row of a comparison runs with the same)."""
+    keep = ("fee_bps", "slippage_bps", "spread_bps", "spread_bps_median", "spread_source", "cash", "min_notional",
+            "lot_size", "rebalance_band")
+    return {k: costs[k] for k in keep if k in costs}
