@@ -28,7 +28,7 @@ def test_backtest_buy_and_hold_json_and_report(trader_home: Path, tmp_path: Path
         assert (report / name).stat().st_size > 10_000
     assert json.loads((report / "results.json").read_text()) == data
     html = (report / "report.html").read_text()
-    assert "Sharpe" in html and 'src="equity.png"' in html and "distinguishable from chance" in html
+    assert "Sharpe" in html and 'src="equity.png"' in html and "verdict: NO EVIDENCE OF SKILL" in html
     rows = (report / "equity.csv").read_text().splitlines()
     assert len(rows) == 801 and rows[0].startswith("timestamp,close,equity")
 
@@ -40,7 +40,7 @@ def test_backtest_text_output_beside_the_baseline(trader_home: Path, fake_env):
     out = proc.stdout
     assert "fake_sma" in out and "buy_and_hold" in out and "fees 5 bps" in out
     assert "Sharpe minus buy_and_hold's" in out
-    assert "distinguishable from chance" in out  # the verdict, whichever way it goes
+    assert "\nverdict: " in out and "beats random timing" in out  # the verdict, whichever way it goes
 
 
 def test_check_fails_the_leaky_plugin_naming_candles_and_passes_an_honest_one(trader_home: Path, fake_env):

@@ -129,7 +129,8 @@ def test_range_warmup_and_no_candle_after_the_range_is_shown(manager, candles, t
     assert result.run.timestamps[0] == ts[500] and result.run.timestamps[-1] == ts[899]
     assert max(plugin.signal_last_ts) == ts[899]  # the strategy never saw a candle after the range
     assert result.model == {"version": "v1", "trained_on": {"start": int(ts[0]), "end": int(ts[299]), "rows": 300},
-                            "in_sample": False}
+                            "purge_bars": 1, "sample": "out_of_sample", "in_sample": False, "overlap_fraction": 0.0,
+                            "before_fraction": 0.0, "after_fraction": 1.0}
     cls = result.classification
     assert cls["n_samples"] == 399  # the last candle of the range has no label inside the data shown
     assert set(cls["model"]) == {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"}

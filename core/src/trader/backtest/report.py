@@ -20,7 +20,7 @@ import numpy as np
 if TYPE_CHECKING:
     from trader.backtest.results import BacktestResult, SimulatedRun
 
-__all__ = ["write_report", "METRIC_ROWS", "format_value"]
+__all__ = ["write_report", "METRIC_ROWS", "format_value", "annualised_mark", "sample_text", "halt_text", "fold_rows"]
 
 #: (key, label, format) of the metric table, in order.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -55,6 +55,65 @@ def format_value(value: Any, kind: str) -> str:
     if kind == "num1":
         return f"{value:.1f}"
     return f"{value:.3f}"
+
+
+def annualised_mark(key: str, caveat: str | None) -> str:
+    """``"*"`` beside an annualised metric when the range is too short to annualise (see the caveat line)."""
+    from trader.evaluation.performance import ANNUALISED_KEYS
+
+    return "*" if caveat and key in ANNUALISED_KEYS else ""
+
+
+def sample_text(summary: dict[str, Any]) -> str:
+    """Where the range lies against the model's training data, in the same words everywhere ("" without a model)."""
+    from trader.data import format_ms
+
+    if summary.get("settings", {}).get("walk_forward"):
+        return "out of sample: walk-forward, each fold trades only candles after its training window and purge"
+    model = summary.get("model")
+    if not model:
+        return ""
+    trained = model.get("trained_on") or {}
+    span = f"trained on {format_ms(trained.get('start'))} .. {format_ms(trained.get('end'))}"
+    purge = f"{model.get('purge_bars', 0)}-bar purge"
+    sample = model.get("sample", "unknown")
+    if sample == "out_of_sample":
+        return f"model {model['version']}: out of sample ({span}; the range starts after it and the {purge})"
+    if sample == "trained_later":
+        return (f"model {model['version']}: NOT out of sample: the model was TRAINED ON LATER DATA ({span}) than this "
+                "range, so it has seen this range's future; these figures are optimistic")
+    if sample == "unknown":
+        return f"model {model['version']}: NOT known to be out of sample (its manifest has no training range)"
+    parts = [f"{model['overlap_fraction'] * 100:.0f}% of the range overlaps the training data (plus the {purge})"]
+    if model.get("before_fraction"):
+        parts.append(f"{model['before_fraction'] * 100:.0f}% lies before it (the model was trained on later data)")
+    return f"model {model['version']}: IN-SAMPLE: {'; '.join(parts)}; {span}; these figures are optimistic"
+
+
+def halt_text(summary: dict[str, Any]) -> str:
+    """The final risk status, why trading halted, and how many orders each rule denied."""
+    from trader.data import format_ms
+
+    text = f"risk: final status {summary['final_status']}"
+    halt = summary.get("halt")
+    if halt:
+        text += f" since {format_ms(halt.get('timestamp'))} UTC ({halt.get('code')}: {halt.get('message')})"
+    denied = summary.get("denied_orders") or {}
+    text += "; denied orders: " + (", ".join(f"{code} x{count}" for code, count in sorted(denied.items())) or "none")
+    return text
+
+
+def fold_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """``(fold, train range, test range, return, ROC-AUC)`` per walk-forward fold, as text."""
+    from trader.data import format_ms
+
+    rows = []
+    for f in summary.get("folds") or ():
+        auc = ((f.get("classification") or {}).get("model") or {}).get("roc_auc")
+        rows.append((str(f["index"]), f"{format_ms(f.get('train_start_time'))} .. {format_ms(f.get('train_end_time'))}",
+                     f"{format_ms(f.get('test_start_time'))} .. {format_ms(f.get('test_end_time'))}",
+                     format_value(f.get("test_return"), "pct"), format_value(auc, "num")))
+    return rows
 
 
 def _dates(timestamps: np.ndarray) -> np.ndarray:
@@ -161,25 +220,46 @@ def _write_fills(run: SimulatedRun, path: Path) -> None:
 
 
 def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
+    from trader.backtest.verdict import format_p, question_rows
     from trader.data import format_ms
 
     esc = html.escape
     run_metrics = summary["metrics"]
     bench_metrics = summary["benchmark"]["metrics"] if summary.get("benchmark") else {}
+    caveat = summary.get("annualised_caveat")
     rows = []
     for key, label, kind in METRIC_ROWS:
-        bench = format_value(bench_metrics.get(key), kind) if bench_metrics else ""
-        rows.append(f"<tr><td>{esc(label)}</td><td>{format_value(run_metrics.get(key), kind)}</td><td>{bench}</td></tr>")
+        mark = annualised_mark(key, caveat)
+        bench = format_value(bench_metrics.get(key), kind) + mark if bench_metrics else ""
+        rows.append(f"<tr><td>{esc(label)}</td><td>{format_value(run_metrics.get(key), kind)}{mark}</td><td>{bench}</td></tr>")
+    caveat_html = f"<p>* {esc(caveat)}</p>" if caveat else ""
+    guard = summary.get("plausibility") or {}
+    guard_html = (f'<p style="border:2px solid #c00;padding:8px;color:#900"><b>{esc(guard["line"])}</b></p>'
+                  if guard.get("warning") else "")
+    sample = sample_text(summary)
+    sample_html = f"<p><b>{esc(sample)}</b></p>" if sample else ""
+    verdict_html = ""
+    verdict = summary.get("verdict")
+    if verdict:
+        q_rows = "".join(
+            f"<tr><td>{i}. {esc(title)}</td><td>{esc(value)}</td><td>{esc(measure)}</td><td>p {esc(p)}</td>"
+            f"<td><b>{answer}</b></td></tr>"
+            for i, (title, value, measure, p, answer) in enumerate(question_rows(verdict), 1)
+        )
+        verdict_html = (
+            f"<h2>Verdict</h2><p><b>{esc(verdict['line'])}</b></p>"
+            f"<table><tr><th>question</th><th>estimate [95 % interval]</th><th>measure</th><th>one-sided p</th>"
+            f"<th>holds (p &lt; {verdict['alpha']:g})</th></tr>{q_rows}</table>"
+        )
     sig = summary.get("significance")
     sig_html = ""
     if sig:
         sh = sig["sharpe"]
-        verdict = html.escape(sig["verdict"])
         sig_html = (
-            f"<h2>Is it chance?</h2><p>Sharpe {format_value(sh['estimate'], 'num')}, {int(sh['confidence'] * 100)}% "
+            f"<h2>Sharpe ratio</h2><p>Sharpe {format_value(sh['estimate'], 'num')}, {int(sh['confidence'] * 100)}% "
             f"block-bootstrap interval [{format_value(sh['low'], 'num')}, {format_value(sh['high'], 'num')}] "
-            f"({sig['n_resamples']} resamples, mean block {sig['mean_block']:.0f} bars): <b>{verdict}</b>. "
-            f"One-sided p-value (Sharpe &le; 0): {format_value(sig['p_value'], 'num')}; "
+            f"({sig['n_resamples']} resamples, mean block {sig['mean_block']:.0f} bars): {esc(sig['verdict'])}. "
+            f"One-sided p-value (Sharpe &le; 0): {esc(format_p(sig['p_value'], sig.get('p_floor')))}; "
             f"probabilistic Sharpe ratio {format_value(sig['psr'], 'num')}; deflated Sharpe ratio "
             f"{format_value(sig['dsr'], 'num')} for {sig['n_trials']} trial(s).</p>"
         )
@@ -188,7 +268,7 @@ def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
             sig_html += (
                 f"<p>Sharpe minus buy-and-hold's: {format_value(ex['estimate'], 'num')} "
                 f"[{format_value(ex['low'], 'num')}, {format_value(ex['high'], 'num')}], "
-                f"p-value (not better) {format_value(sig.get('p_value_vs_benchmark'), 'num')}.</p>"
+                f"one-sided p-value (not better) {esc(format_p(sig.get('p_value_vs_benchmark'), sig.get('p_floor')))}.</p>"
             )
     cls_html = ""
     cls = summary.get("classification")
@@ -197,22 +277,19 @@ def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
         head = "".join(f"<th>{esc(n)}</th>" for n in names)
         model_row = "".join(f"<td>{format_value(cls['model'][n], 'num')}</td>" for n in names)
         base_row = "".join(f"<td>{format_value(cls['baseline'][n], 'num')}</td>" for n in names)
+        where = "Out-of-sample" if summary.get("sample") == "out_of_sample" else "NOT out-of-sample"
         cls_html = (
-            f"<h2>Out-of-sample classification ({cls.get('n_samples', '?')} samples)</h2>"
+            f"<h2>{where} classification ({cls.get('n_samples', '?')} samples)</h2>"
             f"<table><tr><th></th>{head}</tr><tr><td>model</td>{model_row}</tr>"
             f"<tr><td>majority baseline</td>{base_row}</tr></table>"
         )
     folds_html = ""
-    if summary.get("folds"):
-        fold_rows = "".join(
-            f"<tr><td>{f['index']}</td><td>{esc(format_ms(f.get('train_start_time')))} .. {esc(format_ms(f.get('train_end_time')))}</td>"
-            f"<td>{esc(format_ms(f.get('test_start_time')))} .. {esc(format_ms(f.get('test_end_time')))}</td>"
-            f"<td>{format_value(f.get('test_return'), 'pct')}</td></tr>"
-            for f in summary["folds"]
-        )
+    folds = fold_rows(summary)
+    if folds:
+        fold_html_rows = "".join("<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in folds)
         folds_html = (
-            "<h2>Walk-forward folds</h2><table><tr><th>fold</th><th>train</th><th>test</th><th>return</th></tr>"
-            f"{fold_rows}</table>"
+            "<h2>Walk-forward folds</h2><table><tr><th>fold</th><th>train</th><th>test</th><th>return</th>"
+            f"<th>ROC-AUC</th></tr>{fold_html_rows}</table>"
         )
     settings = "".join(f"<tr><td>{esc(str(k))}</td><td>{esc(str(v))}</td></tr>" for k, v in summary["settings"].items())
     rng = summary["range"]
@@ -223,11 +300,13 @@ def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
 td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h1>{esc(title)}</h1>
-<p>{esc(format_ms(rng['start']))} .. {esc(format_ms(rng['end']))} UTC, {rng['bars']:,} bars; data: {esc(summary['source'])}.
-Market (close to close): {format_value(summary['market_return'], 'pct')}. Fills: {summary['fills']:,}; final risk state: {esc(summary['final_status'])}.</p>
-<h2>Performance, net of fees and slippage</h2>
+<p>{esc(format_ms(rng['start']))} .. {esc(format_ms(rng['end']))} UTC, {rng['bars']:,} bars ({rng['days']:.3g} days); data: {esc(summary['source'])}.
+Market (close to close): {format_value(summary['market_return'], 'pct')}. Fills: {summary['fills']:,}.</p>
+<p>{esc(halt_text(summary))}</p>
+{sample_html}{guard_html}{verdict_html}
+<h2>Performance, net of costs</h2>
 <table><tr><th>metric</th><th>{esc(result.strategy)}</th><th>buy_and_hold</th></tr>{''.join(rows)}</table>
-{sig_html}{cls_html}
+{caveat_html}{sig_html}{cls_html}
 <img src="equity.png" alt="equity curve"><img src="drawdown.png" alt="drawdown"><img src="position.png" alt="position">
 {folds_html}
 <h2>Settings</h2><table>{settings}</table>

@@ -70,6 +70,13 @@ class SimulatedRun:
                 counts[event["code"]] = counts.get(event["code"], 0) + 1
         return counts
 
+    def halt(self) -> dict[str, Any] | None:
+        """Why trading halted (the last change to ``halted``: time, rule code, message), ``None`` if it did not."""
+        for event in reversed(self.events):
+            if event.get("kind") == "status" and event.get("status") == "halted":
+                return {"timestamp": event.get("timestamp"), "code": event.get("code"), "message": event.get("message")}
+        return None
+
     def summary(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
@@ -77,6 +84,7 @@ class SimulatedRun:
             "fills": len(self.fills),
             "denied_orders": self.denied_orders(),
             "final_status": self.final_status,
+            "halt": self.halt(),
         }
 
 
@@ -96,6 +104,24 @@ class BacktestResult:
     folds: Sequence[Mapping[str, Any]] = ()
     model: Mapping[str, Any] | None = None
     timings: Mapping[str, float] = attrs.field(factory=dict)
+    verdict: Any = None  # trader.backtest.verdict.Verdict
+    plausibility: Any = None  # trader.backtest.verdict.Plausibility
+    wide_spread: SimulatedRun | None = None  # the same signals at a wider spread (robust_to_costs)
+
+    @property
+    def days(self) -> float:
+        """Days the range spans (bars x bar length)."""
+        from trader.evaluation.performance import window_days
+
+        return window_days(int(self.run.timestamps.size), self.timeframe)
+
+    @property
+    def sample(self) -> str:
+        """``out_of_sample``, ``in_sample``, ``trained_later`` or ``unknown`` (see :func:`trader.backtest.runner.model_summary`);
+        a walk-forward and a strategy without a model are out of sample."""
+        if self.settings.get("walk_forward") or not self.model:
+            return "out_of_sample"
+        return str(self.model.get("sample", "unknown"))
 
     @property
     def market_return(self) -> float:
@@ -114,7 +140,11 @@ class BacktestResult:
                 "source": self.source,
                 "settings": dict(self.settings),
                 "range": {"start": int(self.run.timestamps[0]), "end": int(self.run.timestamps[-1]),
-                          "bars": int(self.run.timestamps.size)},
+                          "bars": int(self.run.timestamps.size), "days": self.days},
+                "sample": self.sample,
+                "verdict": self.verdict,
+                "plausibility": self.plausibility,
+                "annualised_caveat": self._caveat(),
                 "market_return": self.market_return,
                 "metrics": self.run.metrics,
                 "benchmark": self.benchmark.summary() if self.benchmark is not None else None,
@@ -123,8 +153,20 @@ class BacktestResult:
                 "fills": len(self.run.fills),
                 "denied_orders": self.run.denied_orders(),
                 "final_status": self.run.final_status,
+                "halt": self.run.halt(),
+                "wide_spread": self._wide_summary(),
                 "folds": list(self.folds),
                 "model": self.model,
                 "timings": dict(self.timings),
             }
         )
+
+    def _caveat(self) -> str | None:
+        from trader.evaluation.performance import annualised_caveat
+
+        return annualised_caveat(int(self.run.timestamps.size), self.timeframe)
+
+    def _wide_summary(self) -> dict[str, Any] | None:
+        if self.wide_spread is None:
+            return None
+        return {"spread_multiplier": self.settings.get("wide_spread_multiplier"), **self.wide_spread.summary()}

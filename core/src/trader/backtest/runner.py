@@ -63,6 +63,7 @@ class BacktestSettings:
     n_trials: int = 1
     seed: int = 0
     benchmark: bool = True
+    spread_multiplier: float | None = 2.0  # the robustness run's spread, x the assumed one (None: no such run)
 
 
 @attrs.frozen
@@ -156,16 +157,45 @@ class BacktestScope:
         from trader.evaluation.performance import equity_returns, periods_per_year
 
         bench = None
-        if settings.benchmark and self.strategy.name != BASELINE:
-            bench = baseline_run(manager, self.limits, self.market, self.view, first, last, symbol=symbol, timeframe=timeframe)
+        if settings.benchmark:
+            if self.strategy.name != BASELINE:
+                bench = baseline_run(manager, self.limits, self.market, self.view, first, last, symbol=symbol,
+                                     timeframe=timeframe)
+            else:
+                bench = run  # buy-and-hold against itself: it cannot beat itself
         returns = equity_returns(run.equity)
         if returns.size < 3:
             return bench, None
         return bench, significance(
             returns, periods_per_year(timeframe),
-            benchmark_returns=equity_returns(bench.equity) if bench is not None else None,
+            benchmark_returns=equity_returns(bench.equity) if bench is not None and bench is not run else None,
             n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
         )
+
+    def wide_spread_run(self, manager: TraderPluginManager, run: SimulatedRun, signals: Sequence[Signal | None], *,
+                        symbol: str, timeframe: str, settings: BacktestSettings) -> SimulatedRun | None:
+        """The same signals simulated again at ``settings.spread_multiplier`` times the spread (``None`` when
+        the market cannot widen its spread)."""
+        widen = getattr(self.market, "with_spread_multiplier", None)
+        if widen is None or settings.spread_multiplier is None:
+            return None
+        return simulate(manager, run.strategy, self.limits, widen(settings.spread_multiplier), run.timestamps,
+                        run.close, signals, symbol=symbol, timeframe=timeframe)
+
+    def verdict(self, run: SimulatedRun, bench: SimulatedRun | None, wide: SimulatedRun | None, *, settings: BacktestSettings,
+                strategy: str, symbol: str, timeframe: str, market_return: float, in_sample: bool) -> tuple[Any, Any]:
+        """The verdict's three questions (:mod:`trader.backtest.verdict`) and the plausibility guard."""
+        from trader.backtest.verdict import judge_runs, plausibility
+        from trader.evaluation.performance import window_days
+
+        verdict = None
+        if run.timestamps.size >= 3:
+            verdict = judge_runs(run, bench, wide, spread_multiplier=settings.spread_multiplier or 2.0,
+                                 n_resamples=settings.n_resamples, seed=settings.seed)
+        guard = plausibility(sharpe=run.metrics.sharpe, total_return=run.metrics.total_return,
+                             market_return=market_return, days=window_days(int(run.timestamps.size), timeframe),
+                             strategy=strategy, symbol=symbol, timeframe=timeframe, in_sample=in_sample)
+        return verdict, guard
 
 
 def load_model(strategy: Strategy, config: TraderConfig, symbol: str, timeframe: str, version: str | None = None) -> Any:
@@ -359,9 +389,15 @@ def run_backtest(
                    batch.signals, symbol=symbol, timeframe=timeframe)
     t_sim = time.perf_counter() - t0
     bench, sig = scope.judge(manager, run, first, last, symbol=symbol, timeframe=timeframe, settings=settings)
+    t0 = time.perf_counter()
+    wide = scope.wide_spread_run(manager, run, batch.signals, symbol=symbol, timeframe=timeframe, settings=settings)
     model_info = None
     if loaded is not None:
-        model_info = model_summary(loaded, view, first, last)
+        model_info = model_summary(loaded, view, first, last, timeframe)
+    verdict, guard = scope.verdict(run, bench, wide, settings=settings, strategy=strategy_name, symbol=symbol,
+                                   timeframe=timeframe, market_return=_market_return(view, first, last),
+                                   in_sample=bool(model_info and model_info["sample"] != "out_of_sample"))
+    t_verdict = time.perf_counter() - t0
     classification = classification_summary(loaded, view, first, last, batch, timeframe) if loaded is not None else None
     return BacktestResult(
         strategy=strategy_name,
@@ -370,7 +406,7 @@ def run_backtest(
         source=source,
         settings=_settings_dict(settings, market, limits, strategy),
         run=run,
-        benchmark=bench,
+        benchmark=bench if bench is not run else None,
         significance=sig,
         classification=classification,
         model=model_info,
@@ -378,9 +414,20 @@ def run_backtest(
             "features_s": t_features,
             "signals_s": batch.seconds,
             "simulation_s": t_sim,
+            "verdict_s": t_verdict,
             "total_s": time.perf_counter() - began,
         },
+        verdict=verdict,
+        plausibility=guard,
+        wide_spread=wide,
     )
+
+
+def _market_return(candles: pd.DataFrame, first: int, last: int) -> float:
+    """Close-to-close change over rows ``[first, last]``, from the close before ``first`` when there is one."""
+    close = candles["close"].to_numpy()
+    start = float(close[first - 1]) if first > 0 else float(close[first])
+    return float(close[last]) / start - 1.0 if start > 0 else float("nan")
 
 
 def _settings_dict(settings: BacktestSettings, market: Market, limits: RiskLimits, strategy: Strategy) -> dict[str, Any]:
@@ -395,21 +442,47 @@ def _settings_dict(settings: BacktestSettings, market: Market, limits: RiskLimit
         "max_consecutive_losses": limits.max_consecutive_losses,
         "bootstrap_resamples": settings.n_resamples,
         "seed": settings.seed,
+        "wide_spread_multiplier": settings.spread_multiplier,
     }
 
 
-def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int) -> dict[str, Any]:
-    """Which model version ran, and whether the backtest range overlaps its training data."""
+def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, timeframe: str | None = None) -> dict[str, Any]:
+    """Which model version ran, and where the backtest range lies against its training data.
+
+    The training data reaches past its last candle by the label horizon (the purge): a label
+    at the last training candle reads the close ``horizon`` bars later. ``sample`` is
+    ``out_of_sample`` only when every candle of the range opened after the training range
+    plus that purge; ``trained_later`` when the whole range lies before the training data
+    (the model has seen this range's future); ``in_sample`` otherwise; ``unknown`` when the
+    manifest has no training range. The fractions say how much of the range lies before,
+    within (training plus purge) and after the training data.
+    """
+    from trader.timeframes import timeframe_to_ms
+
     manifest = loaded.manifest
     trained = manifest.get("data", {}).get("range", {})
     t_start, t_end = trained.get("start"), trained.get("end")
-    ts = candles["timestamp"].to_numpy()
-    overlap = bool(t_start is not None and t_end is not None and ts[first] <= t_end and ts[last] >= t_start)
-    return {
+    ts = candles["timestamp"].to_numpy()[first : last + 1]
+    try:
+        horizon = max(int((manifest.get("label") or {}).get("horizon", 1)), 0)
+    except (TypeError, ValueError):
+        horizon = 1
+    bar_ms = timeframe_to_ms(timeframe) if timeframe else (int(ts[1] - ts[0]) if ts.size > 1 else 0)
+    out: dict[str, Any] = {
         "version": loaded.version,
         "trained_on": {"start": t_start, "end": t_end, "rows": trained.get("rows")},
-        "in_sample": overlap,
+        "purge_bars": horizon,
     }
+    if not isinstance(t_start, (int, float)) or not isinstance(t_end, (int, float)) or not ts.size:
+        return {**out, "sample": "unknown", "in_sample": True, "overlap_fraction": None, "before_fraction": None,
+                "after_fraction": None}
+    reach = t_end + horizon * bar_ms  # the last close any training label read
+    before = float(np.mean(ts < t_start))
+    after = float(np.mean(ts > reach))
+    overlap = max(0.0, 1.0 - before - after)
+    sample = "out_of_sample" if after == 1.0 else "trained_later" if before == 1.0 else "in_sample"
+    return {**out, "sample": sample, "in_sample": sample != "out_of_sample", "overlap_fraction": overlap,
+            "before_fraction": before, "after_fraction": after}
 
 
 def classification_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, batch: SignalBatch,

@@ -65,6 +65,7 @@ __all__ = [
     "close_returns",
     "judge",
     "judge_runs",
+    "question_rows",
     "plausibility",
 ]
 
@@ -333,7 +334,7 @@ def beats_random_timing(returns: np.ndarray, exposure: np.ndarray, market_return
         return _not_asked(name, title, "fewer than 3 bars", floor)
     starts, lengths = trade_runs(e)
     observed = float(_log_returns(r).sum())
-    method = (f"{n_resamples} random re-timings keeping the {starts.size} trades, their holding times, sizes and "
+    method = (f"{n_resamples} random re-timings keeping the {starts.size} trade{'' if starts.size == 1 else 's'}, their holding times, sizes and "
               "costs, and the long/flat mix; entry times drawn uniformly")
     detail = {"trades": int(starts.size), "bars_held": int(lengths.sum()), "bars": int(r.size)}
     if starts.size == 0:
@@ -437,6 +438,37 @@ def judge_runs(run: SimulatedRun, benchmark: SimulatedRun | None = None, wide: S
         equity_returns(wide.equity) if wide is not None else None,
         spread_multiplier=spread_multiplier, n_resamples=n_resamples, seed=seed,
     )
+
+
+# --------------------------------------------------------------------------- words
+
+
+#: What each question's estimate measures, for reports.
+MEASURES = {
+    "beats_buy_and_hold": "final equity vs buy-and-hold's",
+    "beats_random_timing": "final equity vs the median random re-timing",
+    "robust_to_costs": "total return",
+}
+
+
+def question_rows(verdict: Mapping[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """``(title, estimate [interval], measure, p, answer)`` per question of a verdict's ``to_dict()``:
+    the same words in the terminal and in the HTML report."""
+
+    def pct(value: Any) -> str:
+        return "n/a" if value is None else f"{value * 100:+,.1f}%"
+
+    rows = []
+    for q in verdict.get("questions", []):
+        interval = q.get("interval") or {}
+        measure = MEASURES.get(q["name"], "")
+        if q["name"] == "robust_to_costs" and (q.get("detail") or {}).get("spread_multiplier"):
+            measure = f"total return at {q['detail']['spread_multiplier']:g}x the spread"
+        answer = "n/a" if q["holds"] is None else "yes" if q["holds"] else "no"
+        p = q.get("p_text", "n/a")
+        rows.append((q["title"], f"{pct(q.get('estimate'))} [{pct(interval.get('low'))}, {pct(interval.get('high'))}]",
+                     measure, p if p.startswith("<") or p == "n/a" else f"= {p}", answer))
+    return rows
 
 
 # --------------------------------------------------------------------------- plausibility

@@ -162,7 +162,8 @@ def run_walk_forward(
     import numpy as np
 
     from trader.backtest.results import BacktestResult
-    from trader.backtest.runner import BacktestScope, BacktestSettings, _settings_dict, batch_signals, simulate
+    from trader.backtest.runner import (BacktestScope, BacktestSettings, _market_return, _settings_dict, batch_signals,
+                                        simulate)
     from trader.backtest.signals import strategy_features
     from trader.types import TrainRequest
 
@@ -230,6 +231,12 @@ def run_walk_forward(
         b = a + info["test_rows"]
         info["test_return"] = float(run.equity[b] / run.equity[a] - 1.0) if run.equity[a] > 0 else None
     bench, sig = scope.judge(manager, run, oos_first, oos_last, symbol=symbol, timeframe=timeframe, settings=settings)
+    t0 = time.perf_counter()
+    wide = scope.wide_spread_run(manager, run, signals, symbol=symbol, timeframe=timeframe, settings=settings)
+    verdict, guard = scope.verdict(run, bench, wide, settings=settings, strategy=strategy_name, symbol=symbol,
+                                   timeframe=timeframe, market_return=_market_return(view, oos_first, oos_last),
+                                   in_sample=False)
+    timings["verdict_s"] = time.perf_counter() - t0
     timings["total_s"] = time.perf_counter() - began
     result_settings = {
         **_settings_dict(settings, market, limits, strategy),
@@ -239,8 +246,9 @@ def run_walk_forward(
     }
     return BacktestResult(
         strategy=strategy_name, symbol=symbol, timeframe=timeframe, source=source, settings=result_settings, run=run,
-        benchmark=bench, significance=sig, classification=_pooled_classification(pieces, fold_info),
-        folds=tuple(fold_info), timings=timings,
+        benchmark=bench if bench is not run else None, significance=sig,
+        classification=_pooled_classification(pieces, fold_info), folds=tuple(fold_info), timings=timings,
+        verdict=verdict, plausibility=guard, wide_spread=wide,
     )
 
 
@@ -296,4 +304,5 @@ def _pooled_classification(pieces: list, fold_info: list[dict[str, Any]]) -> dic
         "class_counts": {str(i): int(c) for i, c in enumerate(counts)},
         "baseline_kind": "majority class of each fold's training labels",
         "roc_auc_permutation_p": perm.p_value,
+        "roc_auc_permutation_floor": 1.0 / (200 + 1),  # 200 shuffles: the smallest p-value they can give
     }

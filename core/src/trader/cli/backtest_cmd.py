@@ -37,7 +37,8 @@ def _fmt(value: Any, kind: str) -> str:
 
 def render_result(result: Any) -> list[str]:
     """The terminal summary of a backtest (what ``--json`` prints as data)."""
-    from trader.backtest.report import METRIC_ROWS
+    from trader.backtest.report import METRIC_ROWS, annualised_mark, fold_rows, halt_text, sample_text
+    from trader.backtest.verdict import format_p, question_rows
     from trader.data import format_ms
 
     data = result.to_dict()
@@ -45,51 +46,71 @@ def render_result(result: Any) -> list[str]:
     rng = data["range"]
     lines = [
         f"backtest {data['strategy']} on {data['source']}: {data['symbol']} {data['timeframe']}, "
-        f"{format_ms(rng['start'])} .. {format_ms(rng['end'])} UTC, {rng['bars']:,} candles"
+        f"{format_ms(rng['start'])} .. {format_ms(rng['end'])} UTC, {rng['bars']:,} candles ({rng['days']:.3g} days)"
         + (f", {s['folds']} walk-forward folds (out-of-sample only)" if s.get("walk_forward") else ""),
         f"fees {s['fee_bps']:g} bps, slippage {s['slippage_bps']:g} bps, cash {s['cash']:,.2f}, "
         f"max position {s['max_position_fraction'] * 100:g}% of equity; market {_fmt(data['market_return'], 'pct')}",
     ]
-    model = data.get("model")
-    if model:
-        where = "IN-SAMPLE: the range overlaps the model's training data, so these figures are optimistic" if model["in_sample"] else "out of sample"
-        lines.append(f"model {model['version']} ({where})")
+    sample = sample_text(data)
+    if sample:
+        lines.append(sample)
+    guard = data.get("plausibility") or {}
+    if guard.get("warning"):
+        lines.append(guard["line"])
     bench = (data.get("benchmark") or {}).get("metrics") or {}
     name_width = max(len(data["strategy"]), 8)
+    caveat = data.get("annualised_caveat")
     lines.append(f"{'':<30} {data['strategy']:>{name_width}} {'buy_and_hold':>13}")
     for key, label, kind in METRIC_ROWS:
-        other = _fmt(bench.get(key), kind) if bench else ""
-        lines.append(f"{label:<30} {_fmt(data['metrics'].get(key), kind):>{name_width}} {other:>13}")
+        mark = annualised_mark(key, caveat)
+        other = _fmt(bench.get(key), kind) + mark if bench else ""
+        lines.append(f"{label:<30} {_fmt(data['metrics'].get(key), kind) + mark:>{name_width}} {other:>13}")
+    if caveat:
+        lines.append(f"* {caveat}")
     sig = data.get("significance")
     if sig:
         sh = sig["sharpe"]
-        verdict = sig["verdict"]
         lines.append(
             f"Sharpe {_fmt(sh['estimate'], 'num')}, {sh['confidence'] * 100:.0f}% {_SIG_NOTE} interval "
-            f"[{_fmt(sh['low'], 'num')}, {_fmt(sh['high'], 'num')}]: {verdict} "
-            f"(p={_fmt(sig['p_value'], 'num')}, PSR {_fmt(sig['psr'], 'num')}, DSR {_fmt(sig['dsr'], 'num')} for {sig['n_trials']} trial(s))"
+            f"[{_fmt(sh['low'], 'num')}, {_fmt(sh['high'], 'num')}]: {sig['verdict']} "
+            f"(one-sided p {_p(format_p(sig['p_value'], sig.get('p_floor')))}, PSR {_fmt(sig['psr'], 'num')}, "
+            f"DSR {_fmt(sig['dsr'], 'num')} for {sig['n_trials']} trial(s))"
         )
         if sig.get("excess_sharpe"):
             ex = sig["excess_sharpe"]
             lines.append(
                 f"Sharpe minus buy_and_hold's: {_fmt(ex['estimate'], 'num')} [{_fmt(ex['low'], 'num')}, {_fmt(ex['high'], 'num')}], "
-                f"p={_fmt(sig.get('p_value_vs_benchmark'), 'num')}"
+                f"one-sided p {_p(format_p(sig.get('p_value_vs_benchmark'), sig.get('p_floor')))}"
             )
+    verdict = data.get("verdict")
+    if verdict:
+        lines.append(f"skill questions (one-sided p; each holds at p < {verdict['alpha']:g}, 95% intervals):")
+        for i, (title, value, measure, p, answer) in enumerate(question_rows(verdict), 1):
+            lines.append(f"  {i}. {title:<26} {value:<32} {measure:<44} p {p:<9} {answer}")
+        lines.append(verdict["line"])
     cls = data.get("classification")
     if cls and cls.get("model"):
-        lines.append(f"{'classification (' + format(cls['n_samples'], ',') + ' samples)':<30} {'model':>8} {'majority':>9}")
+        where = "out of sample" if data.get("sample") == "out_of_sample" else "NOT out of sample"
+        lines.append(f"{'classification (' + format(cls['n_samples'], ',') + ' samples, ' + where + ')':<30} "
+                     f"{'model':>8} {'majority':>9}")
         for name in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"):
             lines.append(f"  {name:<28} {_fmt(cls['model'].get(name), 'num'):>8} {_fmt(cls['baseline'].get(name), 'num'):>9}")
         if cls.get("roc_auc_permutation_p") is not None:
-            lines.append(f"  ROC-AUC block-permutation p-value: {_fmt(cls['roc_auc_permutation_p'], 'num')}")
-    denied = data.get("denied_orders") or {}
-    risk = f"risk: final status {data['final_status']}"
-    if denied:
-        risk += "; denied: " + ", ".join(f"{code} x{count}" for code, count in sorted(denied.items()))
-    lines.append(risk)
+            lines.append(f"  ROC-AUC block-permutation p-value (one-sided): "
+                         f"{_p(format_p(cls['roc_auc_permutation_p'], cls.get('roc_auc_permutation_floor')))}")
+    folds = fold_rows(data)
+    if folds:
+        lines.append(f"{'fold':>4}  {'train':<35}  {'test':<35}  {'return':>9}  {'ROC-AUC':>7}")
+        for index, train, test, ret, auc in folds:
+            lines.append(f"{index:>4}  {train:<35}  {test:<35}  {ret:>9}  {auc:>7}")
+    lines.append(halt_text(data))
     t = data.get("timings") or {}
     lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f}s" for k, v in t.items()))
     return lines
+
+
+def _p(text: str) -> str:
+    return text if text.startswith("<") or text == "n/a" else f"= {text}"
 
 
 class _FoldProgress:
