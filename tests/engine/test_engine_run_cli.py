@@ -145,12 +145,23 @@ def test_two_strategies_side_by_side_share_nothing(home, tmp_path, fakes):
 
 
 def test_a_crash_in_one_strategy_does_not_stop_the_other(home, fakes):
-    result = trader(home, "run", "--plugin", "dies", "--plugin", "flipper", "--max-candles", "30", "--quiet", env=fakes)
+    """Inline, the strategy's crash ends its own process (exit 3), never the other strategy's."""
+    result = trader(home, "run", "--plugin", "dies", "--plugin", "flipper", "--max-candles", "30", "--quiet",
+                    "--isolation", "inline", env=fakes)
     assert result.returncode == 3
     assert "dies exited with status 3" in result.stderr
     dies, flipper = status_json(home, "dies", "flipper", env=fakes)
     assert dies["account"]["candles"] == 10
     assert flipper["account"]["candles"] == 30
+
+
+def test_with_process_isolation_a_crashing_strategy_only_loses_its_worker(home, fakes):
+    """The same crash in the strategy's worker is a PLUGIN_ERROR; its trader run goes on with a new worker."""
+    result = trader(home, "run", "--plugin", "dies", "--plugin", "flipper", "--max-candles", "30", "--quiet", env=fakes)
+    assert result.returncode == 0, result.stderr
+    dies, flipper = status_json(home, "dies", "flipper", env=fakes)
+    assert dies["account"]["candles"] == 30 and flipper["account"]["candles"] == 30
+    assert dies["event_counts"].get("PLUGIN_ERROR", 0) >= 1
 
 
 def test_resume_while_running_is_applied_by_the_running_process(home, fakes):

@@ -117,7 +117,7 @@ class StrategyWorker:
             self.stop()
             raise _error_from(self.name, reply.get("error"))
         self.hello = reply
-        log.info("%s: strategy worker started (pid %d)", self.name, self.process.pid)
+        log.debug("%s: strategy worker started (pid %d)", self.name, self.process.pid)
         return reply
 
     def request(self, message: Mapping[str, Any], timeout_s: float, *, what: str = "answer",
