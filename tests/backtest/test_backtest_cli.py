@@ -54,7 +54,8 @@ def test_check_fails_the_leaky_plugin_naming_candles_and_passes_an_honest_one(tr
     data = json.loads(honest.stdout)
     assert data["passed"] is True
     assert {c["name"]: c["status"] for c in data["checks"]} == {
-        "truncation": "pass", "batch": "pass", "warmup": "pass", "persistence": "skip"}
+        "truncation": "pass", "batch": "pass", "determinism": "pass", "warmup": "pass", "persistence": "skip",
+        "isolation": "pass"}
 
 
 def test_check_round_trips_a_model_it_trains(trader_home: Path, fake_env):

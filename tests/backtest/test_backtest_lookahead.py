@@ -30,7 +30,7 @@ def _results(manager, plugin, candles, **kwargs):
 def test_buy_and_hold_passes_every_check_and_skips_persistence(manager, candles):
     ctx = CheckContext(manager.strategy("buy_and_hold"), candles, "SYN/USDT", "1h")
     results = {r.name: r for r in run_checks(ctx)}
-    assert [results[n].status for n in ("truncation", "batch", "warmup")] == ["pass", "pass", "pass"]
+    assert [results[n].status for n in ("truncation", "batch", "determinism", "warmup")] == ["pass"] * 4
     assert results["persistence"].status == "skip"
 
 
@@ -47,7 +47,8 @@ def test_leaky_strategy_fails_truncation_naming_the_candle(manager, candles):
     assert trunc.offending and all(line.startswith("candle ") and "UTC" in line for line in trunc.offending)
     # the look-ahead does not depend on the batch, so that check passes: the report separates the two causes
     assert results["batch"].status == "pass"
-    assert results["warmup"].status == "pass"
+    # a leak is never turned into warm-up advice: the warm-up check is not judged
+    assert results["warmup"].status == "skip" and "not judged" in results["warmup"].detail
 
 
 def test_truncation_names_the_candle_column_that_leaks(manager, candles):

@@ -51,4 +51,5 @@ def test_walk_forward_and_checks_work_for_the_shipped_strategies(plugin, manager
     ctx = CheckContext(strategy, data, "SYN/USDT", "1h", model=trained.model, train_result=trained, samples=4)
     checks = {c.name: c for c in run_checks(ctx)}
     assert {name: c.status for name, c in checks.items()} == {
-        "truncation": "pass", "batch": "pass", "warmup": "pass", "persistence": "pass"}, checks
+        "truncation": "pass", "batch": "pass", "determinism": "pass", "warmup": "pass", "persistence": "pass",
+        "isolation": "skip"}, checks

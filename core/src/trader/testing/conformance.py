@@ -10,13 +10,15 @@ Six checks, each reported on its own with the reason it failed:
     (as a backtest asks) and for the last row alone (as live trading asks); the
     request's candles and features are left untouched.
 ``lookahead``
-    truncation invariance: the signal for row ``t`` computed on ``candles[:t+1]``
-    equals the one computed on the full history, at several rows ``t``, and so do
-    the core features of row ``t``. A failure names the row and, by perturbing the
-    rows after ``t`` one input at a time, the candle column or feature that leaks.
+    at ``cut_points`` prefix lengths ``L``, every row before ``L`` asked on
+    ``candles[:L]`` gives the signal (and core features) it has on the full
+    history. A failure names the row, how far before the cut signals change (far:
+    a statistic of the whole frame) and, by perturbing the candles after the cut one
+    input at a time, the candle column or feature that leaks.
 ``determinism``
-    the same request gives the same signals; two trainings with the same seed
-    give models with the same signals.
+    the same request twice, in reverse row order and in two fresh processes gives
+    the same signals (randomness, call-count dependence and state kept between calls
+    are told apart); two trainings with the same seed give models with the same signals.
 ``persistence``
     a trained model saved through :class:`trader.models.ModelPersistence` (weights
     as data, with a verified manifest) and loaded back gives identical signals.
@@ -28,12 +30,15 @@ Six checks, each reported on its own with the reason it failed:
     ``TRADER_HOME/strategies/NAME/`` or ``TRADER_HOME/models/NAME/`` (see
     :mod:`trader.testing.write_watch`).
 
-Every plugin call runs in a sandbox: ``TRADER_HOME``, the working folder, ``HOME``
-and the temporary folder point into a fresh folder, and every write is recorded.
+Every plugin call runs in a sandbox (:class:`trader.testing.sandbox.Sandbox`):
+``TRADER_HOME``, the working folder, ``HOME`` and the temporary folder point into a
+fresh folder, and every write is recorded.
 
-The look-ahead and batch comparisons are those of ``trader check``
-(:func:`trader.backtest.lookahead.truncation_leak` and
-:func:`~trader.backtest.lookahead.batch_mismatches`), asked through the sandbox.
+The look-ahead, determinism and batch comparisons are those of ``trader check``
+(:func:`trader.backtest.lookahead.lookahead_result`,
+:func:`~trader.backtest.lookahead.determinism_result` and
+:func:`~trader.backtest.lookahead.batch_mismatches`), with the same defaults, asked
+through the sandbox.
 
 Parameters: ``train_params`` is passed as ``TrainRequest.params`` (what a user
 puts in ``[plugins.NAME.train]``) and ``params`` as ``SignalRequest.params`` (the
@@ -48,13 +53,14 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from trader.backtest.lookahead import DEFAULT_PREFIXES, DEFAULT_TOLERANCE
 from trader.errors import TraderError
 from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
@@ -101,8 +107,9 @@ class ConformanceSettings:
     ``train_params`` and ``params`` are the plugin's own parameters (see the module
     docstring); ``bars`` candles of the synthetic market (seed ``data_seed``) are
     used, raised to ``warmup_bars + 100`` if needed; the model is trained on the
-    first ``train_fraction`` of them with seed ``seed``. ``cut_points`` rows are
-    checked for look-ahead. ``model`` is a ready model for a strategy that needs one
+    first ``train_fraction`` of them with seed ``seed``. ``cut_points`` prefix
+    lengths are checked for look-ahead at every row before them (``trader check
+    --prefixes``, same default). ``model`` is a ready model for a strategy that needs one
     but cannot train it. ``tolerance`` is the absolute difference allowed between
     two confidences, sizes or probabilities that should be equal. The isolation
     check also trades ``run_candles`` candles past the warm-up through the run loop.
@@ -117,9 +124,9 @@ class ConformanceSettings:
     planted_signal: float = 0.3
     seed: int = 7
     train_fraction: float = 0.7
-    cut_points: int = 6
+    cut_points: int = DEFAULT_PREFIXES
     model: Any = None
-    tolerance: float = 1e-5
+    tolerance: float = DEFAULT_TOLERANCE
     run_candles: int = 10
 
 
@@ -169,60 +176,7 @@ def _error(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, TraderError) else f"{type(exc).__name__}: {exc}"
 
 
-def _relative(path: Path, roots: Mapping[str, Path]) -> str:
-    for label, root in roots.items():
-        if path == root or root in path.parents:
-            return f"{label}/{path.relative_to(root)}" if path != root else label
-    return str(path)
-
-
 # ---------------------------------------------------------------------- the run
-
-
-class _Sandbox:
-    """Folders standing in for TRADER_HOME, the working folder, HOME and the temp folder."""
-
-    def __init__(self, root: Path) -> None:
-        from trader.testing.write_watch import _real
-
-        self.root = _real(root)
-        self.home = self.root / "trader_home"
-        self.work = self.root / "cwd"
-        self.user = self.root / "user_home"
-        self.tmp = self.root / "tmp"
-        for folder in (self.home, self.work, self.user, self.tmp):
-            folder.mkdir(parents=True, exist_ok=True)
-        self.logs: list[tuple[str, Any, tuple[Path, ...]]] = []
-
-    @property
-    def labels(self) -> dict[str, Path]:
-        return {"TRADER_HOME": self.home, "CWD": self.work, "HOME": self.user, "TMPDIR": self.tmp}
-
-    @contextmanager
-    def phase(self, label: str, also_allowed: tuple[Path, ...] = ()) -> Iterator[None]:
-        """Run the block with the sandbox's environment, recording its writes under ``label``.
-
-        ``also_allowed`` are folders the core itself writes during this phase.
-        """
-        from trader.testing.write_watch import watch_writes
-
-        saved_env = {k: os.environ.get(k) for k in ("TRADER_HOME", "HOME", "TMPDIR")}
-        saved_cwd, saved_tempdir = os.getcwd(), tempfile.tempdir
-        os.environ.update(TRADER_HOME=str(self.home), HOME=str(self.user), TMPDIR=str(self.tmp))
-        tempfile.tempdir = str(self.tmp)
-        os.chdir(self.work)
-        try:
-            with watch_writes([self.home, self.work, self.user, self.tmp]) as log:
-                self.logs.append((label, log, also_allowed))
-                yield
-        finally:
-            os.chdir(saved_cwd)
-            tempfile.tempdir = saved_tempdir
-            for key, value in saved_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
 
 class _SandboxedSource:
@@ -266,12 +220,13 @@ class ConformanceRun:
     ) -> None:
         from trader.strategy import Strategy
         from trader.testing.fixtures import installed_distribution, load_plugin, plugin_manager, plugin_name
+        from trader.testing.sandbox import Sandbox
 
         self.settings = settings or ConformanceSettings()
         self._stack = ExitStack()
         self._owned_dir = workdir is None
         root = Path(tempfile.mkdtemp(prefix="trader-conformance-")) if workdir is None else Path(workdir)
-        self.sandbox = _Sandbox(root)
+        self.sandbox = Sandbox(root)
         self._cache: dict[str, Any] = {}
         self.distribution: tuple[str, str] | None = None
         try:
@@ -557,39 +512,69 @@ class ConformanceRun:
             counts[signal.action.value] += 1
         return f"{len(rows)} rows: " + ", ".join(f"{n} {a}" for a, n in counts.items())
 
-    def check_lookahead(self) -> str:
-        from trader.backtest.lookahead import truncation_leak
+    def _verdict(self, result: Any) -> str:
+        """A shared check's :class:`~trader.backtest.lookahead.CheckResult` as this suite's outcome."""
+        if result.status == "skip":
+            raise CheckSkipped(result.detail)
+        if result.status == "fail":
+            shown = "; ".join(result.offending[:3])
+            raise CheckFailed(f"{result.detail}: {shown}" if shown else result.detail)
+        return result.detail
 
-        candles = self.candles
+    def check_lookahead(self) -> str:
+        from trader.backtest.lookahead import lookahead_result
+
         rows = self.rows
-        full = dict(zip(rows, self.batch_signals, strict=True))
-        first, last = rows[0], len(candles) - 2
-        count = max(1, min(self.settings.cut_points, last - first + 1))
-        step = (last - first) / max(count - 1, 1)
-        cuts = sorted({first + round(i * step) for i in range(count)})
-        source = _SandboxedSource(self)
-        for t in cuts:
-            leak = truncation_leak(source, candles, t, full[t], batch_size=len(rows), features=self.full_features,
-                                   tolerance=self.settings.tolerance)
-            if leak is not None:
-                raise CheckFailed(leak.message(self._row(t)))
-        return f"signals at rows {', '.join(map(str, cuts))} do not change when later candles are removed"
+        return self._verdict(lookahead_result(
+            _SandboxedSource(self), self.candles, rows[0], features=self.full_features, full=self.batch_signals,
+            prefixes=self.settings.cut_points, tolerance=self.settings.tolerance, seed=self.settings.seed,
+            describe=self._row, name="lookahead"))
+
+    def _fresh(self) -> tuple[Callable[[], Any] | None, str]:
+        """How the determinism check asks fresh processes (``None`` and why, when they cannot load the strategy)."""
+        import numpy as np
+
+        from trader.backtest.fresh import FreshPlugin, fresh_signals
+
+        plugin = FreshPlugin.of(self.manager, self.name, self.plugin)
+        if plugin is None:
+            return None, "the plugin is an object in this process, not an installed plugin or importable module"
+        if self.settings.model is not None:
+            return None, "the model was handed to the suite and cannot be loaded by another process"
+        if self.trained is not None:
+            try:
+                loaded = self.persisted
+            except CheckFailed as exc:
+                return None, f"the model could not be saved for it ({exc})"
+            plugin = plugin.with_model(self.sandbox.home / "models", str(loaded.version))
+        rows = np.asarray(self.rows, dtype=np.int64)
+
+        def ask() -> Any:
+            return fresh_signals(plugin, self.candles, rows, features=self.full_features, symbol=self.settings.symbol,
+                                 timeframe=self.timeframe, params=self.settings.params,
+                                 env=self.sandbox.environment(), cwd=self.sandbox.work)
+
+        return ask, ""
 
     def check_determinism(self) -> str:
         import numpy as np
 
+        from trader.backtest.lookahead import determinism_result
+
         rows = np.asarray(self.rows, dtype=np.int64)
         first = self.batch_signals
-        again = self.signals(self.request(self.candles, rows, model=self.model, features=self.full_features), "a repeated batch")
-        self._compare(first, again, "the same request asked twice gives")
+        fresh, note = self._fresh()
+        message = self._verdict(determinism_result(
+            _SandboxedSource(self), self.candles, rows, features=self.full_features, tolerance=self.settings.tolerance,
+            fresh=fresh, fresh_note=note, describe=self._row))
         if self.trained is None or self.settings.model is not None:
-            return "the same request gives the same signals (no model to retrain)"
+            return message + " (no model to retrain)"
         second = self.train("trader_train (second run)")
         retrained = self.signals(
             self.request(self.candles, rows, model=second.model, features=self.full_features), "the retrained model"
         )
         self._compare(first, retrained, f"two trainings with seed {self.settings.seed} give")
-        return f"two trainings with seed {self.settings.seed} give the same {len(first)} signals"
+        return f"{message}; two trainings with seed {self.settings.seed} give the same {len(first)} signals"
 
     def _compare(self, expected: list[Signal], actual: list[Signal], what: str) -> None:
         from trader.backtest.lookahead import describe_signal, signal_differences
@@ -665,48 +650,31 @@ class ConformanceRun:
             except Exception as exc:
                 raise CheckFailed(f"trader_state_store failed: {_error(exc)}") from exc
         ran = self._run_engine()
-        allowed = [self.sandbox.home / "strategies" / self.name, self.sandbox.home / "models" / self.name]
-        offending: list[str] = []
-        for label, log, also_allowed in self.sandbox.logs:
-            for write in log.outside([*allowed, *also_allowed], transient=[self.sandbox.tmp]):
-                offending.append(f"{_relative(write.path, self.sandbox.labels)} ({write.how}, during {label})")
+        from trader.testing.sandbox import isolation_offences
+
+        offending = isolation_offences(self.sandbox, self.name)
         if offending:
-            shown = "; ".join(dict.fromkeys(offending))
             raise CheckFailed(
                 f"the strategy wrote outside its namespace (allowed: TRADER_HOME/strategies/{self.name}/ and "
-                f"TRADER_HOME/models/{self.name}/): {shown}"
+                f"TRADER_HOME/models/{self.name}/): {'; '.join(offending)}"
             )
         phases = sorted({label for label, _, _ in self.sandbox.logs})
         return f"every write lies in its namespace ({ran}; watched: {', '.join(phases)})"
 
     def _run_engine(self) -> str:
         """Trade a few candles past the warm-up through the real run loop, in the sandbox."""
-        try:
-            from trader.engine.runner import RunOptions, StrategyRunner
-        except ImportError:  # a core without the run loop
-            return "run loop unavailable"
-        from trader.config import TraderConfig
+        from trader.testing.sandbox import trade_through_run_loop
 
         if self.info.requires_model and not self.strategy.trainable:
             return "run loop skipped: the model was handed to the suite, not stored"
-        steps = self.info.warmup_bars + self.settings.run_candles
-        options = RunOptions(
-            strategy=self.name,
-            symbol=self.settings.symbol,
-            timeframe=self.timeframe,
-            max_candles=steps,
-            synthetic_bars=max(self.settings.bars, steps + 1),
-            seed=self.settings.data_seed,
-            quiet=True,
-        )
-        config = TraderConfig(home=self.sandbox.home, data={"plugins": {self.name: dict(self.settings.params)}})
-        core_writes = (self.sandbox.home / "data",)  # the core's candle store, if the feed fills it
         try:
-            with self.sandbox.phase("trader run", core_writes):
-                summary = StrategyRunner(config, self.manager, options).run()
+            return trade_through_run_loop(self.sandbox, self.manager, self.name, self.info, timeframe=self.timeframe,
+                                          symbol=self.settings.symbol, params=self.settings.params,
+                                          candles=self.settings.run_candles, bars=self.settings.bars,
+                                          seed=self.settings.data_seed)
         except Exception as exc:
+            steps = self.info.warmup_bars + self.settings.run_candles
             raise CheckFailed(f"trading {steps} candles with the run loop (trader run) failed: {_error(exc)}") from exc
-        return f"trader run traded {summary.processed} candles"
 
 
 # ---------------------------------------------------------------------- entry points

@@ -10,7 +10,7 @@ Two witnesses, because neither sees everything:
   native code (safetensors, torch, pyarrow) that the audit hook cannot.
 
 Writes of byte-code caches (anything inside a ``__pycache__`` folder) are
-ignored: they are Python's, not the plugin's. The audit hook is installed once
+ignored: they are Python's, not the plugin's; so are devices (``/dev/null``). The audit hook is installed once
 per process (Python cannot remove one) and does nothing while no watch is active.
 """
 
@@ -104,7 +104,8 @@ def _is_within(path: Path, root: Path) -> bool:
 
 
 def _ignored(path: Path) -> bool:
-    return "__pycache__" in path.parts
+    # devices (/dev/null for a child's output) hold nothing a plugin could leave behind
+    return "__pycache__" in path.parts or path.parts[:2] == ("/", "dev")
 
 
 def _uri_path(uri: str) -> str:

@@ -1,0 +1,185 @@
+"""Signals from fresh Python processes: what a strategy answers before anything else ran there.
+
+The determinism check (:mod:`trader.backtest.lookahead`) compares them with each other and
+with the answers of the checking process, which has by then asked the strategy many times:
+two fresh processes that disagree mean randomness; one fresh process whose second
+identical request differs from its first means the answer depends on the call count; a
+checking process that disagrees with both means it depends on what was asked before.
+
+:func:`fresh_signals` starts the processes (``python -I``, the caller's ``sys.path``,
+the sandbox's environment without credentials), hands each a pickle of the request (our
+own data, written by this process) and reads the signals back as JSON. The strategy is
+loaded by its entry point (or module name) and its model, if any, from a models folder
+through :class:`~trader.models.ModelPersistence`, never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+__all__ = ["FreshPlugin", "FreshUnavailable", "fresh_signals"]
+
+#: seconds a fresh process may take to import the strategy, load its model and answer
+FRESH_TIMEOUT_S = 600.0
+
+_BOOT = ("import sys, pickle; d = pickle.load(open(sys.argv[1], 'rb')); sys.path[:] = d['sys_path']; "
+         "from trader.backtest.fresh import _child; _child(d)")
+
+
+class FreshUnavailable(Exception):
+    """No fresh process could answer; the message says why (the check then says so)."""
+
+
+@attrs.frozen
+class FreshPlugin:
+    """How a fresh process finds the strategy: an entry point (``spec``: name, value,
+    distribution, version) or an importable ``module``; ``model_dir``/``model_version``
+    name the saved model it loads (``None``: no model)."""
+
+    name: str
+    spec: tuple[str, str, str, str] | None = None
+    module: str | None = None
+    model_dir: str | None = None
+    model_version: str | None = None
+
+    @classmethod
+    def of(cls, manager: Any, name: str, plugin: object | None = None) -> FreshPlugin | None:
+        """From the manager's registration of ``name`` (or ``plugin``, a module); ``None`` when not importable."""
+        import types
+
+        spec = manager.entry_point(name) if manager is not None else None
+        if spec is not None and (plugin is None or getattr(plugin, "__name__", None) == spec.value.split(":")[0]):
+            return cls(name, spec=(spec.name, spec.value, spec.distribution, spec.version))
+        if isinstance(plugin, types.ModuleType) and plugin.__name__ != "__main__":
+            return cls(name, module=plugin.__name__)
+        return None
+
+    def with_model(self, directory: Path | str, version: str) -> FreshPlugin:
+        return attrs.evolve(self, model_dir=str(directory), model_version=str(version))
+
+
+def fresh_signals(
+    plugin: FreshPlugin,
+    candles: Any,
+    rows: Sequence[int],
+    *,
+    features: Any,
+    symbol: str,
+    timeframe: str,
+    params: Mapping[str, Any],
+    repeats: int = 3,
+    processes: int = 2,
+    env: Mapping[str, str] | None = None,
+    cwd: str | os.PathLike | None = None,
+    timeout: float = FRESH_TIMEOUT_S,
+) -> list[list[list[Any]]]:
+    """``[process][repeat] -> signals``: each of ``processes`` fresh processes asks the same request ``repeats`` times.
+
+    Raises :class:`FreshUnavailable` when a process cannot load the strategy or answer.
+    """
+    from trader.childenv import strategy_environment
+    from trader.engine.wire import signal_from_wire
+
+    payload = {
+        "sys_path": list(sys.path), "plugin": attrs.asdict(plugin), "candles": candles, "features": features,
+        "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
+        "repeats": int(repeats),
+    }
+    child_env = strategy_environment()
+    child_env.update(env or {})
+    with tempfile.TemporaryDirectory(prefix="trader-fresh-") as tmp:
+        path = Path(tmp) / "request.pickle"
+        path.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        started = [
+            subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=child_env, cwd=cwd)
+            for _ in range(processes)
+        ]
+        answers = []
+        try:
+            for proc in started:
+                try:
+                    out, err = proc.communicate(timeout=timeout)
+                except subprocess.TimeoutExpired as exc:
+                    raise FreshUnavailable(f"a fresh process did not answer within {timeout:.0f} s") from exc
+                answers.append(_read(out, err, proc.returncode))
+        finally:
+            for proc in started:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    try:
+        return [[[signal_from_wire(s) for s in call] for call in calls] for calls in answers]
+    except (TypeError, ValueError) as exc:
+        raise FreshUnavailable(f"a fresh process sent an invalid signal: {exc}") from exc
+
+
+def _read(out: str, err: str, code: int | None) -> list:
+    lines = out.strip().splitlines()
+    try:
+        reply = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        reply = None
+    if isinstance(reply, dict) and isinstance(reply.get("signals"), list) and code == 0:
+        return reply["signals"]
+    if isinstance(reply, dict) and reply.get("error"):
+        raise FreshUnavailable(f"a fresh process could not answer: {str(reply['error'])[:300]}")
+    tail = (err.strip().splitlines() or ["no output"])[-1][:300]
+    raise FreshUnavailable(f"a fresh process exited with status {code}: {tail}")
+
+
+def _child(data: dict[str, Any]) -> None:
+    """The fresh process: load the strategy (and model), ask ``repeats`` times, print the signals as JSON."""
+    try:
+        signals = _answer(data)
+    except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent as one line
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        sys.exit(1)
+    print(json.dumps({"signals": signals}))
+
+
+def _answer(data: dict[str, Any]) -> list:
+    import importlib
+
+    from trader.backtest.signals import request_signals
+    from trader.engine.wire import signal_to_wire
+    from trader.testing.fixtures import plugin_manager
+
+    plugin_data = data["plugin"]
+    name = plugin_data["name"]
+    if plugin_data["spec"]:
+        from trader.entrypoints import PluginSpec, load_plugin
+
+        plugin = load_plugin(PluginSpec(*plugin_data["spec"]))
+    else:
+        plugin = importlib.import_module(plugin_data["module"])
+    with plugin_manager(plugin, name) as manager:
+        from trader.strategy import Strategy
+
+        strategy = Strategy(manager, name)
+        model = None
+        if plugin_data["model_dir"]:
+            from trader.models import ModelPersistence
+
+            loaded = ModelPersistence(Path(plugin_data["model_dir"])).load(
+                strategy, data["symbol"], data["timeframe"], plugin_data["model_version"])
+            if loaded is None:
+                raise FileNotFoundError(f"no model {plugin_data['model_version']} in {plugin_data['model_dir']}")
+            model = loaded.model
+        calls = []
+        for _ in range(data["repeats"]):
+            got = request_signals(strategy, data["candles"], data["rows"], symbol=data["symbol"],
+                                  timeframe=data["timeframe"], features=data["features"], model=model,
+                                  params=data["params"])
+            calls.append([signal_to_wire(s) for s in got])
+    return calls
