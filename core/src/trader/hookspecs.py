@@ -11,6 +11,11 @@ strategy being run; strategies never see each other's calls. The risk and
 persistence hooks are called on the core, on the running strategy and on
 plugins that are not strategies.
 
+``trader run`` calls a strategy's hooks in the strategy's own worker process
+(``--isolation process``, the default): its ``trader_audit_order`` runs there and its
+verdicts come back as data; its ``trader_state_store`` is not called (the engine opens
+the store through the core and the plugins that are not strategies).
+
 Hook arguments only grow: an implementation names only the arguments it needs.
 """
 
@@ -152,7 +157,8 @@ def trader_state_store(namespace: str, directory: Path) -> Any:
     :param namespace: the strategy's name; a store reaches only its own namespace.
     :param directory: ``TRADER_HOME/strategies/<namespace>``, created by the core.
     :return: an object implementing the :class:`trader.engine.state.TradingState`
-        interface. The core's SQLite store answers last, so a plugin can replace it.
+        interface, whose ``namespace`` is ``namespace`` (the core refuses any other).
+        The core's SQLite store answers last, so a plugin can replace it.
 
     Stops at first non-None result.
     """
