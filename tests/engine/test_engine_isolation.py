@@ -129,6 +129,11 @@ STRATEGIES = {
             object.__setattr__(limits, "max_position_fraction", 1.0)
             mark(f"audited in {where()}")
             return RiskVerdict.deny("own_rule", "NO_BUYS", "this strategy never buys")
+
+        @hookimpl
+        def trader_state_store(namespace, directory):
+            mark(f"store hook called in {where()}")
+            return None
     """,
     # Uses the core features, so the worker's features must equal the engine's inline ones.
     "featured": """
@@ -279,6 +284,7 @@ def test_a_strategy_rule_in_the_worker_can_deny_but_not_loosen(home, env):
     result = trader(home, "run", "--plugin", "own_rule", "--max-candles", "5", "--quiet", env=env)
     assert result.returncode == 0, result.stderr
     assert "own_rule audited in worker" in marks(env) and "own_rule audited in engine" not in marks(env)
+    assert not any("store hook" in line for line in marks(env))  # the engine opens the store without it
     codes = [code for code, _ in events(home, "own_rule")]
     assert "NO_BUYS" in codes and "APPROVED" not in codes
     with sqlite3.connect(home / "strategies" / "own_rule" / "state.sqlite") as db:
