@@ -166,3 +166,17 @@ def test_score_model_takes_the_baseline_from_the_training_split_when_counts_are_
     assert "recomputed" in scored["baseline_source"]
     no_split = score_model({"label": manifest["label"]}, candles, rows, np.full(rows.size, 0.4), "1h")
     assert no_split["baseline"]["accuracy"] is None and no_split["baseline_source"].startswith("none")
+
+
+def test_the_models_own_test_split_is_out_of_sample_in_both_commands(home):
+    """The test split was handed to training but never learnt from: compare's default range is out of
+    sample, in compare and in backtest alike; a range reaching back into training is not."""
+    home, env = home
+    compared = _json("compare", "--plugin", "fake_regime_a", *MARKET, home=home, env=env)
+    row = compared["strategies"][0]
+    backtest = _json("backtest", "--plugin", "fake_regime_a", *MARKET, "--from", str(compared["held_out"]["start"]),
+                     home=home, env=env)
+    assert row["sample"] == backtest["sample"] == "out_of_sample"
+    earlier = run_trader("compare", "--plugin", "fake_regime_a", *MARKET, "--from", "2024-01-20", home=home, env=env)
+    assert earlier.returncode == 0, earlier.stderr
+    assert "fake_regime_a: model v1: IN-SAMPLE: " in earlier.stdout

@@ -462,6 +462,13 @@ def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, tim
     manifest = loaded.manifest
     trained = manifest.get("data", {}).get("range", {})
     t_start, t_end = trained.get("start"), trained.get("end")
+    # the candles of a recorded test split were handed to training but never learnt from: the model saw
+    # only up to its last validation (else training) window end, whose labels the purge keeps off the test split
+    split = (manifest.get("extra") or {}).get("split") or {}
+    seen = [part.get("last_end") for part in (split.get("validation"), split.get("train")) if isinstance(part, dict)]
+    seen = [end for end in seen if isinstance(end, int) and not isinstance(end, bool)]
+    if seen and isinstance(t_end, int) and isinstance(split.get("test"), dict):
+        t_end = min(t_end, max(seen))
     ts = candles["timestamp"].to_numpy()[first : last + 1]
     try:
         horizon = max(int((manifest.get("label") or {}).get("horizon", 1)), 0)

@@ -41,6 +41,23 @@ def _costs_line(costs: dict[str, Any]) -> str:
     return "costs: " + ", ".join(parts)
 
 
+def _row_warnings(row: dict[str, Any]) -> list[str]:
+    """What ``trader backtest`` would warn about for this row: the plausibility guard, a model that is not
+    out of sample, and a halt with its reason and the denials per rule."""
+    from trader.backtest.report import halt_text, sample_text
+
+    out = []
+    guard = row.get("plausibility") or {}
+    if guard.get("warning"):
+        out.append(f"{row['plugin']}: {guard['line']}")
+    if row.get("model") and row.get("sample") != "out_of_sample":
+        out.append(f"{row['plugin']}: {sample_text({'model': row['model'], 'settings': {}})}")
+    risk = row.get("risk") or {}
+    if risk.get("final_status") not in (None, "active"):
+        out.append(f"{row['plugin']}: {halt_text(risk)}")
+    return out
+
+
 def render_comparison(data: dict[str, Any]) -> list[str]:
     """The terminal table of a comparison (what ``--json`` prints as data)."""
     held = data["held_out"]
@@ -55,6 +72,7 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
               + f" {'return':>9} {'trades':>6} {'Sharpe' + mark:>7} {'interval':>17}")
     lines.append(header)
     verdicts: list[str] = []
+    warnings: list[str] = []
     for row in data["strategies"]:
         if row["status"] != "ok":
             lines.append(f"{row['plugin']:<22} {'-':<8} {row['status']}: {row['message']}")
@@ -71,6 +89,7 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
         )
         if _verdict_line(row.get("verdict")):
             verdicts.append(f"{row['plugin']}: {_verdict_line(row['verdict'])}")
+        warnings.extend(_row_warnings(row))
     baselines = data.get("baselines") or []
     legend = []
     for k, base in enumerate(baselines, 1):
@@ -85,6 +104,7 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
     if verdicts:
         lines.append("verdicts (as trader backtest prints them):")
         lines.extend(f"  {v}" for v in verdicts)
+    lines.extend(warnings)
     if caveat:
         lines.append(f"* {caveat}")
     lines.extend(f"note: {note}" for note in data.get("notes") or [])

@@ -53,6 +53,9 @@ class ComparedStrategy:
     verdict: Any = None  # backtest's verdict (a mapping from trader.backtest.verdict, or its phrase)
     costs: Mapping[str, Any] | None = None
     model: Mapping[str, Any] | None = None  # version, training range and overlap, as backtest's JSON
+    sample: str | None = None  # out_of_sample | in_sample | trained_later | unknown, as backtest's JSON
+    plausibility: Mapping[str, Any] | None = None  # backtest's plausibility guard
+    risk: Mapping[str, Any] | None = None  # final_status, halt (why) and denied_orders, as backtest's JSON
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -135,6 +138,8 @@ def _row(name: str, result: Any, samples: int) -> ComparedStrategy:
         name, "ok", model.get("version") if model else None, samples=samples,
         classification=data.get("classification"), trading=data.get("metrics"), significance=significance,
         verdict=verdict, costs=_cost_summary(data.get("costs") or data.get("settings") or {}), model=model,
+        sample=data.get("sample"), plausibility=data.get("plausibility"),
+        risk={k: data.get(k) for k in ("final_status", "halt", "denied_orders")},
     )
 
 
@@ -221,8 +226,9 @@ def compare_strategies(
     )
 
 
-def _cost_summary(costs: Mapping[str, Any]) -> dict[str, Any]:
-    """The cost part of a backtest's settings (every row of a comparison runs with the same)."""
-    keep = ("fee_bps", "slippage_bps", "spread_bps", "spread_bps_median", "spread_source", "cash", "min_notional",
-            "lot_size", "rebalance_band")
-    return {k: costs[k] for k in keep if k in costs}
+def _cost_summary(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The cost part of a backtest's settings (:func:`trader.costs.describe_costs` and the broker's cash and
+    rules): every row of a comparison trades the same candles with the same costs."""
+    keep = ("fee_bps", "slippage_bps", "round_trip_bps", "unestimated_candles", "cash", "min_notional", "lot_size",
+            "rebalance_band")
+    return {k: v for k, v in settings.items() if k in keep or k.startswith("spread")}
