@@ -34,7 +34,7 @@ _TABLE, _TEXT, _NUMBER, _COUNT, _FREE = "table", "text", "number", "count", "fre
 CORE_KEYS: dict[tuple[str, ...], dict[str, str]] = {
     (): {"exchange": _TABLE, "broker": _TABLE, "engine": _TABLE, "data": _TABLE, "plugins": _TABLE},
     ("exchange",): {"id": _TEXT, "ccxt": _FREE},
-    ("broker",): {"fee_bps": _NUMBER, "slippage_bps": _NUMBER, "lot_size": _NUMBER, "min_notional": _NUMBER, "cash": _NUMBER},
+    ("broker",): {"fee_bps": _NUMBER, "slippage_bps": _NUMBER, "spread_bps": _NUMBER, "lot_size": _NUMBER, "min_notional": _NUMBER, "cash": _NUMBER},
     ("engine",): {"rebalance_band": _NUMBER, "signal_timeout_s": _NUMBER, "worker_start_timeout_s": _NUMBER},
     ("data",): {
         "max_import_rows": _COUNT,

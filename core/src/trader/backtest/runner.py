@@ -59,6 +59,7 @@ class BacktestSettings:
     fee_bps: float | None = None
     slippage_bps: float | None = None
     cash: float | None = None
+    spread_bps: float | None = None  # None: [broker] spread_bps, else estimated per candle (trader.costs)
     n_resamples: int = 1000
     n_trials: int = 1
     seed: int = 0
@@ -68,27 +69,47 @@ class BacktestSettings:
 
 @attrs.frozen
 class Market:
-    """The broker, cash and rebalance band a backtest trades with, resolved as ``trader run`` does."""
+    """The broker, cash and rebalance band a backtest trades with, resolved as ``trader run`` does.
+
+    The broker charges the spread of :mod:`trader.costs` on every candle of ``candles[rows]``
+    (the traded range, priced from the candles before each one).
+    """
 
     broker: Any
     cash: float
     rebalance_band: float
+    candles: Any = None  # the frame the spreads were estimated on (None: not estimated)
+    rows: slice | None = None  # its traded rows
 
     @classmethod
-    def resolve(cls, config: TraderConfig, settings: BacktestSettings) -> Market:
+    def resolve(cls, config: TraderConfig, settings: BacktestSettings, candles: pd.DataFrame | None = None,
+                rows: slice | None = None) -> Market:
+        from trader.costs import SpreadTable
         from trader.engine import initial_cash, paper_broker, rebalance_band
 
-        return cls(
-            broker=paper_broker(config, fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps),
-            cash=initial_cash(config, settings.cash),
-            rebalance_band=rebalance_band(config),
-        )
+        broker = paper_broker(config, fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps,
+                              spread_bps=settings.spread_bps)
+        if candles is not None:
+            broker = broker.with_spreads(SpreadTable.of(broker.costs, candles, rows))
+        return cls(broker=broker, cash=initial_cash(config, settings.cash), rebalance_band=rebalance_band(config),
+                   candles=candles, rows=rows)
 
-    def describe(self) -> dict[str, float]:
+    @property
+    def costs(self) -> Any:
+        """The :class:`trader.costs.CostModel` the broker charges."""
+        return self.broker.costs
+
+    def with_spread_multiplier(self, multiplier: float) -> Market:
+        """The same market at ``multiplier`` times the spread (the cost-robustness run)."""
+        return attrs.evolve(self, broker=self.broker.with_spreads(self.broker.spreads.scaled(multiplier)))
+
+    def describe(self) -> dict[str, Any]:
+        """Money settings and the costs assumed (:func:`trader.costs.describe_costs`), flat."""
+        from trader.costs import describe_costs
+
         rules = self.broker.rules
         return {
-            "fee_bps": self.broker.fee_bps,
-            "slippage_bps": self.broker.slippage_bps,
+            **describe_costs(self.costs, self.broker.spreads.charged(), self.candles, self.rows),
             "cash": self.cash,
             "min_notional": rules.min_notional,
             "lot_size": rules.lot_size,
@@ -146,8 +167,9 @@ class BacktestScope:
                 start: int | None, end: int | None, settings: BacktestSettings) -> BacktestScope:
         strategy = manager.strategy(strategy_name)
         first, last = select_range(candles, start, end)
-        return cls(strategy, effective_limits(strategy, config), Market.resolve(config, settings), first, last,
-                   candles.iloc[: last + 1])
+        view = candles.iloc[: last + 1]
+        market = Market.resolve(config, settings, view, slice(first, last + 1))
+        return cls(strategy, effective_limits(strategy, config), market, first, last, view)
 
     def judge(self, manager: TraderPluginManager, run: SimulatedRun, first: int, last: int, *, symbol: str,
               timeframe: str, settings: BacktestSettings) -> tuple[SimulatedRun | None, Any]:
@@ -188,10 +210,6 @@ class BacktestScope:
         from trader.backtest.verdict import judge_runs, plausibility
         from trader.evaluation.performance import window_days
 
-        verdict = None
-        if run.timestamps.size >= 3:
-            verdict = judge_runs(run, bench, wide, spread_multiplier=settings.spread_multiplier or 2.0,
-                                 n_resamples=settings.n_resamples, seed=settings.seed)
         guard = plausibility(sharpe=run.metrics.sharpe, total_return=run.metrics.total_return,
                              market_return=market_return, days=window_days(int(run.timestamps.size), timeframe),
                              strategy=strategy, symbol=symbol, timeframe=timeframe, in_sample=in_sample)

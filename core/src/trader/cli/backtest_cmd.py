@@ -39,6 +39,7 @@ def render_result(result: Any) -> list[str]:
     """The terminal summary of a backtest (what ``--json`` prints as data)."""
     from trader.backtest.report import METRIC_ROWS, annualised_mark, fold_rows, halt_text, sample_text
     from trader.backtest.verdict import format_p, question_rows
+    from trader.costs import format_costs
     from trader.data import format_ms
 
     data = result.to_dict()
@@ -48,7 +49,8 @@ def render_result(result: Any) -> list[str]:
         f"backtest {data['strategy']} on {data['source']}: {data['symbol']} {data['timeframe']}, "
         f"{format_ms(rng['start'])} .. {format_ms(rng['end'])} UTC, {rng['bars']:,} candles ({rng['days']:.3g} days)"
         + (f", {s['folds']} walk-forward folds (out-of-sample only)" if s.get("walk_forward") else ""),
-        f"fees {s['fee_bps']:g} bps, slippage {s['slippage_bps']:g} bps, cash {s['cash']:,.2f}, "
+        "costs: " + format_costs(s),
+        f"cash {s['cash']:,.2f}, "
         f"max position {s['max_position_fraction'] * 100:g}% of equity; market {_fmt(data['market_return'], 'pct')}",
     ]
     sample = sample_text(data)
@@ -163,6 +165,8 @@ class _FoldProgress:
 @click.option("--to", "end", default=None, help="Last candle (date/time, UTC) to trade [default: the last].")
 @click.option("--fee-bps", type=click.FloatRange(min=0), default=None, help="Fee in basis points [default: [broker] fee_bps, else 10].")
 @click.option("--slippage-bps", type=click.FloatRange(min=0), default=None, help="Slippage in basis points [default: [broker] slippage_bps, else 2].")
+@click.option("--spread-bps", type=click.FloatRange(min=0, max=10_000, max_open=True), default=None,
+              help="Bid-ask spread in basis points; fills pay half of it [default: [broker] spread_bps, else estimated per candle from the candles before it (EDGE)].")
 @click.option("--cash", type=click.FloatRange(min=0, min_open=True), default=None, help="Starting cash [default: [broker] cash, else 10000].")
 @click.option("--model-version", default=None, help="Model version to use (e.g. v2) [default: latest].")
 @click.option("--walk-forward", is_flag=True, help="Retrain on rolling windows and test on the bars after each (out of sample).")
@@ -192,6 +196,7 @@ def backtest(
     end: str | None,
     fee_bps: float | None,
     slippage_bps: float | None,
+    spread_bps: float | None,
     cash: float | None,
     model_version: str | None,
     walk_forward: bool,
@@ -232,7 +237,7 @@ def backtest(
         raise ConfigError("--model-version does not apply to --walk-forward, which trains a model for every fold")
     manager = app.plugins_for([plugin_name])  # imports this strategy and no other
     strategy = manager.strategy(plugin_name)  # unknown names fail here, before any data is read
-    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
+    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps, cash=cash, n_resamples=n_resamples,
                                 n_trials=n_trials, seed=seed)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
     if walk_forward:

@@ -117,6 +117,8 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
 @click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback)
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use.")
 @click.option("--from", "start", default=None, help="Start of the held-out range (date or ms); default: after every model's training data.")
+@click.option("--spread-bps", type=click.FloatRange(min=0, max=10_000, max_open=True), default=None,
+              help="Bid-ask spread in basis points; fills pay half of it [default: [broker] spread_bps, else estimated per candle from the candles before it (EDGE)].")
 @click.option("--to", "end", default=None, help="End of the held-out range (default: the last candle).")
 @click.option("--fee-bps", type=click.FloatRange(min=0), default=None, help="Fee in basis points [default: [broker] fee_bps, else 10].")
 @click.option("--slippage-bps", type=click.FloatRange(min=0), default=None, help="Slippage in basis points [default: [broker] slippage_bps, else 2].")
@@ -135,6 +137,7 @@ def compare(
     timeframe: str,
     exchange: str | None,
     start: str | None,
+    spread_bps: float | None,
     end: str | None,
     fee_bps: float | None,
     slippage_bps: float | None,
@@ -165,8 +168,8 @@ def compare(
     if seed is None:
         seed = _training_seed(trained)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
-    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, cash=cash, n_resamples=n_resamples,
-                                n_trials=n_trials, seed=bootstrap_seed)
+    settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps, cash=cash,
+                                n_resamples=n_resamples, n_trials=n_trials, seed=bootstrap_seed)
     result = compare_strategies(
         manager, app.config, names, candles, symbol=symbol, timeframe=timeframe, settings=settings, source=source,
         start=parse_time_ms(start, "--from") if start else None, end=parse_time_ms(end, "--to") if end else None,

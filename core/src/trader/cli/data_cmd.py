@@ -173,6 +173,8 @@ def download(
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed; the same seed gives byte-identical data.")
 @click.option("--start", default="2024-01-01", show_default=True, help="Open time of the first bar, UTC.")
 @click.option("--planted-signal", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Strength of the planted, learnable pattern (0 = none).")
+@click.option("--bounce-bps", type=click.FloatRange(0, 5000, max_open=True), default=0.0, show_default=True,
+              help="Bid-ask spread in basis points: opens and closes trade at the bid or the ask around the mid (a bid-ask bounce; 0 = none).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write a CSV, Parquet or JSON file instead of storing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_app
@@ -184,6 +186,7 @@ def synth(
     seed: int,
     start: str,
     planted_signal: float,
+    bounce_bps: float,
     output: str | None,
     as_json: bool,
 ) -> None:
@@ -195,7 +198,8 @@ def synth(
     from trader.errors import ConfigError, DataError
 
     try:
-        df = synthetic_candles(symbol=symbol, timeframe=timeframe, bars=bars, seed=seed, start=start, planted_signal=planted_signal)
+        df = synthetic_candles(symbol=symbol, timeframe=timeframe, bars=bars, seed=seed, start=start, planted_signal=planted_signal,
+                               bounce_bps=bounce_bps)
     except DataError as exc:
         raise ConfigError(str(exc)) from None
     if output:
@@ -204,9 +208,10 @@ def synth(
         text = f"wrote {len(df):,} synthetic bars (seed {seed}) to {where}"
     else:
         merge = CandleStore(app.home).write("synthetic", symbol, timeframe, df, replace=True)
-        payload = {"store": merge.as_dict(), "seed": seed}
+        payload = {"store": merge.as_dict(), "seed": seed, "bounce_bps": bounce_bps}
         text = (
-            f"stored synthetic {symbol} {timeframe}: {len(df):,} bars (seed {seed}, planted signal {planted_signal:g}) "
+            f"stored synthetic {symbol} {timeframe}: {len(df):,} bars (seed {seed}, planted signal {planted_signal:g}"
+            + (f", bid-ask bounce {bounce_bps:g} bps" if bounce_bps else "") + ") "
             f"{format_ms(merge.info.first)} .. {format_ms(merge.info.last)}"
         )
     if as_json:

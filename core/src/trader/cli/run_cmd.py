@@ -22,6 +22,8 @@ from trader.cli.market_options import symbol_callback, timeframe_callback
 @click.option("--max-candles", type=int, default=None, help="Stop after processing this many new candles.")
 @click.option("--fee-bps", type=float, default=None, help="Paper broker fee in basis points [default: [broker] fee_bps or 10].")
 @click.option("--slippage-bps", type=float, default=None, help="Paper broker slippage in basis points [default: [broker] slippage_bps or 2].")
+@click.option("--spread-bps", type=click.FloatRange(min=0, max=10_000, max_open=True), default=None,
+              help="Paper broker bid-ask spread in basis points; fills pay half of it [default: [broker] spread_bps, else estimated per candle from the candles before it (EDGE)].")
 @click.option("--cash", type=float, default=None, help="Starting cash of a new account [default: [broker] cash or 10000].")
 @click.option("--model-version", default=None, help="Model version to load (default: the latest).")
 @click.option("--bars", "synthetic_bars", type=int, default=5000, show_default=True, help="Bars of the synthetic market when no data is stored.")

@@ -18,6 +18,12 @@ Model (one bar = one step; ``tf`` = the timeframe in hours, so volatility scales
   (uses past bars only), 0 turns it off, and the larger ``p`` the more predictable the
   direction of the next bar: at 0.3 the sign of the next return equals
   ``-sign(r_{t-1} + r_{t-2} + r_{t-3})`` about two times out of three.
+- **Bid-ask bounce** ``b`` (``bounce_bps``, default 0 = none): the prices above are mid
+  prices; with ``b > 0`` every open and close is a trade at the bid or the ask, chosen at
+  random (Roll, 1984): ``mid * exp(+-b / 20000)``, and the high and low are the mid's high
+  at the ask and its low at the bid. The quoted spread is then ``b`` basis points and
+  next-bar returns are negatively autocorrelated (``cov = -(b / 20000)^2``). The random
+  sides are drawn after everything else, so the mid path is the one ``b = 0`` gives.
 - **Volume**: log-normal, higher on large moves (``1 + 2|e_t|``) and with an intraday
   seasonality peaking at 15:00 UTC (``1 + 0.5 cos(2 pi (hour - 15) / 24)``).
 
@@ -61,6 +67,7 @@ def synthetic_candles(
     seed: int = 0,
     start: Any = DEFAULT_SYNTH_START,
     planted_signal: float = 0.0,
+    bounce_bps: float = 0.0,
 ) -> pd.DataFrame:
     """A canonical candle frame of *bars* synthetic bars (see the module docstring for the model)."""
     import numpy as np
@@ -74,6 +81,9 @@ def synthetic_candles(
         raise DataError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(planted_signal, (int, float)) or not 0.0 <= float(planted_signal) <= 1.0:
         raise DataError(f"planted_signal must be within [0, 1], got {planted_signal!r}")
+    if (isinstance(bounce_bps, bool) or not isinstance(bounce_bps, (int, float)) or not math.isfinite(bounce_bps)
+            or not 0.0 <= float(bounce_bps) < 5_000.0):
+        raise DataError(f"bounce_bps must be within [0, 5000), got {bounce_bps!r}")
     p = float(planted_signal)
     first = parse_time_ms(start, "start")
     first -= first % step  # on the timeframe grid
@@ -120,6 +130,14 @@ def synthetic_candles(
     open_[1:] = close[:-1]
     high = np.maximum(open_, close) * np.exp(0.5 * sigmas * wick_up)
     low = np.minimum(open_, close) * np.exp(-0.5 * sigmas * wick_down)
+
+    if bounce_bps > 0:  # trades at the bid or the ask around the mid (drawn last: the mid path is unchanged)
+        half = float(bounce_bps) / 20_000.0
+        sides = rng.choice(np.array([-1.0, 1.0]), size=(2, bars))
+        open_ = open_ * np.exp(half * sides[0])
+        close = close * np.exp(half * sides[1])
+        high = high * math.exp(half)
+        low = low * math.exp(-half)
 
     timestamps = first + step * np.arange(bars, dtype=np.int64)
     hour_of_day = (timestamps // 3_600_000) % 24

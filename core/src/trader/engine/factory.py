@@ -84,9 +84,15 @@ def _broker_table(config: TraderConfig | None) -> dict[str, Any]:
     return config.broker_settings() if config is not None else {}
 
 
-def paper_broker(config: TraderConfig | None, *, fee_bps: float | None = None, slippage_bps: float | None = None) -> PaperBroker:
-    """The paper broker of ``[broker]`` (fee_bps, slippage_bps, lot_size, min_notional), flags winning."""
-    return PaperBroker.from_settings(_broker_table(config), fee_bps=fee_bps, slippage_bps=slippage_bps)
+def paper_broker(config: TraderConfig | None, *, fee_bps: float | None = None, slippage_bps: float | None = None,
+                 spread_bps: float | None = None) -> PaperBroker:
+    """The paper broker of ``[broker]`` (fee_bps, slippage_bps, spread_bps, lot_size, min_notional), flags winning.
+
+    Without a spread (flag or table) it estimates one per candle from the candles it is
+    shown (:meth:`PaperBroker.watch_candles`), as backtests do (:mod:`trader.costs`).
+    """
+    return PaperBroker.from_settings(_broker_table(config), fee_bps=fee_bps, slippage_bps=slippage_bps,
+                                     spread_bps=spread_bps)
 
 
 def initial_cash(config: TraderConfig | None, cash: float | None = None) -> float:
@@ -124,9 +130,11 @@ def backtest_session(
     cash: float | None = None,
     fee_bps: float | None = None,
     slippage_bps: float | None = None,
+    spread_bps: float | None = None,
     keep_steps: bool = False,
 ) -> TradingSession:
-    """A session on a fresh :class:`MemoryState` with the same rules ``trader run`` applies."""
+    """A session on a fresh :class:`MemoryState` with the same rules ``trader run`` applies
+    (an estimated spread needs the candles: ``session.broker.watch_candles(candles)``)."""
     info = manager.strategy(strategy).info
     limits = strategy_limits(info, config)
     return TradingSession(
@@ -134,7 +142,7 @@ def backtest_session(
         symbol,
         timeframe,
         limits=limits,
-        broker=paper_broker(config, fee_bps=fee_bps, slippage_bps=slippage_bps),
+        broker=paper_broker(config, fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps),
         store=MemoryState(strategy, keep_steps=keep_steps),
         audit=RiskAuditAgent.for_strategy(manager, strategy, limits),
         initial_cash=initial_cash(config, cash),

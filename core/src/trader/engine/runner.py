@@ -52,6 +52,7 @@ class RunOptions:
     max_candles: int | None = None
     fee_bps: float | None = None
     slippage_bps: float | None = None
+    spread_bps: float | None = None  # None: [broker] spread_bps, else estimated per candle (trader.costs)
     cash: float | None = None
     model_version: str | None = None
     quiet: bool = False
@@ -125,6 +126,13 @@ class RunSummary:
             f"  risk {self.status}" + (f": {self.status_reason}" if self.status_reason else ""),
         ]
         return "\n".join(lines)
+
+
+def _watch_candles(broker: Any, candles: Any) -> None:
+    """Show the paper broker the candles it estimates the spread from (``trader.costs``)."""
+    watch = getattr(broker, "watch_candles", None)
+    if watch is not None:
+        watch(candles)
 
 
 def _seconds(section: dict[str, Any], key: str, default: float) -> float:
@@ -268,7 +276,7 @@ class StrategyRunner:
             from trader.engine.brokers.ccxt_broker import CcxtBroker
 
             return CcxtBroker(self.exchange(), strategy=opts.strategy)
-        return paper_broker(self.config, fee_bps=opts.fee_bps, slippage_bps=opts.slippage_bps)
+        return paper_broker(self.config, fee_bps=opts.fee_bps, slippage_bps=opts.slippage_bps, spread_bps=opts.spread_bps)
 
     # ------------------------------------------------------------------ the run
 
@@ -345,13 +353,21 @@ class StrategyRunner:
             "%s: trading %s %s on %s with the %s broker; risk status %s",
             info.name, opts.symbol, opts.timeframe, source, session.broker.name, session.status.value,
         )
+        costs = getattr(session.broker, "costs", None)
+        if costs is not None:  # the paper broker: what its fills pay
+            from trader.costs import describe_costs, format_costs
+
+            log.info("%s: costs: %s", info.name, format_costs(describe_costs(costs, session.broker.spreads.charged())))
         processed = 0
         stopped_by = "end of data"
         first_ts = None
         first_close = None
         last_close = None
         read_state = getattr(session.store, "strategy_state", None)
+        watch = getattr(session.broker, "watch_candle", None)  # the paper broker's spread estimate
         for index, candle, now in items:
+            if watch is not None:
+                watch(candle)
             session.apply_requests()
             if session.last_timestamp is not None and candle.timestamp <= session.last_timestamp:
                 session.process(candle, None, now=now)  # skipped, with a warning and an event
@@ -389,6 +405,7 @@ class StrategyRunner:
                 synthetic_bars=opts.synthetic_bars, seed=opts.seed,
             )
             feed = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
+            _watch_candles(session.broker, df)
             start = feed.start_index(session.last_timestamp)
             if opts.start_from is not None:
                 start = max(start, feed.start_index(opts.start_from - 1))
@@ -406,6 +423,7 @@ class StrategyRunner:
         feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report,
                         stale_after_bars=session.limits.stale_after_bars)
         history = feed.history(self._live_history_bars(session))
+        _watch_candles(session.broker, history)
         ts = history["timestamp"].to_numpy()
         last = session.last_timestamp
         if last is None:

@@ -1,8 +1,10 @@
-"""``PaperBroker``: simulated market orders with fees, slippage, lots and a minimum notional.
+"""``PaperBroker``: simulated market orders with fees, slippage, the spread, lots and a minimum notional.
 
-A buy fills at ``price * (1 + slippage)``, a sell at ``price * (1 - slippage)``, where
-``price`` is the order's reference price (the close of the candle that decided it); the
-fee is ``fee_bps`` of the filled notional, in the quote currency. Quantities are rounded
+A buy fills at ``price * (1 + half_spread + slippage)``, a sell at
+``price * (1 - half_spread - slippage)``, where ``price`` is the order's reference price
+(the close of the candle that decided it) and ``half_spread`` half the spread of that
+candle (:class:`trader.costs.SpreadTable`: fixed, or estimated from the candles before
+it); the fee is ``fee_bps`` of the filled notional, in the quote currency. Quantities are rounded
 down to ``lot_size``; an order worth less than ``min_notional`` is rejected; a buy
 whose cost would exceed the cash is shrunk to fit (or rejected), so cash never goes
 negative. The broker is deterministic and has no effect outside the process: executing
@@ -16,6 +18,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from trader.costs import CostModel, SpreadTable
 from trader.engine.book import fill_cost
 from trader.engine.brokers.base import Execution, MarketRules
 from trader.engine.records import OrderStatus
@@ -35,7 +38,8 @@ PAPER_DEFAULTS: Mapping[str, float] = {
 
 
 class PaperBroker:
-    """Simulated execution. ``fee_bps`` and ``slippage_bps`` are basis points (10 = 0.1 %)."""
+    """Simulated execution. ``fee_bps`` and ``slippage_bps`` are basis points (10 = 0.1 %);
+    ``spreads`` prices the spread per candle (none: no spread)."""
 
     name = "paper"
     needs_intent = False
@@ -46,6 +50,7 @@ class PaperBroker:
         slippage_bps: float = PAPER_DEFAULTS["slippage_bps"],
         lot_size: float = PAPER_DEFAULTS["lot_size"],
         min_notional: float = PAPER_DEFAULTS["min_notional"],
+        spreads: SpreadTable | None = None,
     ) -> None:
         for label, value in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps), ("lot_size", lot_size), ("min_notional", min_notional)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -60,14 +65,48 @@ class PaperBroker:
             fee_rate=self.fee_bps / 10_000,
             slippage_rate=self.slippage_bps / 10_000,
         )
+        self.spreads = spreads if spreads is not None else SpreadTable(CostModel(self.fee_bps, self.slippage_bps, 0.0))
+
+    @property
+    def costs(self) -> CostModel:
+        """The fees, slippage and spread this broker charges."""
+        return self.spreads.model
+
+    def with_spreads(self, spreads: SpreadTable) -> PaperBroker:
+        """The same broker charging the spreads of ``spreads``."""
+        rules = self.rules
+        return PaperBroker(self.fee_bps, self.slippage_bps, rules.lot_size, rules.min_notional, spreads)
+
+    def watch_candles(self, candles: Any) -> None:
+        """Learn a candle frame (``trader run``: the replay's candles, the live feed's history)."""
+        self.spreads.watch(candles)
+
+    def watch_candle(self, candle: Any) -> None:
+        """Learn one more candle of the live feed."""
+        self.spreads.watch_candle(candle.timestamp, candle.open, candle.high, candle.low, candle.close)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], **overrides: Any) -> PaperBroker:
-        """Build from the ``[broker]`` table; ``overrides`` (CLI flags) win when not ``None``."""
+        """Build from the ``[broker]`` table; ``overrides`` (CLI flags) win when not ``None``.
+
+        ``spread_bps`` (flag or table) fixes the spread; without it the spread is estimated
+        from the candles the broker is shown (:meth:`watch_candles`)."""
         known = {"fee_bps", "slippage_bps", "lot_size", "min_notional"}
         values = {k: v for k, v in settings.items() if k in known}
         values.update({k: v for k, v in overrides.items() if v is not None and k in known})
-        return cls(**values)
+        broker = cls(**values)
+        spread = overrides.get("spread_bps")
+        table_spread = settings.get("spread_bps")
+        source = ""
+        if spread is not None:
+            source = "fixed by --spread-bps"
+        elif table_spread is not None:
+            spread, source = table_spread, "fixed by [broker] spread_bps"
+        try:
+            model = CostModel(broker.fee_bps, broker.slippage_bps, spread, source)
+        except ValueError as exc:
+            raise ConfigError(f"broker {exc}") from None
+        return broker.with_spreads(SpreadTable(model))
 
     def market_rules(self, symbol: str) -> MarketRules:
         return self.rules
@@ -75,8 +114,9 @@ class PaperBroker:
     def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution:
         rules = self.rules
         quantity = order.quantity
+        half_spread = self.spreads.bps(order.timestamp) / 20_000
         if order.side is Side.BUY:
-            price = order.price * (1 + rules.slippage_rate)
+            price = order.price * (1 + half_spread + rules.slippage_rate)
             fee = quantity * price * rules.fee_rate
             if fill_cost(quantity, price, fee) > cash:
                 quantity = rules.round_quantity(cash / (price * (1 + rules.fee_rate)))
@@ -85,7 +125,7 @@ class PaperBroker:
                     quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
                     fee = quantity * price * rules.fee_rate
         else:
-            price = order.price * (1 - rules.slippage_rate)
+            price = order.price * (1 - half_spread - rules.slippage_rate)
             fee = quantity * price * rules.fee_rate
         if quantity <= 0 or quantity * order.price < rules.min_notional:
             return Execution.rejected(
