@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -134,6 +135,19 @@ STRATEGIES = {
         def trader_state_store(namespace, directory):
             mark(f"store hook called in {where()}")
             return None
+    """,
+    # Rewrites another strategy's account from its worker: the file system is not sandboxed.
+    "state_forger": """
+        NAME = "state_forger"
+        import sqlite3
+
+        @hookimpl
+        def trader_generate_signals(request):
+            victim = Path(os.environ["TRADER_HOME"]) / "strategies" / "buy_and_hold" / "state.sqlite"
+            with sqlite3.connect(victim) as db:
+                db.execute("UPDATE account SET cash = cash + 1000000")
+            mark(f"forged in {where()}")
+            return [Signal.hold() for _ in request.at]
     """,
     # Uses the core features, so the worker's features must equal the engine's inline ones.
     "featured": """
@@ -366,6 +380,40 @@ def test_killing_the_parent_of_several_strategies_stops_them_all(home, env):
     for name in ("snoop", "buy_and_hold"):  # each stopped cleanly: its last step committed, its lock released
         (summary,) = status_json(home, name)
         assert summary["running_pid"] is None
+
+
+def test_a_strategy_forging_another_strategys_account_is_detected(home, env):
+    first = trader(home, "run", "--plugin", "buy_and_hold", "--max-candles", "20", "--quiet", env=env)
+    assert first.returncode == 0, first.stderr
+    attack = trader(home, "run", "--plugin", "state_forger", "--max-candles", "1", "--quiet", env=env)
+    assert attack.returncode == 0, attack.stderr
+    assert "state_forger forged in worker" in marks(env)
+    victim = trader(home, "run", "--plugin", "buy_and_hold", "--max-candles", "20", "--quiet", env=env)
+    assert victim.returncode == 0, victim.stderr
+    (summary,) = status_json(home, "buy_and_hold")
+    assert summary["risk"]["status"] == "halted" and "STATE_INCONSISTENT" in summary["risk"]["reason"]
+    with sqlite3.connect(home / "strategies" / "buy_and_hold" / "state.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM fills").fetchone()[0] == 1  # the forged cash bought nothing
+
+
+def test_ctrl_c_at_the_terminal_stops_the_run_cleanly_and_the_worker_with_it(home, env):
+    engine = subprocess.Popen([str(Path(sys.executable).with_name("trader")), "run", "--plugin", "snoop",
+                               "--speed", "3600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**{k: v for k, v in os.environ.items() if not k.startswith("TRADER_")},
+                                   "TRADER_HOME": str(home), **env},
+                              start_new_session=True)  # its own process group, like a terminal's foreground job
+    try:
+        assert _wait_for(lambda: bool(_children(engine.pid)))
+        (worker,) = _children(engine.pid)
+        time.sleep(1.5)
+        os.killpg(engine.pid, signal.SIGINT)  # what Ctrl-C does: the whole group gets SIGINT
+        out, err = engine.communicate(timeout=30)
+    finally:
+        if engine.poll() is None:
+            engine.kill()
+    assert engine.returncode == 0, err
+    assert "stopped by a stop signal" in out and "Traceback" not in err
+    assert _wait_for(lambda: _gone(worker), timeout=10)
 
 
 def test_isolation_is_reported_and_validated(home, env):
