@@ -748,6 +748,10 @@ class TradingState:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
 
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 class _Transaction:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (KeyboardInterrupt too)."""
 
@@ -762,8 +766,18 @@ class _Transaction:
         if exc_type is None:
             try:
                 self.db.execute("COMMIT")
-            except sqlite3.DatabaseError as error:
+            except sqlite3.Error as error:
+                self._rollback()
+                raise StateError(f"could not commit the state: {_one_line(error)}") from None
+            return
+        self._rollback()
+        if isinstance(exc, sqlite3.Error):  # e.g. a full disk: the real error, not the rollback's
+            raise StateError(f"could not write the state: {_one_line(exc)}") from exc
+
+    def _rollback(self) -> None:
+        """Roll back what is left of the transaction; SQLite may already have (a full disk does)."""
+        if self.db.in_transaction:
+            try:
                 self.db.execute("ROLLBACK")
-                raise StateError(f"could not commit the state: {error}") from None
-        else:
-            self.db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
