@@ -555,7 +555,10 @@ def check_batch(ctx: CheckContext, prior: Sequence[CheckResult] = ()) -> CheckRe
     rows = ctx.sample_rows(ctx.first, n - 1)
     if not rows:
         return CheckResult("batch", "skip", f"{n} candles leave no row after the {ctx.warmup} warm-up bars")
-    full = dict(zip(range(ctx.first, n), ctx.full_signals, strict=True))
+    # asked now rather than reusing the first request: a strategy that changes with the call count
+    # must not look batch-dependent (the determinism check names that)
+    full = dict(zip(range(ctx.first, n), ctx.signals(ctx.candles, np.arange(ctx.first, n), ctx.full_features),
+                    strict=True))
     batched = [full[row] for row in rows]
     mismatches = batch_mismatches(ctx, ctx.candles, rows, batched, batch_size=n - ctx.first,
                                   features=ctx.full_features, tolerance=ctx.tolerance)
