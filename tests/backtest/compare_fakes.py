@@ -21,13 +21,17 @@ TRAIN_SHARE = 0.7
 
 
 class Regime:
-    def __init__(self, name: str, horizon: int = 1) -> None:
-        self.name, self.horizon = name, horizon
+    """``peek=True`` buys when the NEXT close is higher (a leak: implausibly good); ``fragile=True`` keeps
+    the default risk limits, so a run of losses halts it."""
+
+    def __init__(self, name: str, horizon: int = 1, peek: bool = False, fragile: bool = False) -> None:
+        self.name, self.horizon, self.peek, self.fragile = name, horizon, peek, fragile
 
     @hookimpl
     def trader_strategy_info(self):
         limits = RiskLimits(max_position_fraction=0.9, max_consecutive_losses=10_000, daily_loss_limit=0.5, max_drawdown=0.9)
-        return StrategyInfo(name=self.name, version="1.0", warmup_bars=1, requires_model=True, risk_limits=limits)
+        return StrategyInfo(name=self.name, version="1.0", warmup_bars=1, requires_model=True,
+                            risk_limits=RiskLimits() if self.fragile else limits)
 
     @hookimpl
     def trader_train(self, request):
@@ -60,6 +64,8 @@ class Regime:
         t = request.model["threshold"]
         out = []
         for i in request.at:
+            if self.peek:  # the next bar's return: a leak
+                ret[i] = close[i + 1] / close[i] - 1.0 if i + 1 < close.size else 0.0
             p = float(1 / (1 + np.exp(-(ret[i] - t) * 200)))
             out.append(Signal(SignalAction.BUY if p > 0.5 else SignalAction.SELL, probability=p))
         return out
@@ -68,3 +74,5 @@ class Regime:
 REGIME_A = Regime("fake_regime_a")
 REGIME_B = Regime("fake_regime_b")
 REGIME_H3 = Regime("fake_regime_h3", horizon=3)
+REGIME_PEEK = Regime("fake_regime_peek", peek=True)
+REGIME_FRAGILE = Regime("fake_regime_fragile", fragile=True)

@@ -17,6 +17,8 @@ ENTRY_POINTS = """[trader.plugins]
 fake_regime_a = compare_fakes:REGIME_A
 fake_regime_b = compare_fakes:REGIME_B
 fake_regime_h3 = compare_fakes:REGIME_H3
+fake_regime_peek = compare_fakes:REGIME_PEEK
+fake_regime_fragile = compare_fakes:REGIME_FRAGILE
 """
 MARKET = ["--symbol", "SYN/USDT", "--timeframe", "1h"]
 COSTS = ["--fee-bps", "25", "--slippage-bps", "7", "--bootstrap", "300"]
@@ -24,7 +26,7 @@ COSTS = ["--fee-bps", "25", "--slippage-bps", "7", "--bootstrap", "300"]
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """A stored synthetic market and three trained fake models (distribution found through its entry points)."""
+    """A stored synthetic market and five trained fake models (distribution found through its entry points)."""
     root = tmp_path_factory.mktemp("compare_twin")
     dist = root / "site" / "trader_compare_fakes-0.1.dist-info"
     dist.mkdir(parents=True)
@@ -35,7 +37,7 @@ def home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     home.mkdir()
     synth = run_trader("data", "synth", *MARKET, "--bars", "1200", "--planted-signal", "0.3", home=home)
     assert synth.returncode == 0, synth.stderr
-    for name in ("fake_regime_a", "fake_regime_b", "fake_regime_h3"):
+    for name in ("fake_regime_a", "fake_regime_b", "fake_regime_h3", "fake_regime_peek", "fake_regime_fragile"):
         trained = run_trader("train", "--plugin", name, *MARKET, home=home, env=env)
         assert trained.returncode == 0, trained.stderr
     return home, env
@@ -47,6 +49,7 @@ def _json(*args: str, home: Path, env: dict[str, str]) -> dict:
     return json.loads(proc.stdout)
 
 
+@pytest.mark.slow
 def test_compare_reports_what_backtest_reports_for_each_strategy(home):
     home, env = home
     compared = _json("compare", "--plugin", "fake_regime_a", *MARKET, *COSTS, home=home, env=env)
@@ -72,6 +75,7 @@ def test_compare_reports_what_backtest_reports_for_each_strategy(home):
     assert rows["buy_and_hold"]["trading"]["trades"] == 1
 
 
+@pytest.mark.slow
 def test_the_terminal_table_shows_sharpe_interval_verdict_and_costs(home):
     home, env = home
     proc = run_trader("compare", "--plugin", "fake_regime_a", *MARKET, *COSTS, home=home, env=env)
@@ -90,6 +94,7 @@ def test_the_terminal_table_shows_sharpe_interval_verdict_and_costs(home):
     assert "Sharpe*" in out and "* annualised figures extrapolate 15 days to a year" in out
 
 
+@pytest.mark.slow
 def test_baselines_appear_once_each(home):
     home, env = home
     proc = run_trader("compare", "--plugin", "fake_regime_a", "--plugin", "fake_regime_b", "--plugin", "buy_and_hold",
@@ -110,6 +115,7 @@ def test_baselines_appear_once_each(home):
     assert "majority #2: class" in text and "training labels of fake_regime_h3 (horizon 3" in text
 
 
+@pytest.mark.slow
 def test_the_majority_baseline_has_auc_one_half_and_its_class_from_the_training_labels(home):
     home, env = home
     manifest = json.loads((home / "models/fake_regime_a/SYN-USDT_1h/v1/manifest.json").read_text())
@@ -168,6 +174,7 @@ def test_score_model_takes_the_baseline_from_the_training_split_when_counts_are_
     assert no_split["baseline"]["accuracy"] is None and no_split["baseline_source"].startswith("none")
 
 
+@pytest.mark.slow
 def test_the_models_own_test_split_is_out_of_sample_in_both_commands(home):
     """The test split was handed to training but never learnt from: compare's default range is out of
     sample, in compare and in backtest alike; a range reaching back into training is not."""
@@ -180,3 +187,21 @@ def test_the_models_own_test_split_is_out_of_sample_in_both_commands(home):
     earlier = run_trader("compare", "--plugin", "fake_regime_a", *MARKET, "--from", "2024-01-20", home=home, env=env)
     assert earlier.returncode == 0, earlier.stderr
     assert "fake_regime_a: model v1: IN-SAMPLE: " in earlier.stdout
+
+
+@pytest.mark.slow
+def test_the_plausibility_warning_and_the_halt_reason_are_backtests(home):
+    home, env = home
+    compared = _json("compare", "--plugin", "fake_regime_peek", "--plugin", "fake_regime_fragile", *MARKET, home=home, env=env)
+    rows = {row["plugin"]: row for row in compared["strategies"]}
+    held = compared["held_out"]
+    text = run_trader("compare", "--plugin", "fake_regime_peek", "--plugin", "fake_regime_fragile", *MARKET, home=home,
+                      env=env).stdout
+    for name in ("fake_regime_peek", "fake_regime_fragile"):
+        backtest = _json("backtest", "--plugin", name, *MARKET, "--from", str(held["start"]), home=home, env=env)
+        assert rows[name]["plausibility"] == backtest["plausibility"]
+        assert rows[name]["risk"] == {k: backtest[k] for k in ("final_status", "halt", "denied_orders")}
+    peek, fragile = rows["fake_regime_peek"], rows["fake_regime_fragile"]
+    assert peek["plausibility"]["warning"] and f"fake_regime_peek: {peek['plausibility']['line']}" in text
+    assert fragile["risk"]["final_status"] == "halted" and fragile["risk"]["halt"]["code"]
+    assert "fake_regime_fragile: risk: final status halted since" in text and fragile["risk"]["halt"]["code"] in text
