@@ -213,6 +213,10 @@ class BacktestScope:
         guard = plausibility(sharpe=run.metrics.sharpe, total_return=run.metrics.total_return,
                              market_return=market_return, days=window_days(int(run.timestamps.size), timeframe),
                              strategy=strategy, symbol=symbol, timeframe=timeframe, in_sample=in_sample)
+        verdict = None
+        if run.timestamps.size >= 3:
+            verdict = judge_runs(run, bench, wide, spread_multiplier=settings.spread_multiplier or 2.0,
+                                 n_resamples=settings.n_resamples, seed=settings.seed, implausible=guard.warning)
         return verdict, guard
 
 

@@ -170,14 +170,19 @@ class Verdict:
 
     questions: tuple[Question, ...]
     alpha: float = ALPHA
+    implausible: bool = False  # the plausibility guard fired: too good to be true
 
     def question(self, name: str) -> Question | None:
         return next((q for q in self.questions if q.name == name), None)
 
     @property
-    def skilful(self) -> bool:
-        """Every question was asked and holds."""
+    def all_hold(self) -> bool:
         return bool(self.questions) and all(q.holds is True for q in self.questions)
+
+    @property
+    def skilful(self) -> bool:
+        """Every question was asked and holds, and the result is not implausible."""
+        return self.all_hold and not self.implausible
 
     @property
     def holding(self) -> tuple[str, ...]:
@@ -188,6 +193,9 @@ class Verdict:
         answers = "; ".join(f"{q.title}: {q.answer()}" for q in self.questions)
         if self.skilful:
             return f"verdict: SKILL: {answers}"
+        if self.all_hold:
+            return (f"verdict: NOT TRUSTWORTHY: every question holds, but the result is implausible (see the WARNING): "
+                    f"{answers}")
         head = "NO EVIDENCE OF SKILL"
         bh, timing = self.question("beats_buy_and_hold"), self.question("beats_random_timing")
         if bh is not None and timing is not None and bh.holds and timing.holds is False:
@@ -197,6 +205,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {
             "skilful": self.skilful,
+            "implausible": self.implausible,
             "line": self.line,
             "alpha": self.alpha,
             "sided": SIDEDNESS,
@@ -402,8 +411,9 @@ def robust_to_costs(returns: np.ndarray, wide_returns: np.ndarray | None = None,
 def judge(returns: np.ndarray, exposure: np.ndarray, market_returns: np.ndarray,
           benchmark_returns: np.ndarray | None = None, wide_returns: np.ndarray | None = None, *,
           spread_multiplier: float = 2.0, n_resamples: int = 1000, mean_block: float | None = None,
-          seed: int = 0) -> Verdict:
-    """The three questions for one strategy (arrays per bar, aligned; see each question's function)."""
+          seed: int = 0, implausible: bool = False) -> Verdict:
+    """The three questions for one strategy (arrays per bar, aligned; see each question's function).
+    ``implausible``: the plausibility guard fired, so the verdict cannot be SKILL."""
     floor = p_floor(n_resamples)
     if benchmark_returns is None:
         first = _not_asked("beats_buy_and_hold", "beats buy-and-hold", "no buy-and-hold baseline", floor)
@@ -414,7 +424,7 @@ def judge(returns: np.ndarray, exposure: np.ndarray, market_returns: np.ndarray,
         beats_random_timing(returns, exposure, market_returns, n_resamples=n_resamples, seed=seed),
         robust_to_costs(returns, wide_returns, spread_multiplier=spread_multiplier, n_resamples=n_resamples,
                         mean_block=mean_block, seed=seed),
-    ))
+    ), implausible=implausible)
 
 
 def close_returns(close: np.ndarray) -> np.ndarray:
@@ -427,7 +437,8 @@ def close_returns(close: np.ndarray) -> np.ndarray:
 
 
 def judge_runs(run: SimulatedRun, benchmark: SimulatedRun | None = None, wide: SimulatedRun | None = None, *,
-               spread_multiplier: float = 2.0, n_resamples: int = 1000, seed: int = 0) -> Verdict:
+               spread_multiplier: float = 2.0, n_resamples: int = 1000, seed: int = 0,
+               implausible: bool = False) -> Verdict:
     """:func:`judge` for simulated runs over the same bars (``wide``: the same signals at a wider spread)."""
     from trader.evaluation.performance import equity_returns
 
@@ -436,7 +447,7 @@ def judge_runs(run: SimulatedRun, benchmark: SimulatedRun | None = None, wide: S
         returns, run.exposure, close_returns(run.close),
         equity_returns(benchmark.equity) if benchmark is not None else None,
         equity_returns(wide.equity) if wide is not None else None,
-        spread_multiplier=spread_multiplier, n_resamples=n_resamples, seed=seed,
+        spread_multiplier=spread_multiplier, n_resamples=n_resamples, seed=seed, implausible=implausible,
     )
 
 

@@ -88,7 +88,7 @@ def render_result(result: Any) -> list[str]:
     if verdict:
         lines.append(f"skill questions (one-sided p; each holds at p < {verdict['alpha']:g}, 95% intervals):")
         for i, (title, value, measure, p, answer) in enumerate(question_rows(verdict), 1):
-            lines.append(f"  {i}. {title:<26} {value:<32} {measure:<44} p {p:<9} {answer}")
+            lines.append(f"  {i}. {title:<30} {value:<32} {measure:<44} p {p:<9} {answer}")
         lines.append(verdict["line"])
     cls = data.get("classification")
     if cls and cls.get("model"):
