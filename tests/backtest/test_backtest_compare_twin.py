@@ -205,3 +205,13 @@ def test_the_plausibility_warning_and_the_halt_reason_are_backtests(home):
     assert peek["plausibility"]["warning"] and f"fake_regime_peek: {peek['plausibility']['line']}" in text
     assert fragile["risk"]["final_status"] == "halted" and fragile["risk"]["halt"]["code"]
     assert "fake_regime_fragile: risk: final status halted since" in text and fragile["risk"]["halt"]["code"] in text
+
+
+@pytest.mark.slow
+def test_the_pooled_walk_forward_baseline_has_auc_one_half(home):
+    """Each fold's baseline has its own training prior; pooled, the baseline still ranks nothing."""
+    home, env = home
+    data = _json("backtest", "--plugin", "fake_regime_a", *MARKET, "--walk-forward", "--train-bars", "300",
+                 "--test-bars", "200", "--bootstrap", "200", "--no-progress", home=home, env=env)
+    assert len(data["folds"]) >= 3
+    assert data["classification"]["baseline"]["roc_auc"] == 0.5
