@@ -60,7 +60,7 @@ def test_random_timing_keeps_the_trades_their_holding_times_and_the_long_flat_mi
         return
     n = exposure.size
     profiles = sorted(tuple(exposure[s : s + ln]) for s, ln in zip(starts, lengths, strict=True))
-    for src, new_starts, order in random_timings(n, starts, lengths, 5, seed):
+    for src, new_starts, _order in random_timings(n, starts, lengths, 5, seed):
         moved = np.where(src >= 0, exposure[np.where(src >= 0, src, 0)], 0.0)
         s2, l2 = trade_runs(moved)
         assert s2.size == starts.size  # the same number of trades, none merged

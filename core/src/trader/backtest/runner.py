@@ -210,7 +210,9 @@ class BacktestScope:
         from trader.backtest.verdict import judge_runs, plausibility
         from trader.evaluation.performance import window_days
 
-        guard = plausibility(sharpe=run.metrics.sharpe, total_return=run.metrics.total_return,
+        mine = strategy != BASELINE  # buy-and-hold's result is the market's own: nothing to check
+        guard = plausibility(sharpe=run.metrics.sharpe if mine else None,
+                             total_return=run.metrics.total_return if mine else None,
                              market_return=market_return, days=window_days(int(run.timestamps.size), timeframe),
                              strategy=strategy, symbol=symbol, timeframe=timeframe, in_sample=in_sample)
         verdict = None

@@ -162,8 +162,14 @@ def run_walk_forward(
     import numpy as np
 
     from trader.backtest.results import BacktestResult
-    from trader.backtest.runner import (BacktestScope, BacktestSettings, _market_return, _settings_dict, batch_signals,
-                                        simulate)
+    from trader.backtest.runner import (
+        BacktestScope,
+        BacktestSettings,
+        _market_return,
+        _settings_dict,
+        batch_signals,
+        simulate,
+    )
     from trader.backtest.signals import strategy_features
     from trader.types import TrainRequest
 
@@ -277,8 +283,12 @@ def _pooled_classification(pieces: list, fold_info: list[dict[str, Any]]) -> dic
     fold's training labels; plus a block permutation test of the ROC-AUC."""
     import numpy as np
 
-    from trader.evaluation.classification import (classification_metrics, evaluate_classifier, permutation_test,
-                                                  prior_baseline)
+    from trader.evaluation.classification import (
+        classification_metrics,
+        evaluate_classifier,
+        permutation_test,
+        prior_baseline,
+    )
 
     ys, ps, bs = [], [], []
     for (test, proba, train), info in zip(pieces, fold_info, strict=False):
