@@ -33,12 +33,9 @@ def _verdict_line(verdict: Any) -> str:
 
 
 def _costs_line(costs: dict[str, Any]) -> str:
-    parts = [f"fees {costs.get('fee_bps', 0):g} bps", f"slippage {costs.get('slippage_bps', 0):g} bps"]
-    if costs.get("spread_bps") is not None:
-        parts.append(f"spread {costs['spread_bps']:g} bps")
-    elif costs.get("spread_bps_median") is not None:
-        parts.append(f"spread median {costs['spread_bps_median']:.3g} bps ({costs.get('spread_source') or 'estimated'})")
-    return "costs: " + ", ".join(parts)
+    from trader.costs import format_costs
+
+    return "costs: " + format_costs(costs)
 
 
 def _row_warnings(row: dict[str, Any]) -> list[str]:
@@ -117,11 +114,11 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
 @click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback)
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use.")
 @click.option("--from", "start", default=None, help="Start of the held-out range (date or ms); default: after every model's training data.")
-@click.option("--spread-bps", type=click.FloatRange(min=0, max=10_000, max_open=True), default=None,
-              help="Bid-ask spread in basis points; fills pay half of it [default: [broker] spread_bps, else estimated per candle from the candles before it (EDGE)].")
 @click.option("--to", "end", default=None, help="End of the held-out range (default: the last candle).")
 @click.option("--fee-bps", type=click.FloatRange(min=0), default=None, help="Fee in basis points [default: [broker] fee_bps, else 10].")
 @click.option("--slippage-bps", type=click.FloatRange(min=0), default=None, help="Slippage in basis points [default: [broker] slippage_bps, else 2].")
+@click.option("--spread-bps", type=click.FloatRange(min=0, max=10_000, max_open=True), default=None,
+              help="Bid-ask spread in basis points; fills pay half of it [default: [broker] spread_bps, else estimated per candle from the candles before it (EDGE)].")
 @click.option("--cash", type=click.FloatRange(min=0, min_open=True), default=None, help="Starting cash [default: [broker] cash, else 10000].")
 @click.option("--seed", "bootstrap_seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the bootstrap (as trader backtest --seed).")
 @click.option("--bootstrap", "n_resamples", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples for the intervals.")
@@ -137,10 +134,10 @@ def compare(
     timeframe: str,
     exchange: str | None,
     start: str | None,
-    spread_bps: float | None,
     end: str | None,
     fee_bps: float | None,
     slippage_bps: float | None,
+    spread_bps: float | None,
     cash: float | None,
     bootstrap_seed: int,
     n_resamples: int,
