@@ -41,13 +41,15 @@ def list_(app: AppContext, as_json: bool) -> None:
 
 @data.command("import")
 @click.argument("path", type=click.Path(dir_okay=False))
-@click.option("--symbol", callback=symbol_callback, help="Market symbol, e.g. BTC/USDT [default: from a freqtrade file name].")
+@click.option("--symbol", callback=symbol_callback, help="Market symbol, e.g. BTC/USDT [default: the file's symbol column, else its name].")
 @click.option("--timeframe", callback=timeframe_callback, help="Bar length, e.g. 1h [default: from the file name].")
 @click.option("--exchange", "exchange", help="Exchange label in the store [default: from a CryptoDataDownload file name, else 'imported'].")
 @click.option("--on-conflict", type=_CONFLICT, default="keep-last", show_default=True, help="Rows with the same time and different values: keep the later row in the file, the earlier, or refuse the file.")
 @click.option("--on-invalid", type=_INVALID, default="fail", show_default=True, help="Rows with an unreadable time or impossible values: refuse the file, or drop them (reported).")
 @click.option("--fill-gaps", is_flag=True, help="Fill missing bars with flat zero-volume candles, flagged as filled.")
 @click.option("--drop-outliers", is_flag=True, help="Drop extreme spikes instead of only reporting them.")
+@click.option("--drop-incomplete/--keep-incomplete", default=True, show_default=True,
+              help="A final bar with 5x less volume than the bars before it may still have been forming: drop it (flagged either way).")
 @click.option("--dry-run", is_flag=True, help="Validate and report; store nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_app
@@ -61,6 +63,7 @@ def import_(
     on_invalid: str,
     fill_gaps: bool,
     drop_outliers: bool,
+    drop_incomplete: bool,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -79,7 +82,8 @@ def import_(
     limits = ImportLimits.from_settings(settings)
     policy = ImportPolicy(on_conflict=on_conflict, on_invalid=on_invalid, fill_gaps=fill_gaps, drop_outliers=drop_outliers,
                           max_fill_bars=settings.get("max_fill_bars", DEFAULT_MAX_FILL_BARS))
-    result = import_candle_file(app.home, path, symbol, timeframe, exchange, policy, dry_run=dry_run, limits=limits)
+    result = import_candle_file(app.home, path, symbol, timeframe, exchange, policy, dry_run=dry_run, limits=limits,
+                                drop_incomplete=drop_incomplete)
     if as_json:
         _echo_json(result.as_dict())
         return

@@ -37,7 +37,7 @@ import attrs
 from trader.data.limits import ImportLimits, bytes_text
 from trader.errors import ValidationError
 
-__all__ = ["RawCandles", "read_candle_file", "raw_from_rows", "guess_from_filename", "FORMATS"]
+__all__ = ["RawCandles", "read_candle_file", "raw_from_rows", "guess_from_filename", "symbol_from_column", "FORMATS"]
 
 #: Format names in reports: ``ohlcv-json`` is ccxt's and freqtrade's list-of-lists JSON.
 FORMATS = ("ohlcv-json", "json", "freqtrade-feather", "feather", "cryptodatadownload-csv", "csv", "parquet")
@@ -180,12 +180,35 @@ def _volume_column(columns: list[Any], source: str, base_currency: str | None, s
         return named[base_currency.lower()]
     if len(named) == 1:
         return next(iter(named.values()))
+    if symbol_in_file and not base_currency:  # no --symbol: the file's own symbol picks its base volume
+        market = symbol_from_column(symbol_in_file)
+        if market and _norm(market.split("/")[0]) in named:
+            return named[_norm(market.split("/")[0])]
     if symbol_in_file and base_currency:
         raise ValidationError(f"{source}: the file's symbol column says {symbol_in_file!r} but --symbol is a {base_currency} market; check --symbol")
     raise ValidationError(
         f"{source}: several volume columns ({_list(named.values())}) and none for the base currency "
         f"{base_currency or '?'}; check --symbol"
     )
+
+
+#: quote currencies recognised at the end of a symbol written without a separator (``BTCUSDT``)
+_QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "GBP", "TRY", "BTC", "ETH", "BNB")
+
+
+def symbol_from_column(value: str) -> str | None:
+    """The market a file's symbol column names, as ``BASE/QUOTE``: ``BTC/USDT``, ``btc-usdt`` and
+    ``BTCUSDT`` give ``BTC/USDT``; ``None`` when it cannot be split into a base and a quote."""
+    text, _, settle = value.strip().upper().partition(":")
+    suffix = f":{settle}" if settle else ""
+    parts = [p for p in re.split(r"[/\-_ ]", text) if p]
+    if len(parts) == 2:
+        return f"{parts[0]}/{parts[1]}{suffix}"
+    if len(parts) == 1:
+        for quote in _QUOTES:
+            if text.endswith(quote) and len(text) > len(quote):
+                return f"{text[: -len(quote)]}/{quote}{suffix}"
+    return None
 
 
 def _list(names: Any) -> str:
