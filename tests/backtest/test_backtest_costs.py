@@ -203,3 +203,7 @@ def test_every_report_prints_the_costs_it_assumed(bounce_home, tmp_path):
                      home=home, env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "costs: fees 10 bps, slippage 2 bps, spread " in run.stderr and "EDGE" in run.stderr
+    fixed_run = run_trader("run", "--plugin", "fake_bounce", "--symbol", "SYN/USDT", "--max-candles", "5", "--quiet",
+                           "--spread-bps", "7", home=home, env=env)
+    assert fixed_run.returncode == 0, fixed_run.stderr[-2000:]
+    assert "spread 7 bps, fixed by --spread-bps" in fixed_run.stderr
