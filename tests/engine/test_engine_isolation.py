@@ -255,6 +255,8 @@ def test_the_worker_holds_no_api_key(home, env):
     result = trader(home, "run", "--plugin", "snoop", "--max-candles", "3", "--quiet", env=secret_env)
     assert result.returncode == 0, result.stderr
     assert {line for line in marks(env) if line.startswith("snoop")} == {"snoop env clean in worker"}
+    # the worker pays its imports when it starts, not on the first candle (a live feed would deny that order)
+    assert "INFERENCE_LATENCY" not in {code for code, _ in events(home, "snoop")}
 
 
 def test_a_worker_that_dies_is_counted_and_restarted(home, env):

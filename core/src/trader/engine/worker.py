@@ -88,6 +88,7 @@ class _Worker:
         self.strategy = strategy
         if strategy.implements("trader_generate_signals"):
             self.signals = StrategySignals(strategy, request["symbol"], request["timeframe"], model, request.get("params") or {})
+            import pandas  # noqa: F401 - the first signal's frames need it: pay the import now, not on a live candle
         return {"ok": True, "info": info_to_wire(info), "hooks": list(strategy.record.hooks),
                 "model_version": None if model_version is None else str(model_version)}
 
