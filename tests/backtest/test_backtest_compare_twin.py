@@ -21,7 +21,8 @@ fake_regime_peek = compare_fakes:REGIME_PEEK
 fake_regime_fragile = compare_fakes:REGIME_FRAGILE
 """
 MARKET = ["--symbol", "SYN/USDT", "--timeframe", "1h"]
-COSTS = ["--fee-bps", "25", "--slippage-bps", "7", "--bootstrap", "300"]
+COSTS = ["--fee-bps", "25", "--slippage-bps", "7", "--spread-bps", "15", "--bootstrap", "300"]
+ESTIMATED = ["--bootstrap", "300"]  # the spread estimated per candle from the candles before it
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def home(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     env = {"PYTHONPATH": f"{root / 'site'}:{HERE}"}
     home = root / "home"
     home.mkdir()
-    synth = run_trader("data", "synth", *MARKET, "--bars", "1200", "--planted-signal", "0.3", home=home)
+    synth = run_trader("data", "synth", *MARKET, "--bars", "1200", "--planted-signal", "0.3", "--bounce-bps", "8",
+                       home=home)
     assert synth.returncode == 0, synth.stderr
     for name in ("fake_regime_a", "fake_regime_b", "fake_regime_h3", "fake_regime_peek", "fake_regime_fragile"):
         trained = run_trader("train", "--plugin", name, *MARKET, home=home, env=env)
@@ -50,16 +52,22 @@ def _json(*args: str, home: Path, env: dict[str, str]) -> dict:
 
 
 @pytest.mark.slow
-def test_compare_reports_what_backtest_reports_for_each_strategy(home):
+@pytest.mark.parametrize("costs", [COSTS, ESTIMATED], ids=["given costs", "estimated spread"])
+def test_compare_reports_what_backtest_reports_for_each_strategy(home, costs):
     home, env = home
-    compared = _json("compare", "--plugin", "fake_regime_a", *MARKET, *COSTS, home=home, env=env)
+    compared = _json("compare", "--plugin", "fake_regime_a", *MARKET, *costs, home=home, env=env)
     rows = {row["plugin"]: row for row in compared["strategies"]}
     assert list(rows) == ["fake_regime_a", "buy_and_hold"]
     held = compared["held_out"]
-    assert compared["costs"]["fee_bps"] == 25 and compared["costs"]["slippage_bps"] == 7
+    if costs is COSTS:
+        assert (compared["costs"]["fee_bps"], compared["costs"]["slippage_bps"], compared["costs"]["spread_bps"]) == (25, 7, 15)
+    else:
+        assert compared["costs"]["spread_bps"] is None and compared["costs"]["spread_source"].startswith("estimated")
+        assert compared["costs"]["spread_bps_median"] > 1  # the planted bounce: fills pay a real spread
     for name, row in rows.items():
-        backtest = _json("backtest", "--plugin", name, *MARKET, *COSTS, "--from", str(held["start"]), "--to",
+        backtest = _json("backtest", "--plugin", name, *MARKET, *costs, "--from", str(held["start"]), "--to",
                          str(held["end"]), home=home, env=env)
+        assert row["costs"] == {k: v for k, v in backtest["settings"].items() if k in row["costs"]}
         assert backtest["range"]["bars"] == held["rows"]
         assert row["trading"]["total_return"] == pytest.approx(backtest["metrics"]["total_return"], rel=1e-9, abs=1e-12)
         assert row["trading"]["trades"] == backtest["metrics"]["trades"]
@@ -82,7 +90,7 @@ def test_the_terminal_table_shows_sharpe_interval_verdict_and_costs(home):
     assert proc.returncode == 0, proc.stderr
     data = _json("compare", "--plugin", "fake_regime_a", *MARKET, *COSTS, home=home, env=env)
     out = proc.stdout
-    assert "costs: fees 25 bps, slippage 7 bps" in out
+    assert "costs: fees 25 bps, slippage 7 bps, spread 15 bps" in out
     row = next(line for line in out.splitlines() if line.startswith("fake_regime_a "))
     sharpe = data["strategies"][0]["significance"]["sharpe"]
     assert f"[{sharpe['low']:.2f}, {sharpe['high']:.2f}]" in row
