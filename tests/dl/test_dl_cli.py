@@ -103,7 +103,7 @@ def test_train_refusals_are_one_line(trader_home):
     typo = run_trader("train", "--plugin", "dl_lstm", "--param", "hiden_size=3", "--synthetic-bars", "500",
                       home=trader_home, timeout=300)
     assert typo.returncode == 2
-    assert "unknown training parameter(s) for dl_lstm: hiden_size" in typo.stderr
+    assert "--param: unknown key hiden_size in [plugins.dl_lstm.train]; did you mean 'hidden_size'?" in typo.stderr
     assert "Traceback" not in typo.stderr
     assert not (trader_home / "models").exists() or not any((trader_home / "models").rglob("manifest.json"))
 

@@ -72,7 +72,7 @@ def test_compare_shows_the_ensemble_beside_the_deep_learning_strategies_and_the_
 def test_a_bad_training_setting_is_one_line_and_exit_2(tmp_path):
     result = run_trader("train", "--plugin", "ensemble", "--param", "tress=5", "--synthetic-bars", "500", home=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1].startswith("Error: [plugins.ensemble.train]: unknown setting 'tress'")
+    assert result.stderr.strip().splitlines()[-1].startswith("Error: --param: unknown key tress in [plugins.ensemble.train]; did you mean 'trees'?")
     assert "Traceback" not in result.stderr
 
 

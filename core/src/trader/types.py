@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,9 @@ __all__ = [
     "RiskReason",
     "RiskVerdict",
     "StrategyInfo",
+    "ParamSpec",
+    "PARAM_KINDS",
+    "PARAM_SECTIONS",
     "PortfolioSnapshot",
     "AuditContext",
     "SignalRequest",
@@ -328,6 +332,129 @@ class AuditContext:
 # --------------------------------------------------------------------------- strategy plugin contract
 
 
+#: What a declared parameter holds (see :class:`ParamSpec`).
+PARAM_KINDS = ("int", "float", "bool", "str", "choice")
+#: Where a declared parameter is set: ``""`` is ``[plugins.NAME]``, ``"train"`` is ``[plugins.NAME.train]``.
+PARAM_SECTIONS = ("", "train")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@frozen
+class ParamSpec:
+    """One parameter a strategy declares: a key of ``[plugins.NAME]`` (or of its ``train`` sub-table).
+
+    ``kind`` is one of :data:`PARAM_KINDS`; ``many`` makes it a list of such values.
+    ``low``/``high`` bound an ``int`` or ``float`` (inclusive; a strategy may still refuse
+    more, such as an open edge or a combination of keys); ``choices`` lists a ``choice``'s
+    values, or for an ``int``/``float`` the special values it also accepts (``"fee"``).
+    ``default`` is checked like a value; ``None`` means the strategy works one out itself.
+    ``log`` says a search should sample the range on a log scale (it needs ``low > 0``).
+    """
+
+    name: str = field()
+    kind: str = field(validator=attrs.validators.in_(PARAM_KINDS))
+    default: Any = field(default=None, converter=_freeze)
+    low: float | None = field(default=None, validator=_optional(_finite))
+    high: float | None = field(default=None, validator=_optional(_finite))
+    choices: tuple[Any, ...] = field(default=(), converter=tuple)
+    log: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+    help: str = field(default="", validator=attrs.validators.instance_of(str))
+    section: str = field(default="", validator=attrs.validators.in_(PARAM_SECTIONS))
+    many: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+
+    @name.validator
+    def _check_name(self, attribute: attrs.Attribute, value: Any) -> None:
+        if not isinstance(value, str) or not _PARAM_NAME.fullmatch(value):
+            raise ValueError(f"name must be a word of letters, digits and _ (at most 64), got {_shown(value)}")
+        if not self.section and value in ("risk", "train"):
+            raise ValueError(f"name {value!r} is a sub-table of [plugins.NAME], not a parameter")
+
+    def __attrs_post_init__(self) -> None:
+        numeric = self.kind in ("int", "float")
+        if (self.low is not None or self.high is not None) and not numeric:
+            raise ValueError(f"{self.name}: low and high bound an int or float, not a {self.kind}")
+        if self.kind == "int" and any(isinstance(b, float) for b in (self.low, self.high)):
+            raise ValueError(f"{self.name}: the bounds of an int must be integers")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError(f"{self.name}: low {self.low} is above high {self.high}")
+        if self.kind == "choice" and not self.choices:
+            raise ValueError(f"{self.name}: a choice needs choices")
+        if self.choices and not (self.kind == "choice" or numeric):
+            raise ValueError(f"{self.name}: choices apply to a choice, int or float, not a {self.kind}")
+        for choice in self.choices:
+            if isinstance(choice, bool) or not isinstance(choice, (str, int, float)) or choice != choice:
+                raise ValueError(f"{self.name}: choices must be text or numbers, got {_shown(choice)}")
+        if self.log and not (numeric and self.low is not None and self.low > 0):
+            raise ValueError(f"{self.name}: log needs an int or float with low > 0")
+        if self.default is not None:
+            self.check(self.default)
+
+    def check(self, value: Any) -> Any:
+        """*value* as the strategy gets it (an int as a float for a ``float``, a list for ``many``);
+        ``ValueError`` saying what is wrong (without the key's name)."""
+        if not self.many:
+            return self._one(value)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"must be a list, got {_shown(value)}")
+        out = []
+        for i, item in enumerate(value):
+            try:
+                out.append(self._one(item))
+            except ValueError as exc:
+                raise ValueError(f"item {i + 1} {exc}") from None
+        return out
+
+    def _one(self, value: Any) -> Any:
+        if self.choices and value in self.choices and not isinstance(value, bool):
+            return value
+        kind = self.kind
+        if kind == "bool":
+            if not isinstance(value, bool):
+                raise ValueError(f"must be true or false, got {_shown(value)}")
+            return value
+        if kind == "str":
+            if not isinstance(value, str):
+                raise ValueError(f"must be text, got {_shown(value)}")
+            return value
+        if kind == "choice":
+            raise ValueError(f"must be one of {', '.join(map(str, self.choices))}; got {_shown(value)}")
+        also = f" or {' or '.join(map(repr, self.choices))}" if self.choices else ""
+        if kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"must be a whole number{also}, got {_shown(value)}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number{also}, got {_shown(value)}")
+        if not math.isfinite(value):
+            raise ValueError(f"must be finite, got {_shown(value)}")
+        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
+            if self.high is None:
+                bound = f">= {self.low}"
+            elif self.low is None:
+                bound = f"<= {self.high}"
+            else:
+                bound = f"within [{self.low}, {self.high}]"
+            raise ValueError(f"must be {bound}{also}, got {_shown(value)}")
+        return float(value) if kind == "float" else value
+
+
+def _param_specs(instance: Any, attribute: attrs.Attribute, value: tuple[Any, ...]) -> None:
+    seen: set[tuple[str, str]] = set()
+    for spec in value:
+        if not isinstance(spec, ParamSpec):
+            raise ValueError(f"params must hold ParamSpec values, got {_shown(spec)}")
+        if (spec.section, spec.name) in seen:
+            raise ValueError(f"params declares {spec.name!r} twice")
+        seen.add((spec.section, spec.name))
+
+
 @frozen
 class StrategyInfo:
     """What a strategy plugin says about itself (``trader_strategy_info``)."""
@@ -341,6 +468,9 @@ class StrategyInfo:
     requires_model: bool = False
     #: Windows of the core features the strategy reads; empty means it reads none.
     feature_windows: tuple[int, ...] = field(default=(), converter=tuple)
+    #: The keys of ``[plugins.NAME]`` and ``[plugins.NAME.train]`` it reads; empty means it declares
+    #: none and gets those tables unchecked (see :func:`trader.params.validate_params`).
+    params: tuple[ParamSpec, ...] = field(default=(), converter=tuple, validator=_param_specs)
 
 
 @frozen

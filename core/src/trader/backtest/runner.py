@@ -26,6 +26,7 @@ import numpy as np
 from trader.backtest.results import BacktestResult, SimulatedRun
 from trader.backtest.signals import request_signals, signal_arrays, strategy_features
 from trader.errors import DataError, ModelNotFoundError, PluginError, train_command
+from trader.params import configured_params
 from trader.types import RiskLimits, Signal
 
 if TYPE_CHECKING:
@@ -406,7 +407,7 @@ def run_backtest(
     features = strategy_features(strategy.info, view, timeframe)
     t_features = time.perf_counter() - t0
     batch = batch_signals(strategy, view, first, last, symbol=symbol, timeframe=timeframe, features=features, model=model,
-                          params=config.plugin_params(strategy_name))
+                          params=configured_params(config, strategy.info))
     part = view.iloc[first : last + 1]
     t0 = time.perf_counter()
     run = simulate(manager, strategy_name, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(),

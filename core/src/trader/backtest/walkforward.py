@@ -171,6 +171,7 @@ def run_walk_forward(
         simulate,
     )
     from trader.backtest.signals import strategy_features
+    from trader.params import configured_params
     from trader.types import TrainRequest
 
     settings = settings or BacktestSettings()
@@ -189,7 +190,7 @@ def run_walk_forward(
         raise ConfigError(f"walk-forward: {exc}") from None
     folds = [WalkForwardFold(f.index, f.train_start + first, f.train_end + first, f.test_start + first, f.test_end + first)
              for f in folds]
-    params = config.plugin_params(strategy_name)
+    params = configured_params(config, strategy.info)  # [plugins.NAME] checked before the first fold trains
     t0 = time.perf_counter()
     features = strategy_features(strategy.info, view, timeframe)
     timings = {"features_s": time.perf_counter() - t0, "train_s": 0.0, "signals_s": 0.0}

@@ -237,13 +237,16 @@ def backtest(
         raise ConfigError("--model-version does not apply to --walk-forward, which trains a model for every fold")
     manager = app.plugins_for([plugin_name])  # imports this strategy and no other
     strategy = manager.strategy(plugin_name)  # unknown names fail here, before any data is read
+    from trader.params import configured_params
+
+    configured_params(app.config, strategy.info)  # and so does a misspelt or out-of-range [plugins.NAME] key
     settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps, cash=cash, n_resamples=n_resamples,
                                 n_trials=n_trials, seed=seed)
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
     if walk_forward:
         from trader.backtest.walkforward import WalkForwardPlan, run_walk_forward
 
-        params = training_params(app.config, plugin_name, param_pairs, epochs)
+        params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
         with _FoldProgress(enabled=not no_progress) as progress:
             result = run_walk_forward(manager, app.config, strategy.name, candles, plan, symbol=symbol,

@@ -89,6 +89,9 @@ def _check(app: AppContext, sandbox: object, plugin_name: str, symbol: str, time
     with sandbox.phase("import and trader_strategy_info", (cache.parent,)):
         manager = app.plugins_for([plugin_name])
         strategy = manager.strategy(plugin_name)
+    from trader.params import configured_params
+
+    signal_params = configured_params(app.config, strategy.info)  # checked before any candle is read
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, seed=seed,
                                       synthetic_bars=max(bars, 100))
     candles = candles.iloc[-bars:].reset_index(drop=True)
@@ -110,7 +113,7 @@ def _check(app: AppContext, sandbox: object, plugin_name: str, symbol: str, time
             )
             model_note = f"stored model {loaded.version}"
         elif strategy.trainable:
-            params = training_params(app.config, plugin_name, param_pairs, epochs)
+            params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)
             if not as_json:
                 click.echo(f"no stored {plugin_name} model for {symbol} {timeframe}: training a temporary one "
                            f"({epochs} epoch(s), not stored)", err=True)
@@ -119,7 +122,7 @@ def _check(app: AppContext, sandbox: object, plugin_name: str, symbol: str, time
             model = train_result.model
             model_note = f"temporary model ({epochs} epoch(s), not stored)"
     context = CheckContext(strategy, candles, symbol, timeframe, model=model, train_result=train_result,
-                           params=app.config.plugin_params(plugin_name), samples=samples, seed=seed, prefixes=prefixes,
+                           params=signal_params, samples=samples, seed=seed, prefixes=prefixes,
                            sandbox=sandbox, fresh=FreshPlugin.of(manager, plugin_name), manager=manager)
     results = run_checks(context, only or _CHECKS)
     failed = [r for r in results if r.status == "fail"]

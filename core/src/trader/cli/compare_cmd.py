@@ -153,11 +153,12 @@ def compare(
     from trader.data import parse_time_ms, resolve_candles
     from trader.evaluation.model_comparison import compare_strategies
     from trader.models import ModelPersistence
+    from trader.params import configured_params
 
     names = list(dict.fromkeys(plugin_names))
     manager = app.plugins_for(names)  # imports these strategies and no other
     for name in names:
-        manager.strategy(name)  # unknown names: exit 2 naming the installed ones
+        configured_params(app.config, manager.strategy(name).info)  # unknown names: exit 2; then [plugins.NAME] checked
     store = ModelPersistence(app.config.models_dir)
     trained = [v for name in names if (v := store.latest(name, symbol, timeframe)) is not None and v.problem is None]
     if synthetic_bars is None:

@@ -34,12 +34,21 @@ def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     return params
 
 
-def training_params(config: Any, plugin_name: str, pairs: tuple[str, ...], epochs: int | None = None) -> dict[str, Any]:
-    """``[plugins.NAME.train]`` overridden by ``--param`` pairs, then by ``--epochs`` when given."""
+def training_params(config: Any, plugin_name: str, pairs: tuple[str, ...], epochs: int | None = None,
+                    info: Any = None) -> dict[str, Any]:
+    """``[plugins.NAME.train]`` overridden by ``--param`` pairs, then by ``--epochs`` when given. With the
+    strategy's *info*, the whole ``[plugins.NAME]`` table and the pairs are first checked against its
+    declared parameters (:func:`trader.params.validate_params`)."""
     table = config.plugin_params(plugin_name).get("train", {})
     if not isinstance(table, dict):
         raise ConfigError(f"[plugins.{plugin_name}.train] must be a table")
-    params = {**table, **parse_params(pairs)}
+    overrides = parse_params(pairs)
+    if info is not None:
+        from trader.params import configured_params, validate_section
+
+        table = configured_params(config, info).get("train", {})
+        overrides = validate_section(info, "train", overrides, "--param")
+    params = {**table, **overrides}
     if epochs is not None:
         params["epochs"] = epochs
     return params
@@ -109,6 +118,7 @@ def train(
     strategy = app.plugins_for([plugin_name]).strategy(plugin_name)
     if not strategy.trainable:
         raise NotSupportedError(f"strategy {plugin_name!r} has no model to train")
+    params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)  # checked before anything
     if if_missing:
         existing = ModelPersistence(app.config.models_dir).latest(plugin_name, symbol, timeframe)
         if existing is not None:
@@ -117,7 +127,6 @@ def train(
             else:
                 click.echo(f"{plugin_name} {symbol} {timeframe} already has model {existing.version} ({existing.directory}); not training")
             return
-    params = training_params(app.config, plugin_name, param_pairs, epochs)
     ModelPersistence(app.config.models_dir).check_writable(plugin_name, symbol, timeframe)  # before, not after, training
     candles, source = resolve_candles(
         app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed

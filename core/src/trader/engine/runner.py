@@ -23,6 +23,7 @@ from trader.engine.risk import RiskAuditAgent, audit_plugin_names
 from trader.engine.signals import SignalSource, StrategySignals, history_bars, window_size
 from trader.engine.step import TradingSession
 from trader.errors import ConfigError, ModelNotFoundError, NotSupportedError, PluginError, StateError, train_command
+from trader.params import validate_params
 from trader.timeframes import timeframe_to_ms
 
 if TYPE_CHECKING:
@@ -193,6 +194,7 @@ class StrategyRunner:
         strategy = self.manager.strategy(self.options.strategy)  # UnknownPluginError lists the installed ones
         info = strategy.info
         self._check_strategy(info, strategy.record.hooks)
+        params = validate_params(info, params, self._params_where)  # before the model is loaded
         model = self._load_model(strategy) if info.requires_model else None
         return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params), info, ()
 
@@ -212,7 +214,8 @@ class StrategyRunner:
         worker = StrategyWorker(
             spec,
             {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
-             "model_version": None if opts.model_version is None else str(opts.model_version), "params": params},
+             "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
+             "params_where": self._params_where},
             signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
             start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
             log_format=self.log_format,
@@ -228,10 +231,15 @@ class StrategyRunner:
             raise PluginError(f"plugin {name!r}: trader_strategy_info names itself {info.name!r}")
         hooks = hello.get("hooks") if isinstance(hello.get("hooks"), list) else []
         self._check_strategy(info, hooks)
+        validate_params(info, params, self._params_where)  # the worker checked them too; this process does not rely on it
         if hello.get("model_version"):
             log.info("%s: model %s loaded in the strategy worker", name, hello["model_version"])
         rules = ((name, worker.audit),) if "trader_audit_order" in hooks else ()
         return WorkerSignals(worker, info), info, rules
+
+    @property
+    def _params_where(self) -> str:
+        return str(self.config.path or "trader.toml")
 
     def _check_live(self) -> None:
         from trader.config import exchange_credentials

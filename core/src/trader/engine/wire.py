@@ -17,6 +17,7 @@ import attrs
 from trader.types import (
     AuditContext,
     OrderRequest,
+    ParamSpec,
     PortfolioSnapshot,
     Position,
     RiskLimits,
@@ -86,9 +87,13 @@ def info_from_wire(data: Mapping[str, Any]) -> StrategyInfo:
         if not isinstance(limits, Mapping):
             raise ValueError("risk_limits must be a table")
         values["risk_limits"] = RiskLimits(**limits)
-    for key in ("timeframes", "feature_windows"):
+    for key in ("timeframes", "feature_windows", "params"):
         if key in values and not isinstance(values[key], list):
             raise ValueError(f"{key} must be a list")
+    if "params" in values:  # every declaration rebuilt through ParamSpec's validators
+        if not all(isinstance(p, Mapping) for p in values["params"]):
+            raise ValueError("params must be a list of tables")
+        values["params"] = tuple(ParamSpec(**{**p, "help": _text(p.get("help", ""))}) for p in values["params"])
     for key in ("name", "version", "description"):
         if key in values:
             values[key] = _text(values[key])

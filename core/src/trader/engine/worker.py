@@ -66,6 +66,10 @@ class _Worker:
             manager.register(load_plugin(spec), spec.name, spec.distribution, spec.version)
         strategy = manager.strategy(spec.name)
         info = strategy.info
+        from trader.params import validate_params
+
+        # [plugins.NAME] checked against the strategy's declarations before its model is loaded.
+        params = validate_params(info, request.get("params") or {}, str(request.get("params_where") or "trader.toml"))
         model = None
         model_version = None
         if info.requires_model and strategy.implements("trader_generate_signals"):
@@ -87,7 +91,7 @@ class _Worker:
             log.info("%s: model %s loaded from %s", spec.name, loaded.version, loaded.directory)
         self.strategy = strategy
         if strategy.implements("trader_generate_signals"):
-            self.signals = StrategySignals(strategy, request["symbol"], request["timeframe"], model, request.get("params") or {})
+            self.signals = StrategySignals(strategy, request["symbol"], request["timeframe"], model, params)
             import pandas  # noqa: F401 - the first signal's frames need it: pay the import now, not on a live candle
         return {"ok": True, "info": info_to_wire(info), "hooks": list(strategy.record.hooks),
                 "model_version": None if model_version is None else str(model_version)}

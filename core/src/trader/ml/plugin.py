@@ -5,7 +5,8 @@ a third party with another torch architecture writes a ``spec`` module (the mode
 and its hyperparameters, see ``trader_dl_lstm/spec.py``) and registers an instance::
 
     plugin = SequenceStrategyPlugin(name="my_gru", version="0.1.0", description="...",
-                                    spec="my_gru.spec:SPEC")
+                                    spec="my_gru.spec:SPEC", architecture_params=(
+                                        ParamSpec("hidden_size", "int", 64, low=1, high=4096, section="train"),))
 
     # pyproject.toml
     [project.entry-points."trader.plugins"]
@@ -22,12 +23,59 @@ from pathlib import Path
 from typing import Any
 
 from trader.hookspecs import hookimpl
-from trader.types import RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+from trader.types import ParamSpec, RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
-__all__ = ["SequenceStrategyPlugin", "FEATURE_WINDOWS", "DEFAULT_SEQUENCE_LENGTH"]
+__all__ = ["SequenceStrategyPlugin", "FEATURE_WINDOWS", "DEFAULT_SEQUENCE_LENGTH", "SIGNAL_PARAMS", "training_params"]
 
 FEATURE_WINDOWS = (5, 10, 20, 50)
 DEFAULT_SEQUENCE_LENGTH = 60
+
+
+def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: Any) -> ParamSpec:
+    return ParamSpec(name, kind, default, help=help, section="train", **bounds)
+
+
+#: ``[plugins.NAME]`` of a sequence strategy (read by ``trader.ml.sequence.SignalThresholds``).
+SIGNAL_PARAMS = (
+    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, help="BUY when P(up) is at least this"),
+    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, help="SELL when P(up) is at most this (<= buy_threshold)"),
+    ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
+    ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2 P(up) - 1|"),
+    ParamSpec("inference_threads", "int", 1, low=1, help="torch threads of the one-window live path"),
+)
+
+
+def training_params(sequence_length: int, feature_windows: tuple[int, ...]) -> tuple[ParamSpec, ...]:
+    """``[plugins.NAME.train]`` keys every sequence strategy reads: the data settings
+    (``trader.ml.sequence.DataSettings``) and the optimisation settings (``trader.ml.training.TrainConfig``)."""
+    return (
+        _train("sequence_length", "int", sequence_length, "candles per window", low=1, high=10_000),
+        _train("windows", "int", feature_windows, "windows of the core features", low=2, many=True),
+        _train("val_fraction", "float", 0.15, "validation share of the windows (below 0.5)", low=0.0, high=0.5),
+        _train("test_fraction", "float", 0.15, "held-out test share of the windows (below 0.5)", low=0.0, high=0.5),
+        _train("embargo", "int", 0, "bars dropped after each split boundary", low=0),
+        _train("label_horizon", "int", 1, "bars ahead the label looks", low=1),
+        _train("label_threshold", "float", 0.0, 'log return an "up" must beat; "fee": the round trip of fee_rate',
+               low=0.0, choices=("fee",)),
+        _train("fee_rate", "float", 0.001, 'fee per side, for label_threshold = "fee"', low=0.0, high=0.999),
+        _train("label_kind", "choice", "binary", "two classes, or three with a flat one", choices=("binary", "ternary")),
+        _train("scaler", "choice", "zscore", "feature scaling fit on the training rows", choices=("zscore", "robust")),
+        _train("scaler_clip", "float", 10.0, "scaled values are clipped to +-this (above 0)", low=0.0),
+        _train("max_fill_bars", "int", 5, "longest gap of missing candles filled in", low=0),
+        _train("epochs", "int", 20, "passes over the training windows (--epochs)", low=1),
+        _train("batch_size", "int", 256, low=1),
+        _train("learning_rate", "float", 1e-3, "AdamW learning rate", low=1e-7, high=10.0, log=True),
+        _train("weight_decay", "float", 1e-2, "AdamW weight decay", low=0.0),
+        _train("schedule", "choice", "cosine", "learning-rate schedule", choices=("cosine", "constant")),
+        _train("warmup_fraction", "float", 0.05, "share of the steps warming up (below 1)", low=0.0, high=1.0),
+        _train("grad_clip", "float", 1.0, "gradient-norm clip; 0 turns it off", low=0.0),
+        _train("patience", "int", 5, "epochs without improvement before stopping", low=1),
+        _train("min_delta", "float", 1e-4, "smallest validation-loss improvement that counts", low=0.0),
+        _train("class_weighting", "bool", True, "weight classes to balance them"),
+        _train("threads", "int", None, "torch threads for training (default: the usable cores)", low=1),
+        _train("eval_batch_size", "int", 1024, low=1),
+        _train("max_batches_per_epoch", "int", None, "cut each epoch short (default: all batches)", low=1),
+    )
 
 
 class SequenceStrategyPlugin:
@@ -43,6 +91,7 @@ class SequenceStrategyPlugin:
         feature_windows: tuple[int, ...] = FEATURE_WINDOWS,
         sequence_length: int = DEFAULT_SEQUENCE_LENGTH,
         risk_limits: RiskLimits | None = None,
+        architecture_params: tuple[ParamSpec, ...] | None = None,
     ) -> None:
         self.name = name
         self.version = version
@@ -51,6 +100,11 @@ class SequenceStrategyPlugin:
         self.feature_windows = tuple(feature_windows)
         self.sequence_length = sequence_length
         self.risk_limits = risk_limits or RiskLimits()
+        #: What a user may set: the signal thresholds, the shared training keys and the network's own
+        #: (``architecture_params``, the ``[plugins.NAME.train]`` keys of the spec's architecture defaults).
+        #: Without ``architecture_params`` the plugin declares nothing and its tables go unchecked.
+        self.params: tuple[ParamSpec, ...] = () if architecture_params is None else (
+            *SIGNAL_PARAMS, *training_params(self.sequence_length, self.feature_windows), *architecture_params)
 
     @property
     def feature_warmup_bars(self) -> int:
@@ -74,6 +128,7 @@ class SequenceStrategyPlugin:
             requires_model=True,
             feature_windows=self.feature_windows,
             risk_limits=self.risk_limits,
+            params=self.params,
         )
 
     @hookimpl

@@ -6,7 +6,8 @@ This entry module stays light: torch is imported when a hook first needs the mod
 
 Parameters (``[plugins.dl_transformer]`` in ``trader.toml``): ``buy_threshold`` (0.55),
 ``sell_threshold`` (0.45), ``position_size`` (1.0), ``size_by_confidence`` (false);
-training parameters go in ``[plugins.dl_transformer.train]`` (see ``docs/models.md``).
+training parameters go in ``[plugins.dl_transformer.train]`` (see ``docs/models.md``). All of
+them are declared in ``StrategyInfo.params``, so a misspelt key is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -14,11 +15,25 @@ from __future__ import annotations
 from typing import Any
 
 from trader.ml.plugin import DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS, SequenceStrategyPlugin
+from trader.types import ParamSpec
 
 __version__ = "0.1.0"
 NAME = "dl_transformer"
 
-__all__ = ["NAME", "__version__", "plugin", "TransformerClassifier", "DEFAULT_SEQUENCE_LENGTH", "FEATURE_WINDOWS"]
+__all__ = ["NAME", "__version__", "plugin", "TransformerClassifier", "DEFAULT_SEQUENCE_LENGTH", "FEATURE_WINDOWS",
+           "ARCHITECTURE_PARAMS"]
+
+#: The network's ``[plugins.dl_transformer.train]`` keys; ``spec.py`` takes its defaults and bounds from here.
+ARCHITECTURE_PARAMS = (
+    ParamSpec("d_model", "int", 64, low=2, high=4096, section="train", help="embedding width (a multiple of nhead)"),
+    ParamSpec("nhead", "int", 4, low=1, high=64, section="train", help="attention heads"),
+    ParamSpec("num_layers", "int", 2, low=1, high=32, section="train", help="encoder layers"),
+    ParamSpec("dim_feedforward", "int", 128, low=1, high=16384, section="train", help="feed-forward width"),
+    ParamSpec("dropout", "float", 0.1, low=0.0, high=0.9, section="train", help="dropout in the encoder"),
+)
+#: The positional table's length: at least the window (``sequence_length``), which is its default.
+MAX_LEN_PARAM = ParamSpec("max_len", "int", None, low=1, high=10_000, section="train",
+                          help="positions the model can hold (default: sequence_length)")
 
 #: The object registered through the ``trader.plugins`` entry point.
 plugin = SequenceStrategyPlugin(
@@ -28,6 +43,7 @@ plugin = SequenceStrategyPlugin(
     spec="trader_dl_transformer.spec:SPEC",
     feature_windows=FEATURE_WINDOWS,
     sequence_length=DEFAULT_SEQUENCE_LENGTH,
+    architecture_params=(*ARCHITECTURE_PARAMS, MAX_LEN_PARAM),
 )
 
 

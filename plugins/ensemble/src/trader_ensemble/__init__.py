@@ -10,7 +10,8 @@ the hooks import the sub-modules when called.
 
 Parameters (``[plugins.ensemble]`` in ``trader.toml``): ``buy_threshold`` (0.55),
 ``sell_threshold`` (0.45), ``position_size`` (1.0), ``size_by_confidence`` (false);
-training parameters go in ``[plugins.ensemble.train]`` (see ``docs/models.md``).
+training parameters go in ``[plugins.ensemble.train]`` (see ``docs/models.md``). All of them are
+declared in ``StrategyInfo.params`` (``params.PARAMS``), so a misspelt key is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trader import RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult, hookimpl
+from trader_ensemble.params import PARAMS
 
 __version__ = "0.1.0"
 NAME = "ensemble"
@@ -40,6 +42,7 @@ def trader_strategy_info() -> StrategyInfo:
         risk_limits=RiskLimits(),
         requires_model=True,
         feature_windows=FEATURE_WINDOWS,
+        params=PARAMS,
     )
 
 

@@ -2,7 +2,8 @@
 
 Both are read from the user's ``[plugins.ensemble]`` table (and its ``train``
 sub-table for training); a misspelt key or an out-of-range value is refused with a
-:class:`trader.errors.ConfigError` that names it. Light module: attrs only.
+:class:`trader.errors.ConfigError` that names it. :data:`PARAMS` declares the same keys to the
+core (``StrategyInfo.params``), which checks them before any command starts. Light module: attrs only.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import attrs
 from attrs import field, frozen
 
 from trader.errors import ConfigError
+from trader.types import ParamSpec
 
-__all__ = ["MEMBERS", "EnsembleParams", "SignalThresholds"]
+__all__ = ["MEMBERS", "EnsembleParams", "SignalThresholds", "PARAMS"]
 
 log = logging.getLogger("trader_ensemble")
 _WARNED: set[tuple[type, str]] = set()
@@ -227,3 +229,45 @@ class SignalThresholds:
     def from_mapping(cls, values: Mapping[str, Any]) -> SignalThresholds:
         # The run engine may share this table with settings of its own, so unknown keys are only logged.
         return _from_mapping(cls, values, "[plugins.ensemble]", strict=False)
+
+
+def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: Any) -> ParamSpec:
+    return ParamSpec(name, kind, default, help=help, section="train", **bounds)
+
+
+#: Every key of ``[plugins.ensemble]`` and ``[plugins.ensemble.train]``, as the core checks them (the
+#: classes above still check what depends on several keys, such as one weight per member).
+PARAMS = (
+    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, help="BUY when p is at least this"),
+    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, help="SELL when p is at most this (<= buy_threshold)"),
+    ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
+    ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2p - 1|"),
+    _train("windows", "int", (5, 10, 20, 50), "windows of the core features", low=2, many=True),
+    _train("val_fraction", "float", 0.15, "validation share of the rows (above 0)", low=0.0, high=0.5),
+    _train("test_fraction", "float", 0.15, "held-out test share of the rows (above 0)", low=0.0, high=0.5),
+    _train("embargo", "int", 0, "rows dropped after each split boundary", low=0),
+    _train("label_horizon", "int", 1, "bars ahead the label looks", low=1),
+    _train("label_threshold", "float", 0.0, 'log return an "up" must beat; "fee": the round trip of fee_rate',
+           low=0.0, choices=("fee",)),
+    _train("fee_rate", "float", 0.001, 'fee per side, for label_threshold = "fee"', low=0.0, high=1.0),
+    _train("label_kind", "choice", "binary", "two classes, or three with a flat one", choices=("binary", "ternary")),
+    _train("scaler", "choice", "zscore", "feature scaling fit on the training rows", choices=("zscore", "robust")),
+    _train("scaler_clip", "float", 10.0, "scaled values are clipped to +-this (above 0)", low=0.0),
+    _train("max_fill_bars", "int", 5, "longest gap of missing candles filled in", low=0),
+    _train("members", "choice", ("hgb", "extra_trees", "logistic"), "the models averaged", choices=MEMBERS, many=True),
+    _train("weights", "float", None, "one weight per member (default: equal)", low=0.0, many=True),
+    _train("lags", "int", (), "lagged copies of every feature", low=1, high=50, many=True),
+    _train("calibration", "choice", "sigmoid", "calibration on the validation rows", choices=("sigmoid", "isotonic")),
+    _train("hgb_max_iter", "int", 200, "gradient-boosting iterations", low=1),
+    _train("epochs", "int", None, "sets hgb_max_iter when that is not given (--epochs)", low=1),
+    _train("hgb_learning_rate", "float", 0.05, "gradient-boosting learning rate (above 0)", low=0.0, high=1.0),
+    _train("hgb_max_leaf_nodes", "int", 15, low=2),
+    _train("hgb_min_samples_leaf", "int", 100, low=1),
+    _train("hgb_l2_regularization", "float", 1.0, low=0.0),
+    _train("trees", "int", 100, "trees per forest", low=1),
+    _train("tree_max_depth", "int", 10, low=1),
+    _train("tree_min_samples_leaf", "int", 100, low=1),
+    _train("logistic_c", "float", 0.05, "inverse L2 strength of the logistic regression (above 0)", low=0.0),
+    _train("balanced", "bool", True, "balanced class weights"),
+    _train("threads", "int", None, "threads for training (default: all cores)", low=1),
+)
