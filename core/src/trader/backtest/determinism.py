@@ -2,7 +2,8 @@
 
 :func:`determinism_result` asks one request (all rows after the warm-up, all candles) in
 this process twice in a row and with the rows in reverse order, then in two fresh
-processes three times each (:mod:`trader.backtest.fresh`). The diagnosis, first match wins:
+processes three times each (:mod:`trader.backtest.fresh`; the second only when the first
+differs from this process). The diagnosis, first match wins:
 
 - two fresh processes disagree on their first answer: **not deterministic** (unseeded
   randomness, the clock, another outside input);
@@ -69,9 +70,10 @@ def determinism_result(
 ) -> Any:
     """A :class:`~trader.backtest.lookahead.CheckResult` diagnosing how the answers vary (module docstring).
 
-    ``fresh()`` returns ``[process][call] -> signals`` for the same request, or raises
-    :class:`~trader.backtest.fresh.FreshUnavailable`; ``None`` (with ``fresh_note`` saying
-    why) when no fresh process can load the strategy.
+    ``fresh()`` returns ``[call] -> signals`` of one fresh process asked the same request
+    several times, or raises :class:`~trader.backtest.fresh.FreshUnavailable`; ``None``
+    (with ``fresh_note`` saying why) when no fresh process can load the strategy. A second
+    fresh process is started only when the first one's answers differ from this process's.
     """
     from trader.backtest.fresh import FreshUnavailable
     from trader.backtest.lookahead import CheckResult
@@ -83,10 +85,12 @@ def determinism_result(
     calls = None
     if fresh is not None:
         try:
-            calls = fresh()
+            calls = [fresh()]
+            if any(differing_rows(here, answer, tolerance).size for answer in calls[0]):
+                calls.append(fresh())  # a second process tells randomness from call count
         except FreshUnavailable as exc:
-            fresh_note = str(exc)
-    if calls is not None:
+            calls, fresh_note = None, str(exc)
+    if calls is not None and len(calls) == 2:
         first, second = calls[0], calls[1]
         differ = differing_rows(first[0], second[0], tolerance)
         if differ.size:
@@ -119,7 +123,7 @@ def determinism_result(
                            "give different signals", [_first(here, reverse, differ, at, describe, tolerance)])
     done = f"{len(at):,} rows: the same request twice and in reverse order gives the same signals"
     if calls is not None:
-        done += f", as do {len(calls)} fresh processes asked {len(calls[0])} times each"
+        done += f", as does a fresh process asked {len(calls[0])} times"
     elif fresh_note:
         done += f" (no fresh process: {fresh_note})"
     return CheckResult(name, "pass", done)

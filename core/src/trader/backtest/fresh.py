@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["FreshPlugin", "FreshUnavailable", "fresh_signals"]
+__all__ = ["FreshPlugin", "FreshProcess", "FreshUnavailable", "fresh_signals"]
 
 #: seconds a fresh process may take to import the strategy, load its model and answer
 FRESH_TIMEOUT_S = 600.0
@@ -64,64 +64,90 @@ class FreshPlugin:
             return cls(name, module=plugin.__name__)
         return None
 
+    @classmethod
+    def installed(cls, entry_point: str, name: str) -> FreshPlugin | None:
+        """The installed ``trader.plugins`` entry point called ``entry_point`` (``None`` if not exactly one)."""
+        from trader.entrypoints import installed_specs
+
+        found = [spec for spec in installed_specs() if spec.name == entry_point]
+        if len(found) != 1:
+            return None
+        spec = found[0]
+        return cls(name, spec=(spec.name, spec.value, spec.distribution, spec.version))
+
     def with_model(self, directory: Path | str, version: str) -> FreshPlugin:
         return attrs.evolve(self, model_dir=str(directory), model_version=str(version))
 
 
-def fresh_signals(
-    plugin: FreshPlugin,
-    candles: Any,
-    rows: Sequence[int],
-    *,
-    features: Any,
-    symbol: str,
-    timeframe: str,
-    params: Mapping[str, Any],
-    repeats: int = 3,
-    processes: int = 2,
-    env: Mapping[str, str] | None = None,
-    cwd: str | os.PathLike | None = None,
-    timeout: float = FRESH_TIMEOUT_S,
-) -> list[list[list[Any]]]:
-    """``[process][repeat] -> signals``: each of ``processes`` fresh processes asks the same request ``repeats`` times.
+class FreshProcess:
+    """One fresh process asking the same request ``repeats`` times, started at construction.
+
+    Starting it early lets it run while the checking process does other work; :meth:`answer`
+    waits for it. Its files live in a temporary folder removed by :meth:`answer` or :meth:`close`.
+    """
+
+    def __init__(self, plugin: FreshPlugin, candles: Any, rows: Sequence[int], *, features: Any, symbol: str,
+                 timeframe: str, params: Mapping[str, Any], repeats: int = 3, env: Mapping[str, str] | None = None,
+                 cwd: str | os.PathLike | None = None) -> None:
+        from trader.childenv import strategy_environment
+
+        payload = {
+            "sys_path": list(sys.path), "plugin": attrs.asdict(plugin), "candles": candles, "features": features,
+            "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
+            "repeats": int(repeats),
+        }
+        child_env = strategy_environment()
+        child_env.update(env or {})
+        self._tmp = tempfile.TemporaryDirectory(prefix="trader-fresh-")
+        folder = Path(self._tmp.name)
+        request = folder / "request.pickle"
+        request.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        self._out = open(folder / "stdout", "w+")  # noqa: SIM115 - closed by close()
+        self._err = open(folder / "stderr", "w+")  # noqa: SIM115
+        self._proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(request)], stdout=self._out,
+                                      stderr=self._err, text=True, env=child_env, cwd=cwd)
+
+    def answer(self, timeout: float = FRESH_TIMEOUT_S) -> list[list[Any]]:
+        """``[repeat] -> signals``; :class:`FreshUnavailable` when the process could not answer."""
+        from trader.engine.wire import signal_from_wire
+
+        try:
+            try:
+                code = self._proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired as exc:
+                raise FreshUnavailable(f"a fresh process did not answer within {timeout:.0f} s") from exc
+            self._out.seek(0)
+            self._err.seek(0)
+            calls = _read(self._out.read(), self._err.read(), code)
+            try:
+                return [[signal_from_wire(s) for s in call] for call in calls]
+            except (TypeError, ValueError) as exc:
+                raise FreshUnavailable(f"a fresh process sent an invalid signal: {exc}") from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._out.close()
+        self._err.close()
+        self._tmp.cleanup()
+
+
+def fresh_signals(plugin: FreshPlugin, candles: Any, rows: Sequence[int], *, processes: int = 2,
+                  timeout: float = FRESH_TIMEOUT_S, **request: Any) -> list[list[list[Any]]]:
+    """``[process][repeat] -> signals``: ``processes`` fresh processes (at once), each asking the same
+    request ``repeats`` times (``request``: the :class:`FreshProcess` keywords).
 
     Raises :class:`FreshUnavailable` when a process cannot load the strategy or answer.
     """
-    from trader.childenv import strategy_environment
-    from trader.engine.wire import signal_from_wire
-
-    payload = {
-        "sys_path": list(sys.path), "plugin": attrs.asdict(plugin), "candles": candles, "features": features,
-        "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
-        "repeats": int(repeats),
-    }
-    child_env = strategy_environment()
-    child_env.update(env or {})
-    with tempfile.TemporaryDirectory(prefix="trader-fresh-") as tmp:
-        path = Path(tmp) / "request.pickle"
-        path.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-        started = [
-            subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(path)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=child_env, cwd=cwd)
-            for _ in range(processes)
-        ]
-        answers = []
-        try:
-            for proc in started:
-                try:
-                    out, err = proc.communicate(timeout=timeout)
-                except subprocess.TimeoutExpired as exc:
-                    raise FreshUnavailable(f"a fresh process did not answer within {timeout:.0f} s") from exc
-                answers.append(_read(out, err, proc.returncode))
-        finally:
-            for proc in started:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+    started = [FreshProcess(plugin, candles, rows, **request) for _ in range(processes)]
     try:
-        return [[[signal_from_wire(s) for s in call] for call in calls] for calls in answers]
-    except (TypeError, ValueError) as exc:
-        raise FreshUnavailable(f"a fresh process sent an invalid signal: {exc}") from exc
+        return [proc.answer(timeout) for proc in started]
+    finally:
+        for proc in started:
+            proc.close()
 
 
 def _read(out: str, err: str, code: int | None) -> list:

@@ -11,7 +11,7 @@ Each check passes, fails (naming the candle and the input at fault) or is skippe
   standard deviation over all candles) and, by perturbing one input at a time after the
   cut, the candle column or feature that leaks.
 - **batch**: a row asked alone equals the same row asked among all rows.
-- **determinism**: the same request twice, the rows in reverse order, and two fresh
+- **determinism**: the same request twice, the rows in reverse order, and fresh
   processes (:mod:`trader.backtest.fresh`) against this one, which has asked the
   strategy many times by then: randomness, call-count dependence and state kept
   between calls are each named as such, never as look-ahead.
@@ -527,6 +527,45 @@ class CheckContext:
             raise TraderError("the saved model could not be found again")
         return folder, str(loaded.version), loaded
 
+    def fresh_request(self) -> tuple[Any, str]:
+        """``(FreshPlugin with its saved model, "")``, or ``(None, why no fresh process can load it)``."""
+        if "fresh" not in self._memo:
+            plugin, note = self.fresh, self.fresh_note
+            if plugin is not None and self.model is not None:
+                try:
+                    folder, version, _ = self.saved_model()
+                    plugin = plugin.with_model(folder, version)
+                except TraderError as exc:
+                    plugin, note = None, f"the model could not be saved for it ({exc})"
+            self._memo["fresh"] = (plugin, "" if plugin is not None else note)
+        return self._memo["fresh"]
+
+    def start_fresh(self, again: bool = False) -> Any:
+        """A :class:`~trader.backtest.fresh.FreshProcess` asking for every row after the warm-up.
+
+        The first one is started once and kept (``trader check`` starts it before the other
+        checks, so it runs meanwhile); ``again`` takes it, or starts a new one once it was taken.
+        """
+        from trader.backtest.fresh import FreshProcess
+
+        plugin = self.fresh_request()[0]
+        started = self._memo.pop("fresh_process", None) if again else self._memo.get("fresh_process")
+        if started is None:
+            env = self.sandbox.environment() if self.sandbox is not None else None
+            cwd = self.sandbox.work if self.sandbox is not None else None
+            started = FreshProcess(plugin, self.candles, np.arange(self.first, len(self.candles)),
+                                   features=self.full_features, symbol=self.symbol, timeframe=self.timeframe,
+                                   params=self.params, env=env, cwd=cwd)
+            if not again:
+                self._memo["fresh_process"] = started
+        return started
+
+    def close(self) -> None:
+        """Stop a fresh process nobody asked for."""
+        started = self._memo.pop("fresh_process", None)
+        if started is not None:
+            started.close()
+
     def sample_rows(self, low: int, high: int) -> list[int]:
         """Up to ``samples`` rows in ``[low, high]``: both ends and random ones between."""
         if high < low:
@@ -570,26 +609,14 @@ def check_batch(ctx: CheckContext, prior: Sequence[CheckResult] = ()) -> CheckRe
 
 def check_determinism(ctx: CheckContext, prior: Sequence[CheckResult] = ()) -> CheckResult:
     rows = np.arange(ctx.first, len(ctx.candles), dtype=np.int64)
-    ask_fresh, note = None, ctx.fresh_note
-    if ctx.fresh is not None:
-        plugin, note = ctx.fresh, ""
-        if ctx.model is not None:
-            try:
-                folder, version, _ = ctx.saved_model()
-                plugin = plugin.with_model(folder, version)
-            except TraderError as exc:
-                plugin, note = None, f"the model could not be saved for it ({exc})"
-        if plugin is not None:
-            from trader.backtest.fresh import fresh_signals
+    ask_fresh = None
+    if ctx.fresh_request()[0] is not None:
 
-            env = ctx.sandbox.environment() if ctx.sandbox is not None else None
-            cwd = ctx.sandbox.work if ctx.sandbox is not None else None
+        def ask_fresh() -> list:
+            return ctx.start_fresh(again=True).answer()
 
-            def ask_fresh() -> list:
-                return fresh_signals(plugin, ctx.candles, rows, features=ctx.full_features, symbol=ctx.symbol,
-                                     timeframe=ctx.timeframe, params=ctx.params, env=env, cwd=cwd)
     return determinism_result(ctx, ctx.candles, rows, features=ctx.full_features, tolerance=ctx.tolerance,
-                              fresh=ask_fresh, fresh_note=note, describe=ctx.describe_row)
+                              fresh=ask_fresh, fresh_note=ctx.fresh_request()[1], describe=ctx.describe_row)
 
 
 def check_warmup(ctx: CheckContext, prior: Sequence[CheckResult] = ()) -> CheckResult:

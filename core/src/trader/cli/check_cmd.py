@@ -124,7 +124,12 @@ def _check(app: AppContext, sandbox: object, plugin_name: str, symbol: str, time
     context = CheckContext(strategy, candles, symbol, timeframe, model=model, train_result=train_result,
                            params=signal_params, samples=samples, seed=seed, prefixes=prefixes,
                            sandbox=sandbox, fresh=FreshPlugin.of(manager, plugin_name), manager=manager)
-    results = run_checks(context, only or _CHECKS)
+    try:
+        if context.fresh_request()[0] is not None and (not only or {"determinism", "warmup"} & set(only)):
+            context.start_fresh()  # a fresh process answers while the other checks run
+        results = run_checks(context, only or _CHECKS)
+    finally:
+        context.close()
     failed = [r for r in results if r.status == "fail"]
     if as_json:
         click.echo(json.dumps({

@@ -16,7 +16,7 @@ Six checks, each reported on its own with the reason it failed:
     a statistic of the whole frame) and, by perturbing the candles after the cut one
     input at a time, the candle column or feature that leaks.
 ``determinism``
-    the same request twice, in reverse row order and in two fresh processes gives
+    the same request twice, in reverse row order and in fresh processes gives
     the same signals (randomness, call-count dependence and state kept between calls
     are told apart); two trainings with the same seed give models with the same signals.
 ``persistence``
@@ -230,6 +230,7 @@ class ConformanceRun:
         self._cache: dict[str, Any] = {}
         self.distribution: tuple[str, str] | None = None
         try:
+            self.entry_point = plugin if isinstance(plugin, str) else None
             if isinstance(plugin, str):
                 self.name = name or plugin
                 self.distribution = installed_distribution(plugin)
@@ -536,7 +537,8 @@ class ConformanceRun:
 
         from trader.backtest.fresh import FreshPlugin, fresh_signals
 
-        plugin = FreshPlugin.of(self.manager, self.name, self.plugin)
+        plugin = FreshPlugin.installed(self.entry_point, self.name) if self.entry_point else None
+        plugin = plugin or FreshPlugin.of(self.manager, self.name, self.plugin)
         if plugin is None:
             return None, "the plugin is an object in this process, not an installed plugin or importable module"
         if self.settings.model is not None:
@@ -552,7 +554,7 @@ class ConformanceRun:
         def ask() -> Any:
             return fresh_signals(plugin, self.candles, rows, features=self.full_features, symbol=self.settings.symbol,
                                  timeframe=self.timeframe, params=self.settings.params,
-                                 env=self.sandbox.environment(), cwd=self.sandbox.work)
+                                 env=self.sandbox.environment(), cwd=self.sandbox.work, processes=1)[0]
 
         return ask, ""
 
