@@ -91,6 +91,7 @@ def test_a_list_checks_every_item_and_a_special_value_passes_beside_the_range():
 @pytest.mark.parametrize("kwargs, message", [
     ({"name": "x", "kind": "list"}, "kind"),
     ({"name": "1x", "kind": "int"}, "name must be a word"),
+    ({"name": "x" * 65, "kind": "int"}, "at most 64"),
     ({"name": "risk", "kind": "int"}, "sub-table"),
     ({"name": "x", "kind": "int", "default": 9, "high": 5}, "must be <= 5"),
     ({"name": "x", "kind": "int", "default": True}, "whole number"),
@@ -160,6 +161,27 @@ def test_the_train_table_is_checked_and_kept_as_given_and_risk_is_left_alone():
         validate_params(INFO, {"epochs": 2}, "t")
     with pytest.raises(ConfigError, match=r"^--param: unknown key epoch in \[plugins.toy.train\]; did you mean 'epochs'\?$"):
         validate_section(INFO, "train", {"epoch": 2}, "--param")
+
+
+def test_epochs_from_the_command_line_is_added_after_the_check():
+    from trader.cli.train_cmd import training_params
+    from trader.config import TraderConfig
+
+    info = StrategyInfo("toy", "1.0", params=(ParamSpec("max_iter", "int", 300, low=1, section="train"),))
+    config = TraderConfig(home=Path("."), data={"plugins": {"toy": {"train": {"max_iter": 50}}}})
+    assert training_params(config, "toy", ("max_iter=60",), 3, info) == {"max_iter": 60, "epochs": 3}
+    with pytest.raises(ConfigError, match=r"^--param: unknown key epochs in \[plugins.toy.train\] \(known: max_iter\)$"):
+        training_params(config, "toy", ("epochs=3",), None, info)
+
+
+def test_a_sequence_plugin_without_architecture_params_declares_nothing():
+    from trader.ml.plugin import SequenceStrategyPlugin
+
+    plain = SequenceStrategyPlugin(name="my_gru", version="0.1.0", description="", spec="my_gru.spec:SPEC")
+    assert plain.trader_strategy_info().params == ()
+    declared = SequenceStrategyPlugin(name="my_gru", version="0.1.0", description="", spec="my_gru.spec:SPEC",
+                                      architecture_params=(ParamSpec("hidden_size", "int", 64, section="train"),))
+    assert "hidden_size" in {p.name for p in declared.trader_strategy_info().params}
 
 
 def _shipped_infos():
@@ -286,6 +308,15 @@ def test_a_typo_in_plugins_dl_lstm_is_refused_by_every_command_before_anything_i
 
 
 @pytest.mark.slow
+def test_the_typo_is_found_before_a_missing_model_is(trader_home):
+    (trader_home / "trader.toml").write_text(TYPO)
+    for what in ("run", "run inline", "backtest", "compare"):
+        result = run_trader(*COMMANDS[what], home=trader_home)
+        assert result.returncode == 2 and result.stderr.strip().endswith(DID_YOU_MEAN), (what, result.stderr)
+    assert sorted(p.name for p in trader_home.iterdir()) == ["cache", "trader.toml"]
+
+
+@pytest.mark.slow
 def test_a_value_out_of_its_declared_range_is_refused_naming_the_key(lstm_home, tmp_path):
     home = tmp_path / "home"
     shutil.copytree(lstm_home, home)
@@ -326,7 +357,14 @@ DECLARED = ('(ParamSpec("level", "int", 3, low=1, high=5), '
             'ParamSpec("mode", "choice", "hold", choices=("buy", "hold")))')
 
 
-def write_package(root: Path, name: str, params: str) -> Path:
+# Imported in its worker, it replaces the worker's check with one that lets everything through.
+PATCHER = """
+    import trader.params
+    trader.params.validate_params = lambda info, table, where: dict(table)
+"""
+
+
+def write_package(root: Path, name: str, params: str, prelude: str = "") -> Path:
     pkg = root / f"trader-{name}"
     (pkg / f"trader_{name}").mkdir(parents=True)
     (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
@@ -342,16 +380,19 @@ def write_package(root: Path, name: str, params: str) -> Path:
         [project.entry-points."trader.plugins"]
         {name} = "trader_{name}"
     """))
-    (pkg / f"trader_{name}" / "__init__.py").write_text(textwrap.dedent(STRATEGY.format(name=name, params=params)))
+    body = textwrap.dedent(prelude) + textwrap.dedent(STRATEGY.format(name=name, params=params))
+    (pkg / f"trader_{name}" / "__init__.py").write_text(body)
     return pkg
 
 
 @pytest.fixture(scope="module")
 def third_party(tmp_path_factory) -> dict[str, str]:
-    """Two real distributions, one declaring its parameters and one not, pip-installed in one call."""
+    """Real distributions (declaring their parameters, not declaring them, disabling the worker's check),
+    pip-installed in one call."""
     src = tmp_path_factory.mktemp("src")
     target = tmp_path_factory.mktemp("site")
-    packages = [write_package(src, "undeclared", "()"), write_package(src, "declared", DECLARED)]
+    packages = [write_package(src, "undeclared", "()"), write_package(src, "declared", DECLARED),
+                write_package(src, "patcher", DECLARED, PATCHER)]
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "--target", str(target), *map(str, packages)], check=True, capture_output=True, text=True)
     return {"PYTHONPATH": str(target)}
@@ -393,3 +434,30 @@ def test_a_declared_plugin_in_its_worker_gets_its_defaults_and_a_typo_is_refused
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.strip().splitlines()[-1] == f"Error: {config}: {message}"
         assert tree_digest(state) == before
+
+
+@pytest.mark.slow
+def test_a_worker_that_disables_its_own_check_is_still_refused_by_the_engine(third_party, trader_home):
+    config = trader_home / "trader.toml"
+    config.write_text('[plugins.patcher]\nmode = "buy"\nlevle = 4\n')
+    refused = run_trader("run", "--plugin", "patcher", "--symbol", "SYN/USDT", "--max-candles", "5",
+                         home=trader_home, env=third_party)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"Error: {config}: unknown key levle in [plugins.patcher]; did you mean 'level'?")
+    assert not (trader_home / "strategies" / "patcher").exists()
+
+
+def test_the_reference_example_builds_and_its_messages_are_the_real_ones():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    section = text.split("## Declared parameters")[1].split("\n## ")[0]
+    block = section.split("```python\n")[1].split("```")[0]
+    scope: dict = {}
+    exec(block, scope)
+    assert [p.name for p in scope["info"].params] == ["threshold", "mode", "windows", "learning_rate"]
+    flat = " ".join(section.split())
+    for table in ({"buy_treshold": 0.6}, {"train": {"num_layers": 99}}):
+        with pytest.raises(ConfigError) as exc:
+            validate_params(SHIPPED["dl_lstm"], table, "trader.toml")
+        assert str(exc.value).removeprefix("trader.toml: ") in flat
+    assert "`trader.toml: unknown key buy_treshold" in flat

@@ -72,7 +72,7 @@ def training_params(sequence_length: int, feature_windows: tuple[int, ...]) -> t
         _train("patience", "int", 5, "epochs without improvement before stopping", low=1),
         _train("min_delta", "float", 1e-4, "smallest validation-loss improvement that counts", low=0.0),
         _train("class_weighting", "bool", True, "weight classes to balance them"),
-        _train("threads", "int", None, "torch threads for training (default: the usable cores)", low=1),
+        _train("threads", "int", None, "torch threads for training (default: half the CPU cores, at least 1)", low=1),
         _train("eval_batch_size", "int", 1024, low=1),
         _train("max_batches_per_epoch", "int", None, "cut each epoch short (default: all batches)", low=1),
     )
