@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cli_runner import run_trader
 from leak_plugins import install_leak_plugins, plugin_env
+
+from trader import Signal, SignalAction, StrategyInfo, hookimpl
 
 pytestmark = pytest.mark.slow  # a pip install, then one trader process per plugin
 
@@ -119,3 +122,39 @@ def test_the_shipped_strategies_pass_trader_check(name, trader_home):
     checks = {c["name"]: c["status"] for c in json.loads(proc.stdout)["checks"]}
     assert set(checks.values()) <= {"pass", "skip"} and checks["truncation"] == checks["determinism"] == "pass"
     assert checks["isolation"] == "pass"
+
+
+class ExpandingMean:
+    """Causal but never warmed up: close against the mean of ALL closes so far."""
+
+    name = "expanding_mean"
+
+    @hookimpl
+    def trader_strategy_info(self):
+        return StrategyInfo(name=self.name, version="1.0.0", description="expanding mean", warmup_bars=20)
+
+    @hookimpl
+    def trader_generate_signals(self, request):
+        close = request.candles["close"].to_numpy()
+        mean = np.cumsum(close) / np.arange(1, close.size + 1)
+        gap = np.clip(0.5 + 5 * (close - mean) / close, 0.0, 1.0)  # a confidence: continuous, so no chance agreement
+        return [Signal(SignalAction.BUY if close[row] > mean[row] else SignalAction.SELL, size=1.0,
+                       confidence=float(gap[row])) for row in request.at]
+
+
+def test_a_history_dependence_that_never_settles_gets_no_warm_up_number():
+    from trader.backtest.lookahead import CheckContext, run_checks
+    from trader.data import synthetic_candles
+    from trader.plugins import TraderPluginManager
+
+    manager = TraderPluginManager(load_entrypoints=False)
+    plugin = ExpandingMean()
+    with manager.registered(plugin, plugin.name):
+        ctx = CheckContext(manager.strategy(plugin.name), synthetic_candles("SYN/USDT", "1h", bars=800, seed=4),
+                           "SYN/USDT", "1h")
+        checks = {r.name: r for r in run_checks(ctx, ["warmup"])}
+    # causal: no look-ahead, and deterministic; the warm-up check then judges it
+    assert checks["truncation"].status == "pass" and checks["determinism"].status == "pass"
+    warmup = checks["warmup"]
+    assert warmup.status == "fail"
+    assert "depends on the whole history" in warmup.detail and "warmup_bars=" not in warmup.detail
