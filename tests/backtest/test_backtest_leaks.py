@@ -116,8 +116,11 @@ def test_the_text_report_names_the_leak_in_one_line_per_finding(plugins, trader_
 
 
 @pytest.mark.parametrize("name", ["buy_and_hold", "ensemble", "dl_lstm", "dl_transformer"])
-def test_the_shipped_strategies_pass_trader_check(name, trader_home):
-    proc = run_trader("check", "--plugin", name, "--bars", "600", "--json", home=trader_home, timeout=600)
+def test_the_shipped_strategies_pass_trader_check(name, trader_home, tmp_path):
+    # torch remembers its first cache folder in TORCHINDUCTOR_CACHE_DIR, which a parent process may pass down:
+    # the check's sandbox must move it, or torch's own cache counts as the strategy writing outside its namespace
+    env = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "outside" / "torchinductor")}
+    proc = run_trader("check", "--plugin", name, "--bars", "600", "--json", home=trader_home, timeout=600, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     checks = {c["name"]: c["status"] for c in json.loads(proc.stdout)["checks"]}
     assert set(checks.values()) <= {"pass", "skip"} and checks["truncation"] == checks["determinism"] == "pass"

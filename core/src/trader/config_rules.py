@@ -5,8 +5,8 @@
   and so is every header that could carry one; keys come only from the environment.
 - **Sections the core owns** (the top level, ``[exchange]``, ``[broker]``, ``[engine]``,
   ``[data]``, ``[plugins.NAME.risk]``) know their keys: an unknown one is an error with a
-  "did you mean". ``[exchange.ccxt]`` goes to ccxt as it is and ``[plugins.NAME]`` to the
-  strategy, so only the rules below apply to them.
+  "did you mean". ``[exchange.ccxt]`` goes to ccxt as it is; ``[plugins.NAME]`` is checked
+  against the strategy's declared parameters by :mod:`trader.params` when a command starts.
 - **Numbers**: the core's own settings are finite numbers (the ``[data]`` limits positive
   integers); ``nan`` is refused anywhere; a thread count (a key ending in ``threads``) must be a positive integer and is capped at the CPU cores this process may use.
 """

@@ -20,6 +20,9 @@ from typing import Any
 
 __all__ = ["Sandbox", "isolation_offences", "trade_through_run_loop"]
 
+#: Cache folders of libraries a strategy commonly uses, moved into the sandbox with ``TMPDIR``.
+_CACHE_FOLDERS = {"TORCHINDUCTOR_CACHE_DIR": "torchinductor", "TRITON_CACHE_DIR": "triton", "XDG_CACHE_HOME": "cache"}
+
 
 def relative(path: Path, roots: Mapping[str, Path]) -> str:
     """``TRADER_HOME/notes.txt``: ``path`` named by the sandbox folder it lies in."""
@@ -49,8 +52,14 @@ class Sandbox:
         return {"TRADER_HOME": self.home, "CWD": self.work, "HOME": self.user, "TMPDIR": self.tmp}
 
     def environment(self) -> dict[str, str]:
-        """The variables a process started for this sandbox sets (a fresh process runs there too)."""
-        return {"TRADER_HOME": str(self.home), "HOME": str(self.user), "TMPDIR": str(self.tmp)}
+        """The variables a process started for this sandbox sets (a fresh process runs there too).
+
+        Libraries' cache folders point into the sandbox's temporary folder as well: torch keeps
+        the first one it used in ``TORCHINDUCTOR_CACHE_DIR``, which a parent process may hand
+        down, pointing at the real ``/tmp``.
+        """
+        return {"TRADER_HOME": str(self.home), "HOME": str(self.user), "TMPDIR": str(self.tmp),
+                **{name: str(self.tmp / folder) for name, folder in _CACHE_FOLDERS.items()}}
 
     @contextmanager
     def phase(self, label: str, also_allowed: tuple[Path, ...] = ()) -> Iterator[None]:
@@ -60,7 +69,7 @@ class Sandbox:
         """
         from trader.testing.write_watch import watch_writes
 
-        saved_env = {k: os.environ.get(k) for k in ("TRADER_HOME", "HOME", "TMPDIR")}
+        saved_env = {k: os.environ.get(k) for k in self.environment()}
         saved_cwd, saved_tempdir = os.getcwd(), tempfile.tempdir
         os.environ.update(self.environment())
         tempfile.tempdir = str(self.tmp)
