@@ -12,7 +12,6 @@ import json
 import math
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from cli_runner import run_trader
 from hypothesis import given
 from hypothesis import strategies as st
 from limited_runner import tree_digest
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 from trader import ParamSpec, StrategyInfo
 from trader.engine.wire import info_from_wire, info_to_wire
@@ -219,7 +219,8 @@ def test_a_one_letter_typo_of_a_shipped_key_gets_a_did_you_mean(name, data):
 def test_the_shipped_strategies_declare_what_their_parsing_reads_with_the_same_defaults():
     import trader_dl_lstm.spec
     import trader_dl_transformer.spec
-    from trader.ml.sequence import DataSettings, SignalThresholds, _known_keys
+    from trader.ml.sequence import DataSettings, SignalThresholds
+    from trader.ml.train_classifier import known_training_keys as _known_keys
     from trader.ml.training import TrainConfig
     from trader_ensemble.params import EnsembleParams
     from trader_ensemble.params import SignalThresholds as EnsembleThresholds
@@ -365,24 +366,8 @@ PATCHER = """
 
 
 def write_package(root: Path, name: str, params: str, prelude: str = "") -> Path:
-    pkg = root / f"trader-{name}"
-    (pkg / f"trader_{name}").mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "trader-{name}"
-        version = "1.0"
-        dependencies = []
-
-        [project.entry-points."trader.plugins"]
-        {name} = "trader_{name}"
-    """))
     body = textwrap.dedent(prelude) + textwrap.dedent(STRATEGY.format(name=name, params=params))
-    (pkg / f"trader_{name}" / "__init__.py").write_text(body)
-    return pkg
+    return write_plugin(root, f"trader-{name}", f"trader_{name}", name, body)
 
 
 @pytest.fixture(scope="module")
@@ -393,9 +378,7 @@ def third_party(tmp_path_factory) -> dict[str, str]:
     target = tmp_path_factory.mktemp("site")
     packages = [write_package(src, "undeclared", "()"), write_package(src, "declared", DECLARED),
                 write_package(src, "patcher", DECLARED, PATCHER)]
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), *map(str, packages)], check=True, capture_output=True, text=True)
-    return {"PYTHONPATH": str(target)}
+    return plugin_env(pip_install(target, packages))
 
 
 def _fills(result: subprocess.CompletedProcess[str], key: str) -> int:

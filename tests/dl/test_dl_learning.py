@@ -179,27 +179,6 @@ def test_bad_training_parameters_and_too_little_data_are_one_clear_error(plugins
         train(strategy, planted.iloc[:120].reset_index(drop=True))
 
 
-def test_chunked_scaler_fit_equals_the_feature_scaler_and_scales_in_place():
-    from trader.features import FeatureScaler
-    from trader.ml.sequence import fit_scaler, scale_in_place
-
-    rng = np.random.default_rng(2)
-    values = (rng.normal(3.0, 2.0, (150_000, 5))).astype(np.float32)
-    values[:, 4] = 1.5  # a constant feature gets scale 1
-    values[:40] = np.nan  # warm-up rows are ignored
-    names = [f"f{i}" for i in range(5)]
-    ours = fit_scaler(FeatureScaler(clip=4.0), values, names)
-    reference = FeatureScaler(clip=4.0).fit(values, names)
-    np.testing.assert_allclose(ours.center, reference.center, rtol=1e-9)
-    np.testing.assert_allclose(ours.scale, reference.scale, rtol=1e-9)
-    assert ours.n_samples == reference.n_samples == 150_000 - 40
-    expected = reference.transform_array(values)
-    scaled = scale_in_place(values, ours)
-    assert scaled is values
-    np.testing.assert_allclose(scaled, expected, rtol=1e-5, atol=1e-5)
-    assert np.isnan(scaled[:40]).all() and np.abs(scaled[40:]).max() <= 4.0
-
-
 def test_label_is_the_next_bar_direction_by_default_or_fee_aware_on_request(plugins, planted):
     from trader.features import DEFAULT_THRESHOLD
 

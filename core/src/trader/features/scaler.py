@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,24 +73,29 @@ class FeatureScaler:
     # ------------------------------------------------------------------ fitting
 
     def fit(self, features: pd.DataFrame | np.ndarray, feature_names: list[str] | None = None) -> FeatureScaler:
-        """Fit on *features* (training rows only); rows with any NaN (warm-up) are ignored."""
+        """Fit on *features* (training rows only); rows with any NaN (warm-up) are ignored.
+
+        The one fit of the project: the deep-learning pipeline, the preprocessing pipeline and the
+        ensemble all come here. A z-score is summed in float64 chunk by chunk (two passes), so a
+        float32 array of a million rows is fit without a float64 copy of it.
+        """
         values, names = _values_and_names(features, feature_names)
-        complete = _finite_rows(values)
-        rows = values[complete]
-        if len(rows) == 0:
-            raise DataError("cannot fit the feature scaler: no training row has every feature finite")
         if self.kind == "zscore":
-            center = rows.mean(axis=0)
-            scale = rows.std(axis=0)
-        else:
-            q25, center, q75 = np.percentile(rows, [25.0, 50.0, 75.0], axis=0)
-            scale = q75 - q25
+            center, scale, count = _chunked_mean_std(values)
+        else:  # percentiles need every row at once
+            rows = values[_finite_rows(values)].astype(np.float64, copy=False)
+            count = len(rows)
+            if count:
+                q25, center, q75 = np.percentile(rows, [25.0, 50.0, 75.0], axis=0)
+                scale = q75 - q25
+        if count == 0:
+            raise DataError("cannot fit the feature scaler: no training row has every feature finite")
         # a (near-)constant feature: a scale under 10 machine epsilons would blow values up to inf
         scale = np.where(np.isfinite(scale) & (scale >= _MIN_SCALE), scale, 1.0)
         self.feature_names = tuple(names)
         self.center = np.asarray(center, dtype=np.float64)
         self.scale = np.asarray(scale, dtype=np.float64)
-        self.n_samples = int(len(rows))
+        self.n_samples = int(count)
         return self
 
     # ------------------------------------------------------------------ transforming
@@ -141,6 +147,20 @@ class FeatureScaler:
                 np.clip(chunk, -self.clip, self.clip, out=chunk)
             flat_out[start:start + _CHUNK_ROWS] = chunk
         return out
+
+    def scale_in_place(self, values: np.ndarray) -> np.ndarray:
+        """Scale a float32 ``(rows, features)`` array in place, chunk by chunk, in float32 arithmetic
+        (centre and scale rounded to float32 first, as a :class:`~trader.ml.SequenceModel` reads them)."""
+        self._require_fitted()
+        center = np.asarray(self.center, dtype=np.float32)
+        scale = np.asarray(self.scale, dtype=np.float32)
+        for start in range(0, len(values), _CHUNK_ROWS):
+            chunk = values[start:start + _CHUNK_ROWS]
+            chunk -= center
+            chunk /= scale
+            if self.clip is not None:
+                np.clip(chunk, -self.clip, self.clip, out=chunk)
+        return values
 
     # ------------------------------------------------------------------ storage
 
@@ -216,17 +236,42 @@ class FeatureScaler:
 
 
 def _values_and_names(features: Any, feature_names: list[str] | None) -> tuple[np.ndarray, list[str]]:
+    """The rows as a 2-D float array (a float32 array is kept as it is, not copied) and the names."""
     if hasattr(features, "columns") and hasattr(features, "to_numpy"):
         names = [str(c) for c in features.columns]
         if feature_names is not None and list(feature_names) != names:
             raise DataError("feature_names differ from the frame's columns")
         return features.to_numpy(dtype=np.float64), names
-    values = np.asarray(features, dtype=np.float64)
+    values = np.asarray(features)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
     if values.ndim != 2:
         raise DataError(f"features must be a 2-D array (rows x features), got shape {values.shape}")
     if feature_names is None or len(feature_names) != values.shape[1]:
         raise DataError("fitting an array needs feature_names, one per column")
     return values, [str(n) for n in feature_names]
+
+
+def _complete_chunks(values: np.ndarray) -> Iterator[np.ndarray]:
+    """The rows with every feature finite, in float64 chunks of at most ``_CHUNK_ROWS`` rows."""
+    for start in range(0, len(values), _CHUNK_ROWS):
+        chunk = values[start:start + _CHUNK_ROWS]
+        yield chunk[np.isfinite(chunk).all(axis=1)].astype(np.float64, copy=False)
+
+
+def _chunked_mean_std(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mean and population standard deviation of the complete rows (two passes of float64 sums)."""
+    total, count = np.zeros(values.shape[1]), 0
+    for chunk in _complete_chunks(values):
+        total += chunk.sum(axis=0)
+        count += len(chunk)
+    if count == 0:
+        return total, total, 0
+    mean = total / count
+    squares = np.zeros(values.shape[1])
+    for chunk in _complete_chunks(values):
+        squares += ((chunk - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(squares / count), count
 
 
 def _finite_rows(values: np.ndarray) -> np.ndarray:

@@ -20,15 +20,19 @@ from __future__ import annotations
 import importlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from trader.errors import PluginError
 from trader.hookspecs import hookimpl
+from trader.ml.settings import DEFAULT_SEQUENCE_LENGTH
 from trader.types import ParamSpec, RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+
+if TYPE_CHECKING:
+    from trader.ml.spec import SequenceClassifierSpec
 
 __all__ = ["SequenceStrategyPlugin", "FEATURE_WINDOWS", "DEFAULT_SEQUENCE_LENGTH", "SIGNAL_PARAMS", "training_params"]
 
 FEATURE_WINDOWS = (5, 10, 20, 50)
-DEFAULT_SEQUENCE_LENGTH = 60
 
 
 def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: Any) -> ParamSpec:
@@ -97,6 +101,7 @@ class SequenceStrategyPlugin:
         self.version = version
         self.description = description
         self.spec_path = spec
+        self._spec: SequenceClassifierSpec | None = None
         self.feature_windows = tuple(feature_windows)
         self.sequence_length = sequence_length
         self.risk_limits = risk_limits or RiskLimits()
@@ -111,9 +116,21 @@ class SequenceStrategyPlugin:
         """Bars before a feature row is valid: the longest window (see ``docs/features.md``)."""
         return max(3, max(self.feature_windows))
 
-    def spec(self) -> Any:
-        module, _, attribute = self.spec_path.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+    def spec(self) -> SequenceClassifierSpec:
+        """The spec named by ``spec``, with this plugin's windows and window length filled in
+        (loaded once); a one-line PluginError when it is not a spec or disagrees with the plugin."""
+        if self._spec is None:
+            from trader.ml.spec import SequenceClassifierSpec
+
+            module, _, attribute = self.spec_path.partition(":")
+            spec = getattr(importlib.import_module(module), attribute)
+            if not isinstance(spec, SequenceClassifierSpec):
+                raise PluginError(f"{self.name}: {self.spec_path} is a {type(spec).__name__}, not a SequenceClassifierSpec")
+            try:
+                self._spec = spec.for_plugin(self.name, self.feature_windows, self.sequence_length)
+            except ValueError as exc:
+                raise PluginError(f"{self.name}: {self.spec_path}: {exc}") from None
+        return self._spec
 
     def __repr__(self) -> str:
         return f"<SequenceStrategyPlugin {self.name} {self.version}>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trader.ml.sequence import SequenceClassifierSpec
-from trader_dl_lstm import ARCHITECTURE_PARAMS, DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS, NAME
+from trader_dl_lstm import ARCHITECTURE_PARAMS, NAME
 from trader_dl_lstm.model import INPUT_WEIGHT, BiLSTMClassifier
 
 SPEC = SequenceClassifierSpec(
@@ -11,8 +11,6 @@ SPEC = SequenceClassifierSpec(
     model_class=BiLSTMClassifier,
     input_weight=INPUT_WEIGHT,
     architecture_defaults={p.name: p.default for p in ARCHITECTURE_PARAMS},
-    feature_windows=FEATURE_WINDOWS,
-    sequence_length=DEFAULT_SEQUENCE_LENGTH,
     # Checked before any module is built, on training and on loading (docs/models.md lists them).
     # The declared ones come from ARCHITECTURE_PARAMS, so what a user may set and what loads agree.
     architecture_bounds={

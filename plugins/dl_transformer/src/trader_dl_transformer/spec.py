@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from trader.ml.sequence import SequenceClassifierSpec
-from trader_dl_transformer import ARCHITECTURE_PARAMS, DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS, MAX_LEN_PARAM, NAME
+from trader_dl_transformer import ARCHITECTURE_PARAMS, MAX_LEN_PARAM, NAME
 from trader_dl_transformer.model import INPUT_WEIGHT, TransformerClassifier
 
 SPEC = SequenceClassifierSpec(
@@ -11,8 +11,6 @@ SPEC = SequenceClassifierSpec(
     model_class=TransformerClassifier,
     input_weight=INPUT_WEIGHT,
     architecture_defaults={p.name: p.default for p in ARCHITECTURE_PARAMS},
-    feature_windows=FEATURE_WINDOWS,
-    sequence_length=DEFAULT_SEQUENCE_LENGTH,
     length_argument=MAX_LEN_PARAM.name,
     # Checked before any module is built, on training and on loading (docs/models.md lists them).
     # The declared ones come from the plugin's ParamSpecs, so what a user may set and what loads agree.
