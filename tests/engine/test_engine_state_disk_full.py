@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from trader.engine import TradingState
-from trader.engine.records import RiskEvent, StepRecord
+from trader.engine.records import AccountFigures, RiskEvent, StepRecord
 from trader.errors import StateError
 from trader.types import TradingStatus
 
@@ -14,7 +14,7 @@ def _record(ts: int, events: int) -> StepRecord:
     record = StepRecord("BTC/USDT", "1h", ts, 100.0)
     record.cash, record.equity, record.position_value = 10_000.0, 10_000.0, 0.0
     record.positions = {}
-    record.account = (0.0, 0.0, 10_000.0, ts // 86_400_000, 10_000.0, TradingStatus.ACTIVE, "", None, 0, 0)
+    record.account = AccountFigures(0.0, 0.0, 10_000.0, ts // 86_400_000, 10_000.0, TradingStatus.ACTIVE, "", None, 0, 0)
     record.events = tuple(RiskEvent(ts, "alert", "NOTE", "x" * 500) for _ in range(events))
     return record
 

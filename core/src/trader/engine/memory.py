@@ -1,4 +1,4 @@
-"""``MemoryState``: the in-memory store backtests use (same interface as ``TradingState``).
+"""``MemoryState``: the in-memory store backtests use (a :class:`~trader.engine.store.StateStore`, like ``TradingState``).
 
 It keeps what a backtest reports on (the equity curve, orders, fills, risk events)
 in Python lists and writes nothing to disk, so the decision step runs at full speed.
@@ -12,7 +12,7 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.records import ControlRequest, FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
 from trader.errors import StateError
 from trader.types import OrderRequest, Position, TradingStatus
 
@@ -37,8 +37,11 @@ class MemoryState:
         self.events: list[RiskEvent] = []
         self.latencies: list[float] = []
         self._kv = dict(strategy_state or {})
+        self._requests: list[ControlRequest] = []
         self._saved: SavedState | None = None
         self._streams: dict[tuple[str, str], int] = {}
+        self._last_stream: tuple[str, str, int] | None = None
+        self._last: StepRecord | None = None
 
     # ------------------------------------------------------------------ account
 
@@ -54,11 +57,14 @@ class MemoryState:
     def load(self, symbol: str | None = None, timeframe: str | None = None) -> SavedState | None:
         if self._saved is None:
             return None
-        stream = getattr(self, "_last_stream", None)
-        if stream is not None:
-            self._streams[stream[:2]] = stream[2]
+        self._fold_stream()
         last = self._streams.get((symbol, timeframe)) if symbol is not None and timeframe is not None else None
         return self._saved.evolve(last_candle_ts=last)
+
+    def _fold_stream(self) -> None:
+        stream = self._last_stream
+        if stream is not None:
+            self._streams[stream[:2]] = stream[2]
 
     def commit_step(self, record: StepRecord) -> None:
         if record.skipped is None:
@@ -106,30 +112,30 @@ class MemoryState:
 
     def flush(self) -> None:
         """Fold the last step into :meth:`load`'s answer (a backtest never needs it mid-run)."""
-        record = getattr(self, "_last", None)
+        self._fold_stream()
+        record = self._last
         if record is None or self._saved is None:
             return
         positions = dict(self._saved.positions)
         marks = dict(self._saved.marks)
-        for sym, (q, a, r, m) in record.positions.items():
-            positions[sym] = Position(sym, q, a, r)
-            marks[sym] = m
-        (fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason, status_since,
-         consecutive_losses, model_failures) = record.account
+        for sym, figures in record.positions.items():
+            positions[sym] = Position(sym, figures.quantity, figures.avg_price, figures.realized_pnl)
+            marks[sym] = figures.mark
+        account = record.account
         self._saved = self._saved.evolve(
             cash=record.cash,
             positions=positions,
             marks=marks,
-            fees_paid=fees_paid,
-            realized_pnl=realized_pnl,
-            peak_equity=peak_equity,
-            day=day,
-            day_start_equity=day_start_equity,
-            status=status,
-            status_reason=status_reason,
-            status_since=status_since,
-            consecutive_losses=consecutive_losses,
-            model_failures=model_failures,
+            fees_paid=account.fees_paid,
+            realized_pnl=account.realized_pnl,
+            peak_equity=account.peak_equity,
+            day=account.day,
+            day_start_equity=account.day_start_equity,
+            status=account.status,
+            status_reason=account.status_reason,
+            status_since=account.status_since,
+            consecutive_losses=account.consecutive_losses,
+            model_failures=account.model_failures,
         )
 
     # ------------------------------------------------------------------ orders
@@ -172,13 +178,18 @@ class MemoryState:
     def set_strategy_value(self, key: str, value: Any) -> None:
         self._kv[key] = value
 
-    def pending_requests(self) -> list[tuple[int, str, str]]:
-        return []
+    def request(self, command: str, note: str = "") -> None:
+        self._requests.append(ControlRequest(len(self._requests) + 1, command, note))
+
+    def pending_requests(self) -> list[ControlRequest]:
+        return list(self._requests)
 
     def resume(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
         self.flush()
         if self._saved is None:
             raise StateError(f"strategy {self.namespace!r} has no account yet")
+        applied = set(request_ids)
+        self._requests = [r for r in self._requests if r.id not in applied and r.command != "resume"]
         equity = self._saved.equity()
         self._saved = self._saved.evolve(
             status=TradingStatus.ACTIVE,
@@ -192,6 +203,64 @@ class MemoryState:
         )
         self.events.append(RiskEvent(timestamp, "control", "RESUMED", "resumed", status=TradingStatus.ACTIVE))
         return self._saved
+
+    def ledger_problem(self) -> str | None:
+        """Always ``None``: the account never leaves this process, so nothing can change it behind the session."""
+        return None
+
+    def set_durable(self, durable: bool) -> None:
+        """Nothing to do: a store in memory survives no crash, durable or not."""
+
+    def summary(self) -> dict[str, Any]:
+        """The account, risk status and counts, with ``trader status``'s keys (``path`` is ``None``)."""
+        from trader.engine.summary import format_ms, max_drawdown, percentile
+
+        self.flush()
+        out: dict[str, Any] = {"strategy": self.namespace, "path": None}
+        state = self._saved
+        if state is None:
+            out["account"] = None
+            return out
+        positions = []
+        unrealized = 0.0
+        for sym, pos in state.positions.items():
+            mark = state.marks.get(sym, pos.avg_price)
+            upnl = pos.quantity * (mark - pos.avg_price)
+            unrealized += upnl
+            positions.append({"symbol": sym, "quantity": pos.quantity, "avg_price": pos.avg_price, "mark": mark,
+                              "value": pos.quantity * mark, "unrealized_pnl": upnl, "realized_pnl": pos.realized_pnl})
+        equity = state.equity()
+        orders: dict[str, int] = {}
+        for order in self.orders_by_id.values():
+            orders[order.status] = orders.get(order.status, 0) + 1
+        counts: dict[str, int] = {}
+        for event in self.events:
+            counts[event.code] = counts.get(event.code, 0) + 1
+        latencies = sorted(self.latencies[-1000:])
+        out.update({
+            "account": {
+                "initial_cash": state.initial_cash, "cash": state.cash, "equity": equity,
+                "pnl": equity - state.initial_cash,
+                "return": equity / state.initial_cash - 1 if state.initial_cash else 0.0,
+                "realized_pnl": state.realized_pnl, "unrealized_pnl": unrealized, "fees_paid": state.fees_paid,
+                "peak_equity": state.peak_equity, "max_drawdown": max_drawdown(self.equities), "candles": len(self.equities),
+            },
+            "positions": positions,
+            "risk": {
+                "status": state.status.value, "reason": state.status_reason, "since": state.status_since,
+                "consecutive_losses": state.consecutive_losses, "model_failures": state.model_failures,
+                "errors_since_resume": len(state.error_times), "pending_requests": [r.command for r in self._requests],
+            },
+            "ledger": {"consistent": True, "problem": None, "cash_flows": 1},
+            "streams": [{"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_ms(ts)} for (s, tf), ts in sorted(self._streams.items())],
+            "orders": orders,
+            "fills": len(self.fill_records),
+            "latency": {"samples": len(latencies), "p50_ms": percentile(latencies, 0.5),
+                        "p99_ms": percentile(latencies, 0.99), "max_ms": latencies[-1] if latencies else None},
+            "event_counts": dict(sorted(counts.items())),
+            "recent_events": self.risk_events(limit=10),
+        })
+        return out
 
     def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
         return list(zip(self.timestamps, self.equities, strict=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 from attrs import field, frozen
@@ -20,8 +20,11 @@ __all__ = [
     "OrderRecord",
     "RiskEvent",
     "FillRecord",
+    "AccountFigures",
+    "PositionFigures",
     "StepRecord",
     "SavedState",
+    "ControlRequest",
 ]
 
 
@@ -78,19 +81,52 @@ class RiskEvent:
     status: TradingStatus | None = None
 
 
+class AccountFigures(NamedTuple):
+    """The account after a step, beside cash and positions: what a store writes to its ``account`` row."""
+
+    fees_paid: float = 0.0
+    realized_pnl: float = 0.0
+    peak_equity: float = 0.0
+    day: int = 0
+    day_start_equity: float = 0.0
+    status: TradingStatus = TradingStatus.ACTIVE
+    status_reason: str = ""
+    status_since: int | None = None
+    consecutive_losses: int = 0
+    model_failures: int = 0
+
+
+class PositionFigures(NamedTuple):
+    """One symbol's position after a step, and the price it was marked at."""
+
+    quantity: float
+    avg_price: float
+    realized_pnl: float
+    mark: float
+
+
+class ControlRequest(NamedTuple):
+    """A request from another process (``trader resume``) waiting for the running one."""
+
+    id: int
+    command: str
+    note: str = ""
+
+
+_NO_ACCOUNT = AccountFigures()
+
+
 class StepRecord:
     """Everything one decision step changed, committed by the store in ONE transaction.
 
     A plain class, built once per candle on the hot path: the fields a step rarely sets
     are class-level defaults (empty tuples, ``None``), replaced on the instance when set
-    (``record.events += (event,)``). ``positions`` maps the session's symbol to
-    ``(quantity, avg_price, realized_pnl, mark)``. ``account`` is the tuple
-    ``(fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason,
-    status_since, consecutive_losses, model_failures)``, readable by name through the
-    properties below. ``skipped`` says why a candle was not processed (``duplicate``,
-    ``out-of-order``; ``manual``, ``reconcile``, ``event`` and ``error`` for records that
-    are not candles); ``note`` why a signal did not become an order (``TRADING_HALTED``,
-    ``REDUCE_ONLY``).
+    (``record.events += (event,)``). ``positions`` maps the session's symbol to its
+    :class:`PositionFigures`; ``account`` holds the :class:`AccountFigures`, also readable
+    as properties of the record (``record.status``). ``skipped`` says why a candle was not
+    processed (``duplicate``, ``out-of-order``; ``manual``, ``reconcile``, ``event`` and
+    ``error`` for records that are not candles); ``note`` why a signal did not become an
+    order (``TRADING_HALTED``, ``REDUCE_ONLY``).
     """
 
     action: str | None = None
@@ -100,8 +136,8 @@ class StepRecord:
     cash: float = 0.0
     equity: float = 0.0
     position_value: float = 0.0
-    positions: dict[str, tuple[float, float, float, float]] = types.MappingProxyType({})  # type: ignore[assignment]
-    account: tuple = (0.0, 0.0, 0.0, 0, 0.0, TradingStatus.ACTIVE, "", None, 0, 0)
+    positions: Mapping[str, PositionFigures] = types.MappingProxyType({})
+    account: AccountFigures = _NO_ACCOUNT
     inference_ms: float | None = None
     skipped: str | None = None
     note: str | None = None
@@ -112,16 +148,45 @@ class StepRecord:
         self.timestamp = timestamp
         self.close = close
 
-    fees_paid = property(lambda self: self.account[0])
-    realized_pnl = property(lambda self: self.account[1])
-    peak_equity = property(lambda self: self.account[2])
-    day = property(lambda self: self.account[3])
-    day_start_equity = property(lambda self: self.account[4])
-    status = property(lambda self: self.account[5])
-    status_reason = property(lambda self: self.account[6])
-    status_since = property(lambda self: self.account[7])
-    consecutive_losses = property(lambda self: self.account[8])
-    model_failures = property(lambda self: self.account[9])
+    @property
+    def fees_paid(self) -> float:
+        return self.account.fees_paid
+
+    @property
+    def realized_pnl(self) -> float:
+        return self.account.realized_pnl
+
+    @property
+    def peak_equity(self) -> float:
+        return self.account.peak_equity
+
+    @property
+    def day(self) -> int:
+        return self.account.day
+
+    @property
+    def day_start_equity(self) -> float:
+        return self.account.day_start_equity
+
+    @property
+    def status(self) -> TradingStatus:
+        return self.account.status
+
+    @property
+    def status_reason(self) -> str:
+        return self.account.status_reason
+
+    @property
+    def status_since(self) -> int | None:
+        return self.account.status_since
+
+    @property
+    def consecutive_losses(self) -> int:
+        return self.account.consecutive_losses
+
+    @property
+    def model_failures(self) -> int:
+        return self.account.model_failures
 
     def __repr__(self) -> str:
         return (

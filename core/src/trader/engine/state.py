@@ -23,8 +23,8 @@ candle per symbol and timeframe), ``orders`` (deterministic client order ids, un
 ``fills``, ``cash_flows`` (the initial deposit and any later adjustment), ``equity``,
 ``risk_events``, ``strategy_kv`` (the strategy's own state, JSON values, shown to it
 read-only as ``SignalRequest.state``), ``latency`` and ``control`` (requests such as
-``trader resume`` for a running process). Schema 1 files (no ``cash_flows``) are read
-as they are and migrated when opened for writing.
+``trader resume`` for a running process). Older files are read as they are and migrated
+(:mod:`trader.engine.schema`: an explicit list of migrations) when opened for writing.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 from trader.engine import state_file
+from trader.engine.schema import SCHEMA_VERSION, TABLES, migrate, new_file_script
 from trader.engine.ledger import CashFlow, LedgerFill, ledger_differences, replay_ledger
-from trader.engine.records import OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.records import ControlRequest, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.store import StateStore, missing_members
 from trader.errors import StateError
 from trader.types import OrderRequest, Position, TradingStatus
 
@@ -63,7 +65,6 @@ __all__ = [
 log = logging.getLogger("trader.engine")
 
 STATE_FILENAME = "state.sqlite"
-SCHEMA_VERSION = 2
 #: The reason code of a halt for an account that does not match its ledger.
 STATE_INCONSISTENT = "STATE_INCONSISTENT"
 
@@ -83,121 +84,6 @@ def reading_only() -> Iterator[None]:
     finally:
         _READ_ONLY.reset(token)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS account (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    initial_cash REAL NOT NULL CHECK (initial_cash >= 0),
-    cash REAL NOT NULL CHECK (cash >= 0),
-    fees_paid REAL NOT NULL DEFAULT 0,
-    realized_pnl REAL NOT NULL DEFAULT 0,
-    peak_equity REAL NOT NULL DEFAULT 0,
-    day INTEGER,
-    day_start_equity REAL NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'reducing', 'halted')),
-    status_reason TEXT NOT NULL DEFAULT '',
-    status_since INTEGER,
-    consecutive_losses INTEGER NOT NULL DEFAULT 0,
-    model_failures INTEGER NOT NULL DEFAULT 0,
-    errors_cleared_at INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS positions (
-    symbol TEXT PRIMARY KEY,
-    quantity REAL NOT NULL CHECK (quantity >= 0),
-    avg_price REAL NOT NULL CHECK (avg_price >= 0),
-    realized_pnl REAL NOT NULL DEFAULT 0,
-    last_price REAL
-);
-CREATE TABLE IF NOT EXISTS streams (
-    symbol TEXT NOT NULL,
-    timeframe TEXT NOT NULL,
-    last_candle_ts INTEGER NOT NULL,
-    PRIMARY KEY (symbol, timeframe)
-);
-CREATE TABLE IF NOT EXISTS orders (
-    client_order_id TEXT PRIMARY KEY,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    quantity REAL NOT NULL CHECK (quantity > 0),
-    price REAL NOT NULL,
-    order_type TEXT NOT NULL,
-    candle_ts INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    filled_quantity REAL NOT NULL DEFAULT 0,
-    exchange_order_id TEXT,
-    message TEXT NOT NULL DEFAULT '',
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS fills (
-    id INTEGER PRIMARY KEY,
-    client_order_id TEXT NOT NULL REFERENCES orders (client_order_id),
-    trade_id TEXT NOT NULL,
-    symbol TEXT NOT NULL,
-    side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    quantity REAL NOT NULL CHECK (quantity > 0),
-    price REAL NOT NULL CHECK (price > 0),
-    fee REAL NOT NULL CHECK (fee >= 0),
-    timestamp INTEGER NOT NULL,
-    realized_pnl REAL NOT NULL DEFAULT 0,
-    UNIQUE (client_order_id, trade_id)
-);
-CREATE TABLE IF NOT EXISTS equity (
-    timestamp INTEGER NOT NULL,
-    symbol TEXT NOT NULL,
-    close REAL NOT NULL,
-    cash REAL NOT NULL,
-    position_value REAL NOT NULL,
-    equity REAL NOT NULL,
-    PRIMARY KEY (timestamp, symbol)
-);
-CREATE TABLE IF NOT EXISTS risk_events (
-    id INTEGER PRIMARY KEY,
-    timestamp INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    code TEXT NOT NULL,
-    message TEXT NOT NULL DEFAULT '',
-    client_order_id TEXT,
-    approved INTEGER,
-    status TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS risk_events_kind ON risk_events (kind, timestamp);
-CREATE TABLE IF NOT EXISTS strategy_kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS latency (
-    id INTEGER PRIMARY KEY,
-    timestamp INTEGER NOT NULL,
-    inference_ms REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS control (
-    id INTEGER PRIMARY KEY,
-    command TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '',
-    requested_at INTEGER NOT NULL,
-    applied_at INTEGER
-);
-"""
-
-# Schema 2: the ledger's cash flows; ``after_fill`` is the last fill id when the flow was booked.
-_CASH_FLOWS = """
-CREATE TABLE IF NOT EXISTS cash_flows (
-    id INTEGER PRIMARY KEY,
-    timestamp INTEGER NOT NULL,
-    amount REAL NOT NULL,
-    kind TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '',
-    after_fill INTEGER NOT NULL DEFAULT 0
-);
-"""
-
-_TABLES_V1 = frozenset(
-    {"meta", "account", "positions", "streams", "orders", "fills", "equity", "risk_events", "strategy_kv", "latency", "control"}
-)
-_TABLES = {1: _TABLES_V1, 2: _TABLES_V1 | {"cash_flows"}}
-
-
 def state_path(directory: str | os.PathLike) -> Path:
     return Path(directory) / STATE_FILENAME
 
@@ -214,30 +100,44 @@ def resume_refusal(namespace: str, path: Path, problem: str) -> str:
     )
 
 
-def check_store(store: Any, namespace: str, directory: str | os.PathLike, *, hook: Any = None) -> Any:
-    """``store`` if it is ``namespace``'s own store; :class:`~trader.errors.StateError` otherwise.
-
-    What a ``trader_state_store`` hook returned must say ``store.namespace == namespace``,
-    and a core :class:`TradingState` must also be a file that records ``namespace``. With
-    ``hook`` (the hook caller), the refusal names the plugins that implement it besides the core.
-    """
-    if store is None:
-        raise StateError(f"no plugin opened a state store for {namespace!r}")
-    own = getattr(store, "namespace", None)
-    recorded = store.recorded_namespace() if isinstance(store, TradingState) else own
-    if own == namespace and recorded == namespace:
-        return store
+def _origin(store: object, hook: Any) -> str:
+    """``a module.Class`` [``from the trader_state_store of plugin 'x'``]: where a store came from."""
     origin = f"a {type(store).__module__}.{type(store).__qualname__}"
     if hook is not None:
         plugins = sorted({impl.plugin_name for impl in hook.get_hookimpls()} - {"core_state"})
         if plugins:
             origin += f" from the trader_state_store of plugin {', '.join(repr(p) for p in plugins)}"
+    return origin
+
+
+def check_store(store: Any, namespace: str, directory: str | os.PathLike, *, hook: Any = None) -> StateStore:
+    """``store`` if it is a :class:`~trader.engine.store.StateStore` of ``namespace``; :class:`StateError` otherwise.
+
+    What a ``trader_state_store`` hook returned must have every member of the protocol (the
+    refusal names the missing ones) and say ``store.namespace == namespace``; a core
+    :class:`TradingState` must also be a file that records ``namespace``. With ``hook`` (the
+    hook caller), the refusal names the plugins that implement it besides the core.
+    """
+    if store is None:
+        raise StateError(f"no plugin opened a state store for {namespace!r}")
+    missing = missing_members(store)
+    own = None if "namespace" in missing else store.namespace
+    recorded = store.recorded_namespace() if isinstance(store, TradingState) else own
+    if missing and own in (namespace, None):
+        with contextlib.suppress(Exception):
+            store.close()
+        raise StateError(
+            f"the state store for {namespace!r} ({Path(directory)}) is {_origin(store, hook)}, which lacks "
+            f"{', '.join(missing)} of the StateStore protocol (trader.engine.StateStore); refused"
+        )
+    if own == namespace and recorded == namespace:
+        return store
     with contextlib.suppress(Exception):
         store.close()
     found = own if own != namespace else recorded
     raise StateError(
-        f"the state store for {namespace!r} ({Path(directory)}) is {origin}, which belongs to namespace {found!r}; refused "
-        "(a strategy's store reaches only its own namespace)"
+        f"the state store for {namespace!r} ({Path(directory)}) is {_origin(store, hook)}, which belongs to namespace "
+        f"{found!r}; refused (a strategy's store reaches only its own namespace)"
     )
 
 
@@ -285,19 +185,18 @@ class TradingState:
         if not state_file.inspect_file(path):
             if readonly or not create:
                 raise StateMissingError(f"no state for strategy {namespace!r} at {path} (it has never run)")
-            state_file.create(path, namespace, _SCHEMA + _CASH_FLOWS, SCHEMA_VERSION)
+            state_file.create(path, namespace, new_file_script(), SCHEMA_VERSION)
             state_file.inspect_file(path)
         db = None
         try:
             db = state_file.connect(path, readonly=readonly)
-            version = state_file.validate(db, namespace, path, _TABLES, SCHEMA_VERSION)
+            version = state_file.validate(db, namespace, path, TABLES, SCHEMA_VERSION)
             db.execute("PRAGMA foreign_keys=ON")
             if not readonly:
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
                 if version < SCHEMA_VERSION:
-                    cls._migrate(db)
-                    version = SCHEMA_VERSION
+                    version = migrate(db, version, _Transaction)
             store = cls(namespace, path, db, version)
             if not readonly:
                 store._halt_if_inconsistent()
@@ -310,18 +209,6 @@ class TradingState:
                 db.close()
             raise
         return store
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        """Schema 1 -> 2: the ledger's cash flows, starting with the initial deposit (nothing is lost)."""
-        with _Transaction(db):
-            db.execute(_CASH_FLOWS)
-            db.execute(
-                "INSERT INTO cash_flows (timestamp, amount, kind, note, after_fill) "
-                "SELECT created_at, initial_cash, 'initial', 'initial cash (recorded by the migration from schema 1)', 0 "
-                "FROM account WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM cash_flows)"
-            )
-            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
 
     def recorded_namespace(self) -> str | None:
         """The namespace the file itself records (what :func:`check_store` compares)."""
@@ -509,8 +396,7 @@ class TradingState:
     def commit_step(self, record: StepRecord) -> None:
         """Write everything ``record`` changed in one transaction."""
         now = _now_ms()
-        (fees_paid, realized_pnl, peak_equity, day, day_start_equity, status, status_reason, status_since,
-         consecutive_losses, model_failures) = record.account
+        account = record.account
         with self._transaction() as db:
             for order in record.orders:
                 self._upsert_order(db, order, now)
@@ -530,16 +416,16 @@ class TradingState:
                 "model_failures = ?, updated_at = ? WHERE id = 1",
                 (
                     record.cash,
-                    fees_paid,
-                    realized_pnl,
-                    peak_equity,
-                    day,
-                    day_start_equity,
-                    status.value,
-                    status_reason,
-                    status_since,
-                    consecutive_losses,
-                    model_failures,
+                    account.fees_paid,
+                    account.realized_pnl,
+                    account.peak_equity,
+                    account.day,
+                    account.day_start_equity,
+                    account.status.value,
+                    account.status_reason,
+                    account.status_since,
+                    account.consecutive_losses,
+                    account.model_failures,
                     now,
                 ),
             )
@@ -548,7 +434,7 @@ class TradingState:
                     "INSERT INTO positions (symbol, quantity, avg_price, realized_pnl, last_price) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (symbol) DO UPDATE SET quantity = excluded.quantity, avg_price = excluded.avg_price, "
                     "realized_pnl = excluded.realized_pnl, last_price = excluded.last_price",
-                    [(sym, *values) for sym, values in record.positions.items()],
+                    [(sym, p.quantity, p.avg_price, p.realized_pnl, p.mark) for sym, p in record.positions.items()],
                 )
             if record.skipped is None:
                 db.execute(
@@ -683,8 +569,8 @@ class TradingState:
         with self._transaction() as db:
             db.execute("INSERT INTO control (command, note, requested_at) VALUES (?, ?, ?)", (command, note, _now_ms()))
 
-    def pending_requests(self) -> list[tuple[int, str, str]]:
-        return list(self._db.execute("SELECT id, command, note FROM control WHERE applied_at IS NULL ORDER BY id"))
+    def pending_requests(self) -> list[ControlRequest]:
+        return [ControlRequest(*row) for row in self._db.execute("SELECT id, command, note FROM control WHERE applied_at IS NULL ORDER BY id")]
 
     def resume(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
         """Clear a halt (or the daily reduce-only state) and the breaker counters, in one transaction.

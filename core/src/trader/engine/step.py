@@ -37,7 +37,16 @@ from typing import Any
 from trader.engine.book import Book
 from trader.engine.brokers.base import Broker, Execution
 from trader.engine.quiet import run_fast, supports_fast_path
-from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.records import (
+    AccountFigures,
+    FillRecord,
+    OrderRecord,
+    OrderStatus,
+    PositionFigures,
+    RiskEvent,
+    SavedState,
+    StepRecord,
+)
 from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode, private_limits
 from trader.errors import PluginError, StateError
 from trader.strategy import signal_problem
@@ -584,8 +593,8 @@ class TradingSession:
         record.cash = cash
         record.position_value = position_value + self._other_value
         record.equity = cash + position_value + self._other_value
-        record.positions = {self.symbol: (slot[0], slot[1], slot[2], mark)}
-        record.account = (
+        record.positions = {self.symbol: PositionFigures(slot[0], slot[1], slot[2], mark)}
+        record.account = AccountFigures(
             book.fees_paid,
             book.realized_pnl,
             self._peak,
