@@ -7,11 +7,9 @@ of them at their defaults, with the right diagnosis.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 __all__ = ["PLUGINS", "install_leak_plugins", "plugin_env"]
 
@@ -97,36 +95,10 @@ def trader_generate_signals(request):
 
 
 def _write(root: Path, name: str, description: str, body: str) -> Path:
-    module = f"trader_{name}"
-    pkg = root / f"trader-{name.replace('_', '-')}"
-    (pkg / module).mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "trader-{name.replace('_', '-')}"
-        version = "1.0.0"
-        dependencies = []
-
-        [project.entry-points."trader.plugins"]
-        {name} = "{module}"
-    """))
-    (pkg / module / "__init__.py").write_text(_HEAD.format(name=name, description=description) + body)
-    return pkg
+    return write_plugin(root, f"trader-{name.replace('_', '-')}", f"trader_{name}", name,
+                        _HEAD.format(name=name, description=description) + body, "1.0.0")
 
 
 def install_leak_plugins(src: Path, target: Path) -> Path:
     """Every package of :data:`PLUGINS`, built and installed into ``target`` by one pip call."""
-    packages = [_write(src, name, description, body) for name, (description, body) in PLUGINS.items()]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True,
-    )
-    return target
-
-
-def plugin_env(target: Path) -> dict[str, str]:
-    return {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    return pip_install(target, [_write(src, name, description, body) for name, (description, body) in PLUGINS.items()])

@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
+import plugin_packages
 import pytest
 from cli_runner import run_trader
+from plugin_packages import pip_install
 
 from trader.entrypoints import DisabledPlugins, PluginSpec, name_problem
 from trader.errors import ConfigError
@@ -103,31 +104,7 @@ PROBE = "-c"  # sys.argv[0] of the probe process (python -I -c ...)
 
 
 def write_distribution(root: Path, dist: str, entries: dict[str, str], modules: dict[str, str]) -> Path:
-    pkg = root / dist
-    pkg.mkdir(parents=True)
-    lines = "\n".join(f"{json.dumps(name)} = {json.dumps(module)}" for name, module in entries.items())
-    (pkg / "pyproject.toml").write_text(
-        textwrap.dedent("""
-            [build-system]
-            requires = ["setuptools>=68"]
-            build-backend = "setuptools.build_meta"
-
-            [project]
-            name = "{dist}"
-            version = "6.6.6"
-            dependencies = []
-
-            [tool.setuptools]
-            packages = [{packages}]
-
-            [project.entry-points."trader.plugins"]
-        """).format(dist=dist, packages=", ".join(json.dumps(m) for m in modules)) + lines + "\n",
-        encoding="utf-8",
-    )
-    for module, body in modules.items():
-        (pkg / module).mkdir()
-        (pkg / module / "__init__.py").write_text(textwrap.dedent(body), encoding="utf-8")
-    return pkg
+    return plugin_packages.write_distribution(root, dist, entries, modules, "6.6.6")
 
 
 @pytest.fixture(scope="module")
@@ -135,13 +112,7 @@ def site(tmp_path_factory) -> Path:
     """Every hostile distribution, built and pip-installed in one call into a folder put on PYTHONPATH."""
     src = tmp_path_factory.mktemp("hostile-src")
     target = tmp_path_factory.mktemp("hostile-site")
-    packages = [write_distribution(src, dist, *parts) for dist, parts in PACKAGES.items()]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True,
-    )
-    return target
+    return pip_install(target, [write_distribution(src, dist, *parts) for dist, parts in PACKAGES.items()])
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from cli_runner import run_trader
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 from trader import Signal, SignalAction, SignalRequest, StrategyInfo, hookimpl
 from trader.errors import PluginError, UnknownPluginError
@@ -103,26 +100,6 @@ def test_builtin_strategy_can_be_disabled_but_core_plugins_cannot():
 # ----------------------------------------------------------------------------- real packages
 
 
-def write_package(root: Path, dist: str, module: str, entry_name: str, body: str) -> Path:
-    pkg = root / dist
-    (pkg / module).mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{dist}"
-        version = "2.3.4"
-        dependencies = []
-
-        [project.entry-points."trader.plugins"]
-        {entry_name} = "{module}"
-    """))
-    (pkg / module / "__init__.py").write_text(textwrap.dedent(body))
-    return pkg
-
-
 GOOD = """
     from trader import Signal, StrategyInfo, hookimpl
 
@@ -152,22 +129,11 @@ def installed_plugins(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
     target = tmp_path_factory.mktemp("site")
     packages = [
-        write_package(src, "trader-third-party", "trader_third_party", "third_party", GOOD),
-        write_package(src, "trader-broken", "trader_broken", "broken", BROKEN),
-        write_package(src, "trader-typo", "trader_typo", "typo", UNKNOWN_HOOK),
+        write_plugin(src, "trader-third-party", "trader_third_party", "third_party", GOOD, "2.3.4"),
+        write_plugin(src, "trader-broken", "trader_broken", "broken", BROKEN, "2.3.4"),
+        write_plugin(src, "trader-typo", "trader_typo", "typo", UNKNOWN_HOOK, "2.3.4"),
     ]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True,
-    )
-    return target
-
-
-def plugin_env(target: Path, **extra: str) -> dict[str, str]:
-    env = {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
-    env.update(extra)
-    return env
+    return pip_install(target, packages)
 
 
 def test_pip_installed_plugin_is_discovered_and_broken_ones_reported(installed_plugins, trader_home):

@@ -7,35 +7,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 from cli_runner import TRADER_EXE, run_trader
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 pytestmark = pytest.mark.slow
-
-
-def write_package(root: Path, dist: str, module: str, entry_name: str, body: str) -> Path:
-    pkg = root / dist
-    (pkg / module).mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "{dist}"
-        version = "6.6.6"
-        dependencies = []
-
-        [project.entry-points."trader.plugins"]
-        {entry_name} = "{module}"
-    """))
-    (pkg / module / "__init__.py").write_text(textwrap.dedent(body))
-    return pkg
 
 
 FORGE = """
@@ -143,18 +122,13 @@ def hostile_env(tmp_path_factory) -> dict[str, str]:
     src = tmp_path_factory.mktemp("src")
     target = tmp_path_factory.mktemp("site")
     packages = [
-        write_package(src, "trader-hostile-rules", "trader_hostile_rules", "hostile_rules", HOSTILE_RULES),
-        write_package(src, "trader-greedy", "trader_greedy", "greedy", GREEDY),
-        write_package(src, "trader-forger", "trader_forger", "forger", FORGER),
-        write_package(src, "trader-raiser", "trader_raiser", "raiser", RAISER),
-        write_package(src, "trader-sleeper", "trader_sleeper", "sleeper", SLEEPER),
+        write_plugin(src, "trader-hostile-rules", "trader_hostile_rules", "hostile_rules", HOSTILE_RULES, "6.6.6"),
+        write_plugin(src, "trader-greedy", "trader_greedy", "greedy", GREEDY, "6.6.6"),
+        write_plugin(src, "trader-forger", "trader_forger", "forger", FORGER, "6.6.6"),
+        write_plugin(src, "trader-raiser", "trader_raiser", "raiser", RAISER, "6.6.6"),
+        write_plugin(src, "trader-sleeper", "trader_sleeper", "sleeper", SLEEPER, "6.6.6"),
     ]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True,
-    )
-    return {"PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    return plugin_env(pip_install(target, packages))
 
 
 def status(home: Path, env: dict[str, str], name: str) -> dict:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from engine_testkit import start_trader, status_json, trader
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 pytestmark = pytest.mark.slow
 
@@ -167,23 +168,8 @@ STRATEGIES = {
 
 
 def _package(root: Path, name: str, body: str) -> Path:
-    module = f"trader_hostile_{name}"
-    pkg = root / f"trader-hostile-{name.replace('_', '-')}"
-    (pkg / module).mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "trader-hostile-{name.replace('_', '-')}"
-        version = "1.0"
-
-        [project.entry-points."trader.plugins"]
-        {name} = "{module}"
-    """))
-    (pkg / module / "__init__.py").write_text(textwrap.dedent(COMMON) + textwrap.dedent(body))
-    return pkg
+    return write_plugin(root, f"trader-hostile-{name.replace('_', '-')}", f"trader_hostile_{name}", name,
+                        textwrap.dedent(COMMON) + textwrap.dedent(body))
 
 
 @pytest.fixture(scope="module")
@@ -191,13 +177,7 @@ def site(tmp_path_factory) -> Path:
     """Every hostile package, built and pip-installed in one go into a folder put on PYTHONPATH."""
     src = tmp_path_factory.mktemp("hostile-src")
     target = tmp_path_factory.mktemp("hostile-site")
-    packages = [_package(src, name, body) for name, body in STRATEGIES.items()]
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), *map(str, packages)],
-        check=True, capture_output=True, text=True,
-    )
-    return target
+    return pip_install(target, [_package(src, name, body) for name, body in STRATEGIES.items()])
 
 
 @pytest.fixture
@@ -211,7 +191,7 @@ def home(tmp_path) -> Path:
 def env(site, tmp_path) -> dict[str, str]:
     marks = tmp_path / "marks.txt"
     marks.write_text("")
-    return {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]), "HOSTILE_MARKS": str(marks)}
+    return plugin_env(site, HOSTILE_MARKS=str(marks))
 
 
 def marks(env: dict[str, str]) -> list[str]:

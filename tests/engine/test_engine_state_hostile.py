@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from cli_runner import run_trader
 from engine_testkit import install_fake_strategies
+from plugin_packages import pip_install, write_plugin
 
 EVIL = """
     import os
@@ -42,27 +40,7 @@ def site(tmp_path_factory) -> dict[str, str]:
     """The hostile distribution pip-installed into a target folder, plus the engine's fake strategies."""
     src = tmp_path_factory.mktemp("src")
     target = tmp_path_factory.mktemp("site")
-    pkg = src / "trader-evil-store"
-    (pkg / "trader_evil_store").mkdir(parents=True)
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=68"]
-        build-backend = "setuptools.build_meta"
-
-        [project]
-        name = "trader-evil-store"
-        version = "0.1"
-        dependencies = []
-
-        [project.entry-points."trader.plugins"]
-        evil_store = "trader_evil_store"
-    """))
-    (pkg / "trader_evil_store" / "__init__.py").write_text(textwrap.dedent(EVIL))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(pkg)],
-        check=True, capture_output=True, text=True,
-    )
+    pip_install(target, [write_plugin(src, "trader-evil-store", "trader_evil_store", "evil_store", EVIL, "0.1")])
     fakes = install_fake_strategies(tmp_path_factory.mktemp("fakes"))
     return {"PYTHONPATH": os.pathsep.join([str(target), fakes["PYTHONPATH"]])}
 

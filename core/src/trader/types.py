@@ -16,6 +16,8 @@ from typing import Any
 import attrs
 from attrs import field, frozen
 
+from trader.validators import finite, integer, non_empty_str, number, optional
+
 __all__ = [
     "Side",
     "SignalAction",
@@ -44,56 +46,15 @@ __all__ = [
 # --------------------------------------------------------------------------- validators
 
 
-def _finite(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{attribute.name} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{attribute.name} must be finite, got {value!r}")
-
-
-def _positive(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _finite(instance, attribute, value)
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _non_negative(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _finite(instance, attribute, value)
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _unit_interval(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _finite(instance, attribute, value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{attribute.name} must be within [0, 1], got {value!r}")
-
-
-def _open_unit(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _finite(instance, attribute, value)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{attribute.name} must be within (0, 1], got {value!r}")
-
-
-def _optional(validator):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value is not None:
-            validator(instance, attribute, value)
-
-    return check
-
-
-def _non_empty_str(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{attribute.name} must be a non-empty string, got {value!r}")
-
-
-def _int_at_least(minimum: int):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
-
-    return check
+# One rule per kind of field, shared with every value type of the core (trader.validators).
+_finite = finite
+_positive = number(0, low_open=True)
+_non_negative = number(0)
+_unit_interval = number(0, 1)
+_open_unit = number(0, 1, low_open=True)
+_optional = optional
+_non_empty_str = non_empty_str
+_int_at_least = integer
 
 
 def _enum(cls: type[enum.Enum]):
