@@ -12,7 +12,15 @@ import types
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from trader.engine.records import ControlRequest, FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.records import (
+    ControlRequest,
+    FillRecord,
+    OrderRecord,
+    OrderStatus,
+    RiskEvent,
+    SavedState,
+    StepRecord,
+)
 from trader.errors import StateError
 from trader.types import OrderRequest, Position, TradingStatus
 

@@ -43,9 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from trader.engine import state_file
-from trader.engine.schema import SCHEMA_VERSION, TABLES, migrate, new_file_script
 from trader.engine.ledger import CashFlow, LedgerFill, ledger_differences, replay_ledger
 from trader.engine.records import ControlRequest, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.schema import SCHEMA_VERSION, TABLES, migrate, new_file_script
 from trader.engine.store import StateStore, missing_members
 from trader.errors import StateError
 from trader.types import OrderRequest, Position, TradingStatus
