@@ -22,6 +22,7 @@ from trader.features.specs import (
     warmup_bars_for,
 )
 from trader.timeframes import timeframe_to_ms
+from trader.validators import integer, number, one_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,26 +44,9 @@ def _to_windows(value: Iterable[int]) -> tuple[int, ...]:
     return tuple(sorted(windows))
 
 
-def _check_int_at_least(minimum: int):
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
-
-    return check
-
-
 def _check_timeframe(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None:
         timeframe_to_ms(value)
-
-
-def _check_label_kind(instance: Any, attribute: Any, value: Any) -> None:
-    if value not in LABEL_KINDS:
-        raise ValueError(f"{attribute.name} must be one of {', '.join(LABEL_KINDS)}; got {value!r}")
-
-
-def _check_threshold(instance: Any, attribute: Any, value: Any) -> None:
-    LabelDefinition(threshold=value)  # same rule, same message
 
 
 @frozen
@@ -101,11 +85,11 @@ class FeatureEngineer:
 
     windows: tuple[int, ...] = field(default=DEFAULT_WINDOWS, converter=_to_windows)
     include_target: bool = field(default=False, converter=bool)
-    horizon: int = field(default=1, validator=_check_int_at_least(1))
-    threshold: float = field(default=DEFAULT_THRESHOLD, validator=_check_threshold)
+    horizon: int = field(default=1, validator=integer(1))
+    threshold: float = field(default=DEFAULT_THRESHOLD, validator=number(0))
     timeframe: str | None = field(default=None, validator=_check_timeframe)
-    max_fill_bars: int = field(default=DEFAULT_MAX_FILL_BARS, validator=_check_int_at_least(0))
-    label_kind: str = field(default="binary", validator=_check_label_kind)
+    max_fill_bars: int = field(default=DEFAULT_MAX_FILL_BARS, validator=integer(0))
+    label_kind: str = field(default="binary", validator=one_of(*LABEL_KINDS))
 
     # ------------------------------------------------------------------ description
 

@@ -22,6 +22,7 @@ from attrs import field, frozen
 
 from trader.errors import DataError
 from trader.timeframes import timeframe_to_ms
+from trader.validators import integer, number, one_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,28 +45,13 @@ def round_trip_threshold(fee_rate: float) -> float:
 DEFAULT_THRESHOLD = round_trip_threshold(DEFAULT_FEE_RATE)
 
 
-def _check_horizon(instance: Any, attribute: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be an integer >= 1, got {value!r}")
-
-
-def _check_threshold(instance: Any, attribute: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _check_kind(instance: Any, attribute: Any, value: Any) -> None:
-    if value not in LABEL_KINDS:
-        raise ValueError(f"{attribute.name} must be one of {', '.join(LABEL_KINDS)}; got {value!r}")
-
-
 @frozen
 class LabelDefinition:
     """How targets are made: ``kind`` over ``horizon`` bars against ``threshold`` (a log return)."""
 
-    horizon: int = field(default=1, validator=_check_horizon)
-    threshold: float = field(default=DEFAULT_THRESHOLD, validator=_check_threshold)
-    kind: str = field(default="binary", validator=_check_kind)
+    horizon: int = field(default=1, validator=integer(1))
+    threshold: float = field(default=DEFAULT_THRESHOLD, validator=number(0))
+    kind: str = field(default="binary", validator=one_of(*LABEL_KINDS))
 
     @classmethod
     def fee_aware(cls, fee_rate: float = DEFAULT_FEE_RATE, horizon: int = 1, kind: str = "binary",

@@ -9,7 +9,6 @@ reach back over a boundary: those rows are past features, never labels.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from trader.errors import DataError
 from trader.features.labels import TARGET_COLUMN
 from trader.features.scaler import SCALER_KINDS, FeatureScaler
 from trader.features.windows import finite_rows, gather_windows, valid_window_ends
+from trader.validators import integer, number
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,20 +30,6 @@ __all__ = ["DataSplit", "DataPreprocessor", "PreparedData", "PARTS"]
 PARTS = ("train", "val", "test")
 
 
-def _int_at_least(minimum: int):
-    def check(instance: Any, attribute: Any, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
-
-    return check
-
-
-def _fraction(instance: Any, attribute: Any, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value < 1.0:
-        raise ValueError(f"{attribute.name} must be within [0, 1), got {value!r}")
-
-
 def _optional_ms(instance: Any, attribute: Any, value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
         raise ValueError(f"{attribute.name} must be a timestamp in UTC milliseconds or None, got {value!r}")
@@ -53,11 +39,11 @@ def _optional_ms(instance: Any, attribute: Any, value: Any) -> None:
 class DataSplit:
     """Row ranges of the three parts of ``n_rows`` rows, with the purge and embargo applied."""
 
-    n_rows: int = field(validator=_int_at_least(0))
-    val_start: int = field(validator=_int_at_least(0))
-    test_start: int = field(validator=_int_at_least(0))
-    purge: int = field(default=1, validator=_int_at_least(0))
-    embargo: int = field(default=0, validator=_int_at_least(0))
+    n_rows: int = field(validator=integer(numpy=True, low=0))
+    val_start: int = field(validator=integer(numpy=True, low=0))
+    test_start: int = field(validator=integer(numpy=True, low=0))
+    purge: int = field(default=1, validator=integer(numpy=True, low=0))
+    embargo: int = field(default=0, validator=integer(numpy=True, low=0))
 
     def __attrs_post_init__(self) -> None:
         if not self.val_start <= self.test_start <= self.n_rows:
@@ -136,15 +122,15 @@ class DataPreprocessor:
     from ``train_fraction`` and ``val_fraction`` of the rows (test gets the rest).
     """
 
-    train_fraction: float = field(default=0.7, validator=_fraction)
-    val_fraction: float = field(default=0.15, validator=_fraction)
+    train_fraction: float = field(default=0.7, validator=number(0, 1, high_open=True))
+    val_fraction: float = field(default=0.15, validator=number(0, 1, high_open=True))
     val_start: int | None = field(default=None, validator=_optional_ms)
     test_start: int | None = field(default=None, validator=_optional_ms)
-    horizon: int = field(default=1, validator=_int_at_least(0))
-    embargo: int = field(default=0, validator=_int_at_least(0))
+    horizon: int = field(default=1, validator=integer(numpy=True, low=0))
+    embargo: int = field(default=0, validator=integer(numpy=True, low=0))
     scaler_kind: str = field(default="zscore")
     clip: float | None = None
-    window: int = field(default=1, validator=_int_at_least(1))
+    window: int = field(default=1, validator=integer(numpy=True, low=1))
 
     def __attrs_post_init__(self) -> None:
         if self.scaler_kind not in SCALER_KINDS:
