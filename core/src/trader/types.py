@@ -11,6 +11,7 @@ import enum
 import math
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -141,7 +142,8 @@ class Signal:
 
     @classmethod
     def hold(cls, reason: str = "") -> Signal:
-        return cls(SignalAction.HOLD, confidence=1.0, size=0.0, reason=reason)
+        """A HOLD that claims nothing: confidence 0 and size 0 (a warm-up row, no opinion)."""
+        return cls(SignalAction.HOLD, confidence=0.0, size=0.0, reason=reason)
 
 
 @frozen
@@ -444,6 +446,8 @@ class SignalRequest:
     ``candles``, or ``None`` for strategies that use none. ``at`` lists the row
     positions that want a signal, ascending: the last row in live trading, every row
     of the range in a backtest. A strategy must only use rows ``<= i`` for row ``i``.
+    ``workdir`` is the strategy's own writable folder, ``TRADER_HOME/strategies/NAME/plugin``,
+    created by ``trader run`` (in the worker process too); ``None`` where the core gives none.
     """
 
     strategy: str
@@ -455,6 +459,7 @@ class SignalRequest:
     model: Any = None
     state: Mapping[str, Any] = field(factory=dict)
     params: Mapping[str, Any] = field(factory=dict)
+    workdir: Path | None = None
 
 
 @frozen

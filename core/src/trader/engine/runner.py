@@ -19,6 +19,7 @@ from attrs import field, frozen
 from trader.engine.factory import initial_cash, paper_broker, rebalance_band, strategy_limits
 from trader.engine.isolation import DEFAULT_SIGNAL_TIMEOUT_S, DEFAULT_START_TIMEOUT_S, ISOLATION_MODES
 from trader.engine.lock import StrategyLock
+from trader.engine.reconcile import reconcile
 from trader.engine.risk import RiskAuditAgent, audit_plugin_names
 from trader.engine.signals import SignalSource, StrategySignals, history_bars, window_size
 from trader.engine.step import TradingSession
@@ -27,7 +28,11 @@ from trader.params import validate_params
 from trader.timeframes import timeframe_to_ms
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from trader.config import TraderConfig
+    from trader.engine.brokers.base import Broker
+    from trader.engine.store import StateStore
     from trader.plugins import TraderPluginManager
     from trader.strategy import Strategy
     from trader.types import StrategyInfo
@@ -129,13 +134,6 @@ class RunSummary:
         return "\n".join(lines)
 
 
-def _watch_candles(broker: Any, candles: Any) -> None:
-    """Show the paper broker the candles it estimates the spread from (``trader.costs``)."""
-    watch = getattr(broker, "watch_candles", None)
-    if watch is not None:
-        watch(candles)
-
-
 def _seconds(section: dict[str, Any], key: str, default: float) -> float:
     value = section.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
@@ -143,7 +141,7 @@ def _seconds(section: dict[str, Any], key: str, default: float) -> float:
     return float(value)
 
 
-def open_state_store(manager: TraderPluginManager, config: TraderConfig, name: str) -> Any:
+def open_state_store(manager: TraderPluginManager, config: TraderConfig, name: str) -> StateStore:
     """The store of ``name`` through ``trader_state_store``, reaching only that strategy's namespace."""
     directory = config.strategy_dir(name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -196,7 +194,14 @@ class StrategyRunner:
         self._check_strategy(info, strategy.record.hooks)
         params = validate_params(info, params, self._params_where)  # before the model is loaded
         model = self._load_model(strategy) if info.requires_model else None
-        return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params), info, ()
+        workdir = self._workdir(info.name)
+        return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params, workdir), info, ()
+
+    def _workdir(self, name: str) -> Path:
+        """The strategy's own writable folder (``SignalRequest.workdir``), created here."""
+        workdir = self.config.strategy_dir(name) / "plugin"
+        workdir.mkdir(parents=True, exist_ok=True)
+        return workdir
 
     def _worker_source(self, params: dict[str, Any]) -> tuple[SignalSource, StrategyInfo, tuple]:
         """The strategy's hooks in a worker process (``--isolation process``); this process never imports them."""
@@ -215,7 +220,7 @@ class StrategyRunner:
             spec,
             {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
              "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
-             "params_where": self._params_where},
+             "params_where": self._params_where, "workdir": str(self._workdir(name))},
             signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
             start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
             log_format=self.log_format,
@@ -278,7 +283,7 @@ class StrategyRunner:
                 self._exchange = make_exchange(self.config, self.options.exchange, credentials=self.options.live)
         return self._exchange
 
-    def _broker(self) -> Any:
+    def _broker(self) -> Broker:
         opts = self.options
         if opts.live:
             from trader.engine.brokers.ccxt_broker import CcxtBroker
@@ -318,7 +323,7 @@ class StrategyRunner:
         broker = None
         try:
             store = open_state_store(self.manager, self.config, info.name)
-            if opts.live and hasattr(store, "set_durable"):
+            if opts.live:
                 store.set_durable(True)
             saved = store.load(opts.symbol, opts.timeframe)
             if saved is not None and opts.cash is not None and abs(saved.initial_cash - cash) > 1e-9:
@@ -341,9 +346,8 @@ class StrategyRunner:
             )
             if session.audit.fails_closed:
                 log.error("%s: the risk audit denies every order: %s", info.name, session.audit.refusal)
-            if hasattr(broker, "reconcile"):
-                for line in broker.reconcile(session):
-                    log.info("%s: %s", info.name, line)
+            for line in reconcile(session):  # the engine settles what a crash left open; the broker reports
+                log.info("%s: %s", info.name, line)
             return self._loop(info, source, session)
         finally:
             if broker is not None:
@@ -361,26 +365,23 @@ class StrategyRunner:
             "%s: trading %s %s on %s with the %s broker; risk status %s",
             info.name, opts.symbol, opts.timeframe, source, session.broker.name, session.status.value,
         )
-        costs = getattr(session.broker, "costs", None)
+        costs = session.broker.costs_line()
         if costs is not None:  # the paper broker: what its fills pay
-            from trader.costs import describe_costs, format_costs
-
-            log.info("%s: costs: %s", info.name, format_costs(describe_costs(costs, session.broker.spreads.charged())))
+            log.info("%s: costs: %s", info.name, costs)
         processed = 0
         stopped_by = "end of data"
         first_ts = None
         first_close = None
         last_close = None
-        read_state = getattr(session.store, "strategy_state", None)
-        watch = getattr(session.broker, "watch_candle", None)  # the paper broker's spread estimate
+        read_state = session.store.strategy_state
+        watch = session.broker.watch_candle  # the paper broker's spread estimate
         for index, candle, now in items:
-            if watch is not None:
-                watch(candle)
+            watch(candle)
             session.apply_requests()
             if session.last_timestamp is not None and candle.timestamp <= session.last_timestamp:
                 session.process(candle, None, now=now)  # skipped, with a warning and an event
                 continue
-            state = read_state() if read_state is not None and index >= first_row else {}
+            state = read_state() if index >= first_row else {}
             signal, inference_ms = signals.next(index, candle, state)
             record = session.process(candle, signal, inference_ms=inference_ms, now=now)
             self._log_step(record, index)
@@ -413,7 +414,7 @@ class StrategyRunner:
                 synthetic_bars=opts.synthetic_bars, seed=opts.seed,
             )
             feed = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
-            _watch_candles(session.broker, df)
+            session.broker.watch_candles(df)
             start = feed.start_index(session.last_timestamp)
             if opts.start_from is not None:
                 start = max(start, feed.start_index(opts.start_from - 1))
@@ -431,7 +432,7 @@ class StrategyRunner:
         feed = LiveFeed(self.exchange(), opts.symbol, opts.timeframe, stop=self.stop, on_error=report,
                         stale_after_bars=session.limits.stale_after_bars)
         history = feed.history(self._live_history_bars(session))
-        _watch_candles(session.broker, history)
+        session.broker.watch_candles(history)
         ts = history["timestamp"].to_numpy()
         last = session.last_timestamp
         if last is None:
@@ -514,8 +515,8 @@ class StrategyRunner:
         from trader.engine.summary import max_drawdown
 
         store = session.store
-        curve = store.equity_curve(session.symbol) if hasattr(store, "equity_curve") else []
-        trades = len(store.fills()) if hasattr(store, "fills") else 0
+        curve = store.equity_curve(session.symbol)
+        trades = len(store.fills())
         first = curve[0][0] if curve else first_ts
         return RunSummary(
             strategy=session.strategy,

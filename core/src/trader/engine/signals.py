@@ -19,6 +19,8 @@ from trader.engine.history import CandleWindow
 from trader.types import Candle, Signal, SignalRequest
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from trader.strategy import Strategy
     from trader.types import StrategyInfo
 
@@ -54,8 +56,10 @@ class SignalSource(Protocol):
 class StrategySignals:
     """The strategy's signals computed in this process (see the module docstring)."""
 
-    def __init__(self, strategy: Strategy, symbol: str, timeframe: str, model: Any, params: Mapping[str, Any]) -> None:
+    def __init__(self, strategy: Strategy, symbol: str, timeframe: str, model: Any, params: Mapping[str, Any],
+                 workdir: Path | None = None) -> None:
         info = strategy.info
+        self.workdir = workdir
         self.strategy = strategy
         self.info = info
         self.symbol = symbol
@@ -103,6 +107,7 @@ class StrategySignals:
             model=self.model,
             state=state,
             params=self.params,
+            workdir=self.workdir,
         )
         started = time.perf_counter()
         signal: Signal | BaseException

@@ -55,6 +55,8 @@ class _Worker:
         self.conn.send_bytes(encode(message))
 
     def init(self, request: dict[str, Any]) -> dict[str, Any]:
+        from pathlib import Path
+
         from trader.engine.signals import StrategySignals
         from trader.engine.wire import info_to_wire
         from trader.entrypoints import PluginSpec, load_plugin
@@ -73,8 +75,6 @@ class _Worker:
         model = None
         model_version = None
         if info.requires_model and strategy.implements("trader_generate_signals"):
-            from pathlib import Path
-
             from trader.errors import ModelNotFoundError, train_command
             from trader.models import ModelPersistence
 
@@ -91,7 +91,9 @@ class _Worker:
             log.info("%s: model %s loaded from %s", spec.name, loaded.version, loaded.directory)
         self.strategy = strategy
         if strategy.implements("trader_generate_signals"):
-            self.signals = StrategySignals(strategy, request["symbol"], request["timeframe"], model, params)
+            workdir = request.get("workdir")
+            self.signals = StrategySignals(strategy, request["symbol"], request["timeframe"], model, params,
+                                           workdir=None if workdir is None else Path(str(workdir)))
             import pandas  # noqa: F401 - the first signal's frames need it: pay the import now, not on a live candle
         return {"ok": True, "info": info_to_wire(info), "hooks": list(strategy.record.hooks),
                 "model_version": None if model_version is None else str(model_version)}

@@ -1,0 +1,102 @@
+"""What docs/api.md promises a third-party author: the strategy's own folder, ``Signal.hold()``,
+a sequence spec held to its plugin's window length and feature windows."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from cli_runner import run_trader
+from plugin_packages import pip_install, plugin_env, write_plugin
+
+from trader.errors import PluginError
+from trader.types import Signal, SignalAction
+
+DIARY = """
+from trader.hookspecs import hookimpl
+from trader.types import Signal, StrategyInfo
+
+
+@hookimpl
+def trader_strategy_info():
+    return StrategyInfo(name="diary", version="1.0", description="writes a line per signal into its own folder")
+
+
+@hookimpl
+def trader_generate_signals(request):
+    with open(request.workdir / "seen.txt", "a", encoding="utf-8") as f:
+        f.write(f"{request.workdir}\\n")
+    return [Signal.hold("diary") for _ in request.at]
+"""
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("src")
+    return pip_install(tmp_path_factory.mktemp("site"), [write_plugin(src, "trader-diary", "trader_diary", "diary", DIARY)])
+
+
+def test_hold_claims_no_confidence():
+    hold = Signal.hold("warm-up")
+    assert (hold.action, hold.confidence, hold.size, hold.reason) == (SignalAction.HOLD, 0.0, 0.0, "warm-up")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("isolation", ["process", "inline"])
+def test_a_strategy_writes_into_its_own_folder_under_trader_home(installed, tmp_path, isolation):
+    home, user_home = tmp_path / "home", tmp_path / "user"
+    home.mkdir()
+    user_home.mkdir()
+    result = run_trader("run", "--plugin", "diary", "--isolation", isolation, "--max-candles", "3", "--quiet",
+                        home=home, env=plugin_env(installed, HOME=str(user_home)))
+    assert result.returncode == 0, result.stderr
+    folder = home / "strategies" / "diary" / "plugin"
+    lines = (folder / "seen.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3 and set(lines) == {str(folder)}
+    assert not any(user_home.iterdir())  # nothing under the user's own home
+
+
+SPEC_MODULE = """
+from torch import nn
+
+from trader.ml.spec import SequenceClassifierSpec
+
+
+class Tiny(nn.Module):
+    def __init__(self, input_size, num_classes, hidden_size=4):
+        super().__init__()
+        self.head = nn.Linear(input_size, num_classes)
+
+    def forward(self, x):
+        return self.head(x[:, -1])
+
+
+SPEC = SequenceClassifierSpec(plugin="tiny", model_class=Tiny, input_weight="head.weight",
+                              architecture_defaults={{"hidden_size": 4}}{extra})
+"""
+
+
+@pytest.mark.parametrize(("extra", "error"), [
+    ("", None),
+    (", sequence_length=30", "the spec's sequence_length 30 differs from the plugin's 20"),
+    (", feature_windows=(5, 10)", "the spec's feature_windows [5, 10] differs from the plugin's [5, 20]"),
+])
+def test_a_sequence_spec_takes_its_plugins_window_length_and_windows_or_is_refused(tmp_path, monkeypatch, extra, error):
+    pytest.importorskip("torch")
+    from trader.ml.plugin import SequenceStrategyPlugin
+
+    module = f"tiny_spec_{abs(hash(extra))}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(SPEC_MODULE.format(extra=extra)), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugin = SequenceStrategyPlugin(name="tiny", version="0.1", description="tiny", spec=f"{module}:SPEC",
+                                    feature_windows=(5, 20), sequence_length=20)
+    info = plugin.trader_strategy_info()
+    if error is None:
+        spec = plugin.spec()
+        assert (spec.sequence_length, spec.feature_windows) == (20, (5, 20))
+        assert info.warmup_bars == 20 + 20 - 1  # the warm-up reads the same numbers training does
+        return
+    with pytest.raises(PluginError) as refused:
+        plugin.spec()
+    assert str(refused.value).startswith(f"tiny: {module}:SPEC: {error}")
