@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from attrs import field, frozen
 
+from trader.candle_time import candle_timestamps
 from trader.errors import DataError
 from trader.features import kernels
 from trader.features.labels import DEFAULT_THRESHOLD, LABEL_KINDS, TARGET_COLUMN, LabelDefinition
@@ -196,14 +197,16 @@ class FeatureEngineer:
 
 
 def candle_columns(df: pd.DataFrame) -> tuple[np.ndarray, ...]:
-    """``timestamp, open, high, low, close, volume`` as numpy arrays, or a one-line DataError."""
-    missing = [name for name in OHLCV_COLUMNS if name not in df.columns]
+    """``timestamp, open, high, low, close, volume`` as numpy arrays, or a one-line DataError.
+
+    The times come from the ``timestamp`` column, a ``date`` column or a UTC ``DatetimeIndex``
+    (:func:`trader.candle_time.candle_timestamps`); the arrays keep the frame's row order.
+    """
+    missing = [name for name in OHLCV_COLUMNS[1:] if name not in df.columns]
     if missing:
-        raise DataError(f"candle frame lacks column(s) {', '.join(missing)} (needs {', '.join(OHLCV_COLUMNS)})")
-    ts = df["timestamp"].to_numpy()
-    if ts.dtype.kind not in "iu":
-        raise DataError(f"column timestamp must hold integer milliseconds, got {ts.dtype}")
-    ts = ts.astype(np.int64, copy=False)
+        raise DataError(f"candle frame lacks column(s) {', '.join(missing)} (needs {', '.join(OHLCV_COLUMNS[1:])} "
+                        f"and a time: a timestamp or date column, or a DatetimeIndex)")
+    ts = candle_timestamps(df)
     cols = [df[name].to_numpy(dtype=np.float64) for name in OHLCV_COLUMNS[1:]]
     for name, col in zip(OHLCV_COLUMNS[1:], cols, strict=True):
         bad = ~(col > 0) if name != "volume" else ~(col >= 0)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from attrs import field, frozen
 
+from trader.candle_time import candle_timestamps, has_time
 from trader.errors import DataError
 from trader.timeframes import timeframe_to_ms
 from trader.validators import integer, number, one_of
@@ -99,7 +100,7 @@ class LabelDefinition:
 
         if "close" not in df.columns:
             raise DataError("labels need a close column; the candle frame has none")
-        ts = df["timestamp"].to_numpy() if "timestamp" in df.columns else None
+        ts = candle_timestamps(df) if has_time(df) else None  # a timestamp or date column, or a DatetimeIndex
         bar_ms = timeframe_to_ms(timeframe) if timeframe is not None else None
         values = self.compute_array(df["close"].to_numpy(dtype=np.float64), ts, bar_ms)
         return pd.Series(values, index=df.index, name=TARGET_COLUMN)
