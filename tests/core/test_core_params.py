@@ -219,11 +219,11 @@ def test_a_one_letter_typo_of_a_shipped_key_gets_a_did_you_mean(name, data):
 def test_the_shipped_strategies_declare_what_their_parsing_reads_with_the_same_defaults():
     import trader_dl_lstm.spec
     import trader_dl_transformer.spec
-    from trader.ml.sequence import DataSettings, SignalThresholds
+    from trader.ml.sequence import DataSettings
+    from trader.ml.thresholds import SequenceSignalSettings
     from trader.ml.train_classifier import known_training_keys as _known_keys
     from trader.ml.training import TrainConfig
-    from trader_ensemble.params import EnsembleParams
-    from trader_ensemble.params import SignalThresholds as EnsembleThresholds
+    from trader_ensemble.params import EnsembleParams, signal_thresholds
 
     for info, spec in ((SHIPPED["dl_lstm"], trader_dl_lstm.spec.SPEC), (SHIPPED["dl_transformer"], trader_dl_transformer.spec.SPEC)):
         train = {p.name: p.default for p in info.params if p.section == "train"}
@@ -232,14 +232,14 @@ def test_the_shipped_strategies_declare_what_their_parsing_reads_with_the_same_d
                     **spec.architecture_defaults, "sequence_length": spec.sequence_length, "windows": spec.feature_windows}
         assert all(train[k] == defaults[k] for k in train if k != "max_len"), info.name
         signal = validate_params(info, {}, "t")
-        assert signal == attrs.asdict(SignalThresholds.from_params(signal))
+        assert signal == attrs.asdict(SequenceSignalSettings.from_params(signal))
     ensemble = SHIPPED["ensemble"]
     train = {p.name: p.default for p in ensemble.params if p.section == "train"}
     assert set(train) == {a.name for a in attrs.fields(EnsembleParams)} | {"epochs"}
     fields = attrs.asdict(EnsembleParams())
     assert all(train[k] == fields[k] for k in fields)
     signal = validate_params(ensemble, {}, "t")
-    assert signal == attrs.asdict(EnsembleThresholds.from_mapping(signal))
+    assert signal == attrs.asdict(signal_thresholds(signal))
     assert SHIPPED["buy_and_hold"].params == ()  # reads no parameter, so declares none and checks none
 
 

@@ -14,7 +14,7 @@ from trader.errors import ConfigError, ModelNotFoundError
 from trader.features import FeatureEngineer
 from trader.types import SignalAction, SignalRequest
 from trader_ensemble import trader_generate_signals, trader_train
-from trader_ensemble.params import EnsembleParams, SignalThresholds
+from trader_ensemble.params import EnsembleParams, SignalThresholds, signal_thresholds
 from trader_ensemble.signals import WARMUP_REASON, signal_from_probability, signals_from_probabilities
 
 
@@ -66,7 +66,7 @@ def test_default_thresholds_buy_above_055_sell_below_045():
 )
 def test_bad_signal_settings_are_refused_naming_the_setting(params, message):
     with pytest.raises(ConfigError, match=r"^\[plugins.ensemble\]: .*" + message.replace("(", r"\(").replace(")", r"\)")):
-        SignalThresholds.from_mapping(params)
+        signal_thresholds(params)
 
 
 def test_training_settings_are_checked_and_epochs_sets_the_boosting_rounds():

@@ -17,7 +17,7 @@ from trader.features.specs import (
     BAR_FEATURES,
     DEFAULT_WINDOWS,
     WINDOW_FEATURES,
-    _check_windows,
+    check_windows,
     feature_names,
     feature_specs,
     warmup_bars_for,
@@ -41,7 +41,7 @@ OHLCV_COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 
 def _to_windows(value: Iterable[int]) -> tuple[int, ...]:
     windows = tuple(value)
-    _check_windows(windows)
+    check_windows(windows)
     return tuple(sorted(windows))
 
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from trader.feature_windows import DEFAULT_WINDOWS, check_windows
+
 __all__ = [
     "FeatureSpec",
     "BAR_FEATURES",
     "WINDOW_FEATURES",
     "DEFAULT_WINDOWS",
+    "check_windows",
     "feature_specs",
     "feature_names",
     "feature_count",
     "warmup_bars_for",
 ]
 
-DEFAULT_WINDOWS: tuple[int, ...] = (5, 10, 20, 50)
 
 
 @frozen
@@ -82,20 +84,10 @@ _WINDOW_TEMPLATES: tuple[tuple[str, str, int], ...] = (
 WINDOW_FEATURES: tuple[str, ...] = tuple(kind for kind, _, _ in _WINDOW_TEMPLATES)
 
 
-def _check_windows(windows: tuple[int, ...]) -> None:
-    if not windows:
-        raise ValueError("windows must not be empty")
-    for window in windows:
-        if isinstance(window, bool) or not isinstance(window, int) or window < 2:
-            raise ValueError(f"every window must be an integer >= 2, got {window!r}")
-    if len(set(windows)) != len(windows):
-        raise ValueError(f"windows must be distinct, got {list(windows)}")
-
-
 def feature_specs(windows: tuple[int, ...] = DEFAULT_WINDOWS) -> tuple[FeatureSpec, ...]:
     """All features in column order for *windows* (bar features first, then per-window kinds)."""
     windows = tuple(windows)
-    _check_windows(windows)
+    check_windows(windows)
     per_window = tuple(
         FeatureSpec(f"{kind}_{w}", formula.replace("W", str(w)), w + offset)
         for kind, formula, offset in _WINDOW_TEMPLATES

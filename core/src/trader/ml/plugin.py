@@ -39,7 +39,7 @@ def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: 
     return ParamSpec(name, kind, default, help=help, section="train", **bounds)
 
 
-#: ``[plugins.NAME]`` of a sequence strategy (read by ``trader.ml.sequence.SignalThresholds``).
+#: ``[plugins.NAME]`` of a sequence strategy (read by ``trader.ml.thresholds.SequenceSignalSettings``).
 SIGNAL_PARAMS = (
     ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, help="BUY when P(up) is at least this"),
     ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, help="SELL when P(up) is at most this (<= buy_threshold)"),

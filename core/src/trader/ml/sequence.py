@@ -28,13 +28,13 @@ from trader.ml.prepare import PreparedWindows, prepare_training_data
 from trader.ml.settings import DataSettings
 from trader.ml.signals import generate_sequence_signals
 from trader.ml.spec import MAX_SEQUENCE_LENGTH, MAX_WINDOWS, SequenceClassifierSpec, check_architecture
-from trader.ml.thresholds import SignalThresholds
+from trader.ml.thresholds import SequenceSignalSettings
 from trader.ml.train_classifier import train_sequence_classifier
 
 __all__ = [
     "SequenceClassifierSpec",
     "SequenceModel",
-    "SignalThresholds",
+    "SequenceSignalSettings",
     "DataSettings",
     "PreparedWindows",
     "WEIGHTS_FILE",

@@ -7,7 +7,7 @@ import numpy as np
 from trader.errors import ArtifactError, ModelNotFoundError, train_command
 from trader.ml.model import SequenceModel
 from trader.ml.spec import SequenceClassifierSpec
-from trader.ml.thresholds import SignalThresholds, signal_from_probability, warmup_signal
+from trader.ml.thresholds import SequenceSignalSettings, signal_from_probability, warmup_signal
 from trader.types import Signal, SignalRequest
 
 __all__ = ["generate_sequence_signals"]
@@ -23,7 +23,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
         )
     if not isinstance(model, SequenceModel):
         raise ArtifactError(f"{spec.plugin}: request.model is a {type(model).__name__}, not a loaded SequenceModel")
-    thresholds = SignalThresholds.from_params(request.params)
+    thresholds = SequenceSignalSettings.from_params(request.params)
     features = request.features
     if features is None or not model.reads(features):  # none given, or computed for other windows
         from trader.features import FeatureEngineer

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from trader import RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult, hookimpl
+from trader.feature_windows import DEFAULT_WINDOWS
 from trader_ensemble.params import PARAMS
 
 __version__ = "0.1.0"
 NAME = "ensemble"
-FEATURE_WINDOWS = (5, 10, 20, 50)
+FEATURE_WINDOWS = DEFAULT_WINDOWS
 #: Bars before a feature row is complete for FEATURE_WINDOWS (the longest window).
 FEATURE_WARMUP_BARS = 50
 

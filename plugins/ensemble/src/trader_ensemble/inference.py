@@ -7,7 +7,7 @@ import numpy as np
 from trader.errors import ArtifactError, ModelNotFoundError, train_command
 from trader.types import Signal, SignalRequest
 from trader_ensemble.model import EnsembleModel
-from trader_ensemble.params import SignalThresholds
+from trader_ensemble.params import signal_thresholds
 from trader_ensemble.signals import signals_from_probabilities
 
 __all__ = ["generate_signals"]
@@ -27,7 +27,7 @@ def generate_signals(request: SignalRequest) -> list[Signal]:
         )
     if not isinstance(model, EnsembleModel):
         raise ArtifactError(f"ensemble: request.model is a {type(model).__name__}, not a loaded EnsembleModel")
-    thresholds = SignalThresholds.from_mapping(request.params)
+    thresholds = signal_thresholds(request.params)
     at = np.asarray(request.at, dtype=np.int64).reshape(-1)
     if at.size == 0:
         return []

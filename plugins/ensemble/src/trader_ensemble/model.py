@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from trader.errors import DataError, ModelError
+from trader.feature_windows import DEFAULT_WINDOWS
 from trader_ensemble.params import EnsembleParams
 from trader_ensemble.threads import limited_threads
 
@@ -106,7 +107,7 @@ class EnsembleModel:
         scaler: Any,
         *,
         lags: Sequence[int] = (),
-        windows: Sequence[int] = (5, 10, 20, 50),
+        windows: Sequence[int] = DEFAULT_WINDOWS,
         max_fill_bars: int = 5,
         label: Mapping[str, Any] | None = None,
         members: Sequence[str] = (),

@@ -17,43 +17,18 @@ import attrs
 from attrs import field, frozen
 
 from trader.errors import ConfigError
+from trader.feature_windows import DEFAULT_WINDOWS, check_windows
+from trader.probability_signals import SignalThresholds
 from trader.types import ParamSpec
+from trader.validators import boolean, integer, number, one_of, optional
 
-__all__ = ["MEMBERS", "EnsembleParams", "SignalThresholds", "PARAMS"]
+__all__ = ["MEMBERS", "EnsembleParams", "SignalThresholds", "signal_thresholds", "PARAMS"]
 
 log = logging.getLogger("trader_ensemble")
 _WARNED: set[tuple[type, str]] = set()
 
 #: The models the ensemble can combine (``members``), by name.
 MEMBERS = ("hgb", "extra_trees", "random_forest", "logistic")
-
-
-def _number(minimum: float | None = None, maximum: float | None = None, *, open_min: bool = False):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{attribute.name} must be a finite number, got {value!r}")
-        if minimum is not None and (value <= minimum if open_min else value < minimum):
-            raise ValueError(f"{attribute.name} must be {'>' if open_min else '>='} {minimum}, got {value!r}")
-        if maximum is not None and value > maximum:
-            raise ValueError(f"{attribute.name} must be <= {maximum}, got {value!r}")
-
-    return check
-
-
-def _integer(minimum: int):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"{attribute.name} must be an integer >= {minimum}, got {value!r}")
-
-    return check
-
-
-def _choice(*choices: str):
-    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-        if value not in choices:
-            raise ValueError(f"{attribute.name} must be one of {', '.join(choices)}; got {value!r}")
-
-    return check
 
 
 def _members(instance: Any, attribute: attrs.Attribute, value: tuple[str, ...]) -> None:
@@ -123,8 +98,7 @@ def _from_mapping(cls: type, values: Mapping[str, Any], where: str, *, strict: b
 
 
 def _windows(instance: Any, attribute: attrs.Attribute, value: tuple[int, ...]) -> None:
-    if not value or any(isinstance(w, bool) or not isinstance(w, int) or w < 2 for w in value):
-        raise ValueError(f"windows must be a list of integers >= 2, got {list(value)}")
+    check_windows(value)  # the feature engineer's own rule
 
 
 @frozen
@@ -138,40 +112,40 @@ class EnsembleParams:
     """
 
     # --- data: features, labels, split (same keys and defaults as dl_lstm / dl_transformer)
-    windows: tuple[int, ...] = field(default=(5, 10, 20, 50), converter=_tuple, validator=_windows)
-    val_fraction: float = field(default=0.15, validator=_number(0.0, 0.5, open_min=True))
-    test_fraction: float = field(default=0.15, validator=_number(0.0, 0.5, open_min=True))
-    embargo: int = field(default=0, validator=_integer(0))
-    label_horizon: int = field(default=1, validator=_integer(1))
+    windows: tuple[int, ...] = field(default=DEFAULT_WINDOWS, converter=_tuple, validator=_windows)
+    val_fraction: float = field(default=0.15, validator=number(0.0, 0.5, low_open=True))
+    test_fraction: float = field(default=0.15, validator=number(0.0, 0.5, low_open=True))
+    embargo: int = field(default=0, validator=integer(0))
+    label_horizon: int = field(default=1, validator=integer(1))
     #: Log return the next close(s) must beat to count as "up": 0 (the default) labels the direction;
     #: ``"fee"`` (stored as ``None``) uses the round trip of ``fee_rate``, as the deep-learning plugins do.
     label_threshold: float | None = field(default=0.0, converter=_fee_threshold,
-                                          validator=attrs.validators.optional(_number(0.0)))
-    fee_rate: float = field(default=0.001, validator=_number(0.0, 1.0))
-    label_kind: str = field(default="binary", validator=_choice("binary", "ternary"))
-    scaler: str = field(default="zscore", validator=_choice("zscore", "robust"))
-    scaler_clip: float | None = field(default=10.0, validator=attrs.validators.optional(_number(0.0, open_min=True)))
-    max_fill_bars: int = field(default=5, validator=_integer(0))
+                                          validator=optional(number(0.0)))
+    fee_rate: float = field(default=0.001, validator=number(0.0, 1.0))
+    label_kind: str = field(default="binary", validator=one_of("binary", "ternary"))
+    scaler: str = field(default="zscore", validator=one_of("zscore", "robust"))
+    scaler_clip: float | None = field(default=10.0, validator=optional(number(0.0, low_open=True)))
+    max_fill_bars: int = field(default=5, validator=integer(0))
     # --- the ensemble
     members: tuple[str, ...] = field(default=("hgb", "extra_trees", "logistic"), converter=_tuple, validator=_members)
     weights: tuple[float, ...] | None = field(default=None, converter=_optional_tuple, validator=_weights)
     #: Lagged copies of every feature (``lags = [1]`` adds the previous row's features).
     lags: tuple[int, ...] = field(default=(), converter=_tuple, validator=_lags)
-    calibration: str = field(default="sigmoid", validator=_choice("sigmoid", "isotonic"))
-    hgb_max_iter: int = field(default=200, validator=_integer(1))
-    hgb_learning_rate: float = field(default=0.05, validator=_number(0.0, 1.0, open_min=True))
-    hgb_max_leaf_nodes: int = field(default=15, validator=_integer(2))
-    hgb_min_samples_leaf: int = field(default=100, validator=_integer(1))
-    hgb_l2_regularization: float = field(default=1.0, validator=_number(0.0))
-    trees: int = field(default=100, validator=_integer(1))
-    tree_max_depth: int = field(default=10, validator=_integer(1))
-    tree_min_samples_leaf: int = field(default=100, validator=_integer(1))
-    logistic_c: float = field(default=0.05, validator=_number(0.0, open_min=True))
+    calibration: str = field(default="sigmoid", validator=one_of("sigmoid", "isotonic"))
+    hgb_max_iter: int = field(default=200, validator=integer(1))
+    hgb_learning_rate: float = field(default=0.05, validator=number(0.0, 1.0, low_open=True))
+    hgb_max_leaf_nodes: int = field(default=15, validator=integer(2))
+    hgb_min_samples_leaf: int = field(default=100, validator=integer(1))
+    hgb_l2_regularization: float = field(default=1.0, validator=number(0.0))
+    trees: int = field(default=100, validator=integer(1))
+    tree_max_depth: int = field(default=10, validator=integer(1))
+    tree_min_samples_leaf: int = field(default=100, validator=integer(1))
+    logistic_c: float = field(default=0.05, validator=number(0.0, low_open=True))
     #: Class weights "balanced" for the forests and the logistic regression, so a rare class is not
     #: ignored; calibration restores the true frequencies.
-    balanced: bool = field(default=True, validator=attrs.validators.instance_of(bool))
+    balanced: bool = field(default=True, validator=boolean)
     #: Threads for training (``None``: all cores). Predicting a few rows always uses one.
-    threads: int | None = field(default=None, validator=attrs.validators.optional(_integer(1)))
+    threads: int | None = field(default=None, validator=optional(integer(1)))
 
     def __attrs_post_init__(self) -> None:
         if self.val_fraction + self.test_fraction >= 0.9:
@@ -200,35 +174,11 @@ class EnsembleParams:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(self).items()}
 
 
-@frozen
-class SignalThresholds:
-    """How the calibrated probability ``p`` that the price goes up becomes a Signal.
-
-    The keys are those of the deep-learning plugins (``[plugins.ensemble]``):
-
-    - ``p >= buy_threshold``: BUY with target size ``position_size`` (times the
-      confidence when ``size_by_confidence``);
-    - ``p <= sell_threshold``: SELL, closing the position;
-    - otherwise HOLD.
-
-    ``confidence = |2p - 1|``: 0 for a coin flip, 1 for a certain call.
-    """
-
-    buy_threshold: float = field(default=0.55, validator=_number(0.0, 1.0))
-    sell_threshold: float = field(default=0.45, validator=_number(0.0, 1.0))
-    position_size: float = field(default=1.0, validator=_number(0.0, 1.0, open_min=True))
-    size_by_confidence: bool = field(default=False, validator=attrs.validators.instance_of(bool))
-
-    def __attrs_post_init__(self) -> None:
-        if self.sell_threshold > self.buy_threshold:
-            raise ValueError(
-                f"sell_threshold ({self.sell_threshold}) must not be above buy_threshold ({self.buy_threshold})"
-            )
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> SignalThresholds:
-        # The run engine may share this table with settings of its own, so unknown keys are only logged.
-        return _from_mapping(cls, values, "[plugins.ensemble]", strict=False)
+def signal_thresholds(values: Mapping[str, Any]) -> SignalThresholds:
+    """``[plugins.ensemble]``'s signal keys, by the rule every probability model shares
+    (:class:`trader.probability_signals.SignalThresholds`); ``ConfigError`` naming the table."""
+    # The run engine may share this table with settings of its own, so unknown keys are only logged.
+    return _from_mapping(SignalThresholds, values, "[plugins.ensemble]", strict=False)
 
 
 def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: Any) -> ParamSpec:
@@ -242,7 +192,7 @@ PARAMS = (
     ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, help="SELL when p is at most this (<= buy_threshold)"),
     ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
     ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2p - 1|"),
-    _train("windows", "int", (5, 10, 20, 50), "windows of the core features", low=2, many=True),
+    _train("windows", "int", DEFAULT_WINDOWS, "windows of the core features", low=2, many=True),
     _train("val_fraction", "float", 0.15, "validation share of the rows (above 0)", low=0.0, high=0.5),
     _train("test_fraction", "float", 0.15, "held-out test share of the rows (above 0)", low=0.0, high=0.5),
     _train("embargo", "int", 0, "rows dropped after each split boundary", low=0),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from trader.errors import ArtifactError, ModelError
+from trader.feature_windows import DEFAULT_WINDOWS
 
 __all__ = [
     "MODEL_FILE",
@@ -222,7 +223,7 @@ def load_ensemble(directory: Path, manifest: Mapping[str, Any]) -> Any:
             names,
             scaler,
             lags=lags,
-            windows=meta.get("windows") or (5, 10, 20, 50),
+            windows=meta.get("windows") or DEFAULT_WINDOWS,
             max_fill_bars=meta.get("max_fill_bars", 5),
             label=label,
             members=meta.get("members") or (),
