@@ -10,11 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-__all__ = ["timeframe_to_ms", "normalize_timeframe", "TIMEFRAME_UNITS_MS", "MAX_TIMEFRAME_MS", "format_ms"]
+__all__ = [
+    "timeframe_to_ms", "normalize_timeframe", "TIMEFRAME_UNITS_MS", "DAY_MS", "MAX_TIMEFRAME_MS", "format_ms", "format_utc",
+]
 
-TIMEFRAME_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+#: One UTC day in milliseconds: the day of the daily-loss breaker, of time features and of reports.
+DAY_MS = 86_400_000
+TIMEFRAME_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
 #: The longest timeframe accepted: one year (365 days).
-MAX_TIMEFRAME_MS = 365 * 86_400_000
+MAX_TIMEFRAME_MS = 365 * DAY_MS
 # ASCII digits only (\d would take Unicode digits), at most 9 of them, full match
 _PATTERN = re.compile(r"([0-9]{1,9})([smhdw])")
 _WHITESPACE = " \t\r\n"
@@ -45,3 +49,8 @@ def format_ms(ms: int | None) -> str:
         return "-"
     when = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return when.strftime("%Y-%m-%d %H:%M:%S" if when.second else "%Y-%m-%d %H:%M")
+
+
+def format_utc(ms: int | None) -> str:
+    """:func:`format_ms` with its time zone named: ``2024-01-01 00:00 UTC``; ``-`` for ``None``."""
+    return "-" if ms is None else f"{format_ms(ms)} UTC"

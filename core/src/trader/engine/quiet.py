@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from trader.engine.records import StepRecord
 from trader.strategy import signal_problem
+from trader.timeframes import DAY_MS
 from trader.types import SignalAction, TradingStatus
 
 if TYPE_CHECKING:
@@ -47,7 +48,6 @@ if TYPE_CHECKING:
 
 __all__ = ["run_fast", "supports_fast_path"]
 
-DAY_MS = 86_400_000
 
 #: Signal kinds of :func:`_classify`.
 _NONE, _HOLD, _BUY, _SELL, _OTHER = 0, 1, 2, 3, 4

@@ -50,7 +50,7 @@ from trader.engine.records import (
 from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode, private_limits
 from trader.errors import PluginError, StateError
 from trader.strategy import signal_problem
-from trader.timeframes import timeframe_to_ms
+from trader.timeframes import DAY_MS, timeframe_to_ms
 from trader.types import (
     AuditContext,
     Candle,
@@ -67,7 +67,6 @@ __all__ = ["TradingSession", "client_order_id", "DEFAULT_REBALANCE_BAND", "DAY_M
 
 log = logging.getLogger("trader.engine")
 
-DAY_MS = 86_400_000
 DEFAULT_REBALANCE_BAND = 0.1
 
 _HOLD = SignalAction.HOLD

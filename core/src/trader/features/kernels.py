@@ -19,6 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from trader.timeframes import DAY_MS as _DAY_MS
+
 __all__ = [
     "SUM_SERIES",
     "N_SUM_SERIES",
@@ -40,7 +42,6 @@ N_SUM_SERIES = len(SUM_SERIES)
 (C, R2, R3, RNEG2, ABSR, DPOS, DABS, UP, HL2, TR, V, SV, TPV, MFPOS, MFABS, CLV,
  N_MOVED, N_TRADED, N_MF, N_RANGED, N_TR) = range(N_SUM_SERIES)
 
-_DAY_MS = 86_400_000
 _TWO_PI = 2.0 * math.pi
 _FOUR_LN2 = 4.0 * math.log(2.0)
 
