@@ -3,7 +3,9 @@ a sequence spec held to its plugin's window length and feature windows."""
 
 from __future__ import annotations
 
+import re
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,44 @@ def test_a_sequence_spec_takes_its_plugins_window_length_and_windows_or_is_refus
     with pytest.raises(PluginError) as refused:
         plugin.spec()
     assert str(refused.value).startswith(f"tiny: {module}:SPEC: {error}")
+
+
+# ---------------------------------------------------------------------- the docs' own examples
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+FENCE = re.compile(r"^```python(?P<attrs>[^\n]*)\n(?P<body>.*?)^```[ \t]*$", re.M | re.S)
+
+
+def _python_blocks(page: str) -> list[tuple[str, str]]:
+    return [(m["attrs"].strip(), m["body"]) for m in FENCE.finditer((DOCS / page).read_text(encoding="utf-8"))]
+
+
+def _strategy_examples() -> list[tuple[str, str, str]]:
+    """``(page, name, source)`` of every python block in the reference pages that is a whole strategy."""
+    found = []
+    for page in ("api.md", "plugins.md"):
+        for _, body in _python_blocks(page):
+            if "def trader_strategy_info" in body and "def trader_generate_signals" in body:
+                found.append((page, re.search(r'StrategyInfo\(name="([a-z_]+)"', body).group(1), body))
+    return found
+
+
+def test_the_reference_pages_hold_two_strategy_examples():
+    assert {(page, name) for page, name, _ in _strategy_examples()} == {("api.md", "momentum"), ("plugins.md", "my_strategy")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("page", "name", "source"), _strategy_examples(), ids=lambda v: v if len(v) < 20 else "")
+def test_every_strategy_example_in_the_docs_passes_the_conformance_suite(page, name, source):
+    from trader.testing import run_conformance
+
+    module = types.ModuleType(f"docs_example_{name}")
+    exec(compile(source, f"{page}:{name}", "exec"), module.__dict__)  # noqa: S102 - the docs' own example
+    report = run_conformance(module, name, bars=300, cut_points=4)
+    assert report.ok, f"{page}: {report}"
+    assert {r.outcome for r in report.results} <= {"passed", "skipped"}
+
+
+def test_the_candle_forms_example_of_the_api_page_runs():
+    (block,) = [body for attrs, body in _python_blocks("api.md") if "dated" in body]
+    exec(compile(block, "api.md:candle forms", "exec"), {})  # noqa: S102 - asserts inside

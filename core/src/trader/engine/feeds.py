@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from trader.engine.brokers.base import error_text as _short
-from trader.engine.summary import format_ms
+from trader.timeframes import format_utc
 from trader.errors import DataError, ExchangeError
 from trader.timeframes import timeframe_to_ms
 from trader.types import Candle
@@ -215,7 +215,7 @@ class LiveFeed:
         missing = (self.now_ms() - (last + self.timeframe_ms)) // self.timeframe_ms
         if missing > limit and missing >= reported + limit:
             message = (f"no new {self.timeframe} candle for {self.symbol} from the exchange for {missing} bars "
-                       f"(the last closed at {format_ms(last + self.timeframe_ms)}); the feed is silent")
+                       f"(the last closed at {format_utc(last + self.timeframe_ms)}); the feed is silent")
             log.warning(message)
             self.on_error("STALE_DATA", message)
             return int(missing)

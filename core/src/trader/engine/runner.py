@@ -119,12 +119,12 @@ class RunSummary:
         return data
 
     def describe(self) -> str:
-        from trader.engine.summary import format_ms
+        from trader.timeframes import format_utc
 
         ret = self.pnl / self.initial_cash * 100 if self.initial_cash else 0.0
         lines = [
             f"{self.strategy} {self.symbol} {self.timeframe} on {self.source}: {self.processed:,} new candles, "
-            f"stopped by {self.stopped_by}; the account covers {format_ms(self.first_ts)} .. {format_ms(self.last_ts)}",
+            f"stopped by {self.stopped_by}; the account covers {format_utc(self.first_ts)} .. {format_utc(self.last_ts)}",
             f"  equity {self.equity:,.2f} (start {self.initial_cash:,.2f})  PnL {self.pnl:+,.2f} ({ret:+.2f}%)"
             + (f"  market this run {self.buy_and_hold_return * 100:+.2f}%" if self.buy_and_hold_return is not None else ""),
             f"  trades {self.trades}  fees {self.fees_paid:,.2f}  realized {self.realized_pnl:+,.2f}  "
@@ -467,7 +467,7 @@ class StrategyRunner:
         return window_size(self._info) + 1
 
     def _log_step(self, record: Any, index: int) -> None:
-        from trader.engine.summary import format_ms
+        from trader.timeframes import format_utc
 
         level = logging.DEBUG if self.options.quiet and not (record.orders or record.events) else logging.INFO
         if not log.isEnabledFor(level):
@@ -484,7 +484,7 @@ class StrategyRunner:
             "step %s %s %s #%d close=%.6g signal=%s order=%s equity=%.2f position=%g status=%s latency=%s%s%s",
             self.options.strategy,
             record.symbol,
-            format_ms(record.timestamp),
+            format_utc(record.timestamp),
             index,
             record.close,
             record.action or "-",
@@ -512,7 +512,7 @@ class StrategyRunner:
         )
 
     def _summary(self, session: TradingSession, source: str, processed: int, stopped_by: str, first_ts: int | None, bh: float | None) -> RunSummary:
-        from trader.engine.summary import max_drawdown
+        from trader.evaluation.performance import max_drawdown
 
         store = session.store
         curve = store.equity_curve(session.symbol)
@@ -534,7 +534,7 @@ class StrategyRunner:
             fees_paid=session.book.fees_paid,
             realized_pnl=session.book.realized_pnl,
             trades=trades,
-            max_drawdown=max_drawdown(e for _, e in curve),
+            max_drawdown=max_drawdown([e for _, e in curve])[0],
             status=session.status.value,
             status_reason=session.status_reason,
             buy_and_hold_return=bh,

@@ -5,17 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from trader.timeframes import format_ms as plain_format_ms
+from trader.timeframes import format_utc
 
 if TYPE_CHECKING:
     from trader.engine.state import TradingState
 
-__all__ = ["summarize_store", "format_status", "format_ms", "percentile", "max_drawdown"]
-
-
-def format_ms(ts: int | None) -> str:
-    """`trader.timeframes.format_ms` with its time zone named: ``2024-01-01 00:00 UTC``; ``-`` for ``None``."""
-    return "-" if ts is None else f"{plain_format_ms(ts)} UTC"
+__all__ = ["summarize_store", "format_status", "percentile"]
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -28,26 +23,14 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
 
 
-def max_drawdown(equities: Any) -> float:
-    """The largest fall from a running peak, as a fraction of that peak."""
-    peak = 0.0
-    worst = 0.0
-    for value in equities:
-        if value > peak:
-            peak = value
-        elif peak > 0:
-            fall = 1 - value / peak
-            if fall > worst:
-                worst = fall
-    return worst
-
-
 def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samples: int = 1000, events: int = 10) -> dict[str, Any]:
     """Everything ``trader status`` shows, as JSON-ready data (``account: None`` before the first run).
 
     ``ledger`` says whether the account matches its cash flows and fills now (a forgery
     made since the last run shows here before any run halts on it).
     """
+    from trader.evaluation.performance import max_drawdown
+
     out: dict[str, Any] = {"strategy": store.namespace, "path": str(store.path)}
     state = store.load()
     if state is None:
@@ -82,7 +65,7 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
     )
     counts = {code: n for code, n in db.execute("SELECT code, COUNT(*) FROM risk_events GROUP BY code ORDER BY code")}
     streams = [
-        {"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_ms(ts)}
+        {"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_utc(ts)}
         for s, tf, ts in db.execute("SELECT symbol, timeframe, last_candle_ts FROM streams ORDER BY symbol, timeframe")
     ]
     pending = [c for (c,) in db.execute("SELECT command FROM control WHERE applied_at IS NULL")]
@@ -98,7 +81,7 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
                 "unrealized_pnl": unrealized,
                 "fees_paid": state.fees_paid,
                 "peak_equity": state.peak_equity,
-                "max_drawdown": max_drawdown(curve),
+                "max_drawdown": max_drawdown(curve)[0],
                 "candles": len(curve),
             },
             "positions": positions,
@@ -168,7 +151,7 @@ def format_status(summary: dict[str, Any]) -> str:
     if ledger.get("problem"):
         lines.append(f"  state INCONSISTENT with its ledger: {ledger['problem']}")
     reason = risk["reason"] or "-"
-    lines.append(f"  risk {risk['status']}: {reason}" + (f" (since {format_ms(risk['since'])})" if risk["since"] else ""))
+    lines.append(f"  risk {risk['status']}: {reason}" + (f" (since {format_utc(risk['since'])})" if risk["since"] else ""))
     lines.append(
         f"  breakers: {risk['consecutive_losses']} losses in a row, {risk['model_failures']} model failures in a row, "
         f"{risk['errors_since_resume']} errors since the last resume"
@@ -192,5 +175,5 @@ def format_status(summary: dict[str, Any]) -> str:
     for e in summary["recent_events"][-5:]:
         if e["code"] == "APPROVED":
             continue
-        lines.append(f"    {format_ms(e['timestamp'])} {e['kind']} {e['code']}: {e['message']}")
+        lines.append(f"    {format_utc(e['timestamp'])} {e['kind']} {e['code']}: {e['message']}")
     return "\n".join(lines)
