@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
 import click
 
 from trader.cli.main import AppContext, pass_app
 
 EXTRA_HINT = "trader serve needs the serve extra: pip install 'trader-core[serve]'"
+
+
+def _server_class():
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """Ctrl-C and SIGTERM stop the server and return (uvicorn would raise them again: a traceback, exit 130)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            def stop(signum, frame):
+                self.should_exit = True
+
+            before = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in before.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer
 
 
 @click.command()
@@ -64,7 +88,7 @@ def serve(app: AppContext, host: str, port: int, read_only: bool, refresh_s: flo
         click.echo("operator token: from TRADER_SERVE_TOKEN")
     config = uvicorn.Config(create_app(context, host), log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2)
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     try:
         server.run(sockets=[sock])
     finally:

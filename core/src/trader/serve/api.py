@@ -161,7 +161,7 @@ def _action(command: str):
             _authorize(request)
             name = _name(request)
             note = await _note(request) or f"{command} from trader serve"
-            message = await run_in_threadpool(_ctx(request).act, command, name, note)
+            outcome = await run_in_threadpool(_ctx(request).act, command, name, note)
         except ApiError as exc:
             return _json({"error": exc.message}, exc.status)
         except TraderError as exc:
@@ -169,11 +169,15 @@ def _action(command: str):
         except Exception as exc:  # fails closed: nothing was requested, and the operator is told
             log.warning("trader serve: %s of %s failed: %s: %s", command, request.path_params.get("name"), type(exc).__name__, exc)
             return _json({"error": mask_secrets(f"{command} failed: {type(exc).__name__}: {exc}")}, 500)
-        log.info("trader serve: %s %s: %s", command, name, message)
-        return _json({"strategy": name, "action": command, "note": note, "message": mask_secrets(str(message))})
+        log.info("trader serve: %s", outcome["message"])
+        return _json({**outcome, "note": note, "message": mask_secrets(outcome["message"])})
 
     handler.__name__ = command
     return handler
+
+
+def not_found(request: Request) -> JSONResponse:
+    return _json({"error": f"no such API path {request.url.path[:200]!r} (see docs/serve.md)"}, 404)
 
 
 def api_routes() -> list[Route]:
@@ -187,4 +191,5 @@ def api_routes() -> list[Route]:
         Route("/api/strategies/{name}/events", _guarded(_paged("events"))),
         Route("/api/strategies/{name}/halt", _action("halt"), methods=["POST"]),
         Route("/api/strategies/{name}/resume", _action("resume"), methods=["POST"]),
+        Route("/api/{rest:path}", not_found, methods=["GET", "POST"]),
     ]

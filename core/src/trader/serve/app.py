@@ -39,15 +39,16 @@ class ServeContext:
     read_only: bool = False
     refresh_s: float = attrs.field(default=2.0, validator=attrs.validators.ge(0.2))
 
-    def act(self, command: str, name: str, note: str) -> str:
-        """Ask the engine to ``halt`` or ``resume`` ``name`` through ``trader halt``/``trader resume``'s path."""
+    def act(self, command: str, name: str, note: str) -> dict[str, Any]:
+        """``halt`` or ``resume`` ``name`` through ``trader halt``/``trader resume``'s path (:mod:`trader.engine.control`).
+
+        Applied at once when nothing runs the strategy, else requested from its process (next candle).
+        """
         from trader.engine import control
 
-        if command == "halt":
-            return control.request_halt(self.config, name, note)
-        if command == "resume":
-            return control.request_resume(self.config, name, note)
-        raise ValueError(command)
+        actions = {"halt": control.request_halt, "resume": control.request_resume}
+        outcome = actions[command](self.config, name, note)
+        return {**outcome.as_dict(), "message": outcome.describe()}
 
 
 class _SecurityHeaders:
