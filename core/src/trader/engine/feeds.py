@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from trader.engine.brokers.base import error_text as _short
-from trader.timeframes import format_utc
 from trader.errors import DataError, ExchangeError
-from trader.timeframes import timeframe_to_ms
+from trader.timeframes import format_utc, timeframe_to_ms
 from trader.types import Candle
 
 __all__ = ["ReplayFeed", "LiveFeed", "FeedItem"]
