@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from trader.timeframes import timeframe_to_ms
+from trader.timeframes import DAY_MS, timeframe_to_ms
 
 __all__ = [
     "YEAR_MS",
@@ -46,7 +46,7 @@ __all__ = [
     "performance_metrics",
 ]
 
-YEAR_MS = 365 * 24 * 3_600_000
+YEAR_MS = 365 * DAY_MS
 
 
 #: Below this many days of bars an annualised figure is an extrapolation, not a measurement.
@@ -58,7 +58,7 @@ ANNUALISED_KEYS = ("annual_return", "volatility", "sharpe", "sortino", "calmar")
 
 def window_days(bars: int, timeframe: str) -> float:
     """How many days ``bars`` bars of ``timeframe`` span."""
-    return bars * timeframe_to_ms(timeframe) / 86_400_000
+    return bars * timeframe_to_ms(timeframe) / DAY_MS
 
 
 def annualised_caveat(bars: int, timeframe: str) -> str | None:
@@ -101,8 +101,10 @@ def drawdown_curve(equity: Sequence[float] | np.ndarray) -> np.ndarray:
 
 
 def max_drawdown(equity: Sequence[float] | np.ndarray) -> tuple[float, int]:
-    """``(depth, duration)``: the deepest fall from a peak (<= 0) and the longest time under
-    water in bars (from a peak to the bar that regains it, or to the end)."""
+    """``(depth, duration)``: the deepest fall from a peak as a fraction of it (<= 0: ``-0.25`` is a
+    quarter below the peak) and the longest time under water in bars (from a peak to the bar that
+    regains it, or to the end). The one drawdown of the project: backtests, ``trader run`` and
+    ``trader status`` report this depth (the risk limit ``max_drawdown`` is the size of the fall allowed)."""
     curve = drawdown_curve(equity)
     if curve.size == 0:
         return 0.0, 0
@@ -324,7 +326,7 @@ def performance_metrics(
         calmar=float(calmar),
         max_drawdown=depth,
         max_drawdown_bars=duration,
-        max_drawdown_days=duration * bar_ms / 86_400_000,
+        max_drawdown_days=duration * bar_ms / DAY_MS,
         trades=len(trades),
         open_trades=sum(1 for t in trades if t.open),
         win_rate=float(np.mean(pnls > 0)) if pnls.size else math.nan,
