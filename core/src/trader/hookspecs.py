@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from trader.engine.store import StateStore
     from trader.types import (
         AuditContext,
         OrderRequest,
@@ -151,14 +152,15 @@ def trader_audit_order(
 
 
 @hookspec(firstresult=True)
-def trader_state_store(namespace: str, directory: Path) -> Any:
+def trader_state_store(namespace: str, directory: Path) -> StateStore | None:
     """Open the state store of one strategy namespace.
 
     :param namespace: the strategy's name; a store reaches only its own namespace.
     :param directory: ``TRADER_HOME/strategies/<namespace>``, created by the core.
-    :return: an object implementing the :class:`trader.engine.state.TradingState`
-        interface, whose ``namespace`` is ``namespace`` (the core refuses any other).
-        The core's SQLite store answers last, so a plugin can replace it.
+    :return: a :class:`trader.engine.StateStore` (every member of the protocol; the core
+        refuses a store that lacks one, naming it) whose ``namespace`` is ``namespace``
+        (the core refuses any other), or ``None`` to leave it to the next plugin. The
+        core's SQLite store answers last, so a plugin can replace it.
 
     Stops at first non-None result.
     """

@@ -1,16 +1,27 @@
-"""What every broker offers the decision step: market rules and order execution."""
+"""What every broker offers the engine: market rules, order execution and the exchange's facts.
+
+A broker reports; the engine decides. :func:`trader.engine.reconcile.reconcile` asks a
+broker what became of orders a crash left ``submitting`` (:meth:`Broker.find_order`) and
+what the exchange holds (:meth:`Broker.exchange_account`), then books and reports it
+through the session: no broker writes to a session or a store.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import field, frozen
 
 from trader.engine.records import OrderStatus
 from trader.types import Fill, OrderRequest
 
-__all__ = ["Broker", "MarketRules", "Execution", "error_text"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from trader.types import Candle
+
+__all__ = ["Broker", "MarketRules", "Execution", "ExchangeAccount", "error_text"]
 
 
 def _non_negative(instance: object, attribute: object, value: float) -> None:
@@ -76,9 +87,21 @@ class Execution:
         return cls(OrderStatus.ERROR, (), message)
 
 
+@frozen
+class ExchangeAccount:
+    """What the exchange holds for one symbol: the base currency in total, the quote currency free,
+    and the client ids of open orders that trader placed (``trd-...``)."""
+
+    base: str
+    quote: str
+    base_total: float
+    quote_free: float
+    open_orders: tuple[str, ...] = field(default=(), converter=tuple)
+
+
 @runtime_checkable
 class Broker(Protocol):
-    """A broker executes audited orders.
+    """A broker executes audited orders and reports what the exchange did and holds.
 
     ``needs_intent`` is true for brokers with effects outside this process (an exchange):
     the engine then commits the order as ``submitting`` before calling :meth:`execute`, and
@@ -89,11 +112,31 @@ class Broker(Protocol):
     name: str
     needs_intent: bool
 
-    def market_rules(self, symbol: str) -> MarketRules: ...
+    def market_rules(self, symbol: str) -> MarketRules:
+        """Lot size, minimum notional, fee and slippage rates of ``symbol``."""
 
-    def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution: ...
+    def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution:
+        """Execute ``order`` with at most ``cash`` to spend; ``now`` is the feed's clock (ms)."""
 
-    def close(self) -> None: ...
+    def find_order(self, order: OrderRequest) -> Execution | None:
+        """What the exchange did with ``order`` (by its client id); ``None`` when it never got it.
+        Raises :class:`~trader.errors.ExchangeError` when the exchange cannot say."""
+
+    def exchange_account(self, symbol: str) -> ExchangeAccount | None:
+        """The exchange's balances and open orders for ``symbol``; ``None`` for a broker with
+        nothing outside the process. Raises :class:`~trader.errors.ExchangeError` when unreachable."""
+
+    def watch_candles(self, candles: pd.DataFrame) -> None:
+        """Learn from a frame of candles before trading (the paper broker estimates its spread)."""
+
+    def watch_candle(self, candle: Candle) -> None:
+        """Learn one more closed candle of the feed."""
+
+    def costs_line(self) -> str | None:
+        """What its fills pay, for the run's log; ``None`` when the exchange sets it."""
+
+    def close(self) -> None:
+        """Release connections; nothing is called afterwards."""
 
 
 def error_text(exc: BaseException, limit: int = 300) -> str:

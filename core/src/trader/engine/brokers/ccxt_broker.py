@@ -15,8 +15,10 @@ Only ``trader run --feed live --live`` with API keys in the environment builds o
 - Fees charged in the base asset (Binance's default for buys) reduce the quantity
   received and are booked in the quote currency at the fill price; fees in a third
   currency (BNB) cannot be valued and are booked as 0 with a warning.
-- :meth:`CcxtBroker.reconcile` (on start) settles orders left ``submitting`` by a crash,
-  reports open orders, and compares the exchange's balances with the books.
+- On start, the engine's reconciliation (:func:`trader.engine.reconcile.reconcile`) asks
+  :meth:`CcxtBroker.find_order` about orders a crash left ``submitting`` and
+  :meth:`CcxtBroker.exchange_account` for the balances and open orders; the broker only
+  reports, the engine books and compares.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from trader.engine.brokers.base import Execution, MarketRules
+from trader.engine.brokers.base import ExchangeAccount, Execution, MarketRules
 from trader.engine.brokers.base import error_text as _short
 from trader.engine.records import OrderStatus
 from trader.errors import ExchangeError
 from trader.types import Fill, OrderRequest, Side
 
 if TYPE_CHECKING:
-    from trader.engine.step import TradingSession
+    import pandas as pd
+
+    from trader.types import Candle
 
 __all__ = ["CcxtBroker"]
 
@@ -231,49 +235,47 @@ class CcxtBroker:
             trade_id=str(trade.get("id")),
         )
 
-    # ------------------------------------------------------------------ start-up
+    # ------------------------------------------------------------------ facts for the engine's reconciliation
 
-    def reconcile(self, session: TradingSession) -> list[str]:
-        """Settle orders a crash left ``submitting``; report open orders and balance differences."""
+    def find_order(self, order: OrderRequest) -> Execution | None:
+        """What the exchange did with ``order`` (its fills fetched), or ``None`` when it never got it."""
         import ccxt
 
-        report: list[str] = []
-        store = session.store
-        for record in store.orders([OrderStatus.SUBMITTING]):
-            order = record.order
-            try:
-                found = self.lookup(order)
-            except ccxt.BaseError as exc:
-                raise ExchangeError(f"cannot reconcile order {order.client_order_id}: {type(exc).__name__}: {_short(exc)}") from None
-            if found is None:
-                session.settle(order, Execution(OrderStatus.CANCELED, (), "never reached the exchange (found on restart)"))
-                report.append(f"order {order.client_order_id} never reached the exchange; marked canceled")
-            else:
-                execution = self._execution(order, found)
-                session.settle(order, execution)
-                report.append(f"order {order.client_order_id} was on the exchange ({execution.status}); its fills are booked")
         try:
-            open_orders = self.exchange.fetch_open_orders(session.symbol)
+            found = self.lookup(order)
+        except ccxt.BaseError as exc:
+            raise ExchangeError(f"cannot reconcile order {order.client_order_id}: {type(exc).__name__}: {_short(exc)}") from None
+        return None if found is None else self._execution(order, found)
+
+    def exchange_account(self, symbol: str) -> ExchangeAccount:
+        """The balances of ``symbol``'s currencies and the open orders with trader's client ids."""
+        import ccxt
+
+        try:
+            open_orders = self.exchange.fetch_open_orders(symbol)
             balance = self.exchange.fetch_balance()
         except ccxt.BaseError as exc:
             raise ExchangeError(f"cannot reconcile with {self.exchange.id}: {type(exc).__name__}: {_short(exc)}") from None
-        ours = [o for o in open_orders if str(o.get("clientOrderId") or "").startswith("trd-")]
-        if ours:
-            report.append(f"{len(ours)} open order(s) with trader client ids on {session.symbol}: "
-                          + ", ".join(str(o.get("clientOrderId")) for o in ours))
-        base, quote = session.symbol.split(":")[0].split("/")
-        held = float((balance.get(base) or {}).get("total") or 0.0)
-        free_quote = float((balance.get(quote) or {}).get("free") or 0.0)
-        mismatches = []
-        if held < session.position * (1 - 1e-6) - 1e-12:
-            mismatches.append(f"the exchange holds {held:g} {base}, less than the books' {session.position:g}")
-        if free_quote < session.cash * (1 - 1e-6) - 0.01:
-            mismatches.append(f"the exchange has {free_quote:,.2f} {quote} free, less than the books' cash {session.cash:,.2f}")
-        for text in mismatches:
-            session.note_event("alert", "BALANCE_MISMATCH", text)
-        report.append(f"balances: {held:g} {base}, {free_quote:,.2f} {quote} free; books: {session.position:g} {base}, "
-                      f"{session.cash:,.2f} {quote}")
-        return report
+        base, quote = symbol.split(":")[0].split("/")
+        return ExchangeAccount(
+            base=base,
+            quote=quote,
+            base_total=float((balance.get(base) or {}).get("total") or 0.0),
+            quote_free=float((balance.get(quote) or {}).get("free") or 0.0),
+            open_orders=tuple(
+                str(o.get("clientOrderId")) for o in open_orders if str(o.get("clientOrderId") or "").startswith("trd-")
+            ),
+        )
+
+    def watch_candles(self, candles: pd.DataFrame) -> None:
+        """Nothing to learn: the exchange sets the prices."""
+
+    def watch_candle(self, candle: Candle) -> None:
+        """Nothing to learn: the exchange sets the prices."""
+
+    def costs_line(self) -> str | None:
+        """``None``: the exchange charges its own fees and spread."""
+        return None
 
     def close(self) -> None:
         close = getattr(self.exchange, "close", None)

@@ -20,7 +20,7 @@ from typing import Any
 
 from trader.costs import CostModel, SpreadTable
 from trader.engine.book import fill_cost
-from trader.engine.brokers.base import Execution, MarketRules
+from trader.engine.brokers.base import ExchangeAccount, Execution, MarketRules
 from trader.engine.records import OrderStatus
 from trader.errors import ConfigError
 from trader.types import Fill, OrderRequest, Side
@@ -144,6 +144,19 @@ class PaperBroker:
         )
         message = "" if quantity == order.quantity else f"reduced from {order.quantity:g} to fit the cash"
         return Execution(OrderStatus.FILLED, (fill,), message, None)
+
+    def find_order(self, order: OrderRequest) -> Execution | None:
+        """``None``: the paper broker sends nothing anywhere, so no order can be left on an exchange."""
+        return None
+
+    def exchange_account(self, symbol: str) -> ExchangeAccount | None:
+        """``None``: no balances exist outside the process to compare with."""
+        return None
+
+    def costs_line(self) -> str | None:
+        from trader.costs import describe_costs, format_costs
+
+        return format_costs(describe_costs(self.costs, self.spreads.charged()))
 
     def close(self) -> None:
         pass
