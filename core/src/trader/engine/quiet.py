@@ -26,17 +26,22 @@ session has after the previous full step, which a quiet stretch does not change)
   (the step's own test, ``target = min(size * f * equity, max_position_notional)``);
 - status reducing: a new UTC day (the daily-loss status may reset).
 
-Only stores that offer ``commit_quiet`` (:class:`~trader.engine.memory.MemoryState`
-without ``keep_steps``) take quiet stretches in bulk; other stores get one commit per
+Only a :class:`~trader.engine.store.BulkStore` (:class:`~trader.engine.memory.MemoryState`
+without ``keep_steps``) takes quiet stretches in bulk; other stores get one commit per
 candle as before.
+
+This module reads the session through one named view, :class:`QuietView`
+(:meth:`TradingSession.quiet_view`, taken again after every full step), and changes it
+through one method, :meth:`TradingSession.advance_quietly`; it touches no private
+attribute of the session.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from trader.engine.records import StepRecord
+from trader.engine.store import BulkStore, missing_members
 from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS
 from trader.types import SignalAction, TradingStatus
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
 
     from trader.engine.step import TradingSession
 
-__all__ = ["run_fast", "supports_fast_path"]
+__all__ = ["QuietView", "run_fast", "supports_fast_path"]
 
 
 #: Signal kinds of :func:`_classify`.
@@ -57,10 +62,30 @@ _PYTHON_SPAN, _MIN_WINDOW, _MAX_WINDOW = 128, 512, 1 << 16
 _KIND_OF_ACTION = {SignalAction.HOLD: _HOLD, SignalAction.BUY: _BUY, SignalAction.SELL: _SELL}
 
 
+class QuietView(NamedTuple):
+    """What the fast path reads of a session between two full steps."""
+
+    last_ts: int  #: open time of the last processed candle, -1 before the first
+    status: TradingStatus
+    model_failures: int
+    quantity: float  #: the session's position in its symbol
+    cash: float
+    other_value: float  #: the value of positions in other symbols
+    peak: float
+    day: int | None  #: the UTC day (``timestamp // DAY_MS``) of the last step
+    day_start: float
+    mark: float  #: the last mark (the average price before any)
+    drawdown_keep: float  #: ``1 - max_drawdown``
+    daily_keep: float  #: ``1 - daily_loss_limit``
+    position_fraction: float
+    max_position_notional: float
+    rebalance_band: float
+
+
 def supports_fast_path(session: TradingSession) -> bool:
-    """Whether ``session``'s store takes quiet stretches in one call."""
+    """Whether ``session``'s store takes quiet stretches in one call and wants no step records."""
     store = session.store
-    return callable(getattr(store, "commit_quiet", None)) and not getattr(store, "keep_steps", True)
+    return not missing_members(store, BulkStore) and not store.keep_steps
 
 
 def _classify(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +147,12 @@ def run_fast(session: TradingSession, timestamps: Sequence[int], closes: Sequenc
     kinds, sizes = _classify(signals)
 
     # what does not depend on the account: skipped candles, failed signals, days
+    start_view = session.quiet_view()
     last_before = np.empty(n, dtype=np.int64)
-    last_before[0] = session._last_ts
+    last_before[0] = start_view.last_ts
     if n > 1:
         np.maximum.accumulate(ts[:-1], out=last_before[1:])
-        np.maximum(last_before[1:], session._last_ts, out=last_before[1:])
+        np.maximum(last_before[1:], start_view.last_ts, out=last_before[1:])
     days = ts // DAY_MS
     new_day = np.zeros(n, dtype=bool)
     new_day[1:] = days[1:] != days[:-1]
@@ -136,35 +162,35 @@ def run_fast(session: TradingSession, timestamps: Sequence[int], closes: Sequenc
     next_signal = _next_index((kinds == _HOLD) | (kinds == _BUY) | (kinds == _SELL))
     next_day = _next_index(new_day)
 
-    rules = _Rules(session)
     ts_list = ts.tolist()
     close_list = close.tolist()
     kind_list = kinds.tolist()
     size_list = sizes.tolist()
     step = session.step
-    slot = session._slot
     halted, reducing = TradingStatus.HALTED, TradingStatus.REDUCING
     done = 0
     i = 0
     while i < n:
-        status = session._status
+        view = session.quiet_view()
+        status = view.status
         stop = int(next_static[i])
-        if session._model_failures:
+        if view.model_failures:
             stop = min(stop, int(next_signal[i]))
-        if status is not halted and slot[0] > 0:
+        if status is not halted and view.quantity > 0:
             stop = min(stop, int(next_sell[i]))
         if status is reducing:  # a new day may reset the daily-loss status: full step
-            stop = min(stop, i if days[i] != session._day else int(next_day[i + 1]))
+            stop = min(stop, i if days[i] != view.day else int(next_day[i + 1]))
         # short stretches in plain Python, long ones in numpy windows
         python_stop = min(stop, i + _PYTHON_SPAN)
-        end = _quiet_python(session, rules, i, python_stop, ts_list, close_list, kind_list, size_list)
+        end = _quiet_python(session, view, i, python_stop, ts_list, close_list, kind_list, size_list)
         if end == python_stop < stop:
             window = _MIN_WINDOW
             while end < stop:
+                view = session.quiet_view()
                 limit = min(stop, end + window)
-                found = _quiet_end(session, rules, end, limit, close, days, new_day, sizes, kinds, next_buy)
+                found = _quiet_end(view, end, limit, close, days, new_day, sizes, kinds, next_buy)
                 if found > end:
-                    _commit_numpy(session, ts_list, close_list, close, days, new_day, end, found)
+                    _commit_numpy(session, view, ts_list, close_list, close, days, new_day, end, found)
                 end = found
                 if found < limit:
                     break
@@ -176,37 +202,20 @@ def run_fast(session: TradingSession, timestamps: Sequence[int], closes: Sequenc
     return done
 
 
-class _Rules:
-    """The session's constants the quiet test needs, read once."""
-
-    def __init__(self, session: TradingSession) -> None:
-        limits = session.limits
-        self.fraction = limits.max_position_fraction
-        self.max_position = limits.max_position_notional
-        self.band = session.rebalance_band
-        self.dd_keep = session._dd_keep
-        self.daily_keep = session._daily_keep
-
-
-def _quiet_python(session: TradingSession, rules: _Rules, start: int, stop: int, ts_list: list[int],
+def _quiet_python(session: TradingSession, view: QuietView, start: int, stop: int, ts_list: list[int],
                   close_list: list[float], kind_list: list[int], size_list: list[float]) -> int:
     """Mark the quiet candles of ``[start, stop)`` one by one (the step's own float expressions);
     returns the first that needs the full step, or ``stop``."""
     if stop <= start:
         return start
-    status = session._status
+    status = view.status
     check_breakers = status is not TradingStatus.HALTED
     buys_trade = status is TradingStatus.ACTIVE
     reducing = status is TradingStatus.REDUCING
-    qty = session._slot[0]
-    cash = session.book.cash
-    other = session._other_value
-    peak = session._peak
-    day = session._day
-    day_start = session._day_start
-    mark = session._mark if session._mark is not None else session._slot[1]
-    dd_keep, daily_keep = rules.dd_keep, rules.daily_keep
-    fraction, max_position, band = rules.fraction, rules.max_position, rules.band
+    qty, cash, other = view.quantity, view.cash, view.other_value
+    peak, day, day_start, mark = view.peak, view.day, view.day_start, view.mark
+    dd_keep, daily_keep = view.drawdown_keep, view.daily_keep
+    fraction, max_position, band = view.position_fraction, view.max_position_notional, view.rebalance_band
     equities: list[float] = []
     position_values: list[float] = []
     j = start
@@ -234,37 +243,35 @@ def _quiet_python(session: TradingSession, rules: _Rules, start: int, stop: int,
         position_values.append(qty * close + other)
         j += 1
     if j > start:
-        session._peak, session._day, session._day_start = peak, day, day_start
-        _finish_stretch(session, ts_list, close_list, start, j, equities, cash, position_values)
+        session.advance_quietly(ts_list[start:j], close_list[start:j], equities, position_values,
+                                peak=peak, day=day, day_start=day_start)
     return j
 
 
-def _quiet_end(session: TradingSession, rules: _Rules, start: int, stop: int, close: np.ndarray, days: np.ndarray,
+def _quiet_end(view: QuietView, start: int, stop: int, close: np.ndarray, days: np.ndarray,
                new_day: np.ndarray, sizes: np.ndarray, kinds: np.ndarray, next_buy: np.ndarray) -> int:
     """The first candle in ``[start, stop)`` whose equity makes it take the full step, else ``stop``
     (numpy, the same float64 operations as the step)."""
     import numpy as np
 
-    check_breakers = session._status is not TradingStatus.HALTED
-    buys_trade = session._status is TradingStatus.ACTIVE
-    fraction, max_position, band = rules.fraction, rules.max_position, rules.band
-    dd_keep, daily_keep = rules.dd_keep, rules.daily_keep
+    check_breakers = view.status is not TradingStatus.HALTED
+    buys_trade = view.status is TradingStatus.ACTIVE
+    fraction, max_position, band = view.position_fraction, view.max_position_notional, view.rebalance_band
+    dd_keep, daily_keep = view.drawdown_keep, view.daily_keep
     has_buy = buys_trade and int(next_buy[start]) < stop
     if not (check_breakers or has_buy):
         return stop
     c = close[start:stop]
-    qty = session._slot[0]
-    cash = session.book.cash
-    other = session._other_value
+    qty, cash, other = view.quantity, view.cash, view.other_value
     held_value = c * qty
     equity = held_value + cash
     equity += other
     flagged = None
     if check_breakers:
         peak = np.fmax.accumulate(equity)
-        np.fmax(peak, session._peak, out=peak)
+        np.fmax(peak, view.peak, out=peak)
         flagged = equity < peak * dd_keep
-        day_start = _day_starts(session, start, stop, close, days, new_day, qty, cash, other)
+        day_start = _day_starts(view, start, stop, close, days, new_day)
         flagged |= equity < day_start * daily_keep
     if has_buy:
         target = sizes[start:stop] * fraction * equity
@@ -278,73 +285,56 @@ def _quiet_end(session: TradingSession, rules: _Rules, start: int, stop: int, cl
     return start + first if flagged[first] else stop
 
 
-def _day_changes(session: TradingSession, start: int, stop: int, days: np.ndarray, new_day: np.ndarray) -> np.ndarray:
+def _day_changes(view: QuietView, start: int, stop: int, days: np.ndarray, new_day: np.ndarray) -> np.ndarray:
     """Positions (relative to ``start``) in ``[start, stop)`` where the step starts a new UTC day."""
     import numpy as np
 
     changes = new_day[start:stop].copy()
-    changes[0] = days[start] != session._day
+    changes[0] = days[start] != view.day
     return np.flatnonzero(changes)
 
 
-def _day_start_values(session: TradingSession, start: int, at: np.ndarray, close: np.ndarray,
-                      qty: float, cash: float, other: float) -> np.ndarray:
+def _day_start_values(view: QuietView, start: int, at: np.ndarray, close: np.ndarray) -> np.ndarray:
     """``cash + qty * mark + other`` with the mark before each relative position ``at`` (``_new_day``)."""
     previous = close[start + at - 1]
     if at[0] == 0:
-        previous[0] = session._mark if session._mark is not None else session._slot[1]
-    values = previous * qty + cash
-    values += other
+        previous[0] = view.mark
+    values = previous * view.quantity + view.cash
+    values += view.other_value
     return values
 
 
-def _day_starts(session: TradingSession, start: int, stop: int, close: np.ndarray, days: np.ndarray,
-                new_day: np.ndarray, qty: float, cash: float, other: float) -> float | np.ndarray:
+def _day_starts(view: QuietView, start: int, stop: int, close: np.ndarray, days: np.ndarray,
+                new_day: np.ndarray) -> float | np.ndarray:
     """Day-start equity at each candle of ``[start, stop)``, as the step's ``_new_day`` sets it."""
     import numpy as np
 
-    at = _day_changes(session, start, stop, days, new_day)
+    at = _day_changes(view, start, stop, days, new_day)
     if at.size == 0:
-        return session._day_start  # one day throughout: a scalar
+        return view.day_start  # one day throughout: a scalar
     values = np.empty(at.size + 1, dtype=np.float64)
-    values[0] = session._day_start
-    values[1:] = _day_start_values(session, start, at, close, qty, cash, other)
+    values[0] = view.day_start
+    values[1:] = _day_start_values(view, start, at, close)
     which = np.zeros(stop - start, dtype=np.intp)
     which[at] = np.arange(1, at.size + 1)
     np.maximum.accumulate(which, out=which)
     return values[which]
 
 
-def _commit_numpy(session: TradingSession, ts_list: list[int], close_list: list[float], close: np.ndarray,
-                  days: np.ndarray, new_day: np.ndarray, start: int, end: int) -> None:
+def _commit_numpy(session: TradingSession, view: QuietView, ts_list: list[int], close_list: list[float],
+                  close: np.ndarray, days: np.ndarray, new_day: np.ndarray, start: int, end: int) -> None:
     """Advance the session over the quiet candles ``[start, end)`` with numpy and hand them to the store."""
     import numpy as np
 
-    qty = session._slot[0]
-    cash = session.book.cash
-    other = session._other_value
-    held_value = close[start:end] * qty
-    equity = held_value + cash
-    equity += other
-    position_value = held_value + other
+    held_value = close[start:end] * view.quantity
+    equity = held_value + view.cash
+    equity += view.other_value
+    position_value = held_value + view.other_value
     peak = float(np.fmax.accumulate(equity)[-1])
-    if peak > session._peak:
-        session._peak = peak
-    at = _day_changes(session, start, end, days, new_day)
+    day, day_start = view.day, view.day_start
+    at = _day_changes(view, start, end, days, new_day)
     if at.size:
-        session._day_start = float(_day_start_values(session, start, at[-1:], close, qty, cash, other)[0])
-        session._day = int(days[end - 1])
-    _finish_stretch(session, ts_list, close_list, start, end, equity.tolist(), cash, position_value.tolist())
-
-
-def _finish_stretch(session: TradingSession, ts_list: list[int], close_list: list[float], start: int, end: int,
-                    equities: list[float], cash: float, position_values: list[float]) -> None:
-    """The marks, clock and last candle after a quiet stretch; the stretch goes to the store in one call."""
-    last_close = close_list[end - 1]
-    last_ts = ts_list[end - 1]
-    session._mark = last_close
-    session._last_ts = last_ts
-    session._now = last_ts + session.timeframe_ms
-    record = StepRecord(session.symbol, session.timeframe, last_ts, last_close)
-    session._account_into(record)
-    session.store.commit_quiet(ts_list[start:end], close_list[start:end], equities, cash, position_values, record)
+        day_start = float(_day_start_values(view, start, at[-1:], close)[0])
+        day = int(days[end - 1])
+    session.advance_quietly(ts_list[start:end], close_list[start:end], equity.tolist(), position_value.tolist(),
+                            peak=peak if peak > view.peak else view.peak, day=day, day_start=day_start)

@@ -32,11 +32,11 @@ import math
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from trader.engine.book import Book
 from trader.engine.brokers.base import Broker, Execution
-from trader.engine.quiet import run_fast, supports_fast_path
+from trader.engine.quiet import QuietView, run_fast, supports_fast_path
 from trader.engine.records import (
     AccountFigures,
     FillRecord,
@@ -48,6 +48,7 @@ from trader.engine.records import (
     StepRecord,
 )
 from trader.engine.risk import STATUS_SEVERITY, RiskAuditAgent, RiskCode, private_limits
+from trader.engine.store import BulkStore, StateStore
 from trader.errors import PluginError, StateError
 from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS, timeframe_to_ms
@@ -102,7 +103,8 @@ class TradingSession:
     :param symbol: e.g. ``"BTC/USDT"``; :param timeframe: e.g. ``"1h"``.
     :param limits: the effective risk limits (metadata overridden by ``[plugins.NAME.risk]``).
     :param broker: a :class:`~trader.engine.brokers.base.Broker` (``PaperBroker`` by default in ``trader run``).
-    :param store: a ``TradingState`` (``trader run``) or ``MemoryState`` (backtests).
+    :param store: a :class:`~trader.engine.store.StateStore`: ``TradingState`` (``trader run``) or
+        ``MemoryState`` (backtests).
     :param audit: the strategy's :class:`~trader.engine.risk.RiskAuditAgent`.
     :param initial_cash: the cash of a new account (ignored when the store has one).
     :param rebalance_band: a BUY tops the position up only when it is short of the target
@@ -120,7 +122,7 @@ class TradingSession:
         *,
         limits: RiskLimits,
         broker: Broker,
-        store: Any,
+        store: StateStore,
         audit: RiskAuditAgent,
         initial_cash: float = 10_000.0,
         rebalance_band: float = DEFAULT_REBALANCE_BAND,
@@ -222,6 +224,54 @@ class TradingSession:
     @property
     def model_failures(self) -> int:
         return self._model_failures
+
+    def quiet_view(self) -> QuietView:
+        """What the backtest fast path (:mod:`trader.engine.quiet`) reads of the session, named."""
+        slot = self._slot
+        limits = self.limits
+        return QuietView(
+            last_ts=self._last_ts,
+            status=self._status,
+            model_failures=self._model_failures,
+            quantity=slot[0],
+            cash=self.book.cash,
+            other_value=self._other_value,
+            peak=self._peak,
+            day=self._day,
+            day_start=self._day_start,
+            mark=self._mark if self._mark is not None else slot[1],
+            drawdown_keep=self._dd_keep,
+            daily_keep=self._daily_keep,
+            position_fraction=limits.max_position_fraction,
+            max_position_notional=limits.max_position_notional,
+            rebalance_band=self.rebalance_band,
+        )
+
+    def advance_quietly(
+        self,
+        timestamps: list[int],
+        closes: list[float],
+        equities: list[float],
+        position_values: list[float],
+        *,
+        peak: float,
+        day: int | None,
+        day_start: float,
+    ) -> None:
+        """Take a stretch of quiet candles (no order possible, no breaker tripped) in one store call.
+
+        The fast path computed, with this step's own arithmetic, each candle's equity and
+        position value, and the peak, UTC day and day-start equity after the stretch; the
+        session marks its last close and commits the stretch (a :class:`BulkStore` only).
+        """
+        self._peak, self._day, self._day_start = peak, day, day_start
+        last_ts, last_close = timestamps[-1], closes[-1]
+        self._mark = last_close
+        self._last_ts = last_ts
+        self._now = last_ts + self.timeframe_ms
+        record = StepRecord(self.symbol, self.timeframe, last_ts, last_close)
+        self._account_into(record)
+        cast(BulkStore, self.store).commit_quiet(timestamps, closes, equities, self.book.cash, position_values, record)
 
     def recent_errors(self, now: int | None = None) -> int:
         now = self._now if now is None else now
