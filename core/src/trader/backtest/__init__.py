@@ -9,6 +9,8 @@
 - :func:`run_checks` (:mod:`~trader.backtest.lookahead`): truncation, batch, warm-up and
   persistence checks.
 - :func:`write_report` (:mod:`~trader.backtest.report`): PNG plots, HTML, JSON and CSV.
+- :func:`~trader.backtest.comparison.compare_strategies`: strategies side by side on the same
+  held-out candles, each through :func:`run_backtest` (``trader compare``).
 
 Performance metrics live in :mod:`trader.evaluation.performance`. Importing this package
 loads numpy and attrs only; pandas, torch and matplotlib load when a function needs them.

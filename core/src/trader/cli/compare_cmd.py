@@ -151,7 +151,7 @@ def compare(
     baseline of its training labels, and buy_and_hold."""
     from trader.backtest.runner import BacktestSettings
     from trader.data import parse_time_ms, resolve_candles
-    from trader.evaluation.model_comparison import compare_strategies
+    from trader.backtest.comparison import compare_strategies
     from trader.models import ModelPersistence
     from trader.params import configured_params
 
