@@ -57,7 +57,9 @@ def serve(app: AppContext, host: str, port: int, read_only: bool, refresh_s: flo
         import uvicorn
 
         from trader.serve.app import ServeContext, create_app
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("starlette", "uvicorn"):
+            raise
         raise TraderError(EXTRA_HINT) from None
     from trader.serve.auth import check_bind, operator_token
     from trader.serve.reader import StateReader

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from trader.engine.summary import format_ms
+from trader.timeframes import format_utc as format_ms
 
 if TYPE_CHECKING:
     from trader.serve.app import ServeContext

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from trader.engine import state_file
-from trader.engine.summary import format_ms, percentile
+from trader.engine.summary import percentile
 from trader.errors import StateError, TraderError
 from trader.log import mask_secrets
+from trader.timeframes import format_utc as format_ms
 
 __all__ = ["StateReader", "EVENT_FILTERS", "MAX_PAGE"]
 

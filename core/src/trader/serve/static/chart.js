@@ -11,7 +11,7 @@
   }
   function line(target, xs, ys, opts) {
     opts = opts || {};
-    var W = 720, H = 200, L = 70, R = 10, T = 10, B = 22;
+    var W = 1000, H = 220, L = 80, R = 10, T = 10, B = 22;
     var fmt = opts.format || function (v) { return v.toFixed(2); };
     var fmtX = opts.formatX || function (v) { return String(v); };
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, width: "100%", role: "img", "aria-label": opts.label || "chart"});
