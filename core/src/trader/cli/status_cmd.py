@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from trader.cli.main import AppContext, pass_app
+
+if TYPE_CHECKING:
+    from trader.engine.store import StateStore
 
 
 def _namespaces(app: AppContext, names: tuple[str, ...]) -> list[str]:
@@ -22,7 +27,7 @@ def _namespaces(app: AppContext, names: tuple[str, ...]) -> list[str]:
     return list(names)
 
 
-def _open(app: AppContext, name: str):
+def _open(app: AppContext, name: str) -> StateStore | None:
     """The strategy's store through ``trader_state_store`` (its own namespace only), or ``None`` without state.
 
     Creates nothing: without a strategy folder there is no state to read.
@@ -51,7 +56,7 @@ def _summary(app: AppContext, name: str) -> dict:
             if store is None:
                 return {"strategy": name, "account": None, "running_pid": running}
             try:
-                summary = store.summary() if hasattr(store, "summary") else {"strategy": name, "account": None}
+                summary = store.summary()
             finally:
                 store.close()
     except StateMissingError:
@@ -108,7 +113,7 @@ def resume(app: AppContext, plugin_name: str, note: str) -> None:
     import time
 
     from trader.engine.lock import StrategyLock
-    from trader.engine.state import StateMissingError, reading_only, resume_refusal
+    from trader.engine.state import StateMissingError, reading_only, resume_refusal, state_path
     from trader.errors import LockedError, StateError
 
     _namespaces(app, (plugin_name,))
@@ -123,9 +128,9 @@ def resume(app: AppContext, plugin_name: str, note: str) -> None:
     try:
         if probe.load() is None:
             raise never_run
-        problem = probe.ledger_problem() if hasattr(probe, "ledger_problem") else None
+        problem = probe.ledger_problem()
         if problem is not None:
-            raise StateError(resume_refusal(plugin_name, probe.path, problem))
+            raise StateError(resume_refusal(plugin_name, state_path(app.config.strategy_dir(plugin_name)), problem))
     finally:
         probe.close()
     store = _open(app, plugin_name)
