@@ -1,4 +1,4 @@
-"""``trader status`` (where each strategy stands) and ``trader resume`` (clear a halt)."""
+"""``trader status`` (where each strategy stands), ``trader resume`` (clear a halt) and ``trader halt`` (the kill switch)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,11 @@ def status(app: AppContext, plugin_names: tuple[str, ...], as_json: bool) -> Non
         click.get_current_context().exit(1)
 
 
+def _control_manager(app: AppContext, name: str):
+    """The manager that opens ``name``'s store through ``trader_state_store``; ``None`` when it is not installed."""
+    return app.plugins_for([name]) if name in app.plugins.strategy_names() else None
+
+
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy whose halt to clear.")
 @click.option("--note", default="", help="Why (recorded with the resume).")
@@ -110,46 +115,23 @@ def resume(app: AppContext, plugin_name: str, note: str) -> None:
     The drawdown peak and the day's starting equity restart from the current equity.
     If the strategy is running, its process applies the resume at its next candle.
     """
-    import time
-
-    from trader.engine.lock import StrategyLock
-    from trader.engine.state import StateMissingError, reading_only, resume_refusal, state_path
-    from trader.errors import LockedError, StateError
+    from trader.engine.control import request_resume
 
     _namespaces(app, (plugin_name,))
-    never_run = StateError(f"strategy {plugin_name!r} has no state yet in {app.home} (it has never run)")
-    try:
-        with reading_only():  # checked before writing: a resume creates no state and clears no inconsistency
-            probe = _open(app, plugin_name)
-    except StateMissingError:
-        probe = None
-    if probe is None:
-        raise never_run
-    try:
-        if probe.load() is None:
-            raise never_run
-        problem = probe.ledger_problem()
-        if problem is not None:
-            raise StateError(resume_refusal(plugin_name, state_path(app.config.strategy_dir(plugin_name)), problem))
-    finally:
-        probe.close()
-    store = _open(app, plugin_name)
-    try:
-        saved = store.load()
-        if saved is None:
-            raise never_run
-        before = f"{saved.status.value}" + (f" ({saved.status_reason})" if saved.status_reason else "")
-        lock = StrategyLock(app.config.strategy_dir(plugin_name), plugin_name)
-        try:
-            lock.acquire()
-        except LockedError:
-            store.request("resume", note)
-            click.echo(f"{plugin_name} is running: resume requested; its process applies it at the next candle (was {before})")
-            return
-        try:
-            store.resume(int(time.time() * 1000), note)
-        finally:
-            lock.release()
-    finally:
-        store.close()
-    click.echo(f"{plugin_name} resumed: status active (was {before})")
+    click.echo(request_resume(app.config, plugin_name, note, manager=_control_manager(app, plugin_name)).describe())
+
+
+@click.command()
+@click.option("--plugin", "plugin_name", required=True, help="Strategy to halt.")
+@click.option("--note", default="", help="Why (recorded with the halt and sent with its alert).")
+@pass_app
+def halt(app: AppContext, plugin_name: str, note: str) -> None:
+    """Halt a strategy (the kill switch): it sends no order until `trader resume`.
+
+    If the strategy is running, its process applies the halt before its next candle; the
+    halt is stored with the account, so a restart stays halted.
+    """
+    from trader.engine.control import request_halt
+
+    _namespaces(app, (plugin_name,))
+    click.echo(request_halt(app.config, plugin_name, note, manager=_control_manager(app, plugin_name)).describe())

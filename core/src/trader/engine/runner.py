@@ -176,6 +176,7 @@ class StrategyRunner:
         self._exchange: Any = None
         self._worker: Any = None
         self._info: Any = None
+        self._notify: Any = None  # the [notify] settings, secrets read (trader.notify)
 
     # ------------------------------------------------------------------ set-up
 
@@ -305,6 +306,9 @@ class StrategyRunner:
         cash = initial_cash(self.config, opts.cash)
         band = rebalance_band(self.config)
         params = self.config.plugin_params(opts.strategy)
+        from trader.notify import resolve_targets
+
+        self._notify = resolve_targets(self.config.section("notify"))  # a missing secret stops the run before it starts
         try:
             if opts.isolation == "process":
                 source, info, rules = self._worker_source(params)
@@ -321,6 +325,7 @@ class StrategyRunner:
         lock = StrategyLock(self.config.strategy_dir(info.name), info.name).acquire()
         store = None
         broker = None
+        notifier = None
         try:
             store = open_state_store(self.manager, self.config, info.name)
             if opts.live:
@@ -344,12 +349,20 @@ class StrategyRunner:
                 rebalance_band=band,
                 latency_denies=opts.feed == "live",
             )
+            if self._notify is not None:  # alerts leave from their own threads, never from the step
+                from trader.notify import Notifier
+
+                notifier = Notifier(self._notify, info.name)
+                session.on_commit = notifier.observe
+                log.info("%s: alerts to %s", info.name, notifier.describe())
             if session.audit.fails_closed:
                 log.error("%s: the risk audit denies every order: %s", info.name, session.audit.refusal)
             for line in reconcile(session):  # the engine settles what a crash left open; the broker reports
                 log.info("%s: %s", info.name, line)
             return self._loop(info, source, session)
         finally:
+            if notifier is not None:
+                notifier.close()
             if broker is not None:
                 broker.close()
             if store is not None:
