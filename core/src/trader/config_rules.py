@@ -4,7 +4,7 @@
   ``.`` dropped), looks like one (:func:`looks_like_credential`) is refused wherever it is,
   and so is every header that could carry one; keys come only from the environment.
 - **Sections the core owns** (the top level, ``[exchange]``, ``[broker]``, ``[engine]``,
-  ``[data]``, ``[plugins.NAME.risk]``) know their keys: an unknown one is an error with a
+  ``[data]``, ``[notify]``, ``[plugins.NAME.risk]``) know their keys: an unknown one is an error with a
   "did you mean". ``[exchange.ccxt]`` goes to ccxt as it is; ``[plugins.NAME]`` is checked
   against the strategy's declared parameters by :mod:`trader.params` when a command starts.
 - **Numbers**: the core's own settings are finite numbers (the ``[data]`` limits positive
@@ -32,7 +32,7 @@ _TABLE, _TEXT, _NUMBER, _COUNT, _FREE = "table", "text", "number", "count", "fre
 
 #: The keys of the sections the core owns, and what each holds.
 CORE_KEYS: dict[tuple[str, ...], dict[str, str]] = {
-    (): {"exchange": _TABLE, "broker": _TABLE, "engine": _TABLE, "data": _TABLE, "plugins": _TABLE},
+    (): {"exchange": _TABLE, "broker": _TABLE, "engine": _TABLE, "data": _TABLE, "plugins": _TABLE, "notify": _TABLE},
     ("exchange",): {"id": _TEXT, "ccxt": _FREE},
     ("broker",): {"fee_bps": _NUMBER, "slippage_bps": _NUMBER, "spread_bps": _NUMBER, "lot_size": _NUMBER, "min_notional": _NUMBER, "cash": _NUMBER},
     ("engine",): {"rebalance_band": _NUMBER, "signal_timeout_s": _NUMBER, "worker_start_timeout_s": _NUMBER},
@@ -95,6 +95,10 @@ def check_config(data: dict[str, Any], where: str) -> dict[str, Any]:
         table = _table_at(data, section)
         if table is not None:
             _check_known(table, section, keys, where)
+    if "notify" in data:  # alerts: targets, kinds and policy (trader.notify.settings); secrets only from the environment
+        from trader.notify.settings import check_notify
+
+        check_notify(data["notify"], where)
     plugins = data.get("plugins", {})
     for name, table in plugins.items():
         if not isinstance(table, Mapping):

@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "trader.cli.run_cmd:run",
     "status": "trader.cli.status_cmd:status",
     "resume": "trader.cli.status_cmd:resume",
+    "halt": "trader.cli.status_cmd:halt",
     "serve": "trader.cli.serve_cmd:serve",
     "train": "trader.cli.train_cmd:train",
     "models": "trader.cli.train_cmd:models",

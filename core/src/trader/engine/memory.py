@@ -212,6 +212,19 @@ class MemoryState:
         self.events.append(RiskEvent(timestamp, "control", "RESUMED", "resumed", status=TradingStatus.ACTIVE))
         return self._saved
 
+    def halt(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
+        self.flush()
+        if self._saved is None:
+            raise StateError(f"strategy {self.namespace!r} has no account yet")
+        applied = set(request_ids)
+        self._requests = [r for r in self._requests if r.id not in applied and r.command != "halt"]
+        message = "halted by the operator" + (f": {note}" if note else "")
+        if self._saved.status is not TradingStatus.HALTED:
+            self._saved = self._saved.evolve(status=TradingStatus.HALTED, status_reason=f"OPERATOR_HALT: {message}",
+                                             status_since=timestamp)
+        self.events.append(RiskEvent(timestamp, "status", "OPERATOR_HALT", message, status=TradingStatus.HALTED))
+        return self._saved
+
     def ledger_problem(self) -> str | None:
         """Always ``None``: the account never leaves this process, so nothing can change it behind the session."""
         return None

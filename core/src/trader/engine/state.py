@@ -23,7 +23,7 @@ candle per symbol and timeframe), ``orders`` (deterministic client order ids, un
 ``fills``, ``cash_flows`` (the initial deposit and any later adjustment), ``equity``,
 ``risk_events``, ``strategy_kv`` (the strategy's own state, JSON values, shown to it
 read-only as ``SignalRequest.state``), ``latency`` and ``control`` (requests such as
-``trader resume`` for a running process). Older files are read as they are and migrated
+``trader resume`` and ``trader halt`` for a running process). Older files are read as they are and migrated
 (:mod:`trader.engine.schema`: an explicit list of migrations) when opened for writing.
 """
 
@@ -55,6 +55,7 @@ __all__ = [
     "STATE_FILENAME",
     "SCHEMA_VERSION",
     "STATE_INCONSISTENT",
+    "OPERATOR_HALT",
     "StateMissingError",
     "check_store",
     "reading_only",
@@ -67,6 +68,8 @@ log = logging.getLogger("trader.engine")
 STATE_FILENAME = "state.sqlite"
 #: The reason code of a halt for an account that does not match its ledger.
 STATE_INCONSISTENT = "STATE_INCONSISTENT"
+#: The reason code of a halt asked for by an operator (``trader halt``, the dashboard's kill switch).
+OPERATOR_HALT = "OPERATOR_HALT"
 
 _READ_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("trader_state_read_only", default=False)
 
@@ -600,7 +603,41 @@ class TradingState:
             ids = list(request_ids)
             if ids:
                 db.executemany("UPDATE control SET applied_at = ? WHERE id = ?", [(now, i) for i in ids])
-            db.execute("UPDATE control SET applied_at = ? WHERE applied_at IS NULL AND command = 'resume'", (now,))
+            # a resume made here and now supersedes every request still pending (the last word wins);
+            # one applied by the running process leaves a halt asked for after it pending
+            db.execute("UPDATE control SET applied_at = ? WHERE applied_at IS NULL AND (command = 'resume' OR ?)",
+                       (now, not ids))
+        loaded = self.load()
+        assert loaded is not None
+        return loaded
+
+    def halt(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
+        """Halt the strategy (``OPERATOR_HALT``), recorded with ``note``, in one transaction.
+
+        Never refused, whatever the account's state. A strategy already halted keeps its
+        reason (the event records the operator's request). ``request_ids`` are the control
+        requests this applies; a halt made here and now (none given) also supersedes every
+        request still pending.
+        """
+        now = _now_ms()
+        with self._transaction() as db:
+            state = self.load()
+            if state is None:
+                raise StateError(f"strategy {self.namespace!r} has no account yet in {self.path}")
+            message = "halted by the operator" + (f": {note}" if note else "")
+            if state.status is TradingStatus.HALTED:
+                message += f" (already halted: {state.status_reason})" if state.status_reason else " (already halted)"
+            else:
+                db.execute(
+                    "UPDATE account SET status = 'halted', status_reason = ?, status_since = ?, updated_at = ? WHERE id = 1",
+                    (f"{OPERATOR_HALT}: {message}", timestamp, now),
+                )
+            self._insert_events(db, [RiskEvent(timestamp, "status", OPERATOR_HALT, message, status=TradingStatus.HALTED)], now)
+            ids = list(request_ids)
+            if ids:
+                db.executemany("UPDATE control SET applied_at = ? WHERE id = ?", [(now, i) for i in ids])
+            db.execute("UPDATE control SET applied_at = ? WHERE applied_at IS NULL AND (command = 'halt' OR ?)",
+                       (now, not ids))
         loaded = self.load()
         assert loaded is not None
         return loaded

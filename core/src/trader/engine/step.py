@@ -27,11 +27,12 @@ the paper broker adds slippage). Client order ids are deterministic
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
 from trader.engine.book import Book
@@ -156,6 +157,9 @@ class TradingSession:
         self._daily_keep = 1.0 - self.limits.daily_loss_limit
         self._now = 0
         self._signal_ms: float | None = None
+        #: Called with each record once the store committed it (``trader run``'s alerts); must not raise.
+        self.on_commit: Callable[[StepRecord], None] | None = None
+        self._failed_requests: set[int] = set()
 
     # ------------------------------------------------------------------ state
 
@@ -631,6 +635,8 @@ class TradingSession:
         """Copy the account into ``record`` and hand it to the store (one transaction)."""
         self._account_into(record)
         self.store.commit_step(record)
+        if self.on_commit is not None:
+            self.on_commit(record)
 
     def _account_into(self, record: StepRecord) -> None:
         """Copy the account into ``record`` and remember the mark."""
@@ -661,17 +667,66 @@ class TradingSession:
     # ------------------------------------------------------------------ control
 
     def apply_requests(self) -> list[str]:
-        """Apply pending requests from other processes (``trader resume``); returns what was done."""
+        """Apply pending requests from other processes (``trader resume``, ``trader halt``), oldest first.
+
+        Returns what was done. Consecutive requests of one command are applied together, so
+        the last request wins. A halt fails closed (:meth:`halt`). A request that cannot be
+        applied is recorded (``CONTROL_FAILED``) and not tried again by this process; it
+        stays pending, so the next start tries it again.
+        """
         pending = self.store.pending_requests()
         if not pending:
             return []
         done = []
-        resume_ids = [rid for rid, command, _ in pending if command == "resume"]
-        if resume_ids:
-            note = "; ".join(n for rid, c, n in pending if c == "resume" and n)
-            self.resume(note, resume_ids)
-            done.append("resume")
+        for command, group in itertools.groupby(pending, key=lambda r: r.command):
+            requests = [r for r in group if r.id not in self._failed_requests]
+            if not requests or command not in ("halt", "resume"):
+                continue
+            ids = [r.id for r in requests]
+            note = "; ".join(r.note for r in requests if r.note)
+            try:
+                (self.halt if command == "halt" else self.resume)(note, ids)
+            except Exception as exc:  # noqa: BLE001 - reported, and a halt has already taken effect in this session
+                self._failed_requests.update(ids)
+                message = f"the {command} request could not be applied: {' '.join(str(exc).split()) or type(exc).__name__}"
+                if self._status is _HALTED:
+                    message += "; the strategy stays halted"
+                try:
+                    self.note_event("control", "CONTROL_FAILED", message)  # commits the account, halted, too
+                except Exception:  # noqa: BLE001 - the store is failing: the log line is all there is
+                    log.error("%s: %s", self.strategy, message)
+                continue
+            done.append(command)
         return done
+
+    def halt(self, note: str = "", request_ids: Iterable[int] = ()) -> None:
+        """Halt now (``OPERATOR_HALT``, the operator's kill switch), recorded with ``note``.
+
+        Fails closed: this session is halted before the store is asked to record it, and
+        stays halted when that fails (the next commit writes the halted status).
+        """
+        from trader.engine.state import OPERATOR_HALT
+
+        now = int(time.time() * 1000)
+        message = "halted by the operator" + (f": {note}" if note else "")
+        if self._status is not _HALTED:
+            self._status = _HALTED
+            self._status_reason = f"{OPERATOR_HALT}: {message}"
+            self._status_since = now
+        saved = self.store.halt(now, note, request_ids)
+        self._status = saved.status
+        self._status_reason = saved.status_reason
+        self._status_since = saved.status_since
+        log.warning("%s: risk status halted (%s)", self.strategy, message)
+        self._tell(now, "status", OPERATOR_HALT, message, _HALTED)
+
+    def _tell(self, timestamp: int, kind: str, code: str, message: str, status: TradingStatus) -> None:
+        """Show :attr:`on_commit` an event a store method committed outside :meth:`_finish`."""
+        if self.on_commit is not None:
+            record = StepRecord(self.symbol, self.timeframe, timestamp, self._mark or 0.0)
+            record.skipped = "event"
+            record.events = (RiskEvent(timestamp, kind, code, message, status=status),)
+            self.on_commit(record)
 
     def resume(self, note: str = "", request_ids: Iterable[int] = ()) -> None:
         """Clear a halt and the breaker counters; peak and day-start equity restart from now."""
@@ -685,6 +740,7 @@ class TradingSession:
         self._peak = saved.peak_equity
         self._day_start = saved.day_start_equity
         log.info("%s: %s", self.strategy, saved.status_reason)
+        self._tell(saved.status_since or 0, "control", RiskCode.RESUMED, saved.status_reason, saved.status)
 
     def summary(self) -> dict[str, Any]:
         """Figures of the session so far (the end-of-replay summary adds the store's)."""

@@ -54,6 +54,9 @@ class StateStore(Protocol):
     def resume(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
         """Clear a halt and the breaker counters, mark ``request_ids`` applied; the account after it."""
 
+    def halt(self, timestamp: int, note: str = "", request_ids: Iterable[int] = ()) -> SavedState:
+        """Halt (``OPERATOR_HALT``, the operator's kill switch), mark ``request_ids`` applied; the account after it."""
+
     # trader run: reconciliation, the strategy's own state, the end-of-run summary
     def orders(self, statuses: Iterable[str] | None = None) -> list[OrderRecord]:
         """Orders (with these statuses), oldest candle first."""
@@ -78,7 +81,7 @@ class StateStore(Protocol):
         """``None`` when the account matches its ledger, else what differs (``trader resume`` refuses then)."""
 
     def request(self, command: str, note: str = "") -> None:
-        """Ask the process running this strategy for ``command`` (``resume``) at its next candle."""
+        """Ask the process running this strategy for ``command`` (``resume``, ``halt``) at its next candle."""
 
     def close(self) -> None:
         """Release the store; nothing is called on it afterwards."""
