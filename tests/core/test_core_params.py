@@ -225,7 +225,7 @@ def test_the_shipped_strategies_declare_what_their_parsing_reads_with_the_same_d
     from trader.ml.training import TrainConfig
     from trader_ensemble.params import EnsembleParams, signal_thresholds
 
-    for info, spec in ((SHIPPED["dl_lstm"], trader_dl_lstm.spec.SPEC), (SHIPPED["dl_transformer"], trader_dl_transformer.spec.SPEC)):
+    for info, spec in ((SHIPPED["dl_lstm"], trader_dl_lstm.plugin.spec()), (SHIPPED["dl_transformer"], trader_dl_transformer.plugin.spec())):
         train = {p.name: p.default for p in info.params if p.section == "train"}
         assert set(train) == _known_keys(spec)  # the pipeline's own strict check knows the same keys
         defaults = {**attrs.asdict(DataSettings()), **attrs.asdict(TrainConfig()),
