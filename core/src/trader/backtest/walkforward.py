@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["WalkForwardFold", "WalkForwardPlan", "walk_forward_folds", "run_walk_forward"]
+__all__ = ["WalkForwardFold", "WalkForwardPlan", "walk_forward_folds", "run_walk_forward", "run_fold"]
 
 
 def _non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -149,30 +149,29 @@ def run_walk_forward(
     end: int | None = None,
     settings: Any = None,
     progress: Any = None,
+    executor: Any = None,
+    plugins: Any = None,
 ) -> Any:
     """Retrain on each fold's training window, trade its test window, stitch the out-of-sample part.
 
-    Features are computed once; each fold's model is asked once for all of its test rows;
-    the stitched signals then run through one continuous simulation (positions carry over
+    Features are computed once; each fold (train, then its model asked once for all of its test
+    rows) is a task of ``executor`` (:mod:`trader.executors`; default: one after the other in this
+    process), with the candles and features as its shared inputs; a fold task returns signals and
+    label arrays, never its model (fold models are not kept). ``plugins`` (a
+    :class:`~trader.executors.PluginSource`) tells a worker process how to load the strategy.
+    The stitched signals then run through one continuous simulation here (positions carry over
     from fold to fold, as they would when a model is replaced in live trading).
-    ``progress(event, fold, folds)`` is called with ``"train"``, ``"signals"`` and ``"done"``.
+    ``progress(event, fold, folds)`` is called with ``"train"`` as each fold is handed to the
+    executor and ``"done"`` as its result comes back.
     """
     import time
 
     import numpy as np
 
     from trader.backtest.results import BacktestResult
-    from trader.backtest.runner import (
-        BacktestScope,
-        BacktestSettings,
-        _market_return,
-        _settings_dict,
-        batch_signals,
-        simulate,
-    )
+    from trader.backtest.runner import BacktestScope, BacktestSettings, _market_return, _settings_dict, simulate
     from trader.backtest.signals import strategy_features
     from trader.params import configured_params
-    from trader.types import TrainRequest
 
     settings = settings or BacktestSettings()
     began = time.perf_counter()
@@ -199,34 +198,44 @@ def run_walk_forward(
     fold_info: list[dict[str, Any]] = []
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # (labels, proba, train labels) per fold
     ts = view["timestamp"].to_numpy()
+    from trader.executors import PluginSource, get_executor
+
+    base = plugins or PluginSource((strategy_name,))
+    local_plugins = PluginSource(base.strategies, base.probe_cache, manager)  # a worker process builds its own
+    shared = _FoldInputs(local_plugins, view, features, params, symbol, timeframe)
+    tasks = []
     for k, fold in enumerate(folds):
         stop = min(fold.test_end, folds[k + 1].test_start) if k + 1 < len(folds) else fold.test_end
-        model, label = None, None
-        if strategy.trainable:
-            if progress:
-                progress("train", fold, len(folds))
-            t0 = time.perf_counter()
-            train_frame = view.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
-            result = strategy.train(TrainRequest(strategy_name, symbol, timeframe, train_frame,
-                                                 params=dict(plan.train_params), seed=plan.seed + k))
-            timings["train_s"] += time.perf_counter() - t0
-            model, label = result.model, dict(result.label or {})
+        tasks.append(_FoldTask(strategy_name, fold, stop, dict(plan.train_params), plan.seed + k, strategy.trainable))
+        if progress and strategy.trainable:
+            progress("train", fold, len(folds))
+
+    def done(index: int, outcome: _FoldOutcome) -> None:
         if progress:
-            progress("signals", fold, len(folds))
-        batch = batch_signals(strategy, view, fold.test_start, stop - 1, symbol=symbol, timeframe=timeframe,
-                              features=features, model=model, params=params)
-        timings["signals_s"] += batch.seconds
-        signals[fold.test_start - oos_first : stop - oos_first] = batch.signals
-        if label:
-            pieces.append(_fold_labels(label, view, fold, stop, batch.probabilities, timeframe))
+            progress("done", folds[index], len(folds))
+
+    own = executor is None
+    executor = executor or get_executor("local", 1)
+    t0 = time.perf_counter()
+    try:
+        outcomes = executor.map(run_fold, tasks, shared, on_result=done)
+    finally:
+        if own:
+            executor.close()
+    timings["folds_s"] = time.perf_counter() - t0
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        fold, stop = task.fold, task.stop
+        timings["train_s"] += outcome.train_seconds
+        timings["signals_s"] += outcome.signals_seconds
+        signals[fold.test_start - oos_first : stop - oos_first] = outcome.signals
+        if outcome.labels is not None:
+            pieces.append(outcome.labels)
         info = fold.to_dict()
         info.update({
             "train_start_time": int(ts[fold.train_start]), "train_end_time": int(ts[fold.train_end - 1]),
             "test_start_time": int(ts[fold.test_start]), "test_end_time": int(ts[stop - 1]), "test_rows": stop - fold.test_start,
         })
         fold_info.append(info)
-        if progress:
-            progress("done", fold, len(folds))
 
     part = view.iloc[oos_first : oos_last + 1]
     t0 = time.perf_counter()
@@ -257,6 +266,61 @@ def run_walk_forward(
         classification=_pooled_classification(pieces, fold_info), folds=tuple(fold_info), timings=timings,
         verdict=verdict, plausibility=guard, wide_spread=wide,
     )
+
+
+@attrs.frozen
+class _FoldInputs:
+    """What every fold reads (sent to each worker once): the candles, their features and the strategy."""
+
+    plugins: Any  # trader.executors.PluginSource
+    view: Any
+    features: Any
+    params: Any
+    symbol: str
+    timeframe: str
+
+
+@attrs.frozen
+class _FoldTask:
+    strategy: str
+    fold: WalkForwardFold
+    stop: int  # the fold trades rows [fold.test_start, stop): the next fold takes over at its own start
+    train_params: dict[str, Any]
+    seed: int
+    trainable: bool
+
+
+@attrs.frozen
+class _FoldOutcome:
+    """What a fold hands back: its signals and label arrays (never its model) and its timings."""
+
+    signals: tuple[Any, ...]
+    labels: Any  # (test labels, test probabilities, training labels), or None without a label definition
+    train_seconds: float
+    signals_seconds: float
+
+
+def run_fold(task: _FoldTask, inputs: _FoldInputs) -> _FoldOutcome:
+    """One fold, as an executor task: train on its training rows, ask the model for its test rows."""
+    import time
+
+    from trader.backtest.runner import batch_signals
+    from trader.types import TrainRequest
+
+    strategy = inputs.plugins.manager().strategy(task.strategy)
+    view, fold = inputs.view, task.fold
+    model, label, train_seconds = None, None, 0.0
+    if task.trainable:
+        t0 = time.perf_counter()
+        train_frame = view.iloc[fold.train_start : fold.train_end].reset_index(drop=True)
+        result = strategy.train(TrainRequest(task.strategy, inputs.symbol, inputs.timeframe, train_frame,
+                                             params=dict(task.train_params), seed=task.seed))
+        train_seconds = time.perf_counter() - t0
+        model, label = result.model, dict(result.label or {})
+    batch = batch_signals(strategy, view, fold.test_start, task.stop - 1, symbol=inputs.symbol,
+                          timeframe=inputs.timeframe, features=inputs.features, model=model, params=inputs.params)
+    labels = _fold_labels(label, view, fold, task.stop, batch.probabilities, inputs.timeframe) if label else None
+    return _FoldOutcome(tuple(batch.signals), labels, train_seconds, batch.seconds)
 
 
 def _fold_labels(label: dict[str, Any], candles: Any, fold: WalkForwardFold, stop: int, proba: Any, timeframe: str):

@@ -118,8 +118,9 @@ def _p(text: str) -> str:
 class _FoldProgress:
     """A rich progress bar over the walk-forward folds (on stderr)."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, where: str = "") -> None:
         self.enabled = enabled
+        self.where = where
         self.progress = None
         self.task = None
 
@@ -146,10 +147,9 @@ class _FoldProgress:
         if self.progress is None:
             return
         if self.task is None:
-            self.task = self.progress.add_task("", total=total)
-        verb = {"train": "training", "signals": "trading", "done": "done"}[event]
-        self.progress.update(self.task, description=f"fold {fold.index + 1}/{total}: {verb}",
-                             advance=1 if event == "done" else 0)
+            self.task = self.progress.add_task(f"folds ({self.where})", total=total)
+        if event == "done":  # folds run side by side: only their ends are seen here
+            self.progress.update(self.task, description=f"fold {fold.index + 1}/{total} done ({self.where})", advance=1)
 
     def __exit__(self, *exc: Any) -> None:
         if self.progress is not None:
@@ -185,6 +185,11 @@ class _FoldProgress:
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="Write plots (PNG), report.html, results.json and CSVs here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.option("--no-progress", is_flag=True, help="Do not show the walk-forward progress bar.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
+              help="Walk-forward: where the folds run: local processes, or Ray [default: local].")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Walk-forward: folds run at once [default: the usable cores; a local Ray gets this many CPUs].")
+@click.option("--ray-address", default=None, help="Walk-forward with --executor ray: the cluster [default: RAY_ADDRESS, else a local Ray].")
 @pass_app
 def backtest(
     app: AppContext,
@@ -215,6 +220,9 @@ def backtest(
     report_dir: str | None,
     as_json: bool,
     no_progress: bool,
+    executor_name: str | None,
+    workers: int | None,
+    ray_address: str | None,
 ) -> None:
     """Backtest a strategy: features once, its model batched, then the same per-candle step,
     paper broker and risk rules as `trader run`; metrics beside buy-and-hold, a bootstrap
@@ -233,6 +241,12 @@ def backtest(
         raise ConfigError("--train-bars, --test-bars, --step, --anchored, --epochs and --param need --walk-forward")
     if walk_forward and (train_bars is None or test_bars is None):
         raise ConfigError("--walk-forward needs --train-bars and --test-bars")
+    if not walk_forward and (executor_name or workers or ray_address):
+        raise ConfigError("--executor, --workers and --ray-address need --walk-forward")
+    if walk_forward:
+        from trader.executors import get_executor
+
+        executor = get_executor(executor_name or "local", workers, ray_address)  # Ray missing: one line, exit 2
     if walk_forward and model_version is not None:
         raise ConfigError("--model-version does not apply to --walk-forward, which trains a model for every fold")
     manager = app.plugins_for([plugin_name])  # imports this strategy and no other
@@ -248,10 +262,13 @@ def backtest(
 
         params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
-        with _FoldProgress(enabled=not no_progress) as progress:
+        from trader.executors import PluginSource
+
+        with executor, _FoldProgress(enabled=not no_progress, where=executor.describe()) as progress:
             result = run_walk_forward(manager, app.config, strategy.name, candles, plan, symbol=symbol,
                                       timeframe=timeframe, source=source, start=start_ms, end=end_ms, settings=settings,
-                                      progress=progress)
+                                      progress=progress, executor=executor,
+                                      plugins=PluginSource((strategy.name,), app.plugin_cache))
     else:
         result = run_backtest(manager, app.config, strategy.name, candles, symbol=symbol, timeframe=timeframe,
                               source=source, start=start_ms, end=end_ms, settings=settings, model_version=model_version)

@@ -31,7 +31,11 @@ def seed_everything(seed: int) -> torch.Generator:
 def default_threads() -> int:
     """Half the CPU cores (at least 1): torch's OpenMP threads spin while they wait, so using every
     core of a machine that also runs the trading loop, the feeds or other jobs slows training down
-    several times (7x measured on the 2-core development machine under load)."""
+    several times (7x measured on the 2-core development machine under load). Inside an executor's
+    task, the task's own count (``TRADER_TASK_THREADS``, :mod:`trader.executors`)."""
+    task = os.environ.get("TRADER_TASK_THREADS", "")
+    if task.isdigit() and int(task) > 0:
+        return int(task)
     return max(1, (os.cpu_count() or 2) // 2)
 
 
