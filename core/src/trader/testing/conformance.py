@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKS",
-    "CheckResult",
+    "CheckOutcome",
     "ConformanceError",
     "ConformanceReport",
     "ConformanceRun",
@@ -131,8 +131,11 @@ class ConformanceSettings:
 
 
 @attrs.frozen
-class CheckResult:
-    """The outcome of one check: ``passed``, ``failed`` or ``skipped``, with a message."""
+class CheckOutcome:
+    """One check of the suite: ``passed``, ``failed`` or ``skipped``, with a message and its time.
+
+    (A look-ahead check of ``trader check`` gives a :class:`trader.backtest.lookahead.CheckResult`; the
+    suite turns each into one of these.)"""
 
     check: str
     outcome: str
@@ -153,14 +156,14 @@ class ConformanceReport:
     """Every check's result for one strategy."""
 
     strategy: str
-    results: tuple[CheckResult, ...]
+    results: tuple[CheckOutcome, ...]
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
 
     @property
-    def failures(self) -> list[CheckResult]:
+    def failures(self) -> list[CheckOutcome]:
         return [r for r in self.results if not r.ok]
 
     def __str__(self) -> str:
@@ -260,7 +263,7 @@ class ConformanceRun:
 
     # ------------------------------------------------------------------ running checks
 
-    def result(self, check: str) -> CheckResult:
+    def result(self, check: str) -> CheckOutcome:
         """Run ``check`` and return its result (never raises for a failing plugin)."""
         if check not in CHECKS:
             raise ValueError(f"unknown check {check!r} (choose from {', '.join(CHECKS)})")
@@ -274,7 +277,7 @@ class ConformanceRun:
             outcome, message = "failed", str(exc)
         except Exception as exc:  # the plugin (or its set-up) broke in a way no check foresaw
             outcome, message = "failed", f"unexpected error: {_error(exc)}"
-        return CheckResult(check, outcome, message, time.perf_counter() - start)
+        return CheckOutcome(check, outcome, message, time.perf_counter() - start)
 
     def report(self, checks: tuple[str, ...] = CHECKS) -> ConformanceReport:
         return ConformanceReport(self.name, tuple(self.result(c) for c in checks))
