@@ -66,10 +66,15 @@ class TraderConfig:
         return self.section("data")
 
     def plugin_params(self, name: str) -> dict[str, Any]:
-        """``[plugins.NAME]`` without its ``risk`` sub-table."""
+        """``[plugins.NAME]`` without its ``risk`` and ``tune`` sub-tables."""
         params = self.section("plugins", name)
         params.pop("risk", None)
+        params.pop("tune", None)
         return params
+
+    def tune_space(self, name: str) -> dict[str, Any]:
+        """``[plugins.NAME.tune]``: what ``trader tune`` searches (see :mod:`trader.tune.space`)."""
+        return self.section("plugins", name, "tune")
 
     def risk_overrides(self, name: str) -> dict[str, Any]:
         return self.section("plugins", name, "risk")
@@ -101,10 +106,12 @@ def load_config(path: str | os.PathLike | None = None, home: str | os.PathLike |
     except OSError as exc:  # a name too long, a folder that cannot be searched
         hint = "; use a shorter --home / TRADER_HOME" if exc.errno == errno.ENAMETOOLONG else ""
         raise ConfigError(f"{str(config_path)[:120]}...: cannot read: {exc.strerror or exc}{hint}") from None
+    from trader.tune.applied import merge_tuned  # TRADER_HOME/tuned/NAME.toml, written by trader tune --apply
+
     if not exists:
         if explicit:
             raise ConfigError(f"config file not found: {config_path}")
-        return TraderConfig(home=home_path)
+        return TraderConfig(home=home_path, data=merge_tuned(home_path, {}))
     from trader.config_rules import check_config
 
     try:
@@ -125,7 +132,7 @@ def load_config(path: str | os.PathLike | None = None, home: str | os.PathLike |
         raise ConfigError(f"{config_path}: invalid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{config_path}: invalid TOML: nested too deeply") from None
-    return TraderConfig(home=home_path, path=config_path, data=check_config(data, str(config_path)))
+    return TraderConfig(home=home_path, path=config_path, data=merge_tuned(home_path, check_config(data, str(config_path))))
 
 
 def _env_secret(name: str) -> str | None:

@@ -321,6 +321,7 @@ class ParamSpec:
     values, or for an ``int``/``float`` the special values it also accepts (``"fee"``).
     ``default`` is checked like a value; ``None`` means the strategy works one out itself.
     ``log`` says a search should sample the range on a log scale (it needs ``low > 0``).
+    ``tune`` puts it in the search space ``trader tune`` explores by default (see docs/tuning.md).
     """
 
     name: str = field()
@@ -333,6 +334,7 @@ class ParamSpec:
     help: str = field(default="", validator=attrs.validators.instance_of(str))
     section: str = field(default="", validator=attrs.validators.in_(PARAM_SECTIONS))
     many: bool = field(default=False, validator=attrs.validators.instance_of(bool))
+    tune: bool = field(default=False, validator=attrs.validators.instance_of(bool))
 
     @name.validator
     def _check_name(self, attribute: attrs.Attribute, value: Any) -> None:

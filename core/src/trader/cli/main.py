@@ -33,6 +33,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "train": "trader.cli.train_cmd:train",
     "models": "trader.cli.train_cmd:models",
     "compare": "trader.cli.compare_cmd:compare",
+    "tune": "trader.cli.tune_cmd:tune",
     "backtest": "trader.cli.backtest_cmd:backtest",
     "check": "trader.cli.check_cmd:check",
     "new-plugin": "trader.cli.authoring_cmd:new_plugin",
