@@ -21,23 +21,20 @@ from typing import Any
 
 import attrs
 
+from trader.validators import integer
+
 __all__ = ["WalkForwardFold", "WalkForwardPlan", "walk_forward_folds", "run_walk_forward", "run_fold"]
-
-
-def _non_negative_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be an integer >= 0, got {value!r}")
 
 
 @attrs.frozen
 class WalkForwardFold:
     """Row ranges (half-open, positions in the candle frame) of one fold."""
 
-    index: int = attrs.field(validator=_non_negative_int)
-    train_start: int = attrs.field(validator=_non_negative_int)
-    train_end: int = attrs.field(validator=_non_negative_int)
-    test_start: int = attrs.field(validator=_non_negative_int)
-    test_end: int = attrs.field(validator=_non_negative_int)
+    index: int = attrs.field(validator=integer(0))
+    train_start: int = attrs.field(validator=integer(0))
+    train_end: int = attrs.field(validator=integer(0))
+    test_start: int = attrs.field(validator=integer(0))
+    test_end: int = attrs.field(validator=integer(0))
 
     def __attrs_post_init__(self) -> None:
         if not self.train_start < self.train_end <= self.test_start < self.test_end:

@@ -94,27 +94,16 @@ from urllib.parse import parse_qsl, urlsplit
 
 import attrs
 
+from trader.timeframes import timeframe_to_ms
+
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["FakeBinance", "Fault", "RecordedRequest", "BinanceReject", "BINANCE_INTERVALS", "toml_for_ccxt"]
 
 BINANCE_INTERVALS: dict[str, int] = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "6h": 21_600_000,
-    "8h": 28_800_000,
-    "12h": 43_200_000,
-    "1d": 86_400_000,
-    "3d": 259_200_000,
-    "1w": 604_800_000,
+    tf: timeframe_to_ms(tf)
+    for tf in ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w")
 }
 _USD_QUOTES = {"USDT", "USDC", "BUSD", "FDUSD", "TUSD", "USD", "DAI"}
 _FAULT_KINDS = ("status", "slow", "malformed", "disconnect")
