@@ -21,7 +21,7 @@ broker import their heavy libraries when used.
 from __future__ import annotations
 
 from trader.engine.book import Book
-from trader.engine.brokers.base import Broker, Execution, MarketRules
+from trader.engine.brokers.base import Broker, ExchangeAccount, Execution, MarketRules
 from trader.engine.brokers.paper import PAPER_DEFAULTS, PaperBroker
 from trader.engine.factory import (
     backtest_session,
@@ -32,15 +32,31 @@ from trader.engine.factory import (
     strategy_limits,
 )
 from trader.engine.memory import MemoryState
-from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, SavedState, StepRecord
+from trader.engine.reconcile import reconcile
+from trader.engine.records import (
+    AccountFigures,
+    ControlRequest,
+    FillRecord,
+    OrderRecord,
+    OrderStatus,
+    PositionFigures,
+    RiskEvent,
+    SavedState,
+    StepRecord,
+)
 from trader.engine.risk import AuditDecision, RiskAuditAgent, RiskCode, core_verdicts, state_verdicts
 from trader.engine.state import TradingState
 from trader.engine.step import DEFAULT_REBALANCE_BAND, TradingSession, client_order_id
+from trader.engine.store import BulkStore, StateStore
 
 __all__ = [
+    "AccountFigures",
     "AuditDecision",
     "Book",
     "Broker",
+    "BulkStore",
+    "ControlRequest",
+    "ExchangeAccount",
     "DEFAULT_REBALANCE_BAND",
     "Execution",
     "FillRecord",
@@ -50,10 +66,12 @@ __all__ = [
     "OrderStatus",
     "PAPER_DEFAULTS",
     "PaperBroker",
+    "PositionFigures",
     "RiskAuditAgent",
     "RiskCode",
     "RiskEvent",
     "SavedState",
+    "StateStore",
     "StepRecord",
     "TradingSession",
     "TradingState",
@@ -63,6 +81,7 @@ __all__ = [
     "first_signal_row",
     "initial_cash",
     "paper_broker",
+    "reconcile",
     "rebalance_band",
     "state_verdicts",
     "strategy_limits",

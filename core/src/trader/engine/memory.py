@@ -234,7 +234,9 @@ class MemoryState:
 
     def summary(self) -> dict[str, Any]:
         """The account, risk status and counts, with ``trader status``'s keys (``path`` is ``None``)."""
-        from trader.engine.summary import format_ms, max_drawdown, percentile
+        from trader.engine.summary import percentile
+        from trader.evaluation.performance import max_drawdown
+        from trader.timeframes import format_utc
 
         self.flush()
         out: dict[str, Any] = {"strategy": self.namespace, "path": None}
@@ -264,7 +266,7 @@ class MemoryState:
                 "pnl": equity - state.initial_cash,
                 "return": equity / state.initial_cash - 1 if state.initial_cash else 0.0,
                 "realized_pnl": state.realized_pnl, "unrealized_pnl": unrealized, "fees_paid": state.fees_paid,
-                "peak_equity": state.peak_equity, "max_drawdown": max_drawdown(self.equities), "candles": len(self.equities),
+                "peak_equity": state.peak_equity, "max_drawdown": max_drawdown(self.equities)[0], "candles": len(self.equities),
             },
             "positions": positions,
             "risk": {
@@ -273,7 +275,7 @@ class MemoryState:
                 "errors_since_resume": len(state.error_times), "pending_requests": [r.command for r in self._requests],
             },
             "ledger": {"consistent": True, "problem": None, "cash_flows": 1},
-            "streams": [{"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_ms(ts)} for (s, tf), ts in sorted(self._streams.items())],
+            "streams": [{"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_utc(ts)} for (s, tf), ts in sorted(self._streams.items())],
             "orders": orders,
             "fills": len(self.fill_records),
             "latency": {"samples": len(latencies), "p50_ms": percentile(latencies, 0.5),
