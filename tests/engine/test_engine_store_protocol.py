@@ -3,7 +3,6 @@ plugin's store is checked against StateStore when it is opened (refused naming w
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
