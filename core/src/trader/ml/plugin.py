@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import PluginError
+from trader.feature_windows import DEFAULT_WINDOWS
 from trader.hookspecs import hookimpl
 from trader.ml.settings import DEFAULT_SEQUENCE_LENGTH
 from trader.types import ParamSpec, RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SequenceStrategyPlugin", "FEATURE_WINDOWS", "DEFAULT_SEQUENCE_LENGTH", "SIGNAL_PARAMS", "training_params"]
 
-FEATURE_WINDOWS = (5, 10, 20, 50)
+FEATURE_WINDOWS = DEFAULT_WINDOWS
 
 
 def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: Any) -> ParamSpec:

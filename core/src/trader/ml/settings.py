@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from trader.errors import ConfigError
+from trader.feature_windows import DEFAULT_WINDOWS
 
 if TYPE_CHECKING:
     from trader.features import LabelDefinition
@@ -34,7 +35,7 @@ class DataSettings:
     """How candles become windows and labels (keys of ``[plugins.NAME.train]``)."""
 
     sequence_length: int = DEFAULT_SEQUENCE_LENGTH
-    windows: tuple[int, ...] = (5, 10, 20, 50)
+    windows: tuple[int, ...] = DEFAULT_WINDOWS
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     embargo: int = 0
@@ -53,8 +54,6 @@ class DataSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], spec: SequenceClassifierSpec) -> DataSettings:
-        from trader.features.specs import DEFAULT_WINDOWS
-
         windows = params.get("windows", spec.feature_windows or DEFAULT_WINDOWS)
         if not isinstance(windows, (list, tuple)) or not windows:
             raise ConfigError(f"training parameter windows must be a list of integers, got {windows!r}")

@@ -23,57 +23,31 @@ from trader.evaluation.classification import accuracy, balanced_accuracy
 from trader.ml.batches import WindowBatches
 from trader.ml.progress import TrainingProgress
 from trader.ml.seeding import default_threads, seed_everything, torch_threads
+from trader.validators import integer, number, optional
 
 __all__ = ["TrainConfig", "FitResult", "fit", "class_weights", "SCHEDULES"]
 
 SCHEDULES = ("cosine", "constant")
 
 
-def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{attribute.name} must be a positive integer, got {value!r}")
-
-
-def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if value is not None:
-        _positive_int(instance, attribute, value)
-
-
-def _non_negative_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ValueError(f"{attribute.name} must be a finite number >= 0, got {value!r}")
-
-
-def _positive_number(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _non_negative_number(instance, attribute, value)
-    if value == 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
-
-
-def _fraction(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
-    _non_negative_number(instance, attribute, value)
-    if value >= 1:
-        raise ValueError(f"{attribute.name} must be within [0, 1), got {value!r}")
-
-
 @frozen
 class TrainConfig:
     """Optimisation settings. Every field can be set from ``[plugins.NAME.train]``."""
 
-    epochs: int = field(default=20, validator=_positive_int)
-    batch_size: int = field(default=256, validator=_positive_int)
-    learning_rate: float = field(default=1e-3, validator=_positive_number)
-    weight_decay: float = field(default=1e-2, validator=_non_negative_number)
+    epochs: int = field(default=20, validator=integer(1))
+    batch_size: int = field(default=256, validator=integer(1))
+    learning_rate: float = field(default=1e-3, validator=number(0, low_open=True))
+    weight_decay: float = field(default=1e-2, validator=number(0))
     schedule: str = field(default="cosine", validator=attrs.validators.in_(SCHEDULES))
-    warmup_fraction: float = field(default=0.05, validator=_fraction)
-    grad_clip: float = field(default=1.0, validator=_non_negative_number)  # 0 turns clipping off
-    patience: int = field(default=5, validator=_positive_int)
-    min_delta: float = field(default=1e-4, validator=_non_negative_number)
+    warmup_fraction: float = field(default=0.05, validator=number(0, 1, high_open=True))
+    grad_clip: float = field(default=1.0, validator=number(0))  # 0 turns clipping off
+    patience: int = field(default=5, validator=integer(1))
+    min_delta: float = field(default=1e-4, validator=number(0))
     class_weighting: bool = True
     seed: int = field(default=0, validator=attrs.validators.and_(attrs.validators.instance_of(int), attrs.validators.ge(0)))
-    threads: int | None = field(default=None, validator=_optional_positive_int)  # None: default_threads()
-    eval_batch_size: int = field(default=1024, validator=_positive_int)
-    max_batches_per_epoch: int | None = field(default=None, validator=_optional_positive_int)
+    threads: int | None = field(default=None, validator=optional(integer(1)))  # None: default_threads()
+    eval_batch_size: int = field(default=1024, validator=integer(1))
+    max_batches_per_epoch: int | None = field(default=None, validator=optional(integer(1)))
 
     @classmethod
     def from_params(cls, params: dict[str, Any], **defaults: Any) -> TrainConfig:
