@@ -150,10 +150,13 @@ def train(
     data_range = {**candles_range(candles), "source": source}
     if source.startswith("synthetic"):
         data_range["synthetic_seed"] = synthetic_seed
+    from trader.tune.applied import tuned_record
+
+    tuned = tuned_record(app.home, plugin_name)  # trader tune --apply's choice, where it came from
     version = ModelPersistence(app.config.models_dir).save(
         strategy, result, symbol=symbol, timeframe=timeframe, data_range=data_range,
         data_hash=candles_hash(candles), seed=seed, extra_files=extra_files,
-        extra={"train_seconds": round(seconds, 3), "params": params},
+        extra={"train_seconds": round(seconds, 3), "params": params, **({"tuned": tuned} if tuned else {})},
     )
     test = result.metrics.get("test", {}) if isinstance(result.metrics, dict) else {}
     if as_json:

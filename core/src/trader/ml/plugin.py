@@ -42,8 +42,8 @@ def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: 
 
 #: ``[plugins.NAME]`` of a sequence strategy (read by ``trader.ml.thresholds.SequenceSignalSettings``).
 SIGNAL_PARAMS = (
-    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, help="BUY when P(up) is at least this"),
-    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, help="SELL when P(up) is at most this (<= buy_threshold)"),
+    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, tune=True, help="BUY when P(up) is at least this"),
+    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, tune=True, help="SELL when P(up) is at most this (<= buy_threshold)"),
     ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
     ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2 P(up) - 1|"),
     ParamSpec("inference_threads", "int", 1, low=1, help="torch threads of the one-window live path"),
