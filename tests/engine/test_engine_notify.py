@@ -29,15 +29,20 @@ from engine_testkit import (
 )
 
 from trader.engine import TradingState
+from trader.engine.records import RiskEvent
 from trader.errors import StateError
 from trader.notify import Alert, Notifier, redact, resolve_targets
+from trader.notify.alerts import event_kind
+from trader.notify.formats import payload
+from trader.types import TradingStatus
 
 TOKEN = "123456789:AAHfakeTokenForTestsOnly_abcdefghijkl"
 LOOPBACK = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1: paths under ``/fail`` answer 500, under ``/hang`` never answer."""
+    """A webhook receiver on 127.0.0.1: ``/fail`` answers 500, ``/bad`` 400, ``/busy`` 429 (retry after 0 s),
+    ``/moved`` redirects to ``/ok/redirected``, ``/hang`` never answers, anything else 200."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, dict]] = []
@@ -51,8 +56,13 @@ class Receiver:
                 if self.path.startswith("/hang"):
                     receiver.release.wait(60)
                     return
-                code = 500 if self.path.startswith("/fail") else 200
+                codes = {"/fail": 500, "/bad": 400, "/busy": 429, "/moved": 302}
+                code = next((c for prefix, c in codes.items() if self.path.startswith(prefix)), 200)
                 self.send_response(code)
+                if code == 429:
+                    self.send_header("Retry-After", "0")
+                if code == 302:
+                    self.send_header("Location", "/ok/redirected")
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -264,6 +274,7 @@ def test_halt_of_a_strategy_that_is_not_running_is_written_at_once_and_refusals_
         ('[notify.x]\nformat = "email"\nurl = "http://127.0.0.1:1/"\n', "format must be one of json, telegram, slack, discord"),
         ('[notify.t]\nformat = "telegram"\n', "needs chat_id"),
         ('[notify.x]\nurl = "http://127.0.0.1:1/?token=abc"\n', "url carries a secret"),
+        ('[notify.x]\nurl = "http://user:pw@127.0.0.1:1/"\n', "url carries a secret"),
     ],
 )
 def test_a_bad_notify_table_is_refused_by_every_command_with_one_line(home, toml, expected):
@@ -372,3 +383,93 @@ def test_redact_hides_tokens_secret_urls_and_bot_paths():
     )
     alert = Alert("halt", "s", "BTC/USDT", "OPERATOR_HALT", "x" * 2000, T0, "halted")
     assert len(alert.text()) < 600
+
+
+def _fill_alert(i: int) -> Alert:
+    return Alert("fill", "buy_and_hold", "BTC/USDT", "BUY", f"buy {i}", T0 + i)
+
+
+def test_retries_only_what_may_succeed_and_follows_no_redirect(receiver):
+    notifier = Notifier(resolve_targets({"retries": 2, "backoff_s": 0.01, "flush_s": 5, "bad": {"url": f"{receiver.url}/bad"},
+                                         "busy": {"url": f"{receiver.url}/busy"}, "moved": {"url": f"{receiver.url}/moved"}},
+                                        environ={}), "buy_and_hold")
+    notifier.send(_fill_alert(0))
+    notifier.close()
+    assert len(receiver.bodies("/bad")) == 1  # a 400 will not get better
+    assert len(receiver.bodies("/busy")) == 3  # 429: the first try and two retries, after Retry-After
+    assert len(receiver.bodies("/moved")) == 1 and receiver.bodies("/ok") == []  # the body goes only where configured
+    assert {name: s["failed"] for name, s in notifier.stats().items()} == {"bad": 1, "busy": 1, "moved": 1}
+
+
+def test_the_rate_limit_and_a_full_queue_never_drop_a_halt_which_says_how_many_were_not_sent(receiver):
+    limited = Notifier(resolve_targets({"max_per_minute": 3, "r": {"url": f"{receiver.url}/ok/limited"}}, environ={}), "s")
+    for i in range(10):
+        limited.send(_fill_alert(i))
+    time.sleep(0.5)
+    limited.send(Alert("halt", "s", "BTC/USDT", "OPERATOR_HALT", "stop", T0, "halted"))
+    limited.close()
+    bodies = receiver.bodies("/ok/limited")
+    assert [b["kind"] for b in bodies] == ["fill"] * 3 + ["halt"]
+    assert bodies[-1]["suppressed"] == 7 and "(+7 earlier alerts not sent" in bodies[-1]["text"]
+
+    queued = Notifier(resolve_targets({"queue": 5, "timeout_s": 1, "retries": 0, "r": {"url": f"{receiver.url}/hang"}},
+                                      environ={}), "s")
+    for i in range(20):
+        queued.send(_fill_alert(i))
+    queued.send(Alert("halt", "s", "BTC/USDT", "OPERATOR_HALT", "stop", T0, "halted"))
+    stats = queued.stats()["r"]
+    waiting = [alert.kind for alert, _ in list(queued._senders[0].items)]
+    queued.close(flush_s=0.1)
+    assert stats["pending"] <= 5 and stats["dropped"] >= 15
+    assert waiting[-1] == "halt"  # it took the place of the oldest
+
+
+def test_a_resume_and_an_operator_halt_are_alerted_and_a_halt_keeps_an_earlier_reason(tmp_path, manager, receiver):
+    notifier = _notifier(f"{receiver.url}/ok/control")
+    session = make_session(manager, tmp_path)
+    session.on_commit = notifier.observe
+    session.step(T0, 100.0, HOLD)
+    session.halt("first")
+    session.halt("second")  # already halted: the reason stays, the request is recorded
+    assert session.status_reason == "OPERATOR_HALT: halted by the operator: first"
+    assert "second (already halted" in session.store.risk_events(kind="status")[-1]["message"]
+    session.resume("fixed")
+    receiver.wait_for("/ok/control", lambda b: b["code"] == "RESUMED")
+    notifier.close()
+    assert [(b["kind"], b["code"]) for b in receiver.bodies("/ok/control")] == [
+        ("halt", "OPERATOR_HALT"), ("halt", "OPERATOR_HALT"), ("halt", "RESUMED")]
+    session.store.request("halt", "pending while it ran")
+    session.store.resume(T0 + HOUR, "from trader resume, nothing running")  # a resume made now supersedes it
+    assert session.store.pending_requests() == []
+    session.store.request("resume", "pending while it ran")
+    session.store.halt(T0 + HOUR, "from trader halt, nothing running")  # so does a halt made now
+    assert session.store.pending_requests() == [] and session.store.load().status.value == "halted"
+    session.store.close()
+
+
+@pytest.mark.parametrize(
+    ("event", "kind"),
+    [
+        (RiskEvent(T0, "audit", "APPROVED", "approved", "c", True), None),
+        (RiskEvent(T0, "audit", "NOTIONAL_EXCEEDS_FREE_BALANCE", "m", "c", False), "risk"),
+        (RiskEvent(T0, "audit", "STALE_DATA", "m", "c", False), "stale"),
+        (RiskEvent(T0, "alert", "INFERENCE_LATENCY", "m"), "risk"),
+        (RiskEvent(T0, "status", "DAILY_LOSS_LIMIT", "m", status=TradingStatus.REDUCING), "risk"),
+        (RiskEvent(T0, "status", "MAX_DRAWDOWN", "m", status=TradingStatus.HALTED), "halt"),
+        (RiskEvent(T0, "control", "RESUMED", "m", status=TradingStatus.ACTIVE), "halt"),
+        (RiskEvent(T0, "control", "CONTROL_FAILED", "m"), "error"),
+        (RiskEvent(T0, "signal", "PLUGIN_ERROR", "m"), "error"),
+        (RiskEvent(T0, "error", "ORDER_REJECTED", "m"), "error"),
+        (RiskEvent(T0, "error", "STALE_DATA", "m"), "stale"),
+        (RiskEvent(T0, "data", "DUPLICATE_CANDLE", "m"), "stale"),
+    ],
+)
+def test_each_risk_event_has_its_alert_kind(event, kind):
+    assert event_kind(event) == kind
+
+
+def test_a_slack_message_cannot_mention_the_channel_and_a_discord_one_mentions_nobody():
+    alert = Alert("error", "s", "BTC/USDT", "PLUGIN_ERROR", "<!channel> @everyone & more", T0)
+    assert json.loads(payload("slack", alert, silent=False))["text"].endswith("&lt;!channel&gt; @everyone &amp; more")
+    discord = json.loads(payload("discord", alert, silent=True))
+    assert discord["allowed_mentions"] == {"parse": []} and discord["flags"] == 4096

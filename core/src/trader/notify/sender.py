@@ -5,9 +5,10 @@ alerts and appends them to one bounded queue per target (no I/O, no formatting).
 daemon thread per target sends them: a POST with ``timeout_s``, retried ``retries`` times
 on a connection error, a timeout, HTTP 429 or 5xx, waiting ``backoff_s`` doubled each time
 (or the receiver's ``Retry-After``, at most 60 s). A slow or dead receiver delays only its
-own thread; a full queue drops its oldest alert. At most ``max_per_minute`` alerts a
-target (a token bucket); the next one sent says how many were not. Halts and resumes go
-past both limits. :meth:`Notifier.close` gives the threads ``flush_s`` to finish at exit.
+own thread; a full queue (``queue`` alerts) drops the new alert. At most
+``max_per_minute`` alerts a target (a token bucket); the next one sent says how many were
+not. Halts and resumes go past both limits (a halt takes the place of the oldest alert
+of a full queue). :meth:`Notifier.close` gives the threads ``flush_s`` to finish at exit.
 
 Anything logged about a target passes through :func:`redact`: its secret URL and bot
 token, and any ``/bot<token>`` path, never appear in a log line or an error.
