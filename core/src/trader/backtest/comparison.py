@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from trader.config import TraderConfig
     from trader.plugins import TraderPluginManager
 
-__all__ = ["ComparedStrategy", "Comparison", "compare_strategies", "held_out_start", "distinct_baselines"]
+__all__ = ["ComparedMarket", "ComparedStrategy", "Comparison", "compare_markets", "compare_strategies", "held_out_start",
+           "distinct_baselines", "run_compared"]
 
 BASELINE = "buy_and_hold"
 
@@ -156,14 +157,97 @@ def compare_strategies(
     start: int | None = None,
     end: int | None = None,
     versions: Mapping[str, str] | None = None,
+    executor: Any = None,
+    plugins: Any = None,
 ) -> Comparison:
     """Backtest ``names`` (and ``buy_and_hold``) on the same held-out rows of ``candles`` (see the module docstring)."""
-    from trader.backtest.runner import run_backtest
-    from trader.evaluation.performance import annualised_caveat
+    return compare_markets(manager, config, names, [ComparedMarket(symbol, candles, source)], timeframe=timeframe,
+                           settings=settings, start=start, end=end, versions=versions, executor=executor,
+                           plugins=plugins)[0]
+
+
+@attrs.frozen
+class ComparedMarket:
+    """One market of a comparison: its symbol, candles and where they came from."""
+
+    symbol: str
+    candles: Any  # pandas.DataFrame
+    source: str = ""
+
+
+def compare_markets(
+    manager: TraderPluginManager,
+    config: TraderConfig,
+    names: Sequence[str],
+    markets: Sequence[ComparedMarket],
+    *,
+    timeframe: str,
+    settings: BacktestSettings,
+    start: int | None = None,
+    end: int | None = None,
+    versions: Mapping[str, str] | None = None,
+    executor: Any = None,
+    plugins: Any = None,
+) -> tuple[Comparison, ...]:
+    """One :class:`Comparison` per market. Every (strategy, market) backtest is a task of ``executor``
+    (:mod:`trader.executors`; default: one after the other in this process), the candles its shared
+    inputs. Models are loaded and checked here first; a worker process loads the same version from the
+    store again (models are never pickled). ``plugins`` (a :class:`~trader.executors.PluginSource`) tells
+    a worker how to load the strategies. Rows come back in task order, whatever the executor."""
+    from trader.executors import LocalOnly, PluginSource, get_executor
+
+    plans = [_plan_market(manager, config, names, market, timeframe=timeframe, start=start, end=end,
+                          versions=versions or {}) for market in markets]
+    tasks = [_BacktestTask(name, plan.market.symbol, plan.loaded[name].version if name in plan.loaded else None,
+                           plan.range_start, plan.range_end, plan.rows)
+             for plan in plans for name in plan.order if name not in plan.refused]
+    base = plugins or PluginSource(tuple(names))
+    shared = _CompareInputs(
+        PluginSource(base.strategies, base.probe_cache, manager), config, settings, timeframe,
+        {m.symbol: (m.candles, m.source) for m in markets},
+        LocalOnly({(name, plan.market.symbol): model for plan in plans for name, model in plan.loaded.items()}),
+    )
+    own = executor is None
+    executor = executor or get_executor("local", 1)
+    try:
+        done = executor.map(run_compared, tasks, shared) if tasks else []
+    finally:
+        if own:
+            executor.close()
+    rows = {(task.strategy, task.symbol): row for task, row in zip(tasks, done, strict=True)}
+    return tuple(plan.comparison(rows, timeframe) for plan in plans)
+
+
+@attrs.frozen
+class _MarketPlan:
+    market: ComparedMarket
+    order: tuple[str, ...]  # the strategies, then buy_and_hold
+    refused: Mapping[str, ComparedStrategy]  # rows decided before any backtest (no model, refused artifact)
+    loaded: Mapping[str, Any]  # name -> LoadedModel
+    range_start: int
+    range_end: int
+    rows: int
+    notes: tuple[str, ...]
+
+    def comparison(self, done: Mapping[tuple[str, str], ComparedStrategy], timeframe: str) -> Comparison:
+        from trader.evaluation.performance import annualised_caveat
+
+        results = [self.refused.get(name) or done[(name, self.market.symbol)] for name in self.order]
+        costs = next((row.costs for row in results if row.status == "ok" and row.costs), None) or {}
+        return Comparison(
+            self.market.symbol, timeframe, self.market.source, self.range_start, self.range_end, self.rows,
+            _cost_summary(costs), tuple(results), distinct_baselines(results), self.notes,
+            annualised_caveat(self.rows, timeframe),
+        )
+
+
+def _plan_market(manager: TraderPluginManager, config: TraderConfig, names: Sequence[str], market: ComparedMarket, *,
+                 timeframe: str, start: int | None, end: int | None, versions: Mapping[str, str]) -> _MarketPlan:
+    """The models (loaded and verified), the held-out range and the notes of one market."""
     from trader.models import ModelPersistence
 
+    symbol, candles = market.symbol, market.candles
     store = ModelPersistence(config.models_dir)
-    versions = versions or {}
     notes: list[str] = []
     loaded: dict[str, Any] = {}
     rows_out: dict[str, ComparedStrategy] = {}
@@ -193,8 +277,8 @@ def compare_strategies(
     last = int(np.searchsorted(timestamps, end, side="right")) - 1 if end is not None else len(timestamps) - 1
     if last - first + 1 < 2:
         raise DataError(
-            f"the held-out range has {max(last - first + 1, 0)} candles; the compared models were trained on "
-            "data that ends after these candles (give --from, or compare on the data they were trained on)"
+            f"the held-out range of {symbol} has {max(last - first + 1, 0)} candles; the compared models were trained "
+            "on data that ends after these candles (give --from, or compare on the data they were trained on)"
         )
     range_start, range_end = int(timestamps[first]), int(timestamps[last])
     for name, model in loaded.items():
@@ -204,26 +288,50 @@ def compare_strategies(
         split = model.manifest.get("extra", {}).get("split", {}).get("test", {})
         if isinstance(split.get("first_end"), int) and split["first_end"] > range_start:
             notes.append(f"{name} {model.version}: the range starts before its test split, so it overlaps its training data")
-    results: list[ComparedStrategy] = []
-    costs: Mapping[str, Any] = {}
-    for name in [*names, *([BASELINE] if BASELINE not in names else [])]:
-        if name in rows_out:
-            results.append(rows_out[name])
-            continue
-        model = loaded.get(name)
-        try:
-            result = run_backtest(manager, config, name, candles, symbol=symbol, timeframe=timeframe, source=source,
-                                  start=range_start, end=range_end, settings=settings, loaded_model=model)
-        except (PluginError, DataError, ModelError) as exc:
-            results.append(ComparedStrategy(name, "error", model.version if model else None, message=str(exc)))
-            continue
-        row = _row(name, result, last - first + 1)
-        costs = costs or row.costs or {}
-        results.append(row)
-    return Comparison(
-        symbol, timeframe, source, range_start, range_end, last - first + 1, _cost_summary(costs), tuple(results),
-        distinct_baselines(results), tuple(notes), annualised_caveat(last - first + 1, timeframe),
-    )
+    order = (*names, *([BASELINE] if BASELINE not in names else []))
+    return _MarketPlan(market, order, rows_out, loaded, range_start, range_end, last - first + 1, tuple(notes))
+
+
+@attrs.frozen
+class _CompareInputs:
+    """What every (strategy, market) task reads, sent to each worker once."""
+
+    plugins: Any  # trader.executors.PluginSource
+    config: Any
+    settings: Any
+    timeframe: str
+    candles: Mapping[str, tuple[Any, str]]  # symbol -> (candles, source)
+    models: Any  # LocalOnly({(name, symbol): LoadedModel}): a worker process loads the same version itself
+
+
+@attrs.frozen
+class _BacktestTask:
+    strategy: str
+    symbol: str
+    version: str | None  # the model version checked by the orchestrator
+    start: int
+    end: int
+    rows: int
+
+
+def run_compared(task: _BacktestTask, inputs: _CompareInputs) -> ComparedStrategy:
+    """One row of a comparison, as an executor task: ``trader backtest`` of one strategy on one market."""
+    from trader.backtest.runner import run_backtest
+    from trader.models import ModelPersistence
+
+    manager = inputs.plugins.manager()
+    candles, source = inputs.candles[task.symbol]
+    model = (inputs.models.value or {}).get((task.strategy, task.symbol))
+    try:
+        if model is None and task.version is not None:
+            model = ModelPersistence(inputs.config.models_dir).load(manager.strategy(task.strategy), task.symbol,
+                                                                    inputs.timeframe, version=task.version)
+        result = run_backtest(manager, inputs.config, task.strategy, candles, symbol=task.symbol,
+                              timeframe=inputs.timeframe, source=source, start=task.start, end=task.end,
+                              settings=inputs.settings, loaded_model=model)
+    except (PluginError, DataError, ModelError) as exc:
+        return ComparedStrategy(task.strategy, "error", task.version, message=str(exc))
+    return _row(task.strategy, result, task.rows)
 
 
 def _cost_summary(settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -108,9 +108,14 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _symbols_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(symbol_callback(ctx, param, v) for v in value))
+
+
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to compare (repeat).")
-@click.option("--symbol", default="BTC/USDT", show_default=True, callback=symbol_callback)
+@click.option("--symbol", "symbols", multiple=True, default=("BTC/USDT",), show_default=True, callback=_symbols_callback,
+              help="Market to compare on (repeat: one table per market).")
 @click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback)
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use.")
 @click.option("--from", "start", default=None, help="Start of the held-out range (date or ms); default: after every model's training data.")
@@ -126,11 +131,16 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=None, help="Synthetic market size when no candles are stored (default: what the models were trained on).")
 @click.option("--synthetic-seed", "seed", type=click.IntRange(min=0), default=None, help="Synthetic market seed (default: the one the models were trained on).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where the (strategy, market) backtests run: local processes, or Ray.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Backtests run at once [default: the usable cores; a local Ray gets this many CPUs].")
+@click.option("--ray-address", default=None, help="With --executor ray: the cluster [default: RAY_ADDRESS, else a local Ray].")
 @pass_app
 def compare(
     app: AppContext,
     plugin_names: tuple[str, ...],
-    symbol: str,
+    symbols: tuple[str, ...],
     timeframe: str,
     exchange: str | None,
     start: str | None,
@@ -145,39 +155,52 @@ def compare(
     synthetic_bars: int | None,
     seed: int | None,
     as_json: bool,
+    executor_name: str,
+    workers: int | None,
+    ray_address: str | None,
 ) -> None:
     """Backtest strategies side by side on the same held-out range, as `trader backtest` does (same costs,
     trades, Sharpe interval and verdict), with each model's classification metrics beside the majority
-    baseline of its training labels, and buy_and_hold."""
+    baseline of its training labels, and buy_and_hold. Each (strategy, market) backtest is a task of the
+    executor: the same rows whatever the executor and the worker count."""
+    from trader.backtest.comparison import ComparedMarket, compare_markets
     from trader.backtest.runner import BacktestSettings
     from trader.data import parse_time_ms, resolve_candles
-    from trader.backtest.comparison import compare_strategies
+    from trader.executors import PluginSource, get_executor
     from trader.models import ModelPersistence
     from trader.params import configured_params
 
     names = list(dict.fromkeys(plugin_names))
+    executor = get_executor(executor_name, workers, ray_address)  # Ray missing: one line, exit 2
     manager = app.plugins_for(names)  # imports these strategies and no other
     for name in names:
         configured_params(app.config, manager.strategy(name).info)  # unknown names: exit 2; then [plugins.NAME] checked
     store = ModelPersistence(app.config.models_dir)
-    trained = [v for name in names if (v := store.latest(name, symbol, timeframe)) is not None and v.problem is None]
-    if synthetic_bars is None:
-        synthetic_bars = max((int(v.data.get("range", {}).get("rows") or 0) for v in trained), default=0) or 5000
-    if seed is None:
-        seed = _training_seed(trained)
-    candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
+    markets = []
+    for symbol in symbols:
+        trained = [v for name in names if (v := store.latest(name, symbol, timeframe)) is not None and v.problem is None]
+        bars = synthetic_bars or max((int(v.data.get("range", {}).get("rows") or 0) for v in trained), default=0) or 5000
+        candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=bars,
+                                          seed=seed if seed is not None else _training_seed(trained))
+        markets.append(ComparedMarket(symbol, candles, source))
     settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps, cash=cash,
                                 n_resamples=n_resamples, n_trials=n_trials, seed=bootstrap_seed)
-    result = compare_strategies(
-        manager, app.config, names, candles, symbol=symbol, timeframe=timeframe, settings=settings, source=source,
-        start=parse_time_ms(start, "--from") if start else None, end=parse_time_ms(end, "--to") if end else None,
-    )
-    data = result.as_dict()
-    if as_json:
-        click.echo(json.dumps(data, indent=2, allow_nan=False))
+    with executor:
+        results = compare_markets(
+            manager, app.config, names, markets, timeframe=timeframe, settings=settings,
+            start=parse_time_ms(start, "--from") if start else None, end=parse_time_ms(end, "--to") if end else None,
+            executor=executor, plugins=PluginSource(tuple(names), app.plugin_cache),
+        )
+    data = [result.as_dict() for result in results]
+    if as_json:  # one market: its comparison, as before; several: {"markets": [...]}, in the order given
+        click.echo(json.dumps(data[0] if len(data) == 1 else {"markets": data}, indent=2, allow_nan=False))
         return
-    for line in render_comparison(data):
-        click.echo(line)
+    for k, comparison in enumerate(data):
+        if k:
+            click.echo("")
+        for line in render_comparison(comparison):
+            click.echo(line)
+
 
 
 def _training_seed(versions: list[Any]) -> int:
