@@ -199,7 +199,7 @@ class StrategyRunner:
         return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params, workdir), info, ()
 
     def _workdir(self, name: str) -> Path:
-        """The strategy's own writable folder (``SignalRequest.workdir``), created here."""
+        """The strategy's own writable folder (``SignalRequest.workdir``), created here, after the checks."""
         workdir = self.config.strategy_dir(name) / "plugin"
         workdir.mkdir(parents=True, exist_ok=True)
         return workdir
@@ -221,7 +221,7 @@ class StrategyRunner:
             spec,
             {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
              "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
-             "params_where": self._params_where, "workdir": str(self._workdir(name))},
+             "params_where": self._params_where, "workdir": str(self.config.strategy_dir(name) / "plugin")},
             signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
             start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
             log_format=self.log_format,
@@ -238,6 +238,7 @@ class StrategyRunner:
         hooks = hello.get("hooks") if isinstance(hello.get("hooks"), list) else []
         self._check_strategy(info, hooks)
         validate_params(info, params, self._params_where)  # the worker checked them too; this process does not rely on it
+        self._workdir(name)  # the worker's SignalRequest.workdir, created once nothing is refused
         if hello.get("model_version"):
             log.info("%s: model %s loaded in the strategy worker", name, hello["model_version"])
         rules = ((name, worker.audit),) if "trader_audit_order" in hooks else ()
