@@ -135,4 +135,5 @@ def status_json(home: Path, *names: str, env: dict[str, str] | None = None) -> l
 def state_db(home: Path, name: str):
     import sqlite3
 
-    return sqlite3.connect(home / "strategies" / name / "state.sqlite")
+    path = home / "strategies" / name / "state.sqlite"
+    return sqlite3.connect(f"file:{path}?mode=rw", uri=True)  # never creates an empty file a run would refuse
