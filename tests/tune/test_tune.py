@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.cli_runner import TRADER_EXE, run_trader
 from tests.plugin_packages import pip_install, plugin_env, write_plugin
 from tests.tune.tune_plugins import PLAIN, REVERT
@@ -127,7 +126,7 @@ def test_the_tune_table_narrows_the_space_and_apply_writes_what_training_and_tra
     done = tune(home, site, "--plugin", "revert", "--trials", "4", "--workers", "1", "--apply", "--min-trades", "0")
     assert done.returncode == 0, done.stderr
     assert "warning: trader.toml sets size, which wins over the tuned value(s)" in done.stdout
-    for number, state, params, _ in trials(home, "revert-SYN-USDT-1h"):
+    for _, _, params, _ in trials(home, "revert-SYN-USDT-1h"):
         assert 2 <= params["lookback"] <= 4 and 0.1 <= params["size"] <= 1.0
     tuned = (home / "tuned" / "revert.toml").read_text()
     assert "[plugins.revert]" in tuned and "study = \"revert-SYN-USDT-1h\"" in tuned
@@ -137,6 +136,8 @@ def test_the_tune_table_narrows_the_space_and_apply_writes_what_training_and_tra
     again = tune(home, site, "--plugin", "revert", "--trials", "4", "--workers", "1", "--min-trades", "0", "--json")
     assert again.returncode == 0, again.stderr  # the finished study: only the report again
     best = json.loads(again.stdout)["best"]
+    other = tune(home, site, "--plugin", "revert", "--trials", "4", "--min-trades", "0", "--objective", "return")
+    assert other.returncode == 2 and "study 'revert-SYN-USDT-1h' was started with another objective" in other.stderr
     assert config.plugin_params("revert")["lookback"] == best["params"]["lookback"]
     assert config.plugin_params("revert")["size"] == 0.5  # trader.toml wins
     assert "tune" not in config.plugin_params("revert")
@@ -145,6 +146,17 @@ def test_the_tune_table_narrows_the_space_and_apply_writes_what_training_and_tra
     (home / "tuned" / "revert.toml").write_text("[plugins.revert\n")
     broken = run_trader("backtest", "--plugin", "revert", *MARKET, home=home, env=plugin_env(site))
     assert broken.returncode == 2 and len(broken.stderr.strip().splitlines()) == 1 and "revert.toml" in broken.stderr
+
+
+def test_train_records_the_applied_parameters_in_the_next_models_manifest(home, site):
+    from trader.tune.applied import write_tuned
+
+    write_tuned(home, "ensemble", {"buy_threshold": 0.6}, {}, {"study": "s", "trial": 3})
+    done = run_trader("train", "--plugin", "ensemble", *MARKET, "--epochs", "5", "--no-progress", home=home, timeout=300)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(run_trader("models", "show", "--plugin", "ensemble", *MARKET, home=home).stdout)
+    assert manifest["extra"]["tuned"]["study"] == "s" and manifest["extra"]["tuned"]["params"] == {"buy_threshold": 0.6}
+    assert manifest["extra"]["params"] == {"epochs": 5}  # the train table; buy_threshold is a signal key
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="trader-core[distributed] (ray) is not installed")
