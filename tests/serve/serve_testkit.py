@@ -112,10 +112,11 @@ class Server:
             headers["Authorization"] = f"Bearer {token}"
         return self.client.post(path, headers=headers, **kw)
 
-    def stop(self) -> tuple[int, str]:
+    def stop(self, sig: int = signal.SIGINT) -> tuple[int, str]:
+        """Ctrl-C (or ``sig``); the exit code and what it wrote on stderr."""
         self.client.close()
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
         try:
             out, err = self.proc.communicate(timeout=15)
         except subprocess.TimeoutExpired:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -15,12 +16,13 @@ SECRETS = {"TRADER_API_KEY": "key-AAAAAAAAAAAAAAAAAAAAAAAA", "TRADER_API_SECRET"
 
 def _digest(home: Path) -> dict[str, str]:
     return {str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((home / "strategies").rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
+            for p in sorted((home / "strategies").rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory, flip_site) -> Path:
-    """Two strategies that ran 60 candles each, a third whose state file is junk, a fourth with a hostile event message."""
+    """Two strategies that ran 60 candles each (flip with a hostile event message and stored models), and three
+    folders whose state cannot be read: junk, a symbolic link, and another strategy's file."""
     home = tmp_path_factory.mktemp("home")
     env = env_for(home, flip_site)
     for name in ("buy_and_hold", "flip"):
@@ -28,6 +30,12 @@ def home(tmp_path_factory, flip_site) -> Path:
         assert result.returncode == 0, result.stderr
     (home / "strategies" / "junk").mkdir()
     (home / "strategies" / "junk" / "state.sqlite").write_bytes(b"not a database at all" * 10)
+    (home / "strategies" / "linked").mkdir()
+    (home / "strategies" / "linked" / "state.sqlite").symlink_to(home / "strategies" / "flip" / "state.sqlite")
+    (home / "strategies" / "copycat").mkdir()
+    shutil.copyfile(home / "strategies" / "flip" / "state.sqlite", home / "strategies" / "copycat" / "state.sqlite")
+    for version in ("v1", "v3", "v2"):
+        (home / "models" / "flip" / "BTC-USDT_1h" / version).mkdir(parents=True)
     db = sqlite3.connect(home / "strategies" / "flip" / "state.sqlite")
     db.execute("UPDATE risk_events SET message = '<script>alert(1)</script><img src=x onerror=alert(2)>' "
                "WHERE id = (SELECT MAX(id) FROM risk_events)")
@@ -43,6 +51,7 @@ def server(home, flip_site):
     yield srv
     code, err = srv.stop()
     assert code == 0, err
+    assert "refused a /api/strategies/flip/halt request with a wrong token" in err  # refusals are logged
     assert _digest(home) == before  # serving wrote nothing into any strategy's folder
 
 
@@ -55,8 +64,10 @@ def _status(home: Path, flip_site: Path) -> dict[str, dict]:
 @pytest.mark.slow
 def test_the_overview_agrees_with_trader_status_and_names_an_unreadable_file(server, home, flip_site):
     rows = {r["strategy"]: r for r in server.get("/api/strategies").json()["strategies"]}
-    assert sorted(rows) == ["buy_and_hold", "flip", "junk"]
+    assert sorted(rows) == ["buy_and_hold", "copycat", "flip", "junk", "linked"]
     assert "is not a SQLite database" in rows["junk"]["error"] and rows["junk"]["account"] is None
+    assert "is a symbolic link" in rows["linked"]["error"]
+    assert "belongs to 'flip', not 'copycat'" in rows["copycat"]["error"]
     status = _status(home, flip_site)
     for name in ("buy_and_hold", "flip"):
         row, st = rows[name], status[name]
@@ -68,7 +79,8 @@ def test_the_overview_agrees_with_trader_status_and_names_an_unreadable_file(ser
         assert row["last_candle"] == st["streams"][0]["last_candle"]
         assert row["latency"]["p50_ms"] == pytest.approx(st["latency"]["p50_ms"])
         assert row["latency"]["p99_ms"] == pytest.approx(st["latency"]["p99_ms"])
-        assert row["running_pid"] is None and row["model"] is None  # neither needs a model
+        assert row["running_pid"] is None
+    assert rows["flip"]["model"] == "v3" and rows["buy_and_hold"]["model"] is None  # the newest stored version
     assert status["flip"]["fills"] > 50  # flip trades every candle: enough to page through
     page = server.get("/").text
     assert all(f'href="/strategies/{n}"' in page for n in ("buy_and_hold", "flip", "junk"))
@@ -93,7 +105,7 @@ def test_orders_fills_and_events_page_newest_first_with_totals(server, home, fli
     assert all(e["code"] != "APPROVED" for e in risk["items"])
     series = server.get("/api/strategies/flip/series", params={"points": 20}).json()
     assert series["rows"] == 60 and len(series["equity"]) == len(series["timestamp"]) == len(series["drawdown"]) <= 20
-    assert max(series["drawdown"]) == pytest.approx(_status(home, flip_site)["flip"]["account"]["max_drawdown"])
+    assert min(series["drawdown"]) == pytest.approx(_status(home, flip_site)["flip"]["account"]["max_drawdown"])
 
 
 @pytest.mark.slow
@@ -130,6 +142,7 @@ def test_no_secret_is_served_and_state_text_is_escaped(server):
     assert "<img src=x" not in flip_page
     assert answers[1].headers["content-security-policy"].startswith("default-src 'none'; script-src 'self'")
     assert answers[1].headers["x-frame-options"] == "DENY"
+    assert answers[1].headers["x-content-type-options"] == "nosniff" and answers[1].headers["referrer-policy"] == "no-referrer"
     assert answers[5].headers["cache-control"] == "no-store"
 
 
@@ -157,6 +170,23 @@ def test_actions_without_the_token_are_refused_and_change_nothing(server, home, 
     for action in ("halt", "resume"):
         response = server.post(f"/api/strategies/flip/{action}", headers=dict(headers), json={"note": "x"})
         assert response.status_code == code and error in response.json()["error"]
+    assert _digest(home) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"content": "not json"}, "the body must be JSON"),
+        ({"json": {"note": 5}}, "note must be a string"),
+        ({"json": {"note": "x" * 501}}, "note is over 500 characters"),
+        ({"content": b"{" + b" " * 5000 + b"}"}, "the request body is over 4096 bytes"),
+    ],
+)
+def test_a_bad_note_is_refused_before_anything_is_written(server, home, body, error):
+    before = _digest(home)
+    response = server.post("/api/strategies/flip/halt", token=TOKEN, **body)
+    assert response.status_code in (400, 413) and error in response.json()["error"]
     assert _digest(home) == before
 
 
@@ -223,7 +253,7 @@ def test_a_strong_token_serves_beyond_loopback_and_a_generated_one_is_printed_on
     srv = Server(env_for(tmp_path))
     try:
         token = srv.next_line().rsplit(" ", 1)[1]
-        assert len(token) >= 32 and srv.next_line().endswith(f"#token={token}")
+        assert len(token) == 43 and srv.next_line().endswith(f"#token={token}")
         assert srv.get("/api/strategies").json() == {"strategies": []}
         refused = srv.post("/api/strategies/flip/halt", token=token)
         assert refused.status_code == 404  # the token is accepted; the strategy does not exist

@@ -88,6 +88,7 @@ def test_halt_and_resume_buttons_work_with_the_token_and_are_refused_without_it(
     sync_api.expect(page.locator("#equity-chart svg path").first).to_be_attached()
     sync_api.expect(page.locator("#drawdown-chart svg")).to_be_attached()
     sync_api.expect(page.locator('[data-list="fills"] tbody tr').first).to_be_attached()
+    assert page.get_attribute("#token", "type") == "password"
     page.fill("#note", "smoke in the server room")
     page.click("#halt")  # no token
     sync_api.expect(page.locator("#action-result")).to_contain_text("halt refused: this action needs the operator token")
@@ -105,6 +106,8 @@ def test_halt_and_resume_buttons_work_with_the_token_and_are_refused_without_it(
     buy_and_hold = two_running.get("/api/strategies/buy_and_hold").json()
     assert buy_and_hold["risk"]["status"] == "active"  # the other strategy trades on
 
+    page.reload()  # a token that worked is kept for this tab
+    assert page.input_value("#token") == TOKEN
     page.fill("#note", "all clear")
     page.click("#resume")
     sync_api.expect(page.locator("#action-result")).to_contain_text("flip is running: resume requested")
@@ -123,4 +126,5 @@ def test_the_token_in_the_printed_link_fills_the_field_and_leaves_the_address_ba
         page.goto(srv.url + "/strategies/flip")
         assert page.input_value("#token") == token
     finally:
+        page.goto("about:blank")  # no poll left running against a stopped server
         srv.stop()

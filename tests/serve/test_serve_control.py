@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 from serve_testkit import TOKEN, Server, env_for, start, stop, trader, wait_for
 
@@ -22,7 +24,7 @@ def test_halt_and_resume_a_running_replay_from_the_api(tmp_path, flip_site):
         body = response.json()
         assert body["requested"] is True and body["message"].startswith("flip is running: halt requested")
         halted = wait_for(lambda: (r := _row(srv, "flip"))["risk"]["status"] == "halted" and r)
-        assert "smoke in the server room" in halted["risk"]["reason"]
+        assert halted["risk"]["reason"] == "OPERATOR_HALT: halted by the operator: smoke in the server room"
         fills = halted["counts"]["fills"]
         candles = halted["account"]["candles"]
         wait_for(lambda: _row(srv, "flip")["account"]["candles"] >= candles + 5)
@@ -58,5 +60,10 @@ def test_a_halt_from_the_api_on_a_stopped_strategy_is_applied_at_once_and_surviv
         assert row["counts"]["fills"] == fills and row["account"]["candles"] == 20
         never = srv.post("/api/strategies/nope/halt", token=TOKEN)
         assert never.status_code == 404
+        (tmp_path / "strategies" / "empty").mkdir()  # a folder without state: the engine refuses, nothing is created
+        refused = srv.post("/api/strategies/empty/halt", token=TOKEN)
+        assert refused.status_code == 409 and "has no state yet" in refused.json()["error"]
+        assert not any((tmp_path / "strategies" / "empty").iterdir())
     finally:
-        srv.stop()
+        code, err = srv.stop(signal.SIGTERM)
+    assert code == 0, err

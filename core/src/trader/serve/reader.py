@@ -29,11 +29,13 @@ from trader.timeframes import format_utc as format_ms
 __all__ = ["StateReader", "EVENT_FILTERS", "MAX_PAGE"]
 
 #: The event lists a strategy page shows: risk events (everything but approvals) and the decision log (the audit).
+#: (``+kind``: newest first along the rowid, stopping at a page, rather than every audit row through the kind index.)
 EVENT_FILTERS = {
     "risk": "code != 'APPROVED'",
-    "decisions": "kind IN ('audit', 'signal')",
+    "decisions": "+kind IN ('audit', 'signal')",
     "all": "1 = 1",
 }
+_COUNT_FILTERS = {**EVENT_FILTERS, "decisions": "kind IN ('audit', 'signal')"}
 MAX_PAGE = 500
 _VERSION = re.compile(r"v([1-9][0-9]*)")
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,100}")
@@ -89,6 +91,7 @@ class StateReader:
         self._curves: dict[str, _Curve] = {}
         self._overviews: dict[str, tuple[tuple, dict[str, Any]]] = {}
         self._series: dict[tuple[str, int], tuple[tuple, dict[str, Any]]] = {}
+        self._totals: dict[tuple[str, str, str], tuple[tuple, int]] = {}
 
     # ------------------------------------------------------------------ which strategies
 
@@ -189,18 +192,14 @@ class StateReader:
             drawdown = curve.worst
             peak = curve.peak
             candles = curve.rows
-        current_dd = 1 - equity / peak if peak > 0 and equity < peak else 0.0
+        current_dd = equity / peak - 1 if peak > 0 and equity < peak else 0.0
         streams = [
             {"symbol": s, "timeframe": tf, "last_candle_ts": ts, "last_candle": format_ms(ts)}
             for s, tf, ts in db.execute("SELECT symbol, timeframe, last_candle_ts FROM streams ORDER BY symbol, timeframe")
         ]
         latencies = sorted(ms for (ms,) in db.execute("SELECT inference_ms FROM latency ORDER BY id DESC LIMIT 1000"))
         pending = [c for (c,) in db.execute("SELECT command FROM control WHERE applied_at IS NULL ORDER BY id")]
-        counts = {
-            "orders": db.execute("SELECT COUNT(*) FROM orders").fetchone()[0],
-            "fills": db.execute("SELECT COUNT(*) FROM fills").fetchone()[0],
-            "risk_events": db.execute(f"SELECT COUNT(*) FROM risk_events WHERE {EVENT_FILTERS['risk']}").fetchone()[0],
-        }
+        counts = {"fills": db.execute("SELECT COUNT(*) FROM fills").fetchone()[0]}
         return {
             "strategy": name,
             "account": {
@@ -212,7 +211,7 @@ class StateReader:
                 "realized_pnl": realized,
                 "unrealized_pnl": unrealized,
                 "fees_paid": fees,
-                "max_drawdown": drawdown,
+                "max_drawdown": -drawdown if drawdown else 0.0,  # <= 0, as trader status reports it
                 "drawdown": current_dd,
                 "candles": candles,
             },
@@ -244,7 +243,7 @@ class StateReader:
     # ------------------------------------------------------------------ charts and lists
 
     def series(self, name: str, points: int = 600) -> dict[str, Any]:
-        """Equity and drawdown, at most ``points`` of each: each bucket keeps its lowest equity and deepest drawdown."""
+        """Equity and drawdown (<= 0), at most ``points`` of each: each bucket keeps its lowest equity and deepest drawdown."""
         points = max(10, min(int(points), 5000))
         path = self._path(name)
         signature = self._signature(path)
@@ -274,7 +273,7 @@ class StateReader:
                 last_ts = ts
             ts_out.append(last_ts)
             eq_out.append(worst_eq if step > 1 else rows[start][1])
-            dd_out.append(worst_dd)
+            dd_out.append(-worst_dd if worst_dd else 0.0)
         out = {"strategy": name, "rows": n, "step": step, "timestamp": ts_out, "equity": eq_out, "drawdown": dd_out}
         with self._lock:
             self._series[key] = (signature, out)
@@ -297,8 +296,18 @@ class StateReader:
             sql, where, order = "risk_events", EVENT_FILTERS[events], "id DESC"
         else:
             raise ValueError(table)
+        signature = self._signature(self._path(name))
+        key = (name, table, events if table == "events" else "")
+        with self._lock:
+            cached = self._totals.get(key)
         with self._open(name) as db:
-            total = db.execute(f"SELECT COUNT(*) FROM {sql} WHERE {where}").fetchone()[0]
+            if cached is not None and cached[0] == signature:
+                total = cached[1]
+            else:
+                count_where = _COUNT_FILTERS[events] if table == "events" else where
+                total = db.execute(f"SELECT COUNT(*) FROM {sql} WHERE {count_where}").fetchone()[0]
+                with self._lock:
+                    self._totals[key] = (signature, total)
             rows = db.execute(
                 f"SELECT {', '.join(cols)} FROM {sql} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", (per_page, offset)
             ).fetchall()

@@ -119,8 +119,8 @@
     var eq = document.getElementById("equity-chart"), dd = document.getElementById("drawdown-chart");
     if (!eq || !window.TraderChart) return;
     TraderChart.line(eq, s.timestamp, s.equity, {label: "equity", color: "#2563eb", format: money, formatX: when});
-    TraderChart.line(dd, s.timestamp, s.drawdown.map(function (v) { return -v; }),
-      {label: "drawdown", color: "#cf222e", fill: "rgba(207,34,46,.15)", zero: true, format: function (v) { return pct(-v); }, formatX: when});
+    TraderChart.line(dd, s.timestamp, s.drawdown,
+      {label: "drawdown", color: "#cf222e", fill: "rgba(207,34,46,.15)", zero: true, format: pct, formatX: when});
   }
   function refreshStrategy() {
     var base = "/api/strategies/" + encodeURIComponent(name);
