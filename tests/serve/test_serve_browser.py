@@ -6,8 +6,11 @@ Set ``TRADER_SCREENSHOTS=DIR`` to keep the screenshots (``docs/`` holds the ones
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -52,9 +55,40 @@ def _shot(page, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(folder / f"serve-{name}.png"), full_page=False)
 
 
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """A loopback webhook receiver: keeps every JSON body POSTed to it."""
+
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 (the handler's API)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        type(self).received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
 @pytest.fixture
-def two_running(tmp_path, flip_site):
-    """``buy_and_hold`` and ``flip`` trading on replay (10 candles a second), and a server over them."""
+def webhook():
+    """A loopback receiver for ``[notify]``'s generic JSON POST: (its URL, the bodies received)."""
+    received: list[dict] = []
+    handler = type("Receiver", (_Receiver,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def two_running(tmp_path, flip_site, webhook):
+    """``buy_and_hold`` and ``flip`` trading on replay (10 candles a second), halts sent to ``webhook``, a server."""
+    (tmp_path / "trader.toml").write_text(
+        f'[notify]\nfill = "off"\nrisk = "off"\n\n[notify.local]\nformat = "json"\nurl = "{webhook[0]}"\n'
+    )
     env = env_for(tmp_path, flip_site)
     runs = [start(env, "run", "--plugin", name, "--speed", "36000", "--max-candles", "3000", "--isolation", "inline", "--quiet")
             for name in ("buy_and_hold", "flip")]
@@ -83,7 +117,7 @@ def test_the_overview_lists_two_running_strategies_and_updates_as_the_replay_adv
     _shot(page, tmp_path, "overview")
 
 
-def test_halt_and_resume_buttons_work_with_the_token_and_are_refused_without_it(two_running, page, tmp_path):
+def test_halt_and_resume_buttons_work_with_the_token_and_are_refused_without_it(two_running, page, tmp_path, webhook):
     page.goto(two_running.url + "/strategies/flip")
     sync_api.expect(page.locator("#equity-chart svg path").first).to_be_attached()
     sync_api.expect(page.locator("#drawdown-chart svg")).to_be_attached()
@@ -106,6 +140,9 @@ def test_halt_and_resume_buttons_work_with_the_token_and_are_refused_without_it(
     buy_and_hold = two_running.get("/api/strategies/buy_and_hold").json()
     assert buy_and_hold["risk"]["status"] == "active"  # the other strategy trades on
 
+    halts = wait_for(lambda: [m for m in webhook[1] if m.get("kind") == "halt"], timeout=20)  # the run's alert
+    assert halts[0]["strategy"] == "flip" and halts[0]["code"] == "OPERATOR_HALT"
+    assert "smoke in the server room" in halts[0]["message"]
     page.reload()  # a token that worked is kept for this tab
     assert page.input_value("#token") == TOKEN
     page.fill("#note", "all clear")
