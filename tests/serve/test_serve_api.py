@@ -51,7 +51,6 @@ def server(home, flip_site):
     yield srv
     code, err = srv.stop()
     assert code == 0, err
-    assert "refused a /api/strategies/flip/halt request with a wrong token" in err  # refusals are logged
     assert _digest(home) == before  # serving wrote nothing into any strategy's folder
 
 
@@ -188,6 +187,14 @@ def test_a_bad_note_is_refused_before_anything_is_written(server, home, body, er
     response = server.post("/api/strategies/flip/halt", token=TOKEN, **body)
     assert response.status_code in (400, 413) and error in response.json()["error"]
     assert _digest(home) == before
+
+
+@pytest.mark.slow
+def test_a_wrong_token_is_logged_with_the_caller(home, flip_site):
+    srv = Server(env_for(home, flip_site, TRADER_SERVE_TOKEN=TOKEN))
+    assert srv.post("/api/strategies/flip/halt", token="x" * 40).status_code == 403
+    code, err = srv.stop()
+    assert code == 0 and "refused a /api/strategies/flip/halt request with a wrong token from 127.0.0.1" in err
 
 
 @pytest.mark.slow

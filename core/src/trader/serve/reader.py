@@ -56,18 +56,19 @@ def _reason(exc: BaseException) -> str:
 class _Curve:
     """The running peak and worst drawdown over the equity rows read so far (rows are only appended)."""
 
-    __slots__ = ("last_rowid", "peak", "worst", "rows")
+    __slots__ = ("inode", "last_rowid", "peak", "worst", "rows")
 
-    def __init__(self) -> None:
+    def __init__(self, inode: int | None = None) -> None:
+        self.inode = inode
         self.last_rowid = 0
         self.peak = 0.0
         self.worst = 0.0
         self.rows = 0
 
-    def update(self, db: sqlite3.Connection) -> None:
+    def update(self, db: sqlite3.Connection, inode: int | None) -> None:
         top = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM equity").fetchone()[0]
-        if top < self.last_rowid:  # another file under the same name: start again
-            self.__init__()
+        if top < self.last_rowid or inode != self.inode:  # another file under the same name: start again
+            self.__init__(inode)
         peak, worst = self.peak, self.worst
         for rowid, value in db.execute("SELECT rowid, equity FROM equity WHERE rowid > ? ORDER BY rowid", (self.last_rowid,)):
             self.last_rowid = rowid
@@ -155,7 +156,7 @@ class StateReader:
                 row = dict(cached[1])
             else:
                 with self._open(name) as db:
-                    row = self._read_overview(name, db)
+                    row = self._read_overview(name, db, signature[0][0] if signature[0] else None)
                 with self._lock:
                     self._overviews[name] = (signature, row)
                 row = dict(row)
@@ -166,7 +167,7 @@ class StateReader:
         row["running_pid"] = running
         return row
 
-    def _read_overview(self, name: str, db: sqlite3.Connection) -> dict[str, Any]:
+    def _read_overview(self, name: str, db: sqlite3.Connection, inode: int | None) -> dict[str, Any]:
         account = db.execute(
             "SELECT initial_cash, cash, fees_paid, realized_pnl, status, status_reason, status_since FROM account WHERE id = 1"
         ).fetchone()
@@ -188,7 +189,7 @@ class StateReader:
         equity = cash + value
         with self._lock:
             curve = self._curves.setdefault(name, _Curve())
-            curve.update(db)
+            curve.update(db, inode)
             drawdown = curve.worst
             peak = curve.peak
             candles = curve.rows
