@@ -18,7 +18,7 @@ not started are cancelled and the exception is raised again here, a
 - ``ray`` (:class:`RayExecutor`): an existing cluster (``address``, else ``RAY_ADDRESS``), else
   a local Ray started for the command (``num_cpus`` = ``workers`` or the usable cores, no
   dashboard, usage stats off) and shut down by :meth:`close`. ``shared`` is put in the object
-  store once per ``map``; each worker process reads it once.
+  store once (again only for a different object); each worker process reads it once.
 
 What crosses the boundary is pickled, so ``fn`` must be a module-level function of an importable
 module (not ``__main__``), and tasks, ``shared`` and results plain data: no locks, file handles,

@@ -78,7 +78,7 @@ class LocalExecutor:
 
     def _map_pool(self, fn: Callable[[Any, Any], Any], tasks: list[Any], shared: Any,
                   on_result: Callable[[int, Any], None] | None) -> list[Any]:
-        from concurrent.futures import FIRST_EXCEPTION, wait
+        from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         from trader.executors import ExecutorError
@@ -89,14 +89,15 @@ class LocalExecutor:
         pending = set(futures)
         try:
             while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in sorted(done, key=futures.__getitem__):
                     index = futures[future]
                     try:
                         results[index] = future.result()
                     except BrokenProcessPool:
+                        unfinished = len(tasks) - sum(f.done() and f.exception() is None for f in futures)
                         raise ExecutorError(
-                            f"local executor: a worker process died while running task {index + 1} of {len(tasks)} "
+                            f"local executor: a worker process died with {unfinished} of {len(tasks)} tasks unfinished "
                             "(killed, out of memory, or a crash in native code)"
                         ) from None
                     if on_result:

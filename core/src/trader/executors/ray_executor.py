@@ -59,6 +59,7 @@ class RayExecutor:
         self.workers = workers or (usable_cores() if self.address is None else 0)
         self._started = False
         self._remote: Any = None
+        self._shared: tuple[Any, list[Any]] | None = None  # (the object, its boxed ObjectRef): put once
 
     def describe(self) -> str:
         if self.address:
@@ -96,7 +97,13 @@ class RayExecutor:
             return []
         self._ensure()
         ray = self.ray
-        boxed = [ray.put(shared)] if shared is not None else []
+        if shared is None:
+            boxed: list[Any] = []
+        elif self._shared is not None and self._shared[0] is shared:
+            boxed = self._shared[1]  # the next map over the same inputs (a study's next trials) reuses them
+        else:
+            boxed = [ray.put(shared)]
+            self._shared = (shared, boxed)
         cap = self._cap or len(tasks)
         results: list[Any] = [None] * len(tasks)
         running: dict[Any, int] = {}
@@ -136,7 +143,7 @@ class RayExecutor:
             raise ExecutorError(f"ray executor: task {index + 1} of {total} was lost: {type(exc).__name__}") from None
 
     def close(self) -> None:
-        self._remote = None
+        self._remote, self._shared = None, None
         if self._started:
             self._started = False
             self.ray.shutdown()
