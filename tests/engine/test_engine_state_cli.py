@@ -146,7 +146,7 @@ def test_an_unsound_state_file_stops_run_status_and_resume_with_one_line_and_sta
     resume = trader(tmp_path, "resume", "--plugin", NAME)
     assert resume.returncode == 1 and expected in _error_line(resume)
     assert path.read_bytes() == before
-    assert sorted(p.name for p in folder.iterdir()) == ["run.lock", "state.sqlite"]
+    assert sorted(p.name for p in folder.iterdir()) == ["plugin", "run.lock", "state.sqlite"]  # the first run's
 
 
 @pytest.mark.slow
@@ -212,7 +212,8 @@ def test_a_schema_1_state_file_is_shown_untouched_by_status_and_migrated_by_the_
     fills = _rows(folder, "SELECT * FROM fills")
     _forge(folder, "DROP TABLE cash_flows")
     _forge(folder, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    assert sorted(p.name for p in folder.iterdir()) == ["run.lock", "state.sqlite"]  # every commit is in the file
+    # every commit is in the file (plugin/ is the strategy's own folder, SignalRequest.workdir)
+    assert sorted(p.name for p in folder.iterdir()) == ["plugin", "run.lock", "state.sqlite"]
     before = (folder / "state.sqlite").read_bytes()
     code, [summary] = _status(tmp_path)
     assert code == 0 and summary["ledger"]["consistent"] is True and summary["fills"] == len(fills)

@@ -199,10 +199,9 @@ class StrategyRunner:
         return StrategySignals(strategy, self.options.symbol, self.options.timeframe, model, params, workdir), info, ()
 
     def _workdir(self, name: str) -> Path:
-        """The strategy's own writable folder (``SignalRequest.workdir``), created here, after the checks."""
-        workdir = self.config.strategy_dir(name) / "plugin"
-        workdir.mkdir(parents=True, exist_ok=True)
-        return workdir
+        """The strategy's own writable folder (``SignalRequest.workdir``); :meth:`_run` creates it once the
+        state has opened, so a refused run leaves nothing behind."""
+        return self.config.strategy_dir(name) / "plugin"
 
     def _worker_source(self, params: dict[str, Any]) -> tuple[SignalSource, StrategyInfo, tuple]:
         """The strategy's hooks in a worker process (``--isolation process``); this process never imports them."""
@@ -221,7 +220,7 @@ class StrategyRunner:
             spec,
             {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
              "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
-             "params_where": self._params_where, "workdir": str(self.config.strategy_dir(name) / "plugin")},
+             "params_where": self._params_where, "workdir": str(self._workdir(name))},
             signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
             start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
             log_format=self.log_format,
@@ -238,7 +237,6 @@ class StrategyRunner:
         hooks = hello.get("hooks") if isinstance(hello.get("hooks"), list) else []
         self._check_strategy(info, hooks)
         validate_params(info, params, self._params_where)  # the worker checked them too; this process does not rely on it
-        self._workdir(name)  # the worker's SignalRequest.workdir, created once nothing is refused
         if hello.get("model_version"):
             log.info("%s: model %s loaded in the strategy worker", name, hello["model_version"])
         rules = ((name, worker.audit),) if "trader_audit_order" in hooks else ()
@@ -332,6 +330,7 @@ class StrategyRunner:
             if opts.live:
                 store.set_durable(True)
             saved = store.load(opts.symbol, opts.timeframe)
+            self._workdir(info.name).mkdir(parents=True, exist_ok=True)
             if saved is not None and opts.cash is not None and abs(saved.initial_cash - cash) > 1e-9:
                 raise ConfigError(
                     f"--cash {cash:,.2f} applies to a new account only; {info.name} already started with "
@@ -504,7 +503,7 @@ class StrategyRunner:
             record.action or "-",
             order,
             record.equity,
-            record.positions.get(record.symbol, (0.0,))[0],
+            record.positions[record.symbol].quantity if record.symbol in record.positions else 0.0,
             record.status.value,
             latency,
             note,
