@@ -24,8 +24,14 @@ def _copy(home: Path) -> Path:
     return folder
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection; the committed fixture is opened immutable, so not even WAL files appear beside it."""
+    mode = "immutable=1" if path == FIXTURE else "mode=ro"
+    return sqlite3.connect(f"{path.resolve().as_uri()}?{mode}", uri=True)
+
+
 def _tables(path: Path, names) -> dict[str, list]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = _read_only(path)
     try:
         return {t: db.execute(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in sorted(names)}
     finally:
@@ -33,7 +39,7 @@ def _tables(path: Path, names) -> dict[str, list]:
 
 
 def _schema(path: Path) -> dict[str, str]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = _read_only(path)
     try:
         rows = db.execute("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
     finally:
