@@ -144,3 +144,25 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(trader_home, no_ray
 def test_executor_options_are_checked_before_any_work(trader_home, args, message):
     proc = run_trader("backtest", "--plugin", "buy_and_hold", *args, home=trader_home)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.fixture
+def hostile_env(tmp_path: Path) -> dict[str, str]:
+    """Two installed strategies (entry points of a real distribution) whose training raises, or exits."""
+    dist = tmp_path / "site" / "trader_executor_fakes-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: trader-executor-fakes\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[trader.plugins]\nfake_train_raises = executor_fakes:TRAIN_RAISES\n"
+                                           "fake_train_exits = executor_fakes:TRAIN_EXITS\n")
+    return {"PYTHONPATH": f"{dist.parent}:{HERE}"}
+
+
+@pytest.mark.parametrize(("plugin", "message"), [
+    ("fake_train_raises", "Error: plugin 'fake_train_raises': trader_train raised RuntimeError: boom in fold training"),
+    ("fake_train_exits", "Error: walk-forward of plugin 'fake_train_exits': local executor: a worker process died with "
+                         "3 of 3 tasks unfinished (killed, out of memory, or a crash in native code)"),
+])
+def test_a_strategy_that_breaks_in_a_worker_is_one_line_naming_it(trader_home, hostile_env, plugin, message):
+    proc = run_trader("backtest", "--plugin", plugin, "--walk-forward", "--train-bars", "200", "--test-bars", "100",
+                      "--synthetic-bars", "500", "--workers", "2", "--no-progress", home=trader_home, env=hostile_env)
+    assert proc.returncode == 1 and proc.stderr.strip() == message, proc.stderr

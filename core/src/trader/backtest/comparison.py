@@ -194,7 +194,7 @@ def compare_markets(
     inputs. Models are loaded and checked here first; a worker process loads the same version from the
     store again (models are never pickled). ``plugins`` (a :class:`~trader.executors.PluginSource`) tells
     a worker how to load the strategies. Rows come back in task order, whatever the executor."""
-    from trader.executors import LocalOnly, PluginSource, get_executor
+    from trader.executors import ExecutorError, LocalOnly, PluginSource, get_executor
 
     plans = [_plan_market(manager, config, names, market, timeframe=timeframe, start=start, end=end,
                           versions=versions or {}) for market in markets]
@@ -211,6 +211,8 @@ def compare_markets(
     executor = executor or get_executor("local", 1)
     try:
         done = executor.map(run_compared, tasks, shared) if tasks else []
+    except ExecutorError as exc:  # a worker died: one of these strategies is the likely cause
+        raise ExecutorError(f"compare of {', '.join(f'plugin {n!r}' for n in names)}: {exc}") from None
     finally:
         if own:
             executor.close()

@@ -195,7 +195,7 @@ def run_walk_forward(
     fold_info: list[dict[str, Any]] = []
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []  # (labels, proba, train labels) per fold
     ts = view["timestamp"].to_numpy()
-    from trader.executors import PluginSource, get_executor
+    from trader.executors import ExecutorError, PluginSource, get_executor
 
     base = plugins or PluginSource((strategy_name,))
     local_plugins = PluginSource(base.strategies, base.probe_cache, manager)  # a worker process builds its own
@@ -216,6 +216,8 @@ def run_walk_forward(
     t0 = time.perf_counter()
     try:
         outcomes = executor.map(run_fold, tasks, shared, on_result=done)
+    except ExecutorError as exc:  # a worker died: the strategy's own code is the likely cause, so name it
+        raise ExecutorError(f"walk-forward of plugin {strategy_name!r}: {exc}") from None
     finally:
         if own:
             executor.close()
