@@ -10,9 +10,14 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 import attrs
 from attrs import field, frozen
@@ -58,17 +63,74 @@ _non_empty_str = non_empty_str
 _int_at_least = integer
 
 
-def _enum(cls: type[enum.Enum]):
-    def convert(value: Any) -> enum.Enum:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(m.value for m in cls)
-            raise ValueError(f"unknown {cls.__name__} {value!r} (choose from {choices})") from None
+_E = TypeVar("_E", bound=enum.Enum)
 
-    return convert
+
+def _member(cls: type[_E], value: object) -> _E:
+    """``value`` as a member of ``cls``: the member itself or its value in any case."""
+    if isinstance(value, cls):
+        return value
+    try:
+        return cls(str(value).lower())
+    except ValueError:
+        choices = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown {cls.__name__} {value!r} (choose from {choices})") from None
+
+
+# Named converters, one per enum: attrs passes their parameter type to the constructor, so a
+# plugin author's checker sees ``Signal(action: SignalAction | str, ...)``.
+def _signal_action(value: SignalAction | str) -> SignalAction:
+    return _member(SignalAction, value)
+
+
+def _side(value: Side | str) -> Side:
+    return _member(Side, value)
+
+
+def _order_type(value: OrderType | str) -> OrderType:
+    return _member(OrderType, value)
+
+
+def _status(value: TradingStatus | str) -> TradingStatus:
+    return _member(TradingStatus, value)
+
+
+def _optional_status(value: TradingStatus | str | None) -> TradingStatus | None:
+    return None if value is None else _member(TradingStatus, value)
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _ints(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+def _values(value: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(value)
+
+
+def _reasons(value: Iterable[RiskReason]) -> tuple[RiskReason, ...]:
+    return tuple(value)
+
+
+def _param_tuple(value: Iterable[ParamSpec]) -> tuple[ParamSpec, ...]:
+    return tuple(value)
+
+
+#: The rows of :attr:`SignalRequest.at`: a one-dimensional int64 array (ascending row positions).
+Rows: TypeAlias = "npt.NDArray[np.int64]"
+
+
+def _rows(value: Sequence[int] | npt.NDArray[np.integer[Any]]) -> Rows:
+    """``at`` as the one type every caller passes: a 1-D int64 array (a list or range is converted)."""
+    import numpy as np
+
+    rows = np.asarray(value, dtype=np.int64)
+    if rows.ndim != 1:
+        raise ValueError(f"at must be one-dimensional row positions, got shape {rows.shape}")
+    return rows
 
 
 # --------------------------------------------------------------------------- enums
@@ -134,7 +196,7 @@ class Signal:
     price goes up, where the strategy has one (used by evaluation).
     """
 
-    action: SignalAction = field(converter=_enum(SignalAction))
+    action: SignalAction = field(converter=_signal_action)
     confidence: float = field(default=1.0, validator=_unit_interval)
     size: float = field(default=1.0, validator=_unit_interval)
     probability: float | None = field(default=None, validator=_optional(_unit_interval))
@@ -152,12 +214,12 @@ class OrderRequest:
 
     strategy: str = field(validator=_non_empty_str)
     symbol: str = field(validator=_non_empty_str)
-    side: Side = field(converter=_enum(Side))
+    side: Side = field(converter=_side)
     quantity: float = field(validator=_positive)
     price: float = field(validator=_positive)  # reference price (last close) used for notional checks
     client_order_id: str = field(validator=_non_empty_str)
     timestamp: int = field(validator=_int_at_least(0))
-    order_type: OrderType = field(default=OrderType.MARKET, converter=_enum(OrderType))
+    order_type: OrderType = field(default=OrderType.MARKET, converter=_order_type)
     limit_price: float | None = field(default=None, validator=_optional(_positive))
     reduce_only: bool = False
 
@@ -172,7 +234,7 @@ class Fill:
 
     client_order_id: str = field(validator=_non_empty_str)
     symbol: str = field(validator=_non_empty_str)
-    side: Side = field(converter=_enum(Side))
+    side: Side = field(converter=_side)
     quantity: float = field(validator=_positive)
     price: float = field(validator=_positive)
     fee: float = field(default=0.0, validator=_non_negative)
@@ -247,8 +309,8 @@ class RiskVerdict:
 
     approved: bool
     rule: str = field(validator=_non_empty_str)
-    reasons: tuple[RiskReason, ...] = field(default=(), converter=tuple)
-    status: TradingStatus | None = field(default=None, converter=attrs.converters.optional(_enum(TradingStatus)))
+    reasons: tuple[RiskReason, ...] = field(default=(), converter=_reasons)
+    status: TradingStatus | None = field(default=None, converter=_optional_status)
 
     def __attrs_post_init__(self) -> None:
         if not self.approved and not self.reasons:
@@ -283,7 +345,7 @@ class AuditContext:
 
     strategy: str = field(validator=_non_empty_str)
     now: int = field(validator=_int_at_least(0))  # ms, the clock of the feed
-    status: TradingStatus = field(default=TradingStatus.ACTIVE, converter=_enum(TradingStatus))
+    status: TradingStatus = field(default=TradingStatus.ACTIVE, converter=_status)
     timeframe_ms: int = field(default=60_000, validator=_int_at_least(1))
     last_candle_ts: int | None = None
     consecutive_losses: int = 0
@@ -329,7 +391,7 @@ class ParamSpec:
     default: Any = field(default=None, converter=_freeze)
     low: float | None = field(default=None, validator=_optional(_finite))
     high: float | None = field(default=None, validator=_optional(_finite))
-    choices: tuple[Any, ...] = field(default=(), converter=tuple)
+    choices: tuple[Any, ...] = field(default=(), converter=_values)
     log: bool = field(default=False, validator=attrs.validators.instance_of(bool))
     help: str = field(default="", validator=attrs.validators.instance_of(str))
     section: str = field(default="", validator=attrs.validators.in_(PARAM_SECTIONS))
@@ -337,7 +399,7 @@ class ParamSpec:
     tune: bool = field(default=False, validator=attrs.validators.instance_of(bool))
 
     @name.validator
-    def _check_name(self, attribute: attrs.Attribute, value: Any) -> None:
+    def _check_name(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, str) or not _PARAM_NAME.fullmatch(value):
             raise ValueError(f"name must be a word of letters, digits and _ (at most 64), got {_shown(value)}")
         if not self.section and value in ("risk", "train"):
@@ -410,7 +472,7 @@ class ParamSpec:
         return float(value) if kind == "float" else value
 
 
-def _param_specs(instance: Any, attribute: attrs.Attribute, value: tuple[Any, ...]) -> None:
+def _param_specs(instance: Any, attribute: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
     seen: set[tuple[str, str]] = set()
     for spec in value:
         if not isinstance(spec, ParamSpec):
@@ -427,15 +489,15 @@ class StrategyInfo:
     name: str = field(validator=_non_empty_str)
     version: str = field(validator=_non_empty_str)
     description: str = ""
-    timeframes: tuple[str, ...] = field(default=("1m", "5m", "15m", "1h", "4h", "1d"), converter=tuple)
+    timeframes: tuple[str, ...] = field(default=("1m", "5m", "15m", "1h", "4h", "1d"), converter=_strs)
     warmup_bars: int = field(default=0, validator=_int_at_least(0))
     risk_limits: RiskLimits = field(factory=RiskLimits)
     requires_model: bool = False
     #: Windows of the core features the strategy reads; empty means it reads none.
-    feature_windows: tuple[int, ...] = field(default=(), converter=tuple)
+    feature_windows: tuple[int, ...] = field(default=(), converter=_ints)
     #: The keys of ``[plugins.NAME]`` and ``[plugins.NAME.train]`` it reads; empty means it declares
     #: none and gets those tables unchecked (see :func:`trader.params.validate_params`).
-    params: tuple[ParamSpec, ...] = field(default=(), converter=tuple, validator=_param_specs)
+    params: tuple[ParamSpec, ...] = field(default=(), converter=_param_tuple, validator=_param_specs)
 
 
 @frozen
@@ -445,19 +507,20 @@ class SignalRequest:
     ``candles`` holds the history up to and including the last closed candle (columns
     ``timestamp`` (ms), ``open``, ``high``, ``low``, ``close``, ``volume``; a
     RangeIndex). ``features`` is the core's feature frame aligned row for row with
-    ``candles``, or ``None`` for strategies that use none. ``at`` lists the row
-    positions that want a signal, ascending: the last row in live trading, every row
-    of the range in a backtest. A strategy must only use rows ``<= i`` for row ``i``.
-    ``workdir`` is the strategy's own writable folder, ``TRADER_HOME/strategies/NAME/plugin``,
-    created by ``trader run`` (in the worker process too); ``None`` where the core gives none.
+    ``candles``, or ``None`` for strategies that use none. ``at`` holds the row
+    positions that want a signal, ascending, always as a 1-D int64 numpy array (a list
+    given here is converted): the last row in live trading, every row of the range in a
+    backtest. A strategy must only use rows ``<= i`` for row ``i``. ``workdir`` is the
+    strategy's own writable folder, ``TRADER_HOME/strategies/NAME/plugin``; ``None`` in a
+    request built without one.
     """
 
     strategy: str
     symbol: str
     timeframe: str
-    candles: Any
-    at: Any
-    features: Any = None
+    candles: pd.DataFrame
+    at: Rows = field(converter=_rows)
+    features: pd.DataFrame | None = None
     model: Any = None
     state: Mapping[str, Any] = field(factory=dict)
     params: Mapping[str, Any] = field(factory=dict)
@@ -471,7 +534,7 @@ class TrainRequest:
     strategy: str
     symbol: str
     timeframe: str
-    candles: Any
+    candles: pd.DataFrame
     params: Mapping[str, Any] = field(factory=dict)
     seed: int = 0
     show_progress: bool = False
@@ -484,8 +547,8 @@ class TrainResult:
     model: Any
     metrics: Mapping[str, Any] = field(factory=dict)
     architecture: Mapping[str, Any] = field(factory=dict)
-    feature_names: tuple[str, ...] = field(default=(), converter=tuple)
-    feature_windows: tuple[int, ...] = field(default=(), converter=tuple)
+    feature_names: tuple[str, ...] = field(default=(), converter=_strs)
+    feature_windows: tuple[int, ...] = field(default=(), converter=_ints)
     scaler: Mapping[str, Any] | None = None
     label: Mapping[str, Any] = field(factory=dict)
     history: Mapping[str, Any] = field(factory=dict)

@@ -59,11 +59,11 @@ def _first(expected: Sequence[Signal], actual: Sequence[Signal], differ: np.ndar
 def determinism_result(
     source: Any,
     candles: pd.DataFrame,
-    rows: Sequence[int],
+    rows: Sequence[int] | np.ndarray,
     *,
     features: pd.DataFrame | None,
     tolerance: float,
-    fresh: Callable[[], list[list[list[Signal]]]] | None,
+    fresh: Callable[[], list[list[Signal]]] | None,
     fresh_note: str = "",
     describe: Callable[[int], str],
     name: str = "determinism",
@@ -82,7 +82,7 @@ def determinism_result(
     here = source.signals(candles, at, features)
     here_again = source.signals(candles, at, features)
     reverse = list(reversed(source.signals(candles, at[::-1], features)))
-    calls = None
+    calls: list[list[list[Signal]]] | None = None
     if fresh is not None:
         try:
             calls = [fresh()]

@@ -23,9 +23,12 @@ import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["FreshPlugin", "FreshProcess", "FreshUnavailable", "fresh_signals"]
 
@@ -86,7 +89,7 @@ class FreshProcess:
     waits for it. Its files live in a temporary folder removed by :meth:`answer` or :meth:`close`.
     """
 
-    def __init__(self, plugin: FreshPlugin, candles: Any, rows: Sequence[int], *, features: Any, symbol: str,
+    def __init__(self, plugin: FreshPlugin, candles: Any, rows: Sequence[int] | np.ndarray, *, features: Any, symbol: str,
                  timeframe: str, params: Mapping[str, Any], repeats: int = 3, env: Mapping[str, str] | None = None,
                  cwd: str | os.PathLike | None = None) -> None:
         from trader.childenv import strategy_environment
@@ -135,7 +138,7 @@ class FreshProcess:
         self._tmp.cleanup()
 
 
-def fresh_signals(plugin: FreshPlugin, candles: Any, rows: Sequence[int], *, processes: int = 2,
+def fresh_signals(plugin: FreshPlugin, candles: Any, rows: Sequence[int] | np.ndarray, *, processes: int = 2,
                   timeout: float = FRESH_TIMEOUT_S, **request: Any) -> list[list[list[Any]]]:
     """``[process][repeat] -> signals``: ``processes`` fresh processes (at once), each asking the same
     request ``repeats`` times (``request``: the :class:`FreshProcess` keywords).

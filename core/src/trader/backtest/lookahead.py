@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -99,7 +99,7 @@ class SignalSource(Protocol):
 
     def features(self, candles: pd.DataFrame) -> pd.DataFrame | None: ...
 
-    def signals(self, candles: pd.DataFrame, at: Sequence[int], features: Any = None, model: Any = None) -> list: ...
+    def signals(self, candles: pd.DataFrame, at: Sequence[int] | np.ndarray, features: Any = None, model: Any = None) -> list[Signal]: ...
 
 
 def describe_signal(signal: Signal) -> str:
@@ -127,6 +127,14 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, TraderError | AssertionError) else f"{type(exc).__name__}: {exc}"
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _row_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class CheckResult:
     """One check's outcome: ``status`` is ``pass``, ``fail`` or ``skip``."""
@@ -134,7 +142,7 @@ class CheckResult:
     name: str
     status: str = attrs.field(validator=attrs.validators.in_(("pass", "fail", "skip")))
     detail: str
-    offending: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    offending: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
     @property
     def passed(self) -> bool:
@@ -185,13 +193,13 @@ class PrefixLeak:
     end: int
     kind: str = attrs.field(validator=attrs.validators.in_(("error", "batch", "later candles", "features")))
     compared: int
-    rows: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    rows: tuple[int, ...] = attrs.field(default=(), converter=_row_tuple)
     full: Signal | None = None
     truncated: Signal | None = None
     difference: str | None = None
     error: str | None = None
-    inputs: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    features: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    inputs: tuple[str, ...] = attrs.field(default=(), converter=_texts)
+    features: tuple[str, ...] = attrs.field(default=(), converter=_texts)
 
     @property
     def reach(self) -> int:
@@ -207,6 +215,7 @@ class PrefixLeak:
         elif self.kind == "features":
             text = f"{describe(cut)}: the signal is unchanged, but the core features before it are not"
         else:
+            assert self.full is not None and self.truncated is not None  # set for "batch" and "later candles"
             row = self.rows[0]
             changed = f"{len(self.rows)} of {self.compared} rows up to row {cut} change"
             if self.kind == "batch":
@@ -229,7 +238,7 @@ class PrefixLeak:
 
 
 def _prefix_leak(source: SignalSource, candles: pd.DataFrame, first: int, end: int, full: Sequence[Signal],
-                 features: pd.DataFrame | None, tolerance: float) -> tuple[PrefixLeak | None, list | None]:
+                 features: pd.DataFrame | None, tolerance: float) -> tuple[PrefixLeak | None, list[Signal] | None]:
     """The leak at prefix ``end`` (``None`` if none) and the control signals (same rows, all candles)."""
     prefix = candles.iloc[:end]
     prefix_features = source.features(prefix)
@@ -340,7 +349,7 @@ def lookahead_result(
         features = source.features(candles)
     if full is None:
         full = source.signals(candles, all_rows, features)
-    found: list[tuple[PrefixLeak, list | None]] = []
+    found: list[tuple[PrefixLeak, list[Signal] | None]] = []
     for end in ends:
         leak, control = _prefix_leak(source, candles, first, end, full, features, tolerance)
         if leak is not None:
@@ -357,6 +366,7 @@ def lookahead_result(
     leaks = [leak for leak, _ in found]
     later = sorted((pair for pair in found if pair[0].kind == "later candles"), key=lambda p: -len(p[0].rows))
     for leak, control in later[:2]:
+        assert control is not None  # a "later candles" leak comes with its control signals
         inputs = leaking_inputs(source, candles, first, leak.end, control, features, tolerance)
         if inputs:
             leaks[leaks.index(leak)] = attrs.evolve(leak, inputs=inputs)
@@ -406,7 +416,7 @@ class BatchMismatch:
 def batch_mismatches(
     source: SignalSource,
     candles: pd.DataFrame,
-    rows: Sequence[int],
+    rows: Sequence[int] | np.ndarray,
     batched: Sequence[Signal],
     *,
     batch_size: int,
@@ -474,7 +484,7 @@ class CheckContext:
     def features(self, candles: pd.DataFrame) -> pd.DataFrame | None:
         return strategy_features(self.strategy.info, candles, self.timeframe)
 
-    def signals(self, candles: pd.DataFrame, at: Sequence[int], features: Any = None, model: Any = None) -> list:
+    def signals(self, candles: pd.DataFrame, at: Sequence[int] | np.ndarray, features: Any = None, model: Any = None) -> list[Signal]:
         with self.phase("trader_generate_signals"):
             return request_signals(
                 self.strategy, candles, at, symbol=self.symbol, timeframe=self.timeframe, features=features,

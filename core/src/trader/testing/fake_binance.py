@@ -87,9 +87,9 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast, overload
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -185,11 +185,28 @@ def _infer_step(timestamps: Any) -> int:
     return int(np.diff(ts).min())
 
 
+@attrs.define
 class _Order:
     """An order as the fake exchange keeps it (fields in Binance's names)."""
 
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)
+    symbol: str
+    unified: str
+    base: str
+    quote: str
+    orderId: int
+    clientOrderId: str
+    price: float
+    origQty: float
+    executedQty: float
+    origQuoteOrderQty: float
+    cummulativeQuoteQty: float
+    status: str
+    timeInForce: str
+    type: str
+    side: str
+    time: int
+    updateTime: int
+    fills: list[dict[str, Any]]
 
     def as_json(self, shape: str) -> dict[str, Any]:
         base = {
@@ -529,7 +546,7 @@ class FakeBinance:
             self._aggregated[key] = (
                 None if frame is None else (frame["timestamp"].to_numpy("int64"), frame[["open", "high", "low", "close", "volume"]].to_numpy("float64"), step)
             )
-        return self._aggregated[key]
+        return cast("tuple[Any, Any, int] | None", self._aggregated[key])
 
     # ------------------------------------------------------------------ account and orders
 
@@ -589,9 +606,9 @@ class FakeBinance:
         quote_qty = _float_param(params, "quoteOrderQty")
         price = _float_param(params, "price")
         if kind == "MARKET":
-            if qty is None and quote_qty is None:
-                raise BinanceReject(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
             if qty is None:
+                if quote_qty is None:
+                    raise BinanceReject(-1102, "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!")
                 qty = math.floor(quote_qty / market_price / self.step_size) * self.step_size
             fill_price = market_price
         else:
@@ -607,10 +624,11 @@ class FakeBinance:
             raise BinanceReject(-1013, "Filter failure: LOT_SIZE")
         if qty * fill_price < min_notional:
             raise BinanceReject(-1013, "Filter failure: NOTIONAL")
-        marketable = kind == "MARKET" or (side == "BUY" and price >= market_price) or (side == "SELL" and price <= market_price)
+        limit_price = market_price if price is None else price  # a MARKET order has none: marketable
+        marketable = kind == "MARKET" or (side == "BUY" and limit_price >= market_price) or (side == "SELL" and limit_price <= market_price)
         if kind == "LIMIT_MAKER" and marketable:
             raise BinanceReject(-2010, "Order would immediately match and take.")
-        needed_asset, needed = (quote, qty * (market_price if marketable else price)) if side == "BUY" else (base, qty)
+        needed_asset, needed = (quote, qty * (market_price if marketable else limit_price)) if side == "BUY" else (base, qty)
         if self._free.get(needed_asset, 0.0) + 1e-9 < needed:
             raise BinanceReject(-2010, "Account has insufficient balance for requested action.")
         now = _now_ms()
@@ -668,7 +686,7 @@ class FakeBinance:
             commission, asset = cost * self.fee_rate, order.quote
             self._free[order.base] = self._free.get(order.base, 0.0) - qty
             self._free[order.quote] = self._free.get(order.quote, 0.0) + cost - commission
-        trade = {
+        trade: dict[str, Any] = {
             "symbol": order.symbol,
             "id": next(self._trade_ids),
             "orderId": order.orderId,
@@ -737,13 +755,13 @@ class FakeBinance:
     # ------------------------------------------------------------------ dispatch
 
     def _route(self, method: str, path: str, params: Mapping[str, str], api_key: str | None) -> Any:
-        public = {
+        public: dict[tuple[str, str], Callable[[], Any]] = {
             ("GET", "/api/v3/ping"): lambda: {},
             ("GET", "/api/v3/time"): lambda: {"serverTime": _now_ms()},
             ("GET", "/api/v3/exchangeInfo"): self._exchange_info,
             ("GET", "/api/v3/klines"): lambda: self._klines(params),
         }
-        private = {
+        private: dict[tuple[str, str], Callable[[], Any]] = {
             ("GET", "/api/v3/account"): self._account,
             ("POST", "/api/v3/order"): lambda: self._create_order(params),
             ("GET", "/api/v3/order"): lambda: self._find_order(params, (-2013, "Order does not exist.")).as_json("GET"),
@@ -772,6 +790,10 @@ class FakeBinance:
         return None
 
 
+@overload
+def _int_param(params: Mapping[str, str], name: str, default: int) -> int: ...
+@overload
+def _int_param(params: Mapping[str, str], name: str, default: None) -> int | None: ...
 def _int_param(params: Mapping[str, str], name: str, default: int | None) -> int | None:
     raw = params.get(name)
     if raw in (None, ""):
