@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 from torch import nn
@@ -12,14 +14,35 @@ __all__ = ["predict_proba", "predict_window"]
 
 
 def predict_proba(model: nn.Module, windows: WindowBatches, *, batch_size: int = 1024, threads: int | None = None) -> np.ndarray:
-    """Class probabilities ``(len(windows), k)`` for every window, in order (``threads``: default_threads())."""
-    from trader.ml.seeding import default_threads, torch_threads
+    """Class probabilities ``(len(windows), k)`` for every window, in order.
 
+    The windows are cut into batches of ``batch_size``; ``threads`` batches (default:
+    :func:`~trader.ml.seeding.default_batch_threads`, every usable core) run side by side,
+    each on one torch thread. Every batch is the same computation whatever ``threads`` is
+    (same windows, same shape, one-thread kernels), so the probabilities are bit for bit
+    those of ``threads=1``. ``model``'s forward must keep no state between calls (torch's
+    modules in eval mode keep none).
+    """
+    from trader.ml.seeding import default_batch_threads, torch_threads
+
+    if isinstance(threads, bool) or not isinstance(threads, (int, type(None))) or (threads is not None and threads < 1):
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
     model.eval()
-    out: list[np.ndarray] = []
-    with torch_threads(threads or default_threads()), torch.inference_mode():
-        for x, _ in windows.iter_batches(batch_size):
-            out.append(torch.softmax(model(x), dim=-1).numpy())
+    n = len(windows)
+    starts = range(0, n, batch_size)
+
+    def forward(start: int) -> np.ndarray:
+        with torch.inference_mode():  # thread-local: entered in the thread that runs the batch
+            x = windows.gather(torch.arange(start, min(start + batch_size, n)))
+            return torch.softmax(model(x), dim=-1).numpy()
+
+    workers = min(threads or default_batch_threads(), len(starts))
+    with torch_threads(1):  # threads started below take this count (torch reads it when a thread first runs an op)
+        if workers <= 1:
+            out = [forward(start) for start in starts]
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="trader-forward") as pool:
+                out = list(pool.map(forward, starts))
     if not out:
         return np.empty((0, 0), dtype=np.float32)
     return np.concatenate(out)

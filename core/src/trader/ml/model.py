@@ -160,12 +160,14 @@ class SequenceModel:
             return None
         return float(self.predict_window(window, threads=threads)[self.up_class])
 
-    def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
-        """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array."""
+    def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024,
+                        threads: int | None = None) -> np.ndarray:
+        """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array
+        (``threads`` batches side by side, see :func:`~trader.ml.inference.predict_proba`)."""
         if len(ends) == 0:
             return np.empty((0, len(self.class_weights)))
         windows = WindowBatches(scaled, ends, self.sequence_length)
-        return self.calibrate(predict_proba(self.module, windows, batch_size=batch_size).astype(np.float64))
+        return self.calibrate(predict_proba(self.module, windows, batch_size=batch_size, threads=threads).astype(np.float64))
 
     def predict_window(self, scaled_window: np.ndarray, *, threads: int | None = 1) -> np.ndarray:
         """Calibrated probabilities for one scaled ``(sequence_length, F)`` window (one thread by default:

@@ -47,6 +47,9 @@ SIGNAL_PARAMS = (
     ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
     ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2 P(up) - 1|"),
     ParamSpec("inference_threads", "int", 1, low=1, help="torch threads of the one-window live path"),
+    ParamSpec("batch_threads", "int", None, low=1,
+              help="batches of the batched forward pass (backtests) run side by side, one torch thread each "
+                   "(default: every usable core)"),
 )
 
 

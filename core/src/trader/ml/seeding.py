@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "torch_threads", "default_threads"]
+__all__ = ["seed_everything", "torch_threads", "default_threads", "default_batch_threads"]
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -37,6 +37,18 @@ def default_threads() -> int:
     if task.isdigit() and int(task) > 0:
         return int(task)
     return max(1, (os.cpu_count() or 2) // 2)
+
+
+def default_batch_threads() -> int:
+    """Batches of the batched forward pass run side by side (backtests): every core this process
+    may use, each thread on one torch thread (no OpenMP team, so nothing spins); inside an
+    executor's task, the task's own count (``TRADER_TASK_THREADS``)."""
+    task = os.environ.get("TRADER_TASK_THREADS", "")
+    if task.isdigit() and int(task) > 0:
+        return int(task)
+    from trader.config_rules import usable_cores
+
+    return usable_cores()
 
 
 @contextmanager

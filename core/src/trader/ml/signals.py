@@ -45,7 +45,7 @@ def generate_sequence_signals(spec: SequenceClassifierSpec, request: SignalReque
 
     local = at - first
     mask = np.isin(local, valid_window_ends(finite_rows(scaled), length))
-    probs = model.predict_windows(scaled, local[mask]) if mask.any() else np.empty((0, 2))
+    probs = model.predict_windows(scaled, local[mask], threads=thresholds.batch_threads) if mask.any() else np.empty((0, 2))
     signals: list[Signal] = []
     it = iter(probs[:, model.up_class] if len(probs) else [])
     for ok in mask:
