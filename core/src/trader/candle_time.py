@@ -32,7 +32,8 @@ def candle_timestamps(df: Any) -> np.ndarray:
     if "timestamp" in columns:
         values = df["timestamp"]
         if values.dtype.kind in "iu":
-            return values.to_numpy().astype(np.int64, copy=False)
+            ms: np.ndarray = values.to_numpy().astype(np.int64, copy=False)
+            return ms
         if values.dtype.kind != "M" and not _is_aware(values.dtype):
             raise DataError(f"column timestamp must hold integer milliseconds, got {values.dtype}")
         return _milliseconds(values, "column timestamp")
@@ -69,4 +70,5 @@ def _milliseconds(values: Any, where: str) -> np.ndarray:
     if index.isna().any():
         row = int(np.flatnonzero(index.isna())[0])
         raise DataError(f"{where}: row {row} has no time (NaT)")
-    return index.as_unit("ms").asi8.astype(np.int64, copy=False)
+    out: np.ndarray = index.as_unit("ms").asi8.astype(np.int64, copy=False)
+    return out

@@ -153,6 +153,6 @@ def secret_values() -> list[str]:
     """The credentials to mask wherever text is shown or logged: as given and URL-encoded."""
     from urllib.parse import quote, quote_plus
 
-    values = {_env_secret(name) for name in SECRET_ENV} - {None}
+    values = {value for value in map(_env_secret, SECRET_ENV) if value is not None}
     forms = {form for value in values for form in (value, quote(value, safe=""), quote_plus(value))}
     return sorted(forms, key=len, reverse=True)

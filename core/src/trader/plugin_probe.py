@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +47,17 @@ _CACHE_FORMAT = 1
 _BOOT = "import json, sys; sys.path[:] = json.loads(sys.argv[2])['path']; from trader.plugin_probe import main; main()"
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class ProbeResult:
     """What importing one entry point showed."""
 
     name: str
     is_strategy: bool = False
-    hooks: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    hooks: tuple[str, ...] = attrs.field(default=(), converter=_names)
     import_ms: float | None = None
     error: str | None = None
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -301,12 +301,13 @@ class TraderPluginManager:
         trace_log = logging.getLogger("trader.plugins.trace")
         starts: list[float] = []
 
-        def before(hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        def before(hook_name: str, hook_impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
             starts.append(time.perf_counter())
             plugins = ", ".join(impl.plugin_name for impl in hook_impls)
             trace_log.info("hook %s -> [%s] args=%s", hook_name, plugins, sorted(kwargs))
 
-        def after(outcome: Any, hook_name: str, hook_impls: list, kwargs: dict) -> None:
+        def after(outcome: pluggy.Result[Any], hook_name: str, hook_impls: Sequence[pluggy.HookImpl],
+                  kwargs: Mapping[str, Any]) -> None:
             elapsed = (time.perf_counter() - starts.pop()) * 1000 if starts else float("nan")
             failed = outcome.exception is not None
             trace_log.info("hook %s done in %.2f ms%s", hook_name, elapsed, " (raised)" if failed else "")

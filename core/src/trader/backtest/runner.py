@@ -195,7 +195,7 @@ class BacktestScope:
             n_resamples=settings.n_resamples, n_trials=settings.n_trials, seed=settings.seed,
         )
 
-    def wide_spread_run(self, manager: TraderPluginManager, run: SimulatedRun, signals: Sequence[Signal | None], *,
+    def wide_spread_run(self, manager: TraderPluginManager, run: SimulatedRun, signals: Sequence[Signal | BaseException | None], *,
                         symbol: str, timeframe: str, settings: BacktestSettings) -> SimulatedRun | None:
         """The same signals simulated again at ``settings.spread_multiplier`` times the spread (``None`` when
         the market cannot widen its spread)."""
@@ -258,7 +258,7 @@ class SignalBatch:
         out = np.full(len(self.signals), np.nan)
         asked = [i for i, s in enumerate(self.signals) if isinstance(s, Signal)]
         if asked:
-            out[asked] = signal_arrays([self.signals[i] for i in asked]).probability
+            out[asked] = signal_arrays([s for s in self.signals if isinstance(s, Signal)]).probability
         return out
 
 
@@ -304,7 +304,7 @@ def simulate(
     market: Market,
     timestamps: Sequence[int] | np.ndarray,
     closes: Sequence[float] | np.ndarray,
-    signals: Sequence[Signal | None],
+    signals: Sequence[Signal | BaseException | None],
     *,
     symbol: str,
     timeframe: str,
@@ -490,8 +490,8 @@ def model_summary(loaded: Any, candles: pd.DataFrame, first: int, last: int, tim
     # the candles of a recorded test split were handed to training but never learnt from: the model saw
     # only up to its last validation (else training) window end, whose labels the purge keeps off the test split
     split = (manifest.get("extra") or {}).get("split") or {}
-    seen = [part.get("last_end") for part in (split.get("validation"), split.get("train")) if isinstance(part, dict)]
-    seen = [end for end in seen if isinstance(end, int) and not isinstance(end, bool)]
+    ends = [part.get("last_end") for part in (split.get("validation"), split.get("train")) if isinstance(part, dict)]
+    seen = [end for end in ends if isinstance(end, int) and not isinstance(end, bool)]
     if seen and isinstance(t_end, int) and isinstance(split.get("test"), dict):
         t_end = min(t_end, max(seen))
     ts = candles["timestamp"].to_numpy()[first : last + 1]

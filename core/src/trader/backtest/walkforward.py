@@ -100,7 +100,7 @@ def walk_forward_folds(
             f"{n_rows} candles are too few for train_bars={train_bars}, purge={purge}, embargo={embargo}: "
             f"the first test row would be {start}"
         )
-    folds = []
+    folds: list[WalkForwardFold] = []
     s = start
     while s < n_rows:
         end = min(s + test_bars, n_rows)
@@ -229,7 +229,7 @@ def run_walk_forward(
         signals[fold.test_start - oos_first : stop - oos_first] = outcome.signals
         if outcome.labels is not None:
             pieces.append(outcome.labels)
-        info = fold.to_dict()
+        info: dict[str, Any] = fold.to_dict()
         info.update({
             "train_start_time": int(ts[fold.train_start]), "train_end_time": int(ts[fold.train_end - 1]),
             "test_start_time": int(ts[fold.test_start]), "test_end_time": int(ts[stop - 1]), "test_rows": stop - fold.test_start,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,6 +11,9 @@ from trader.cli.main import AppContext, pass_app
 from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 from trader.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = ["backtest", "render_result"]
 
@@ -121,8 +124,8 @@ class _FoldProgress:
     def __init__(self, enabled: bool, where: str = "") -> None:
         self.enabled = enabled
         self.where = where
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _FoldProgress:
         if self.enabled:
@@ -261,6 +264,7 @@ def backtest(
         from trader.backtest.walkforward import WalkForwardPlan, run_walk_forward
 
         params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)
+        assert train_bars is not None and test_bars is not None  # refused above without them
         plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored, params, seed)
         from trader.executors import PluginSource
 

@@ -9,12 +9,16 @@ user's home by the core before that.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from trader.cli.main import AppContext, pass_app
 from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
+
+if TYPE_CHECKING:
+    from trader.testing.sandbox import Sandbox
 
 __all__ = ["check"]
 
@@ -77,7 +81,7 @@ def check(
                only, model_version, epochs, param_pairs, seed, as_json)
 
 
-def _check(app: AppContext, sandbox: object, plugin_name: str, symbol: str, timeframe: str, exchange: str | None,
+def _check(app: AppContext, sandbox: Sandbox, plugin_name: str, symbol: str, timeframe: str, exchange: str | None,
            bars: int, prefixes: int, samples: int, only: tuple[str, ...], model_version: str | None, epochs: int,
            param_pairs: tuple[str, ...], seed: int, as_json: bool) -> None:
     from trader.backtest.fresh import FreshPlugin

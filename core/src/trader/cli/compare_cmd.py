@@ -91,8 +91,8 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
     legend = []
     for k, base in enumerate(baselines, 1):
         name = "majority baseline" if len(baselines) == 1 else f"majority #{k}"
-        metrics = base.get("metrics") or {}
-        lines.append(f"{name:<22} {'-':<8} " + " ".join(f"{_fmt(metrics.get(m)):>8}" for m in _METRICS))
+        base_metrics = base.get("metrics") or {}
+        lines.append(f"{name:<22} {'-':<8} " + " ".join(f"{_fmt(base_metrics.get(m)):>8}" for m in _METRICS))
         label = base.get("label") or {}
         legend.append(f"{name}: class {base.get('majority_class')} of the training labels of {', '.join(base['strategies'])} "
                       f"(horizon {label.get('horizon')}, threshold {label.get('threshold')}); {base.get('source')}"
@@ -109,7 +109,8 @@ def render_comparison(data: dict[str, Any]) -> list[str]:
 
 
 def _symbols_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(symbol_callback(ctx, param, v) for v in value))
+    checked = (symbol_callback(ctx, param, v) for v in value)
+    return tuple(dict.fromkeys(s for s in checked if s is not None))
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +13,9 @@ from trader.cli.main import AppContext, pass_app
 from trader.cli.market_options import symbol_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 from trader.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = ["tune", "render_report"]
 
@@ -70,8 +73,8 @@ class _TrialProgress:
 
     def __init__(self, enabled: bool, total: int, done: int) -> None:
         self.enabled, self.total, self.done = enabled, total, done
-        self.progress = None
-        self.task = None
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _TrialProgress:
         if self.enabled:
@@ -92,7 +95,7 @@ class _TrialProgress:
         return self
 
     def __call__(self, study: Any, results: list[dict[str, Any]]) -> None:
-        if self.progress is None:
+        if self.progress is None or self.task is None:
             return
         from optuna.trial import TrialState
 

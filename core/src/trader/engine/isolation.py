@@ -227,7 +227,8 @@ class WorkerSignals:
                                       columns=["timestamp", "open", "high", "low", "close", "volume"]))
         if parts:
             self._send_history(pd.concat(parts, ignore_index=True))
-        log.warning("%s: strategy worker restarted (pid %d)", self.worker.name, self.worker.process.pid)
+        pid = self.worker.process.pid if self.worker.process is not None else -1
+        log.warning("%s: strategy worker restarted (pid %d)", self.worker.name, pid)
 
     def next(self, index: int, candle: Candle, state: Mapping[str, Any]) -> tuple[Any, float | None]:
         from trader.engine.wire import signal_from_wire

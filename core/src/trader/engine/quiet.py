@@ -39,7 +39,7 @@ attribute of the session.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from trader.engine.store import BulkStore, missing_members
 from trader.strategy import signal_problem
@@ -85,7 +85,8 @@ class QuietView(NamedTuple):
 def supports_fast_path(session: TradingSession) -> bool:
     """Whether ``session``'s store takes quiet stretches in one call and wants no step records."""
     store = session.store
-    return not missing_members(store, BulkStore) and not store.keep_steps
+    # missing_members checks the protocol's members one by one: past it, the store is a BulkStore
+    return not missing_members(store, BulkStore) and not cast("BulkStore", store).keep_steps
 
 
 def _classify(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -125,7 +126,8 @@ def _next_index(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def run_fast(session: TradingSession, timestamps: Sequence[int], closes: Sequence[float], signals: Sequence[Any]) -> int | None:
+def run_fast(session: TradingSession, timestamps: Sequence[int] | np.ndarray, closes: Sequence[float] | np.ndarray,
+             signals: Sequence[Any]) -> int | None:
     """Step ``session`` through the candles, quiet stretches in bulk; the number processed.
 
     Returns ``None`` (having done nothing) when the inputs are not plain integer

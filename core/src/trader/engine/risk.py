@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import logging
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -206,7 +206,7 @@ def core_verdicts(
     """The core's rules for one order: the denials, or one approval when every rule passes."""
     out = state_verdicts(portfolio.equity, portfolio.peak_equity, portfolio.day_start_equity, limits, context)
     adds = increases_exposure(order, portfolio)
-    status = context.status
+    status: TradingStatus | None = context.status
     for verdict in out:
         if verdict.approved and verdict.status is TradingStatus.REDUCING:
             status = more_severe(status, TradingStatus.REDUCING)
@@ -292,7 +292,7 @@ def core_verdicts(
 # --------------------------------------------------------------------------- private copies
 
 _T = TypeVar("_T")
-_FIELDS = {cls: tuple(a.name for a in attrs.fields(cls)) for cls in (OrderRequest, Position, RiskLimits, AuditContext)}
+_FIELDS: dict[type, tuple[str, ...]] = {cls: tuple(a.name for a in attrs.fields(cls)) for cls in (OrderRequest, Position, RiskLimits, AuditContext)}
 
 
 def _plain(value: Any) -> Any:
@@ -359,12 +359,16 @@ class _Inputs:
 # --------------------------------------------------------------------------- the agent
 
 
+def _verdicts(value: Iterable[RiskVerdict]) -> tuple[RiskVerdict, ...]:
+    return tuple(value)
+
+
 @frozen
 class AuditDecision:
     """The outcome of one audit: approved or not, every verdict, and the status asked for."""
 
     approved: bool
-    verdicts: tuple[RiskVerdict, ...] = field(converter=tuple)
+    verdicts: tuple[RiskVerdict, ...] = field(converter=_verdicts)
     status: TradingStatus | None = None
 
     @property

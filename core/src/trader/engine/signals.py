@@ -87,6 +87,7 @@ class StrategySignals:
         if self.engineer is not None:
             tail = history.iloc[-(self.window.size + int(self.engineer.warmup_bars) + 1) :].reset_index(drop=True)
             features = self.engineer.transform(tail)
+            assert self.updater is not None  # built with the engineer
             self.updater.warm(history.reset_index(drop=True))
         self.window.extend(history, features)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from trader.errors import StateError
@@ -111,7 +111,7 @@ def connect(path: Path, *, readonly: bool = False, timeout: float = 10.0) -> sql
     return db
 
 
-def validate(db: sqlite3.Connection, namespace: str, path: Path, tables: dict[int, Iterable[str]], newest: int) -> int:
+def validate(db: sqlite3.Connection, namespace: str, path: Path, tables: Mapping[int, Iterable[str]], newest: int) -> int:
     """The file's schema version, after checking it is a sound store of ``namespace`` (reads only)."""
     names = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     if "meta" not in names:

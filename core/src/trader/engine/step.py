@@ -33,7 +33,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from trader.engine.book import Book
 from trader.engine.brokers.base import Broker, Execution
@@ -64,6 +64,9 @@ from trader.types import (
     SignalAction,
     TradingStatus,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["TradingSession", "client_order_id", "DEFAULT_REBALANCE_BAND", "DAY_MS", "classify_signal_failure"]
 
@@ -348,8 +351,8 @@ class TradingSession:
 
     def run(
         self,
-        timestamps: Sequence[int],
-        closes: Sequence[float],
+        timestamps: Sequence[int] | np.ndarray,
+        closes: Sequence[float] | np.ndarray,
         signals: Sequence[Signal | BaseException | None],
         inference_ms: Sequence[float | None] | None = None,
         *,
@@ -608,7 +611,7 @@ class TradingSession:
         """Count an order or exchange error towards the error breaker (committed with ``record``,
         or at once when ``record`` is ``None``, e.g. for a feed that could not reach the exchange)."""
         own = record is None
-        if own:
+        if record is None:
             ts = self._last_ts if self._last_ts >= 0 else 0
             record = StepRecord(self.symbol, self.timeframe, ts, self._mark or 0.0)
             record.skipped = "error"

@@ -144,7 +144,7 @@ class _Worker:
             op = request.get("op")
             if op == "close":
                 return
-            handler = handlers.get(op)
+            handler = handlers.get(op) if isinstance(op, str) else None
             try:
                 if handler is None:
                     raise ValueError(f"unknown request {op!r}")

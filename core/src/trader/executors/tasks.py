@@ -73,5 +73,5 @@ def task_threads(threads: int) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        if torch_before is not None:
+        if torch is not None and torch_before is not None:
             torch.set_num_threads(torch_before)

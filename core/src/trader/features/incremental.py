@@ -93,8 +93,8 @@ class IncrementalFeatures:
         self._running_ring = np.zeros((self._ring, n_series))
         self._logc_ring = np.zeros(self._ring)
         self._r_ring = np.full(self._ring, np.nan)
-        self._highs = [deque() for _ in self.windows]
-        self._lows = [deque() for _ in self.windows]
+        self._highs: list[deque[Any]] = [deque() for _ in self.windows]
+        self._lows: list[deque[Any]] = [deque() for _ in self.windows]
         self._count = 0  # bars pushed, fills included
         self._segment_start = 0
         self._prev_ts: int | None = None

@@ -140,12 +140,12 @@ class DataPreprocessor:
             raise ValueError("train_fraction + val_fraction must be <= 1")
         if (self.val_start is None) != (self.test_start is None):
             raise ValueError("give both val_start and test_start, or neither")
-        if self.val_start is not None and self.val_start > self.test_start:
+        if self.val_start is not None and self.test_start is not None and self.val_start > self.test_start:
             raise ValueError("val_start must not be after test_start")
 
     def split(self, n_rows: int, timestamps: np.ndarray | None = None) -> DataSplit:
         """The boundaries for *n_rows* rows (timestamps needed when splitting by time)."""
-        if self.val_start is not None:
+        if self.val_start is not None and self.test_start is not None:  # both or neither (checked above)
             if timestamps is None:
                 raise DataError("splitting by time needs the candle timestamps")
             ts = np.asarray(timestamps, dtype=np.int64)

@@ -59,7 +59,7 @@ class FeatureScaler:
         self.n_samples = 0
 
     def __repr__(self) -> str:
-        state = f"{len(self.feature_names)} features, {self.n_samples} rows" if self.is_fitted else "not fitted"
+        state = f"{self.n_features} features, {self.n_samples} rows" if self.is_fitted else "not fitted"
         return f"FeatureScaler(kind={self.kind!r}, clip={self.clip!r}, {state})"
 
     @property
@@ -100,17 +100,18 @@ class FeatureScaler:
 
     # ------------------------------------------------------------------ transforming
 
-    def _require_fitted(self) -> None:
-        if not self.is_fitted:
+    def _require_fitted(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """The fitted ``(feature_names, center, scale)``; ModelError when not fitted."""
+        if self.feature_names is None or self.center is None or self.scale is None:
             raise ModelError("the feature scaler is not fitted: call fit() on the training rows first")
+        return self.feature_names, self.center, self.scale
 
     def check_names(self, names: list[str] | tuple[str, ...]) -> None:
         """Raise a one-line DataError unless *names* are exactly the fitted names, in order."""
-        self._require_fitted()
+        expected, _, _ = self._require_fitted()
         names = tuple(str(n) for n in names)
-        if names == self.feature_names:
+        if names == expected:
             return
-        expected = self.feature_names
         missing = [n for n in expected if n not in names]
         extra = [n for n in names if n not in expected]
         if missing or extra:
@@ -130,11 +131,11 @@ class FeatureScaler:
             raise TypeError("transform() takes a feature DataFrame; use transform_array() for arrays")
         self.check_names(list(features.columns))
         values = self.transform_array(features.to_numpy(dtype=np.float64), dtype=np.float64)
-        return pd.DataFrame(values, index=features.index, columns=list(self.feature_names), copy=False)
+        return pd.DataFrame(values, index=features.index, columns=list(self._require_fitted()[0]), copy=False)
 
     def transform_array(self, values: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
         """Scale an array whose last axis is the fitted features, in order (NaN stays NaN)."""
-        self._require_fitted()
+        _, center, scale = self._require_fitted()
         values = np.asarray(values)
         if values.ndim == 0 or values.shape[-1] != self.n_features:
             raise DataError(f"expected {self.n_features} features on the last axis, got shape {values.shape}")
@@ -142,7 +143,7 @@ class FeatureScaler:
         flat_in = values.reshape(-1, self.n_features)
         flat_out = out.reshape(-1, self.n_features)
         for start in range(0, len(flat_in), _CHUNK_ROWS):
-            chunk = (flat_in[start:start + _CHUNK_ROWS] - self.center) / self.scale
+            chunk = (flat_in[start:start + _CHUNK_ROWS] - center) / scale
             if self.clip is not None:
                 np.clip(chunk, -self.clip, self.clip, out=chunk)
             flat_out[start:start + _CHUNK_ROWS] = chunk
@@ -151,9 +152,9 @@ class FeatureScaler:
     def scale_in_place(self, values: np.ndarray) -> np.ndarray:
         """Scale a float32 ``(rows, features)`` array in place, chunk by chunk, in float32 arithmetic
         (centre and scale rounded to float32 first, as a :class:`~trader.ml.SequenceModel` reads them)."""
-        self._require_fitted()
-        center = np.asarray(self.center, dtype=np.float32)
-        scale = np.asarray(self.scale, dtype=np.float32)
+        _, center64, scale64 = self._require_fitted()
+        center = np.asarray(center64, dtype=np.float32)
+        scale = np.asarray(scale64, dtype=np.float32)
         for start in range(0, len(values), _CHUNK_ROWS):
             chunk = values[start:start + _CHUNK_ROWS]
             chunk -= center
@@ -166,16 +167,16 @@ class FeatureScaler:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe state, including the ordered feature names (``from_dict`` reverses it)."""
-        self._require_fitted()
+        names, center, scale = self._require_fitted()
         return {
             "format": SCALER_FORMAT,
             "version": _VERSION,
             "kind": self.kind,
             "clip": self.clip,
             "n_samples": self.n_samples,
-            "feature_names": list(self.feature_names),
-            "center": [float(x) for x in self.center],
-            "scale": [float(x) for x in self.scale],
+            "feature_names": list(names),
+            "center": [float(x) for x in center],
+            "scale": [float(x) for x in scale],
         }
 
     @classmethod
@@ -203,7 +204,7 @@ class FeatureScaler:
         n_samples = data.get("n_samples", 0)
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
             raise ValueError("feature scaler: n_samples must be a non-negative integer")
-        scaler = cls(kind=data.get("kind"), clip=data.get("clip"))
+        scaler = cls(kind=_check_kind(data.get("kind")), clip=data.get("clip"))
         scaler.feature_names = tuple(names)
         scaler.center = arrays["center"]
         scaler.scale = arrays["scale"]

@@ -64,7 +64,7 @@ def load_sequence_model(spec: SequenceClassifierSpec, directory: Path, manifest:
         scaler = FeatureScaler.from_dict(manifest.get("scaler"))
     except ValueError as exc:
         raise ArtifactError(f"{directory}: scaler in the manifest: {exc}") from None
-    if list(scaler.feature_names) != names:
+    if list(scaler.feature_names or ()) != names:
         raise ArtifactError(f"{directory}: the scaler was fit on other features than the model's ({scaler.n_features} vs {len(names)})")
     length = arch.get("sequence_length")
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:

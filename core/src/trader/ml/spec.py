@@ -5,19 +5,33 @@ See ``docs/api.md`` ("SequenceClassifierSpec") for the fields and the ``forward`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import torch
 from torch import nn
 
-__all__ = ["SequenceClassifierSpec", "check_architecture", "skeleton_shapes", "MAX_SEQUENCE_LENGTH", "MAX_WINDOWS"]
+if TYPE_CHECKING:
+    from trader.types import ParamSpec
+
+__all__ = ["SequenceClassifierSpec", "param_bounds", "check_architecture", "skeleton_shapes", "MAX_SEQUENCE_LENGTH", "MAX_WINDOWS"]
 
 #: Longest window (candles) a sequence model may read.
 MAX_SEQUENCE_LENGTH = 10_000
 #: Most feature windows a model may be trained on (each adds 18 features).
 MAX_WINDOWS = 64
+
+
+def _optional_windows(value: Iterable[int] | None) -> tuple[int, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def param_bounds(spec: ParamSpec) -> tuple[int, int]:
+    """``(low, high)`` of a declared integer parameter, as :attr:`SequenceClassifierSpec.architecture_bounds` takes them."""
+    if spec.low is None or spec.high is None:
+        raise ValueError(f"parameter {spec.name!r} declares no (low, high) range")
+    return int(spec.low), int(spec.high)
 
 
 @attrs.frozen
@@ -40,7 +54,7 @@ class SequenceClassifierSpec:
     model_class: type[nn.Module]
     input_weight: str
     architecture_defaults: Mapping[str, Any]
-    feature_windows: tuple[int, ...] | None = attrs.field(default=None, converter=attrs.converters.optional(tuple))
+    feature_windows: tuple[int, ...] | None = attrs.field(default=None, converter=_optional_windows)
     sequence_length: int | None = None
     length_argument: str | None = None
     architecture_bounds: Mapping[str, tuple[int, int]] = attrs.field(factory=dict)

@@ -24,7 +24,7 @@ __all__ = ["train_sequence_classifier", "known_training_keys", "build_architectu
 
 
 def build_architecture(spec: SequenceClassifierSpec, params: Mapping[str, Any], n_features: int, n_classes: int, length: int) -> dict[str, Any]:
-    arch = {"class": spec.class_name}
+    arch: dict[str, Any] = {"class": spec.class_name}
     for key, default in spec.architecture_defaults.items():
         arch[key] = params.get(key, default)
     arch["input_size"] = n_features

@@ -106,7 +106,9 @@ def evaluate_loss(
         for x, y in data.iter_batches(batch_size):
             logits = model(x)
             loss = loss_fn(logits, y)
-            w = float(loss_fn.weight[y].sum()) if getattr(loss_fn, "weight", None) is not None else float(y.numel())
+            assert y is not None  # evaluation batches carry their labels
+            weight = getattr(loss_fn, "weight", None)
+            w = float(weight[y].sum()) if isinstance(weight, torch.Tensor) else float(y.numel())
             total += float(loss) * w
             weight_sum += w
             probs.append(torch.softmax(logits, dim=-1).numpy())
@@ -159,6 +161,7 @@ def fit(
                 model.train()
                 running, seen = 0.0, 0
                 for x, y in train.iter_batches(config.batch_size, shuffle=True, generator=generator, limit=limit):
+                    assert y is not None  # training batches carry their labels
                     optimizer.zero_grad(set_to_none=True)
                     loss = loss_fn(model(x), y)
                     loss.backward()

@@ -324,7 +324,7 @@ class ModelPersistence:
         """
         if not self.models_dir.is_dir():
             return []
-        name = getattr(strategy, "name", strategy)
+        name = strategy if strategy is None or isinstance(strategy, str) else strategy.name
         wanted_key = model_key(symbol, timeframe) if symbol and timeframe else None
         versions: list[ModelVersion] = []
         try:
@@ -355,7 +355,7 @@ class ModelPersistence:
 
     def latest(self, strategy: Strategy | str, symbol: str, timeframe: str) -> ModelVersion | None:
         """The newest version whose manifest is usable; newer refused ones are skipped with a warning."""
-        name = getattr(strategy, "name", strategy)
+        name = strategy if isinstance(strategy, str) else strategy.name
         key = model_key(symbol, timeframe)
         for _, vdir in reversed(self._version_dirs(self.model_dir(name, symbol, timeframe))):
             described = self._describe_dir(name, key, vdir)

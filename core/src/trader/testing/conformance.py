@@ -56,7 +56,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
@@ -66,6 +66,10 @@ from trader.types import Signal, SignalRequest, StrategyInfo, TrainRequest, Trai
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from trader.backtest.lookahead import CheckResult
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CHECKS",
@@ -219,7 +223,7 @@ class ConformanceRun:
         plugin: object | str,
         name: str | None = None,
         settings: ConformanceSettings | None = None,
-        workdir: str | os.PathLike | None = None,
+        workdir: str | os.PathLike[str] | None = None,
     ) -> None:
         from trader.strategy import Strategy
         from trader.testing.fixtures import installed_distribution, load_plugin, plugin_manager, plugin_name
@@ -284,7 +288,7 @@ class ConformanceRun:
 
     # ------------------------------------------------------------------ shared material
 
-    def _memo(self, key: str, build: Callable[[], Any]) -> Any:
+    def _memo(self, key: str, build: Callable[[], _T]) -> _T:
         if key not in self._cache:
             try:
                 self._cache[key] = ("ok", build())
@@ -293,7 +297,7 @@ class ConformanceRun:
         status, value = self._cache[key]
         if status == "failed":
             raise CheckFailed(str(value))
-        return value
+        return cast(_T, value)  # the cache holds what build() returned for this key
 
     @property
     def info(self) -> StrategyInfo:
@@ -516,7 +520,7 @@ class ConformanceRun:
             counts[signal.action.value] += 1
         return f"{len(rows)} rows: " + ", ".join(f"{n} {a}" for a, n in counts.items())
 
-    def _verdict(self, result: Any) -> str:
+    def _verdict(self, result: CheckResult) -> str:
         """A shared check's :class:`~trader.backtest.lookahead.CheckResult` as this suite's outcome."""
         if result.status == "skip":
             raise CheckSkipped(result.detail)
@@ -601,11 +605,14 @@ class ConformanceRun:
 
             store = ModelPersistence(self.sandbox.home / "models")
             train = self.train_candles
+            trained = self.trained
+            if trained is None:
+                raise CheckFailed("the strategy trained no model: nothing to persist")
             try:
                 with self.sandbox.phase("trader_save_model"):
                     version = store.save(
                         self.strategy,
-                        self.trained,
+                        trained,
                         symbol=self.settings.symbol,
                         timeframe=self.timeframe,
                         data_range=candles_range(train),

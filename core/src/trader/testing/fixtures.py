@@ -29,13 +29,13 @@ __all__ = ["isolated_home", "plugin_manager", "plugin_name", "load_plugin", "ins
 
 
 @contextmanager
-def isolated_home(path: str | os.PathLike | None = None) -> Iterator[Path]:
+def isolated_home(path: str | os.PathLike[str] | None = None) -> Iterator[Path]:
     """Point ``TRADER_HOME`` at ``path`` (a new temporary folder if ``None``) inside the block.
 
     The previous value is restored afterwards; a temporary folder made here is removed.
     """
     owned = path is None
-    home = Path(tempfile.mkdtemp(prefix="trader-home-")) if owned else Path(path)
+    home = Path(tempfile.mkdtemp(prefix="trader-home-")) if path is None else Path(path)
     home.mkdir(parents=True, exist_ok=True)
     previous = os.environ.get("TRADER_HOME")
     os.environ["TRADER_HOME"] = str(home)
@@ -55,7 +55,8 @@ def plugin_name(plugin: object) -> str:
     info_hook = getattr(plugin, "trader_strategy_info", None)
     if info_hook is None:
         raise PluginError(f"{plugin!r} implements no trader_strategy_info; pass its name explicitly")
-    return info_hook().name
+    name: str = info_hook().name
+    return name
 
 
 @contextmanager

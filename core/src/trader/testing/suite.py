@@ -12,6 +12,7 @@ traceback. The model is trained once per class and shared by the checks.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ _DOCS = {
 }
 
 
-def _make_test(check: str):
+def _make_test(check: str) -> Callable[[Any, ConformanceRun | str], None]:
     def test(self: Any, trader_conformance_run: ConformanceRun | str) -> None:
         if isinstance(trader_conformance_run, str):  # the plugin could not even be loaded
             pytest.fail(trader_conformance_run, pytrace=False)
@@ -65,7 +66,7 @@ def conformance_tests(
     class TestConformance:
         @pytest.fixture(scope="class")
         @classmethod
-        def trader_conformance_run(cls, tmp_path_factory: pytest.TempPathFactory):
+        def trader_conformance_run(cls, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConformanceRun | str]:
             try:
                 run = ConformanceRun(plugin, name, settings, tmp_path_factory.mktemp("conformance"))
             except Exception as exc:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -95,7 +96,7 @@ class WriteLog:
         return list(found.values())
 
 
-def _real(path: str | os.PathLike) -> Path:
+def _real(path: str | os.PathLike[str]) -> Path:
     return Path(os.path.realpath(os.path.abspath(path)))
 
 
@@ -116,7 +117,7 @@ def _uri_path(uri: str) -> str:
     return unquote(parts.path or parts.netloc)
 
 
-def _audit(event: str, args: tuple) -> None:
+def _audit(event: str, args: tuple[Any, ...]) -> None:
     if not _active:
         return
     if event == "open":
@@ -175,7 +176,7 @@ def _snapshot(roots: Iterable[Path]) -> dict[Path, tuple[int, int]]:
 
 
 @contextmanager
-def watch_writes(snapshot_roots: Iterable[str | os.PathLike] = ()) -> Iterator[WriteLog]:
+def watch_writes(snapshot_roots: Iterable[str | os.PathLike[str]] = ()) -> Iterator[WriteLog]:
     """Record writes made inside the ``with`` block.
 
     Every Python-level write anywhere is recorded as it happens; files under

@@ -44,9 +44,17 @@ class Dimension:
         key = self.key
         if self.kind == "choice":
             return trial.suggest_categorical(key, list(self.choices))
+        low, high = self.bounds
         if self.kind == "int":
-            return trial.suggest_int(key, int(self.low), int(self.high), log=self.log)
-        return trial.suggest_float(key, float(self.low), float(self.high), log=self.log)
+            return trial.suggest_int(key, int(low), int(high), log=self.log)
+        return trial.suggest_float(key, float(low), float(high), log=self.log)
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of a range (an ``int`` or ``float`` dimension)."""
+        if self.low is None or self.high is None:
+            raise ValueError(f"{self.key} is searched among choices, not in a range")
+        return self.low, self.high
 
     @property
     def key(self) -> str:
@@ -87,7 +95,7 @@ class SearchSpace:
             if dim.kind == "choice":
                 if value not in dim.choices:
                     return None
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not dim.low <= value <= dim.high:
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or not dim.bounds[0] <= value <= dim.bounds[1]:
                 return None
             out[dim.key] = value
         return out

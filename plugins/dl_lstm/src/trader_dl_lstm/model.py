@@ -6,7 +6,7 @@ sees nothing from the future.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -94,9 +94,10 @@ class BiLSTMClassifier(nn.Module):
         for layer in self.head:
             kind = type(layer)
             if kind is nn.Linear:
-                y = F.linear(y, layer.weight, layer.bias)
+                linear = cast(nn.Linear, layer)  # the exact type, checked above
+                y = F.linear(y, linear.weight, linear.bias)
             elif kind is nn.GELU:
-                y = F.gelu(y, approximate=layer.approximate)
+                y = F.gelu(y, approximate=cast(nn.GELU, layer).approximate)
             elif kind is not nn.Dropout:
                 y = layer(y)
         return y

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trader.ml.sequence import SequenceClassifierSpec
+from trader.ml.spec import param_bounds
 from trader_dl_lstm import ARCHITECTURE_PARAMS, NAME
 from trader_dl_lstm.model import INPUT_WEIGHT, BiLSTMClassifier
 
@@ -15,6 +16,6 @@ SPEC = SequenceClassifierSpec(
     # The declared ones come from ARCHITECTURE_PARAMS, so what a user may set and what loads agree.
     architecture_bounds={
         "input_size": (1, 4096), "num_classes": (2, 16),
-        **{p.name: (p.low, p.high) for p in ARCHITECTURE_PARAMS if p.kind == "int"},
+        **{p.name: param_bounds(p) for p in ARCHITECTURE_PARAMS if p.kind == "int"},
     },
 )

@@ -22,6 +22,8 @@ INPUT_WEIGHT = "input_projection.weight"
 class SinusoidalPositionalEncoding(nn.Module):
     """Adds the fixed sine/cosine position signal of "Attention is all you need" (not a learnt weight)."""
 
+    pe: torch.Tensor  # a buffer (register_buffer), not a parameter
+
     def __init__(self, d_model: int, max_len: int = 1024) -> None:
         super().__init__()
         position = torch.arange(max_len, dtype=torch.float32).unsqueeze(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from trader.ml.sequence import SequenceClassifierSpec
+from trader.ml.spec import param_bounds
 from trader_dl_transformer import ARCHITECTURE_PARAMS, MAX_LEN_PARAM, NAME
 from trader_dl_transformer.model import INPUT_WEIGHT, TransformerClassifier
 
@@ -16,6 +17,6 @@ SPEC = SequenceClassifierSpec(
     # The declared ones come from the plugin's ParamSpecs, so what a user may set and what loads agree.
     architecture_bounds={
         "input_size": (1, 4096), "num_classes": (2, 16),
-        **{p.name: (p.low, p.high) for p in (*ARCHITECTURE_PARAMS, MAX_LEN_PARAM) if p.kind == "int"},
+        **{p.name: param_bounds(p) for p in (*ARCHITECTURE_PARAMS, MAX_LEN_PARAM) if p.kind == "int"},
     },
 )

@@ -101,6 +101,7 @@ def train_ensemble(request: TrainRequest) -> TrainResult:
             f"need at least {MIN_TRAIN_ROWS} train and {MIN_EVAL_ROWS} of each other part: use more candles"
         )
     x = {part: lagged_matrix(data.values, rows, params.lags) for part, rows in ends.items()}
+    assert data.labels is not None  # prepared with labels
     y = {part: data.labels[rows].astype(np.int64) for part, rows in ends.items()}
     up_class = len(classes) - 1
     for part in ("train", "val"):

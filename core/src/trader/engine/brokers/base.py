@@ -9,6 +9,7 @@ through the session: no broker writes to a session or a store.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from attrs import field, frozen
@@ -60,12 +61,20 @@ class MarketRules:
         return round(steps * lot, decimals)
 
 
+def _fills(value: Iterable[Fill]) -> tuple[Fill, ...]:
+    return tuple(value)
+
+
+def _client_ids(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @frozen
 class Execution:
     """What a broker did with an order: its status, the fills, and a message when it failed."""
 
     status: str
-    fills: tuple[Fill, ...] = field(default=(), converter=tuple)
+    fills: tuple[Fill, ...] = field(default=(), converter=_fills)
     message: str = ""
     exchange_order_id: str | None = None
 
@@ -96,7 +105,7 @@ class ExchangeAccount:
     quote: str
     base_total: float
     quote_free: float
-    open_orders: tuple[str, ...] = field(default=(), converter=tuple)
+    open_orders: tuple[str, ...] = field(default=(), converter=_client_ids)
 
 
 @runtime_checkable

@@ -195,8 +195,7 @@ class CcxtBroker:
             except ccxt.BaseError as exc:
                 return Execution(OrderStatus.ERROR, (), f"filled {filled:g} but its trades could not be read: {_short(exc)}", exchange_id)
             trades = [t for t in trades if str(t.get("order")) == exchange_id] or trades
-        fills = tuple(self._fill(order, t) for t in trades)
-        fills = tuple(f for f in fills if f is not None)
+        fills = tuple(f for f in (self._fill(order, t) for t in trades) if f is not None)
         if filled <= 0:
             return Execution(OrderStatus.REJECTED, (), f"the exchange filled nothing (status {status})", exchange_id)
         amount = float(placed.get("amount") or filled)
