@@ -78,6 +78,18 @@ def test_batches_run_side_by_side_on_one_torch_thread_each(trained, features):
     assert {count for _, count in seen} == {1}  # no OpenMP team: nothing spins while another batch runs
 
 
+def test_one_batch_runs_on_the_callers_thread(trained, features):
+    _, model = trained
+    scaled = model.scale(model.feature_matrix(features, 0, len(features)))
+    seen: list[str] = []
+    hook = model.module.register_forward_pre_hook(lambda *_: seen.append(threading.current_thread().name))
+    try:
+        model.predict_windows(scaled, np.arange(100, 1124), threads=4)  # 1,024 windows: one batch
+    finally:
+        hook.remove()
+    assert seen == [threading.current_thread().name]
+
+
 def test_a_failing_batch_raises_in_the_caller(trained, features):
     _, model = trained
     scaled = model.scale(model.feature_matrix(features, 0, len(features)))

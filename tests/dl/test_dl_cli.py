@@ -79,6 +79,25 @@ def test_compare_scores_models_beside_baseline_and_reports_untrained_ones(traine
     assert "majority baseline" in text.stdout and "buy_and_hold" in text.stdout
 
 
+def test_a_backtest_trades_the_same_on_one_thread_and_on_every_core(trained_home):
+    home, _ = trained_home
+    config = home / "trader.toml"
+    results = {}
+    try:
+        for threads in (1, 2):
+            config.write_text(f"[plugins.dl_lstm]\nbatch_threads = {threads}\n")
+            result = run_trader("backtest", "--plugin", "dl_lstm", "--symbol", "SYN/USDT", "--synthetic-bars", "2600",
+                                "--bootstrap", "100", "--json", home=home, timeout=300)
+            assert result.returncode == 0, result.stderr
+            data = json.loads(result.stdout)
+            data.pop("timings", None)
+            results[threads] = data
+    finally:
+        config.unlink()
+    assert results[1]["metrics"]["trades"] > 0  # 2,600 candles: three batches of windows, run side by side
+    assert results[2] == results[1]
+
+
 def test_a_tampered_model_is_refused_by_verify_and_reported_by_compare(trained_home, tmp_path):
     home, _ = trained_home
     copy = tmp_path / "home"

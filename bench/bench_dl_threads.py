@@ -1,0 +1,156 @@
+"""Benchmark: a deep-learning backtest on one thread and on every core (``batch_threads``), same signals.
+
+For each shipped network (``dl_lstm`` BiLSTM hidden 128; ``dl_transformer`` d_model 64, 4 heads,
+2 layers; 86 features, windows of 60 candles; trained one short epoch, the weights do not change
+the cost) ``run_backtest`` runs end to end over ``--bars`` synthetic 1h candles, with
+``[plugins.NAME] batch_threads = 1`` and then ``= cores``, alternately in one process
+(``--repeats`` times each), so that the load of a shared machine skews both alike. Wall and CPU
+seconds of each run; the ratio is best-of-N one thread over best-of-N every core. The fills, the
+actions and the equity curve of the two settings are compared (they must be identical).
+
+For issue 19 item 4 (a streaming Transformer) it also profiles the Transformer's forward pass:
+per window of 60 positions, and per window of 1 position (what a streaming formulation with
+cached keys and values would compute per new candle, attention over the cache aside).
+
+    .venv/bin/python bench/bench_dl_threads.py [--bars 6000] [--repeats 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from benchlib import load_average, machine, publish
+
+HEADING = "Deep-learning backtest on every core: batch_threads (issue 19)"
+SYMBOL, TIMEFRAME = "SYN/USDT", "1h"
+RISK = "[plugins.{name}.risk]\nmax_drawdown = 1.0\ndaily_loss_limit = 1.0\nmax_consecutive_losses = 1000000\n"
+
+
+def _train(home: Path, manager, name: str) -> None:
+    from trader.data import synthetic_candles
+    from trader.models import ModelPersistence, candles_hash, candles_range
+    from trader.types import TrainRequest
+
+    strategy = manager.strategy(name)
+    train = synthetic_candles(SYMBOL, TIMEFRAME, bars=3000, seed=99)
+    result = strategy.train(TrainRequest(name, SYMBOL, TIMEFRAME, train,
+                                         params={"epochs": 1, "max_batches_per_epoch": 2, "threads": 1}))
+    ModelPersistence(home / "models").save(strategy, result, symbol=SYMBOL, timeframe=TIMEFRAME,
+                                           data_range=candles_range(train), data_hash=candles_hash(train), seed=0)
+
+
+def _config(home: Path, name: str, threads: int):
+    from trader.config import load_config
+
+    (home / "trader.toml").write_text(RISK.format(name=name) + f"[plugins.{name}]\nbatch_threads = {threads}\n")
+    return load_config(None, home)
+
+
+def measure(home: Path, manager, name: str, bars: int, repeats: int, cores: int) -> dict:
+    import numpy as np
+
+    from trader.backtest.runner import BacktestSettings, run_backtest
+    from trader.data import synthetic_candles
+    from trader.models import ModelPersistence
+
+    _train(home, manager, name)
+    strategy = manager.strategy(name)
+    candles = synthetic_candles(SYMBOL, TIMEFRAME, bars=bars + strategy.info.warmup_bars, seed=5)
+    configs = {t: _config(home, name, t) for t in (1, cores)}
+    loaded = ModelPersistence(configs[1].models_dir).load(strategy, SYMBOL, TIMEFRAME)
+    times: dict[int, list[tuple[float, float, float]]] = {1: [], cores: []}
+    runs = {}
+    for _ in range(repeats):
+        for threads, config in configs.items():
+            w, c = time.perf_counter(), time.process_time()
+            result = run_backtest(manager, config, name, candles, symbol=SYMBOL, timeframe=TIMEFRAME,
+                                  loaded_model=loaded, settings=BacktestSettings(n_resamples=1000))
+            times[threads].append((time.perf_counter() - w, time.process_time() - c, result.timings["signals_s"]))
+            runs[threads] = result.run
+    a, b = runs[1], runs[cores]
+    same = (a.fills == b.fills and np.array_equal(a.actions, b.actions) and np.array_equal(a.equity, b.equity))
+    return {"times": times, "same": same, "fills": len(a.fills), "windows": bars}
+
+
+def profile_transformer(manager, windows: int) -> dict:
+    import torch
+
+    from trader_dl_transformer.model import TransformerClassifier
+
+    torch.manual_seed(0)
+    net = TransformerClassifier().eval()
+    out = {}
+    with torch.inference_mode():
+        for length in (60, 1):
+            x = torch.randn(windows, length, 86)
+            net(x[:64])
+            best = float("inf")
+            for _ in range(3):
+                t = time.perf_counter()
+                for start in range(0, windows, 1024):
+                    net(x[start:start + 1024])
+                best = min(best, time.perf_counter() - t)
+            out[length] = best / windows * 1000
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bars", type=int, default=6000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true", help="print only, leave bench/RESULTS.md alone")
+    args = parser.parse_args()
+    import logging
+
+    import torch
+
+    from trader.config_rules import usable_cores
+    from trader.plugins import TraderPluginManager
+
+    logging.disable(logging.WARNING)
+    torch.set_num_threads(1)
+    cores = usable_cores()
+    start_load = load_average()
+    manager = TraderPluginManager()
+    results = {name: measure(Path(tempfile.mkdtemp(prefix="bench-dl-threads-")), manager, name, args.bars, args.repeats, cores)
+               for name in ("dl_lstm", "dl_transformer")}
+    torch.set_num_threads(1)
+    prof = profile_transformer(manager, 4096)
+
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; not pinned (both cores). Load average at start "
+        f"{start_load}, at the end {load_average()}: the machine is shared with other engineers' jobs, so the "
+        "two settings run alternately in one process and the ratio is best-of-N over best-of-N.\n",
+        f"Command: `.venv/bin/python bench/bench_dl_threads.py --bars {args.bars} --repeats {args.repeats}`\n",
+        f"`run_backtest` end to end (features, signals, simulation, metrics, baseline, 1,000 bootstrap resamples) "
+        f"over {args.bars:,} candles, `[plugins.NAME] batch_threads = 1` against `= {cores}` (every core).\n",
+        "| strategy | 1 thread: wall (best / all) | CPU | " + f"{cores} threads: wall (best / all) | CPU | "
+        "ratio (best wall) | signals phase 1 -> N (best) | same fills, actions, equity |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        one, many = r["times"][1], r["times"][cores]
+        best1, bestn = min(t[0] for t in one), min(t[0] for t in many)
+        lines.append(
+            f"| {name} | {best1:.2f} s / {', '.join(f'{t[0]:.1f}' for t in one)} | {min(t[1] for t in one):.2f} s | "
+            f"{bestn:.2f} s / {', '.join(f'{t[0]:.1f}' for t in many)} | {min(t[1] for t in many):.2f} s | "
+            f"**{best1 / bestn:.2f}x** | {min(t[2] for t in one):.2f} -> {min(t[2] for t in many):.2f} s | "
+            f"{'yes' if r['same'] else '**NO**'} ({r['fills']} fills) |"
+        )
+    lines += [
+        "",
+        f"Transformer forward pass, one torch thread, batches of 1,024: {prof[60]:.3f} ms per window of 60 positions, "
+        f"{prof[1]:.3f} ms per window of 1 position ({prof[60] / prof[1]:.0f}x less: the floor of what a streaming "
+        "formulation with cached keys and values would compute per new candle, before its attention over the cache).",
+        "",
+    ]
+    publish(HEADING, "\n".join(lines), write=not args.no_write)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    main()
