@@ -44,7 +44,7 @@ import attrs
 from trader.data.frame import CANDLE_COLUMNS, PRICE_COLUMNS, check_timeframe, format_ms
 from trader.data.importers import RawCandles
 from trader.data.limits import DEFAULT_MAX_FILL_BARS
-from trader.errors import ValidationError
+from trader.errors import TraderError, ValidationError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,32 +259,80 @@ def _plural(n: int, word: str) -> str:
 
 
 def validate_candles(
-    raw: RawCandles,
+    raw: RawCandles | pd.DataFrame,
     timeframe: str,
     policy: ImportPolicy | None = None,
     symbol: str | None = None,
 ) -> CleanCandles:
     """Turn *raw* into a sorted, unique, valid candle frame on the *timeframe* grid, or raise
-    :class:`ValidationError` with one line naming source, row and field."""
+    :class:`ValidationError` with one line naming source, row and field.
+
+    *raw* is a file as read (:class:`~trader.data.importers.RawCandles`) or a candle frame in
+    any of the three forms (:func:`trader.candle_time.candle_timestamps`: a ``timestamp``
+    column of UTC milliseconds, a time-zone aware ``date`` column or ``DatetimeIndex``).
+    The stages below run in this order; each appends what it found to the report.
+    """
+    if not isinstance(raw, RawCandles):
+        raw = _raw_from_frame(raw)
+    policy = policy or ImportPolicy()
+    step = _step(timeframe)
+    findings: list[Finding] = [Finding("note", "info", 0, note) for note in raw.notes]
+    _check_source(raw, symbol)
+    ts = _read_times(raw, findings)
+    values = {name: _numbers(raw.frame[raw.columns[name]]) for name in CANDLE_COLUMNS[1:]}
+    _check_spacing(ts, step, timeframe, raw.source)
+    keep = _valid_rows(raw, ts, values, step, timeframe, policy, findings)
+    ts_s, data_s, pos_s = _sorted_rows(ts, values, keep, findings)
+    ts_s, data_s, pos_s = _dedupe(raw, ts_s, data_s, pos_s, policy, findings)
+    ts_s, data_s, pos_s = _outliers(raw, ts_s, data_s, pos_s, policy, findings)
+    ts_s, data_s, filled = _gaps(ts_s, data_s, step, policy, raw.source, findings)
+    zero_volume = int((data_s[:, 4] == 0).sum()) - int(filled.sum())
+    if zero_volume > 0:
+        findings.append(Finding("zero-volume", "info", zero_volume, f"{_plural(zero_volume, 'bar')} with zero volume (kept)"))
+    return _clean(raw, timeframe, ts_s, data_s, filled, findings)
+
+
+def _raw_from_frame(frame: pd.DataFrame) -> RawCandles:
+    """A candle frame in any of the three forms as :class:`RawCandles` (times as UTC milliseconds)."""
     import numpy as np
     import pandas as pd
 
-    policy = policy or ImportPolicy()
-    step = _step(timeframe)
-    frame, cols, source = raw.frame, raw.columns, raw.source
-    n = len(frame)
-    findings: list[Finding] = [Finding("note", "info", 0, note) for note in raw.notes]
-    if n == 0:
-        raise ValidationError(f"{source}: no candles")
-    if symbol and raw.symbol_in_file and _symbol_key(raw.symbol_in_file) != _symbol_key(symbol):
-        raise ValidationError(f"{source}: the file's symbol column says {raw.symbol_in_file!r}, not {symbol!r}; check --symbol")
+    from trader.candle_time import candle_timestamps
 
-    # -- timestamps
-    ts, units = parse_timestamps(frame[cols["time"]])
+    missing = [name for name in CANDLE_COLUMNS[1:] if name not in frame.columns]
+    if missing:
+        raise ValidationError(f"candles: no {', '.join(missing)} column")
+    if "timestamp" in frame.columns:  # read as a file's time column is (numbers by magnitude, text)
+        times = frame["timestamp"].to_numpy()
+    else:
+        try:
+            times = candle_timestamps(frame)
+        except TraderError as exc:
+            raise ValidationError(f"candles: {exc}") from None
+    body = pd.DataFrame({"timestamp": times, **{name: frame[name].to_numpy() for name in CANDLE_COLUMNS[1:]}})
+    return RawCandles(source="candles", format="frame", frame=body, columns={name: name for name in CANDLE_COLUMNS[1:]} | {"time": "timestamp"},
+                      rows=np.arange(1, len(body) + 1, dtype=np.int64))
+
+
+def _check_source(raw: RawCandles, symbol: str | None) -> None:
+    """Refuse an empty input, or one whose symbol column names another market."""
+    if len(raw.frame) == 0:
+        raise ValidationError(f"{raw.source}: no candles")
+    if symbol and raw.symbol_in_file and _symbol_key(raw.symbol_in_file) != _symbol_key(symbol):
+        raise ValidationError(f"{raw.source}: the file's symbol column says {raw.symbol_in_file!r}, not {symbol!r}; check --symbol")
+
+
+def _read_times(raw: RawCandles, findings: list[Finding]) -> np.ndarray:
+    """Each row's time in UTC milliseconds (NaN where unreadable), the fallback column filling in;
+    the units found are reported."""
+    import numpy as np
+
+    cols = raw.columns
+    ts, units = parse_timestamps(raw.frame[cols["time"]])
     fallback_used = 0
     if "time_fallback" in cols and np.isnan(ts).any():
         missing = np.flatnonzero(np.isnan(ts))
-        extra, extra_units = parse_timestamps(frame[cols["time_fallback"]].iloc[missing])
+        extra, extra_units = parse_timestamps(raw.frame[cols["time_fallback"]].iloc[missing])
         ts[missing] = extra
         fallback_used = int(np.isfinite(extra).sum())
         for name, count in extra_units.items():
@@ -298,12 +346,14 @@ def validate_candles(
     elif real_units:
         (unit, count), = real_units.items()
         findings.append(Finding("time-units", "info", count, f"timestamps in {unit}", details=real_units))
+    return ts
 
-    values = {name: _numbers(frame[cols[name]]) for name in CANDLE_COLUMNS[1:]}
 
-    # -- timeframe sanity: the most common spacing must be the timeframe
-    readable = np.isfinite(ts)
-    unique_ts = ts[readable]
+def _check_spacing(ts: np.ndarray, step: int, timeframe: str, source: str) -> None:
+    """Refuse the input when the most common spacing of its bars is not the timeframe."""
+    import numpy as np
+
+    unique_ts = ts[np.isfinite(ts)]
     if len(unique_ts) > 1 and not (np.diff(unique_ts) > 0).all():
         unique_ts = np.unique(unique_ts)
     if len(unique_ts) >= 3:
@@ -315,8 +365,14 @@ def validate_candles(
                 f"{source}: bars are mostly {_duration(modal)} apart but the timeframe is {timeframe}; check --timeframe"
             )
 
-    # -- invalid rows: first reason per row
-    reason = np.zeros(n, dtype=np.int8)  # 0 = valid
+
+def _valid_rows(raw: RawCandles, ts: np.ndarray, values: Mapping[str, np.ndarray], step: int, timeframe: str,
+                policy: ImportPolicy, findings: list[Finding]) -> np.ndarray:
+    """The mask of valid rows; the first invalid one refuses the input unless ``on_invalid="drop"``."""
+    import numpy as np
+
+    n = len(ts)
+    reason = np.zeros(n, dtype=np.int8)  # 0 = valid, else the index of the row's first reason
     reasons: list[tuple[str, str]] = [("", "")]
 
     def flag(mask: np.ndarray, field: str, detail: str) -> None:
@@ -325,6 +381,7 @@ def validate_candles(
             reasons.append((field, detail))
             reason[fresh] = len(reasons) - 1
 
+    readable = np.isfinite(ts)
     with np.errstate(invalid="ignore"):
         flag(~readable, "timestamp", "missing or unreadable time")
         flag(readable & ((ts < MIN_TIME_MS) | (ts >= MAX_TIME_MS)), "timestamp", "time outside 1990..2100 (wrong unit?)")
@@ -340,7 +397,7 @@ def validate_candles(
     invalid = reason > 0
     if invalid.any():
         idx = np.flatnonzero(invalid)
-        examples = tuple(_invalid_example(raw, i, reasons[reason[i]], ts, values, cols) for i in idx[:_EXAMPLES])
+        examples = tuple(_invalid_example(raw, i, reasons[reason[i]], ts, values, raw.columns) for i in idx[:_EXAMPLES])
         if policy.on_invalid == "fail":
             more = len(idx) - 1
             tail = f" (and {_plural(more, 'more invalid row')}; --on-invalid drop skips them)" if more else " (--on-invalid drop skips invalid rows)"
@@ -350,17 +407,22 @@ def validate_candles(
             key = f"{reasons[code][0]}: {reasons[code][1]}"
             by_field[key] = by_field.get(key, 0) + int((reason == code).sum())
         findings.append(Finding("invalid", "warning", len(idx), f"dropped {_plural(len(idx), 'invalid row')}", examples, details=by_field))
-
     keep = ~invalid
     if not keep.any():
-        raise ValidationError(f"{source}: no valid candles")
+        raise ValidationError(f"{raw.source}: no valid candles")
+    return keep
+
+
+def _sorted_rows(ts: np.ndarray, values: Mapping[str, np.ndarray], keep: np.ndarray,
+                 findings: list[Finding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kept rows oldest first (a stable sort: file order breaks ties): times, OHLCV, positions in the input."""
+    import numpy as np
+
     order_pos = np.flatnonzero(keep)
     ts_k = ts[keep].astype(np.int64)
     data = np.empty((len(ts_k), 5))
     for j, name in enumerate(CANDLE_COLUMNS[1:]):
         data[:, j] = values[name][keep]
-
-    # -- order
     if len(ts_k) > 1:
         steps = np.diff(ts_k)
         backwards = int((steps < 0).sum())
@@ -370,75 +432,91 @@ def validate_candles(
         elif backwards:
             findings.append(Finding("out-of-order", "warning", backwards, f"{_plural(backwards, 'row')} out of time order; sorted"))
     if len(ts_k) < 2 or (np.diff(ts_k) >= 0).all():
-        ts_s, data_s, pos_s = ts_k, data, order_pos
-    else:
-        sort = np.argsort(ts_k, kind="stable")
-        ts_s, data_s, pos_s = ts_k[sort], data[sort], order_pos[sort]
+        return ts_k, data, order_pos
+    sort = np.argsort(ts_k, kind="stable")
+    return ts_k[sort], data[sort], order_pos[sort]
 
-    # -- duplicates
-    ts_s, data_s, pos_s = _dedupe(raw, ts_s, data_s, pos_s, policy, findings)
 
-    # -- outliers
+def _outliers(raw: RawCandles, ts_s: np.ndarray, data_s: np.ndarray, pos_s: np.ndarray, policy: ImportPolicy,
+              findings: list[Finding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Report extreme spikes (module docstring); drop them with ``drop_outliers``."""
+    import numpy as np
+
     spikes = _spikes(ts_s, data_s, policy.outlier_threshold)
-    if spikes.any():
-        idx = np.flatnonzero(spikes)
-        examples = tuple(
-            f"{raw.where(pos_s[i])}: {format_ms(int(ts_s[i]))}: open {_num(data_s[i, 0])} high {_num(data_s[i, 1])} "
-            f"low {_num(data_s[i, 2])} close {_num(data_s[i, 3])} (median close nearby {_num(_local_median(data_s[:, 3], i))})"
-            for i in idx[:_EXAMPLES]
-        )
-        action = "dropped (--drop-outliers)" if policy.drop_outliers else "kept; --drop-outliers drops them"
-        findings.append(Finding("outliers", "warning", len(idx), f"{_plural(len(idx), 'extreme spike')}: {action}", examples, details={"timestamps": [int(t) for t in ts_s[idx]]}))
-        if policy.drop_outliers:
-            ts_s, data_s, pos_s = ts_s[~spikes], data_s[~spikes], pos_s[~spikes]
+    if not spikes.any():
+        return ts_s, data_s, pos_s
+    idx = np.flatnonzero(spikes)
+    examples = tuple(
+        f"{raw.where(pos_s[i])}: {format_ms(int(ts_s[i]))}: open {_num(data_s[i, 0])} high {_num(data_s[i, 1])} "
+        f"low {_num(data_s[i, 2])} close {_num(data_s[i, 3])} (median close nearby {_num(_local_median(data_s[:, 3], i))})"
+        for i in idx[:_EXAMPLES]
+    )
+    action = "dropped (--drop-outliers)" if policy.drop_outliers else "kept; --drop-outliers drops them"
+    findings.append(Finding("outliers", "warning", len(idx), f"{_plural(len(idx), 'extreme spike')}: {action}", examples, details={"timestamps": [int(t) for t in ts_s[idx]]}))
+    if policy.drop_outliers:
+        return ts_s[~spikes], data_s[~spikes], pos_s[~spikes]
+    return ts_s, data_s, pos_s
 
-    # -- gaps
+
+def _gaps(ts_s: np.ndarray, data_s: np.ndarray, step: int, policy: ImportPolicy, source: str,
+          findings: list[Finding]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Report missing bars; with ``fill_gaps`` fill them (flat, zero volume), refusing more than
+    ``max_fill_bars``. Returns the times, OHLCV and the filled mask."""
+    import numpy as np
+
     filled = np.zeros(len(ts_s), dtype=bool)
-    if len(ts_s) > 1:
-        steps = np.diff(ts_s)
-        holes = np.flatnonzero(steps > step)
-        if len(holes):
-            missing_per = steps[holes] // step - 1
-            missing = int(missing_per.sum())
-            largest = holes[np.argmax(missing_per)]
-            examples = tuple(
-                f"{format_ms(int(ts_s[i]))} -> {format_ms(int(ts_s[i + 1]))}: {_plural(int(steps[i] // step - 1), 'missing bar')}"
-                for i in holes[:_EXAMPLES]
-            )
-            action = "filled with flat zero-volume candles (flagged as filled)" if policy.fill_gaps else "not filled (--fill-gaps fills them, flagged)"
-            findings.append(
-                Finding(
-                    "gaps",
-                    "warning",
-                    len(holes),
-                    f"{_plural(len(holes), 'gap')}, {_plural(missing, 'missing bar')}, largest {int(missing_per.max())} "
-                    f"after {format_ms(int(ts_s[largest]))}; {action}",
-                    examples,
-                    details={"gaps": len(holes), "missing_bars": missing},
-                )
-            )
-            if policy.fill_gaps and missing > policy.max_fill_bars:
-                raise ValidationError(
-                    f"{source}: --fill-gaps would create {_plural(missing, 'bar')} (largest gap {int(missing_per.max()):,} "
-                    f"bars after {format_ms(int(ts_s[largest]))}), more than the limit of {policy.max_fill_bars:,} "
-                    "([data] max_fill_bars raises it)"
-                )
-            if policy.fill_gaps:
-                ts_s, data_s, filled = _fill(ts_s, data_s, step)
-                findings.append(Finding("filled", "warning", missing, f"filled {_plural(missing, 'missing bar')} (flagged in the store)"))
+    if len(ts_s) < 2:
+        return ts_s, data_s, filled
+    steps = np.diff(ts_s)
+    holes = np.flatnonzero(steps > step)
+    if not len(holes):
+        return ts_s, data_s, filled
+    missing_per = steps[holes] // step - 1
+    missing = int(missing_per.sum())
+    largest = int(holes[np.argmax(missing_per)])
+    examples = tuple(
+        f"{format_ms(int(ts_s[i]))} -> {format_ms(int(ts_s[i + 1]))}: {_plural(int(steps[i] // step - 1), 'missing bar')}"
+        for i in holes[:_EXAMPLES]
+    )
+    action = "filled with flat zero-volume candles (flagged as filled)" if policy.fill_gaps else "not filled (--fill-gaps fills them, flagged)"
+    findings.append(
+        Finding(
+            "gaps",
+            "warning",
+            len(holes),
+            f"{_plural(len(holes), 'gap')}, {_plural(missing, 'missing bar')}, largest {int(missing_per.max())} "
+            f"after {format_ms(int(ts_s[largest]))}; {action}",
+            examples,
+            details={"gaps": len(holes), "missing_bars": missing},
+        )
+    )
+    if not policy.fill_gaps:
+        return ts_s, data_s, filled
+    if missing > policy.max_fill_bars:
+        raise ValidationError(
+            f"{source}: --fill-gaps would create {_plural(missing, 'bar')} (largest gap {int(missing_per.max()):,} "
+            f"bars after {format_ms(int(ts_s[largest]))}), more than the limit of {policy.max_fill_bars:,} "
+            "([data] max_fill_bars raises it)"
+        )
+    ts_s, data_s, filled = _fill(ts_s, data_s, step)
+    findings.append(Finding("filled", "warning", missing, f"filled {_plural(missing, 'missing bar')} (flagged in the store)"))
+    return ts_s, data_s, filled
 
-    zero_volume = int((data_s[:, 4] == 0).sum()) - int(filled.sum())
-    if zero_volume > 0:
-        findings.append(Finding("zero-volume", "info", zero_volume, f"{_plural(zero_volume, 'bar')} with zero volume (kept)"))
+
+def _clean(raw: RawCandles, timeframe: str, ts_s: np.ndarray, data_s: np.ndarray, filled: np.ndarray,
+           findings: list[Finding]) -> CleanCandles:
+    """The candle frame and its report."""
+    import numpy as np
+    import pandas as pd
 
     candles = pd.DataFrame({"timestamp": ts_s.astype(np.int64)})
     for j, name in enumerate(CANDLE_COLUMNS[1:]):
         candles[name] = data_s[:, j].astype(np.float64)
     report = ValidationReport(
-        source=source,
+        source=raw.source,
         format=raw.format,
         timeframe=timeframe,
-        rows_read=n,
+        rows_read=len(raw.frame),
         rows_kept=len(candles),
         first=int(ts_s[0]) if len(ts_s) else None,
         last=int(ts_s[-1]) if len(ts_s) else None,
