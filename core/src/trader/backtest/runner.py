@@ -312,6 +312,7 @@ def simulate(
     """Step the engine's decision step (:class:`trader.engine.TradingSession`) through the candles
     with precomputed signals, on an in-memory store."""
     from trader.engine import MemoryState, RiskAuditAgent, TradingSession
+    from trader.engine.fastsim import simulate_floats
     from trader.evaluation.performance import performance_metrics
 
     store = MemoryState(strategy_name)
@@ -326,15 +327,22 @@ def simulate(
         initial_cash=market.cash,
         rebalance_band=market.rebalance_band,
     )
+    signals = list(signals)
     with quiet_engine_logs():
-        processed = session.run(timestamps, closes, list(signals))
+        floats = simulate_floats(session, timestamps, closes, signals)  # the step on floats (engine/fastsim.py)
+        processed = len(timestamps) if floats is not None else session.run(timestamps, closes, signals)
     store.close()
     if processed != len(timestamps):
         raise DataError(f"{len(timestamps) - processed} candles were skipped as duplicates or out of order")
-    ts = np.asarray(store.timestamps, dtype=np.int64)
-    equity = np.concatenate(([market.cash], np.asarray(store.equities, dtype=np.float64)))
-    position_value = np.asarray(store.position_values, dtype=np.float64)
-    fills = tuple(store.fills())
+    if floats is not None:
+        ts, close, equities, position_value = floats.timestamps, floats.closes, floats.equities, floats.position_values
+        fills, events, final_status = tuple(floats.fills), tuple(floats.events), floats.status.value
+    else:
+        ts, close = np.asarray(store.timestamps, dtype=np.int64), np.asarray(store.closes, dtype=np.float64)
+        equities = np.asarray(store.equities, dtype=np.float64)
+        position_value = np.asarray(store.position_values, dtype=np.float64)
+        fills, events, final_status = tuple(store.fills()), tuple(store.risk_events()), session.status.value
+    equity = np.concatenate(([market.cash], equities))
     with np.errstate(divide="ignore", invalid="ignore"):
         exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
     metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
@@ -344,14 +352,14 @@ def simulate(
     return SimulatedRun(
         strategy=strategy_name,
         timestamps=ts,
-        close=np.asarray(store.closes, dtype=np.float64),
+        close=close,
         equity=equity,
         position_value=position_value,
         actions=actions,
         fills=fills,
-        events=tuple(store.risk_events()),
+        events=events,
         metrics=metrics,
-        final_status=session.status.value,
+        final_status=final_status,
     )
 
 
