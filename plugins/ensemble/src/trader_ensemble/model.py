@@ -18,10 +18,16 @@ from trader.feature_windows import DEFAULT_WINDOWS
 from trader_ensemble.params import EnsembleParams
 from trader_ensemble.threads import limited_threads
 
-__all__ = ["EnsembleModel", "build_ensemble", "lagged_names", "member_estimators", "single_threaded", "SINGLE_THREAD_ROWS"]
+__all__ = [
+    "EnsembleModel", "build_ensemble", "lagged_names", "member_estimators", "single_threaded", "SINGLE_THREAD_ROWS",
+    "FAST_ROWS",
+]
 
 #: Below this many rows, prediction runs on one thread.
 SINGLE_THREAD_ROWS = 2048
+#: Below this many rows, prediction walks the trees' arrays in numpy (:mod:`trader_ensemble.fastpredict`);
+#: from here on scikit-learn's compiled loops win despite their per-tree dispatch.
+FAST_ROWS = 128
 
 
 def lagged_names(feature_names: Sequence[str], lags: Sequence[int]) -> list[str]:
@@ -125,9 +131,13 @@ class EnsembleModel:
         if self.up_class not in classes:
             raise ModelError(f"the ensemble's classes {classes} lack the 'up' class {self.up_class}")
         self._up_column = classes.index(self.up_class)
+        self._fast: Any = None  # compiled on the first small prediction; False where unsupported
 
     def __repr__(self) -> str:
         return f"EnsembleModel(members={list(self.members)}, features={len(self.feature_names)}, lags={list(self.lags)})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fast": None}  # the compiled closures are rebuilt where it is unpickled
 
     @property
     def input_names(self) -> list[str]:
@@ -168,14 +178,30 @@ class EnsembleModel:
     def predict_up_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """P(up) for the rows of an already scaled design matrix.
 
-        Fewer than :data:`SINGLE_THREAD_ROWS` rows (live trading asks for one) are
-        predicted on one thread: a thread pool costs more than it saves there, and on
-        a busy machine OpenMP's spinning threads can stall a single prediction.
+        Fewer than :data:`FAST_ROWS` finite rows (live trading asks for one) are predicted
+        by :func:`~trader_ensemble.fastpredict.compile_predictor`'s numpy walk (the same
+        probabilities, without a joblib task per tree), where it supports the estimator.
+        Fewer than :data:`SINGLE_THREAD_ROWS` rows are predicted on one thread: a thread
+        pool costs more than it saves there, and on a busy machine OpenMP's spinning
+        threads can stall a single prediction.
         """
+        if len(matrix) < FAST_ROWS:
+            fast = self.fast_predictor()
+            if fast is not None and np.isfinite(matrix).all():
+                return fast(matrix)[:, self._up_column]
         threads = 1 if len(matrix) < SINGLE_THREAD_ROWS else None
         with limited_threads(threads):
             proba = self.estimator.predict_proba(matrix)
         return np.asarray(proba, dtype=np.float64)[:, self._up_column]
+
+
+    def fast_predictor(self) -> Any:
+        """The estimator's numpy ``predict_proba`` (compiled once), or ``None`` where it is not supported."""
+        if self._fast is None:
+            from trader_ensemble.fastpredict import compile_predictor
+
+            self._fast = compile_predictor(self.estimator) or False
+        return self._fast or None
 
 
 def _column_positions(features: Any, names: Sequence[str]) -> np.ndarray:
