@@ -37,7 +37,7 @@ from trader.data.frame import check_exchange, check_timeframe, format_ms, valida
 from trader.data.importers import raw_from_rows
 from trader.data.store import CandleStore, MergeResult
 from trader.data.validate import Finding, ImportPolicy, validate_candles
-from trader.errors import ConfigError, DataError, ExchangeError, ValidationError
+from trader.errors import ConfigError, DataError, ExchangeError
 
 if TYPE_CHECKING:
     from trader.config import TraderConfig
@@ -163,9 +163,12 @@ def download_candles(
     *progress* is called with ``(bars done, bars expected)`` after every page.
     Raises :class:`ExchangeError` when the exchange refuses or stays unreachable, after
     storing every page received before that.
-    """
-    import ccxt
 
+    The stages: open the market (:func:`_open_market`), find the ranges not stored yet
+    (:func:`_ranges_to_fetch`), fetch them page by page into a :class:`_PageWriter`
+    (:func:`_fetch_ranges`, a failure mapped to one line by :func:`_download_failure`), then
+    summarise (:func:`_download_findings`).
+    """
     exchange_id = check_exchange(exchange_id or exchange.id)
     symbol, timeframe = validate_market(symbol, timeframe)
     step = check_timeframe(timeframe)
@@ -173,6 +176,46 @@ def download_candles(
     retry = retry or RetryPolicy()
     retries: dict[str, int] = {}
     caller = _Caller(exchange, retry, retries, sleep)
+    _open_market(caller, exchange, symbol, timeframe, retry)
+    now = int(exchange.milliseconds())
+    closed_end = (now // step) * step  # the bar opening here is still in progress
+    end = closed_end if until is None else min(int(until), closed_end)
+    start = since - since % step if since % step else since
+    ranges = _ranges_to_fetch(store, exchange_id, symbol, timeframe, start, end)
+    writer = _PageWriter(store, exchange_id, symbol, timeframe)
+    expected = sum(max(0, (b - a + step - 1) // step) for a, b in ranges)
+    try:
+        _fetch_ranges(caller, exchange, symbol, timeframe, ranges, page_limit or _max_page(exchange), policy, writer,
+                      lambda done: progress(min(done, expected), expected) if progress else None)
+    except BaseException as exc:  # Ctrl-C included: keep what arrived
+        writer.flush()
+        failure = _download_failure(exc, exchange, symbol, timeframe, retry)
+        if failure is None:
+            raise
+        raise failure from None
+    writer.flush()
+    if progress and writer.done < expected:
+        progress(writer.done, writer.done)  # the exchange had no more bars: the download is complete
+    dataset = store.info(exchange_id, symbol, timeframe) if store.exists(exchange_id, symbol, timeframe) else None
+    return DownloadResult(
+        exchange=exchange_id,
+        symbol=symbol,
+        timeframe=timeframe,
+        start=start,
+        end=end,
+        pages=writer.pages,
+        fetched=writer.fetched,
+        added=writer.added,
+        replaced=writer.replaced,
+        retries=retries,
+        findings=_download_findings(writer, dataset, retries),
+        dataset=dataset,
+    )
+
+
+def _open_market(caller: _Caller, exchange: Any, symbol: str, timeframe: str, retry: RetryPolicy) -> None:
+    """Load the exchange's markets; refuse a symbol or timeframe it does not offer."""
+    import ccxt
 
     try:
         caller.call(exchange.load_markets)
@@ -188,97 +231,96 @@ def download_candles(
         raise ExchangeError(
             f"{exchange.id} does not offer {timeframe} candles; valid timeframes: {', '.join(exchange.timeframes)}"
         )
-    limit = page_limit or _max_page(exchange)
-    now = int(exchange.milliseconds())
-    closed_end = (now // step) * step  # the bar opening here is still in progress
-    end = closed_end if until is None else min(int(until), closed_end)
-    start = since - since % step if since % step else since
-    ranges = _ranges_to_fetch(store, exchange_id, symbol, timeframe, start, end)
-    expected = sum(max(0, (b - a + step - 1) // step) for a, b in ranges)
-    done = pages = fetched = added = replaced = 0
-    invalid_dropped = duplicates = 0
-    buffer: list[Any] = []
-    last_flush = time.monotonic()
 
-    def flush() -> None:
-        nonlocal buffer, added, replaced, last_flush
-        if not buffer:
+
+class _PageWriter:
+    """Validated pages buffered and written to the store in batches (atomically, so an interrupted
+    download leaves it consistent), with the counts the result reports."""
+
+    def __init__(self, store: CandleStore, exchange_id: str, symbol: str, timeframe: str) -> None:
+        self.store, self.key = store, (exchange_id, symbol, timeframe)
+        self.buffer: list[Any] = []
+        self.last_flush = time.monotonic()
+        self.pages = self.fetched = self.done = self.added = self.replaced = 0
+        self.invalid_dropped = self.duplicates = 0
+
+    def add(self, rows: list[list[Any]], source: str, policy: ImportPolicy) -> None:
+        """Validate one page's rows and buffer them; flush when the buffer is large or old."""
+        self.fetched += len(rows)
+        clean = validate_candles(raw_from_rows(rows, source, fmt="ccxt-download"), self.key[2], _page_policy(policy))
+        for finding in clean.report.findings:
+            if finding.code == "invalid":
+                self.invalid_dropped += finding.count
+            elif finding.code == "duplicates":
+                self.duplicates += finding.count
+        if len(clean.candles):
+            self.buffer.append(clean.candles)
+        self.done += len(rows)
+        if sum(len(b) for b in self.buffer) >= _FLUSH_ROWS or time.monotonic() - self.last_flush > _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
             return
         import pandas as pd
 
-        batch = pd.concat(buffer, ignore_index=True).drop_duplicates("timestamp", keep="last")
+        batch = pd.concat(self.buffer, ignore_index=True).drop_duplicates("timestamp", keep="last")
         batch = batch.sort_values("timestamp", ignore_index=True)
-        merge: MergeResult = store.write(exchange_id, symbol, timeframe, batch)
-        added += merge.added
-        replaced += merge.replaced
-        buffer = []
-        last_flush = time.monotonic()
+        merge: MergeResult = self.store.write(*self.key, batch)
+        self.added += merge.added
+        self.replaced += merge.replaced
+        self.buffer = []
+        self.last_flush = time.monotonic()
 
-    try:
-        for range_start, range_end in ranges:
-            cursor = range_start
-            while cursor < range_end:
-                rows = caller.call(_fetch_page, exchange, symbol, timeframe, cursor, limit)
-                pages += 1
-                rows = [r for r in rows if cursor <= r[0] < range_end]
-                if not rows:
-                    break
-                fetched += len(rows)
-                source = f"{exchange.id} {symbol} {timeframe} page from {format_ms(cursor)}"
-                clean = validate_candles(raw_from_rows(rows, source, fmt="ccxt-download"), timeframe, _page_policy(policy))
-                for finding in clean.report.findings:
-                    if finding.code == "invalid":
-                        invalid_dropped += finding.count
-                    elif finding.code == "duplicates":
-                        duplicates += finding.count
-                if len(clean.candles):
-                    buffer.append(clean.candles)
-                last = max(r[0] for r in rows)
-                done += len(rows)
-                if progress:
-                    progress(min(done, expected), expected)
-                if sum(len(b) for b in buffer) >= _FLUSH_ROWS or time.monotonic() - last_flush > _FLUSH_SECONDS:
-                    flush()
-                if last + step <= cursor:
-                    break
-                cursor = last + step
-    except ccxt.NetworkError as exc:
-        flush()
-        raise ExchangeError(
-            f"{_unreachable(exchange, retry, exc)}; what arrived is stored, run the same command again to resume"
-        ) from None
-    except _Malformed as exc:
-        flush()
-        raise ExchangeError(
-            f"{exchange.id}: giving up after {retry.max_retries} retries: malformed response ({exc}); "
-            "what arrived is stored, run the same command again to resume"
-        ) from None
-    except ccxt.BadSymbol:
-        flush()
-        raise ExchangeError(_unknown_symbol(exchange, symbol)) from None
-    except ccxt.ExchangeError as exc:
-        flush()
+
+def _fetch_ranges(caller: _Caller, exchange: Any, symbol: str, timeframe: str, ranges: list[tuple[int, int]],
+                  limit: int | None, policy: ImportPolicy, writer: _PageWriter, progress: Callable[[int], None]) -> None:
+    """Fetch each ``[start, end)`` page by page, the cursor moving past the last bar received,
+    until the range's end or an empty page."""
+    step = check_timeframe(timeframe)
+    for range_start, range_end in ranges:
+        cursor = range_start
+        while cursor < range_end:
+            rows = caller.call(_fetch_page, exchange, symbol, timeframe, cursor, limit)
+            writer.pages += 1
+            rows = [r for r in rows if cursor <= r[0] < range_end]
+            if not rows:
+                break
+            writer.add(rows, f"{exchange.id} {symbol} {timeframe} page from {format_ms(cursor)}", policy)
+            progress(writer.done)
+            last = max(r[0] for r in rows)
+            if last + step <= cursor:
+                break
+            cursor = last + step
+
+
+def _download_failure(exc: BaseException, exchange: Any, symbol: str, timeframe: str, retry: RetryPolicy) -> ExchangeError | None:
+    """The one line a failed download ends with (what arrived is stored); ``None``: re-raise ``exc`` as it is."""
+    import ccxt
+
+    resume = "what arrived is stored, run the same command again to resume"
+    if isinstance(exc, ccxt.NetworkError):
+        return ExchangeError(f"{_unreachable(exchange, retry, exc)}; {resume}")
+    if isinstance(exc, _Malformed):
+        return ExchangeError(f"{exchange.id}: giving up after {retry.max_retries} retries: malformed response ({exc}); {resume}")
+    if isinstance(exc, ccxt.BadSymbol):
+        return ExchangeError(_unknown_symbol(exchange, symbol))
+    if isinstance(exc, ccxt.ExchangeError):
         text = _short(exc)
         if "interval" in text.lower() or "timeframe" in text.lower():
             choices = ", ".join(getattr(exchange, "timeframes", None) or [])
-            raise ExchangeError(f"{exchange.id} refused {timeframe} candles ({text}); valid timeframes: {choices}") from None
-        raise ExchangeError(f"{exchange.id} refused the request: {text}") from None
-    except ValidationError:
-        flush()
-        raise
-    except BaseException:
-        flush()  # Ctrl-C: keep what arrived
-        raise
-    flush()
-    if progress and done < expected:
-        progress(done, done)  # the exchange had no more bars: the download is complete
+            return ExchangeError(f"{exchange.id} refused {timeframe} candles ({text}); valid timeframes: {choices}")
+        return ExchangeError(f"{exchange.id} refused the request: {text}")
+    return None  # ValidationError, Ctrl-C and anything else
 
+
+def _download_findings(writer: _PageWriter, dataset: Any, retries: dict[str, int]) -> tuple[Finding, ...]:
+    """What the download dropped and retried, and the gaps left in the stored dataset."""
     findings: list[Finding] = []
-    if invalid_dropped:
-        findings.append(Finding("invalid", "warning", invalid_dropped, f"dropped {invalid_dropped:,} invalid bars"))
-    if duplicates:
-        findings.append(Finding("duplicates", "warning", duplicates, f"{duplicates:,} duplicate timestamps in pages (resolved)"))
-    dataset = store.info(exchange_id, symbol, timeframe) if store.exists(exchange_id, symbol, timeframe) else None
+    if writer.invalid_dropped:
+        findings.append(Finding("invalid", "warning", writer.invalid_dropped, f"dropped {writer.invalid_dropped:,} invalid bars"))
+    if writer.duplicates:
+        findings.append(Finding("duplicates", "warning", writer.duplicates, f"{writer.duplicates:,} duplicate timestamps in pages (resolved)"))
     if dataset is not None and dataset.gaps:
         findings.append(
             Finding("gaps", "warning", dataset.gaps, f"the stored dataset has {dataset.gaps:,} gaps, {dataset.missing_bars:,} missing bars (not filled)")
@@ -287,20 +329,7 @@ def download_candles(
         total = sum(retries.values())
         parts = ", ".join(f"{n} {name}" for name, n in sorted(retries.items()))
         findings.append(Finding("retries", "info", total, f"{total} retried requests ({parts})"))
-    return DownloadResult(
-        exchange=exchange_id,
-        symbol=symbol,
-        timeframe=timeframe,
-        start=start,
-        end=end,
-        pages=pages,
-        fetched=fetched,
-        added=added,
-        replaced=replaced,
-        retries=retries,
-        findings=tuple(findings),
-        dataset=dataset,
-    )
+    return tuple(findings)
 
 
 def _page_policy(policy: ImportPolicy) -> ImportPolicy:
