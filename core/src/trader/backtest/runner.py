@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -273,6 +274,7 @@ def batch_signals(
     features: pd.DataFrame | None = None,
     model: Any = None,
     params: Mapping[str, Any] | None = None,
+    workdir: Path | None = None,
 ) -> SignalBatch:
     """One ``trader_generate_signals`` call for every row in ``[first, last]`` past the warm-up
     (:func:`trader.engine.first_signal_row`, the rule ``trader run`` applies).
@@ -289,7 +291,7 @@ def batch_signals(
     began = time.perf_counter()
     got = (
         request_signals(strategy, view, rows, symbol=symbol, timeframe=timeframe, features=feats, model=model, params=params,
-                        keep_invalid=True)  # an invalid signal is an INVALID_SIGNAL event, as in `trader run`
+                        keep_invalid=True, workdir=workdir)  # an invalid signal is an INVALID_SIGNAL event, as in `trader run`
         if rows.size
         else []
     )
@@ -347,8 +349,8 @@ def simulate(
         exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
     metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
     codes = {"buy": 1, "sell": -1, "hold": 0}
-    actions = np.array([0 if s is None or not isinstance(s, Signal) else codes[s.action.value] for s in signals],
-                       dtype=np.int8)
+    by_id = {id(s): 0 if s is None or not isinstance(s, Signal) else codes[s.action.value] for s in {id(s): s for s in signals}.values()}
+    actions = np.fromiter(map(by_id.__getitem__, map(id, signals)), dtype=np.int8, count=len(signals))
     return SimulatedRun(
         strategy=strategy_name,
         timestamps=ts,
@@ -415,7 +417,7 @@ def run_backtest(
     features = strategy_features(strategy.info, view, timeframe)
     t_features = time.perf_counter() - t0
     batch = batch_signals(strategy, view, first, last, symbol=symbol, timeframe=timeframe, features=features, model=model,
-                          params=configured_params(config, strategy.info))
+                          params=configured_params(config, strategy.info), workdir=config.plugin_workdir(strategy_name))
     part = view.iloc[first : last + 1]
     t0 = time.perf_counter()
     run = simulate(manager, strategy_name, limits, market, part["timestamp"].to_numpy(), part["close"].to_numpy(),

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import types
+from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -95,35 +96,40 @@ class FloatRun:
     model_failures: int
 
 
-def _kinds(signals: Sequence[Any]) -> tuple[list[int], list[float]]:
+def _kinds(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Kind and size of each signal; shared objects are looked at once."""
-    seen: dict[int, tuple[int, float]] = {}
-    kinds: list[int] = []
-    sizes: list[float] = []
-    for signal in signals:
-        known = seen.get(id(signal))
-        if known is None:
-            if signal is None:
-                known = (_NONE, 0.0)
-            elif signal_problem(signal) is None:
-                known = (_KIND_OF_ACTION.get(signal.action, _OTHER), float(signal.size))
-            else:
-                known = (_OTHER, 0.0)
-            seen[id(signal)] = known
-        kinds.append(known[0])
-        sizes.append(known[1])
-    return kinds, sizes
-
-
-def _next_index(mask: np.ndarray) -> list[int]:
-    """``out[i]`` = the first ``j >= i`` where ``mask[j]``, else ``len(mask)`` (one extra slot)."""
     import numpy as np
 
-    n = mask.size
-    out = np.empty(n + 1, dtype=np.int64)
-    out[n] = n
-    out[:n] = np.minimum.accumulate(np.where(mask, np.arange(n), n)[::-1])[::-1]
-    return out.tolist()
+    by_id = dict(zip(map(id, signals), signals, strict=True))
+    slot_of: dict[int, int] = {}
+    kinds: list[int] = []
+    sizes: list[float] = []
+    for key, signal in by_id.items():
+        slot_of[key] = len(kinds)
+        if signal is None:
+            kind, size = _NONE, 0.0
+        elif signal_problem(signal) is None:
+            kind, size = _KIND_OF_ACTION.get(signal.action, _OTHER), float(signal.size)
+        else:
+            kind, size = _OTHER, 0.0
+        kinds.append(kind)
+        sizes.append(size)
+    slots = np.fromiter(map(slot_of.__getitem__, map(id, signals)), dtype=np.intp, count=len(signals))
+    return np.asarray(kinds, dtype=np.int8)[slots], np.asarray(sizes, dtype=np.float64)[slots]
+
+
+class _Next:
+    """The first position ``>= i`` where a mask holds, else ``len(mask)``: a bisection of its true positions."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        import numpy as np
+
+        self.at = np.flatnonzero(mask).tolist()
+        self.n = mask.size
+
+    def __getitem__(self, i: int) -> int:
+        k = bisect_left(self.at, i)
+        return self.at[k] if k < len(self.at) else self.n
 
 
 def simulate_floats(session: TradingSession, timestamps: Sequence[int] | np.ndarray, closes: Sequence[float] | np.ndarray,
@@ -170,18 +176,19 @@ class _Sim:
         self.ts_arr, self.close_arr = ts, close
         self.ts = ts.tolist()
         self.close = close.tolist()
-        self.kinds, self.sizes = _kinds(signals)
-        kinds = np.asarray(self.kinds, dtype=np.int8)
-        self.next_other = _next_index(kinds == _OTHER)
-        self.next_buy = _next_index(kinds == _BUY)
-        self.next_sell = _next_index(kinds == _SELL)
-        self.next_signal = _next_index(kinds != _NONE)
+        kinds, sizes = _kinds(signals)
+        self.kinds_arr = kinds
+        self.kinds, self.sizes = kinds.tolist(), sizes.tolist()
+        self.next_other = _Next(kinds == _OTHER)
+        self.next_buy = _Next(kinds == _BUY)
+        self.next_sell = _Next(kinds == _SELL)
+        self._next_signal: list[int] | None = None  # made when first needed (a failed signal)
+        self._next_day: list[int] | None = None  # (reducing)
         days = ts // DAY_MS
-        self.days = days.tolist()
         change = np.ones(n, dtype=bool)
         change[1:] = days[1:] != days[:-1]
-        self.next_day = _next_index(change)
-        self.last_day_change = np.maximum.accumulate(np.where(change, np.arange(n), 0)).tolist() if n else []
+        self.day_change = change
+        self.changes_at = np.flatnonzero(change).tolist()  # candles that start a new UTC day
 
         limits = session.limits
         self.limits = limits
@@ -229,13 +236,17 @@ class _Sim:
             status = self.status
             stop = self.next_other[i]
             if self.failures:
-                stop = min(stop, self.next_signal[i])
+                if self._next_signal is None:
+                    self._next_signal = _Next(self.kinds_arr != _NONE)
+                stop = min(stop, self._next_signal[i])
             if status is not _HALTED and self.qty > 0:
                 stop = min(stop, self.next_sell[i])
             if status is _ACTIVE:
                 stop = min(stop, self.next_buy[i])
             elif status is _REDUCING:
-                stop = min(stop, self.next_day[i])
+                if self._next_day is None:
+                    self._next_day = _Next(self.day_change)
+                stop = min(stop, self._next_day[i])
             if stop > i:
                 stop = self.quiet(i, stop)
             if stop < n:
@@ -268,24 +279,25 @@ class _Sim:
         if top > self.peak:
             self.peak = top
         last = hi - 1
-        if self.days[last] != self.day:
-            k = self.last_day_change[last]
+        last_day = self.ts[last] // DAY_MS
+        if last_day != self.day:
+            k = self.changes_at[bisect_right(self.changes_at, last) - 1]  # the last new day within the stretch
             if k >= lo:
                 mark = close[k - 1] if k > lo else self.mark
                 self.day_start = cash + qty * mark + 0.0
-            self.day = self.days[last]
+            self.day = last_day
         self.mark = close[last]
         return hi
 
     def _quiet_exactly(self, lo: int, hi: int) -> int:
         cash, qty = self.cash, self.qty
-        close, days = self.close, self.days
+        close, ts = self.close, self.ts
         peak, day, day_start, mark = self.peak, self.day, self.day_start, self.mark
         dd_keep, daily_keep = self.dd_keep, self.daily_keep
         j = lo
         while j < hi:
             c = close[j]
-            d = days[j]
+            d = ts[j] // DAY_MS
             new_start = day_start
             if d != day:
                 new_start = cash + qty * mark + 0.0
@@ -306,7 +318,7 @@ class _Sim:
         ts = self.ts[i]
         close = self.close[i]
         self.now = ts + self.tf_ms
-        day = self.days[i]
+        day = ts // DAY_MS
         if day != self.day:
             self.day_start = self.cash + self.qty * self.mark + 0.0
             first = self.day is None
