@@ -150,3 +150,21 @@ def test_a_model_that_has_predicted_still_pickles(models):
     before = model.predict_up_matrix(x)
     copy = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(copy.predict_up_matrix(x), before)
+
+
+def test_another_feature_frame_is_read_by_its_own_columns(models):
+    """The column positions kept between candles follow the frame: reordered columns, or a missing feature."""
+    from trader.errors import DataError
+    from trader.features import FeatureEngineer
+
+    model = models["default members"]
+    features = FeatureEngineer(windows=model.windows, timeframe="1h").transform(candles(600))
+    rows = [590, 599]
+    before = model.predict_up(features, rows)
+    reordered = features[list(reversed(features.columns))]
+    np.testing.assert_array_equal(model.predict_up(reordered, rows), before)
+    missing = features.drop(columns=[model.feature_names[3]])
+    assert not model.reads(missing)
+    with pytest.raises(DataError, match=f"lacks 1 feature.*{model.feature_names[3]}"):
+        model.predict_up(missing, rows)
+    np.testing.assert_array_equal(model.predict_up(features, rows), before)

@@ -132,12 +132,13 @@ class EnsembleModel:
             raise ModelError(f"the ensemble's classes {classes} lack the 'up' class {self.up_class}")
         self._up_column = classes.index(self.up_class)
         self._fast: Any = None  # compiled on the first small prediction; False where unsupported
+        self._columns: tuple[Any, bool, np.ndarray | None] | None = None  # (frame columns, reads, positions)
 
     def __repr__(self) -> str:
         return f"EnsembleModel(members={list(self.members)}, features={len(self.feature_names)}, lags={list(self.lags)})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_fast": None}  # the compiled closures are rebuilt where it is unpickled
+        return {**self.__dict__, "_fast": None, "_columns": None}  # the compiled closures are rebuilt where it is unpickled
 
     @property
     def input_names(self) -> list[str]:
@@ -146,7 +147,26 @@ class EnsembleModel:
     def reads(self, features: Any) -> bool:
         """Whether the feature frame holds every feature the model reads."""
         columns = getattr(features, "columns", None)
-        return columns is not None and set(self.feature_names) <= set(map(str, columns))
+        if columns is None:
+            return False
+        return self._lookup(features)[1]
+
+    def _lookup(self, features: Any) -> tuple[Any, bool, np.ndarray | None]:
+        """Whether the frame holds the model's features, and their column positions; kept while the frame's
+        columns are the same (immutable) Index object, as they are for every candle of a backtest."""
+        columns = features.columns
+        cached = self._columns
+        if cached is None or cached[0] is not columns:
+            reads = set(self.feature_names) <= set(map(str, columns))
+            cached = self._columns = (columns, reads, None)
+        return cached
+
+    def _positions(self, features: Any) -> np.ndarray:
+        columns, reads, positions = self._lookup(features) if hasattr(features, "columns") else (None, False, None)
+        if positions is None:
+            positions = _column_positions(features, self.feature_names)
+            self._columns = (columns, reads, positions)
+        return positions
 
     def design_matrix(self, features: Any, rows: Any) -> tuple[np.ndarray, np.ndarray]:
         """Scaled inputs for ``rows`` of the feature frame, and which rows are complete (finite).
@@ -155,13 +175,14 @@ class EnsembleModel:
         scaled to float32 exactly as in training.
         """
         rows = np.asarray(rows, dtype=np.int64).reshape(-1)
-        columns = _column_positions(features, self.feature_names)
+        columns = self._positions(features)
         offsets = np.asarray((0, *self.lags), dtype=np.int64)
         needed = (rows[None, :] - offsets[:, None]).reshape(-1)
         in_range = needed >= 0
         raw = np.full((needed.size, len(self.feature_names)), np.nan)
         if in_range.any():
-            raw[in_range] = np.asarray(features.iloc[needed[in_range], columns], dtype=np.float64)
+            # rows first, then the model's columns in numpy: pandas' 2-D iloc costs far more for a few rows
+            raw[in_range] = np.asarray(features.iloc[needed[in_range]].to_numpy()[:, columns], dtype=np.float64)
         scaled = self.scaler.transform_array(raw, dtype=np.float32).astype(np.float64)
         blocks = scaled.reshape(offsets.size, rows.size, len(self.feature_names))
         matrix = np.concatenate(list(blocks), axis=1) if offsets.size > 1 else blocks[0]
