@@ -1,5 +1,6 @@
-"""What docs/api.md promises a third-party author: the strategy's own folder, ``Signal.hold()``,
-a sequence spec held to its plugin's window length and feature windows."""
+"""What docs/api.md promises a third-party author: the strategy's own folder (in ``trader run``,
+backtests, walk-forward, ``trader check`` and the conformance suite), ``request.at`` always a 1-D
+int64 array, ``Signal.hold()``, a sequence spec held to its plugin's window length and feature windows."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from trader.errors import PluginError
 from trader.types import Signal, SignalAction
 
 DIARY = """
+import numpy as np
+
 from trader.hookspecs import hookimpl
 from trader.types import Signal, StrategyInfo
 
@@ -27,6 +30,9 @@ def trader_strategy_info():
 
 @hookimpl
 def trader_generate_signals(request):
+    at = request.at
+    if not (type(at) is np.ndarray and at.dtype == np.int64 and at.ndim == 1):
+        raise TypeError(f"request.at is {type(at).__name__} {getattr(at, 'dtype', '')}, not a 1-D int64 array")
     with open(request.workdir / "seen.txt", "a", encoding="utf-8") as f:
         f.write(f"{request.workdir}\\n")
     return [Signal.hold("diary") for _ in request.at]
@@ -57,6 +63,45 @@ def test_a_strategy_writes_into_its_own_folder_under_trader_home(installed, tmp_
     lines = (folder / "seen.txt").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 3 and set(lines) == {str(folder)}
     assert not any(user_home.iterdir())  # nothing under the user's own home
+
+
+@pytest.mark.slow
+def test_backtests_walk_forward_and_check_give_the_strategy_its_folder_and_at_as_int64_rows(installed, tmp_path):
+    home = tmp_path / "home"
+    env = plugin_env(installed)
+    folder = home / "strategies" / "diary" / "plugin"
+    backtest = run_trader("backtest", "--plugin", "diary", "--synthetic-bars", "400", home=home, env=env)
+    assert backtest.returncode == 0, backtest.stderr
+    assert (folder / "seen.txt").read_text(encoding="utf-8").splitlines() == [str(folder)]  # one batched request
+    walk = run_trader("backtest", "--plugin", "diary", "--synthetic-bars", "400", "--walk-forward", "--train-bars", "100",
+                      "--test-bars", "100", "--purge-bars", "0", home=home, env=env)
+    assert walk.returncode == 0, walk.stderr
+    lines = (folder / "seen.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) > 2 and set(lines) == {str(folder)}  # one request per fold
+    check = run_trader("check", "--plugin", "diary", "--bars", "300", home=tmp_path / "check-home", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr  # the sandbox's folder: every check passes
+    assert not (tmp_path / "check-home" / "strategies").exists()  # the checks wrote in the sandbox, not here
+
+
+def test_the_conformance_suite_gives_the_strategy_its_folder_and_at_as_int64_rows(tmp_path):
+    from trader.testing import run_conformance
+
+    module = types.ModuleType("diary_inline")
+    exec(compile(DIARY, "diary_inline", "exec"), module.__dict__)
+    report = run_conformance(module)
+    assert report.ok, str(report)  # the signal checks raise without a folder or with another type of `at`
+
+
+def test_at_is_converted_to_one_type_for_a_request_built_by_hand():
+    import numpy as np
+    import pandas as pd
+
+    from trader.types import SignalRequest
+
+    request = SignalRequest("s", "SYN/USDT", "1h", pd.DataFrame(), at=[3, 4])
+    assert type(request.at) is np.ndarray and request.at.dtype == np.int64 and request.at.tolist() == [3, 4]
+    with pytest.raises(ValueError, match="one-dimensional"):
+        SignalRequest("s", "SYN/USDT", "1h", pd.DataFrame(), at=[[3]])
 
 
 SPEC_MODULE = """

@@ -87,6 +87,10 @@ class TraderConfig:
     def strategy_dir(self, name: str) -> Path:
         return self.home / "strategies" / name
 
+    def plugin_workdir(self, name: str) -> Path:
+        """The strategy's own writable folder (``SignalRequest.workdir``), created if missing."""
+        return strategy_workdir(self.home, name)
+
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
@@ -156,3 +160,11 @@ def secret_values() -> list[str]:
     values = {value for value in map(_env_secret, SECRET_ENV) if value is not None}
     forms = {form for value in values for form in (value, quote(value, safe=""), quote_plus(value))}
     return sorted(forms, key=len, reverse=True)
+
+
+def strategy_workdir(home: Path, name: str) -> Path:
+    """``home/strategies/NAME/plugin``, created if missing: the folder a strategy writes in
+    (``SignalRequest.workdir``) in backtests, walk-forward and the checks, as in ``trader run``."""
+    folder = Path(home) / "strategies" / name / "plugin"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

@@ -91,13 +91,13 @@ class FreshProcess:
 
     def __init__(self, plugin: FreshPlugin, candles: Any, rows: Sequence[int] | np.ndarray, *, features: Any, symbol: str,
                  timeframe: str, params: Mapping[str, Any], repeats: int = 3, env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike | None = None) -> None:
+                 cwd: str | os.PathLike[str] | None = None, workdir: Path | None = None) -> None:
         from trader.childenv import strategy_environment
 
         payload = {
             "sys_path": list(sys.path), "plugin": attrs.asdict(plugin), "candles": candles, "features": features,
             "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
-            "repeats": int(repeats),
+            "repeats": int(repeats), "workdir": None if workdir is None else str(workdir),
         }
         child_env = strategy_environment()
         child_env.update(env or {})
@@ -209,6 +209,7 @@ def _answer(data: dict[str, Any]) -> list:
         for _ in range(data["repeats"]):
             got = request_signals(strategy, data["candles"], data["rows"], symbol=data["symbol"],
                                   timeframe=data["timeframe"], features=data["features"], model=model,
-                                  params=data["params"])
+                                  params=data["params"],
+                                  workdir=None if data.get("workdir") is None else Path(data["workdir"]))
             calls.append([signal_to_wire(s) for s in got])
     return calls

@@ -467,6 +467,8 @@ class CheckContext:
     fresh: Any = None
     fresh_note: str = "the strategy is not an installed plugin a fresh process can load"
     manager: Any = None
+    #: the strategy's own folder (``SignalRequest.workdir``): in ``trader check`` the sandbox's
+    workdir: Path | None = None
     _memo: dict = attrs.field(factory=dict, init=False, repr=False)
 
     @property
@@ -488,7 +490,7 @@ class CheckContext:
         with self.phase("trader_generate_signals"):
             return request_signals(
                 self.strategy, candles, at, symbol=self.symbol, timeframe=self.timeframe, features=features,
-                model=self.model if model is None else model, params=self.params,
+                model=self.model if model is None else model, params=self.params, workdir=self.workdir,
             )
 
     @property
@@ -565,7 +567,7 @@ class CheckContext:
             cwd = self.sandbox.work if self.sandbox is not None else None
             started = FreshProcess(plugin, self.candles, np.arange(self.first, len(self.candles)),
                                    features=self.full_features, symbol=self.symbol, timeframe=self.timeframe,
-                                   params=self.params, env=env, cwd=cwd)
+                                   params=self.params, env=env, cwd=cwd, workdir=self.workdir)
             if not again:
                 self._memo["fresh_process"] = started
         return started

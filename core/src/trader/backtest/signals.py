@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -50,6 +51,7 @@ def request_signals(
     params: Mapping[str, Any] | None = None,
     state: Mapping[str, Any] | None = None,
     keep_invalid: bool = False,
+    workdir: Path | None = None,
 ) -> list[Signal]:
     """One call of the strategy's ``trader_generate_signals`` for the rows ``at``
     (``keep_invalid``: see :meth:`trader.strategy.Strategy.generate_signals`)."""
@@ -64,6 +66,7 @@ def request_signals(
         model=model,
         state=dict(state or {}),
         params=dict(params or {}),
+        workdir=workdir,
     )
     return strategy.generate_signals(request, keep_invalid=keep_invalid)
 

@@ -17,6 +17,7 @@ Test windows do not overlap when ``step >= test_bars`` (the default ``step`` is
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -199,7 +200,7 @@ def run_walk_forward(
 
     base = plugins or PluginSource((strategy_name,))
     local_plugins = PluginSource(base.strategies, base.probe_cache, manager)  # a worker process builds its own
-    shared = _FoldInputs(local_plugins, view, features, params, symbol, timeframe)
+    shared = _FoldInputs(local_plugins, view, features, params, symbol, timeframe, config.plugin_workdir(strategy_name))
     tasks = []
     for k, fold in enumerate(folds):
         stop = min(fold.test_end, folds[k + 1].test_start) if k + 1 < len(folds) else fold.test_end
@@ -277,6 +278,7 @@ class _FoldInputs:
     params: Any
     symbol: str
     timeframe: str
+    workdir: Path | None = None  # the strategy's own folder (SignalRequest.workdir)
 
 
 @attrs.frozen
@@ -317,7 +319,8 @@ def run_fold(task: _FoldTask, inputs: _FoldInputs) -> _FoldOutcome:
         train_seconds = time.perf_counter() - t0
         model, label = result.model, dict(result.label or {})
     batch = batch_signals(strategy, view, fold.test_start, task.stop - 1, symbol=inputs.symbol,
-                          timeframe=inputs.timeframe, features=inputs.features, model=model, params=inputs.params)
+                          timeframe=inputs.timeframe, features=inputs.features, model=model, params=inputs.params,
+                          workdir=inputs.workdir)
     labels = _fold_labels(label, view, fold, task.stop, batch.probabilities, inputs.timeframe) if label else None
     return _FoldOutcome(tuple(batch.signals), labels, train_seconds, batch.seconds)
 

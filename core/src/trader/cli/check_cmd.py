@@ -86,6 +86,7 @@ def _check(app: AppContext, sandbox: Sandbox, plugin_name: str, symbol: str, tim
            param_pairs: tuple[str, ...], seed: int, as_json: bool) -> None:
     from trader.backtest.fresh import FreshPlugin
     from trader.backtest.lookahead import CheckContext, run_checks
+    from trader.config import strategy_workdir
     from trader.data import resolve_candles
     from trader.types import TrainRequest, TrainResult
 
@@ -127,7 +128,8 @@ def _check(app: AppContext, sandbox: Sandbox, plugin_name: str, symbol: str, tim
             model_note = f"temporary model ({epochs} epoch(s), not stored)"
     context = CheckContext(strategy, candles, symbol, timeframe, model=model, train_result=train_result,
                            params=signal_params, samples=samples, seed=seed, prefixes=prefixes,
-                           sandbox=sandbox, fresh=FreshPlugin.of(manager, plugin_name), manager=manager)
+                           sandbox=sandbox, fresh=FreshPlugin.of(manager, plugin_name), manager=manager,
+                           workdir=strategy_workdir(sandbox.home, plugin_name))
     try:
         if context.fresh_request()[0] is not None and (not only or {"determinism", "warmup"} & set(only)):
             context.start_fresh()  # a fresh process answers while the other checks run

@@ -10,7 +10,16 @@ the names below is first used: ``import trader.ml`` itself is light.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and IDEs
+    from trader.ml.batches import WindowBatches
+    from trader.ml.inference import predict_proba, predict_window
+    from trader.ml.progress import TrainingProgress
+    from trader.ml.report import training_report_png
+    from trader.ml.seeding import seed_everything, torch_threads
+    from trader.ml.training import FitResult, TrainConfig, fit
+    from trader.ml.weights import load_weights, save_weights
 
 __all__ = [
     "TrainConfig",

@@ -14,7 +14,20 @@ Names are imported lazily, so ``import trader.testing`` stays light:
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and IDEs
+    from trader.testing.conformance import (
+        CHECKS,
+        ConformanceError,
+        ConformanceReport,
+        ConformanceSettings,
+        assert_conformance,
+        run_conformance,
+    )
+    from trader.testing.fixtures import isolated_home, load_plugin, make_candles, plugin_manager
+    from trader.testing.suite import conformance_tests
+    from trader.testing.write_watch import watch_writes
 
 __all__ = [
     "CHECKS",

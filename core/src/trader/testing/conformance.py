@@ -396,6 +396,13 @@ class ConformanceRun:
             )
         return None
 
+    @property
+    def workdir(self) -> Path:
+        """The strategy's own folder (``SignalRequest.workdir``), in the sandbox's ``TRADER_HOME``."""
+        from trader.config import strategy_workdir
+
+        return strategy_workdir(self.sandbox.home, self.name)
+
     def request(self, candles: Any, at: Any, *, model: Any = None, features: Any = "compute") -> SignalRequest:
         return SignalRequest(
             strategy=self.name,
@@ -407,6 +414,7 @@ class ConformanceRun:
             model=model,
             state={},
             params=dict(self.settings.params),
+            workdir=self.workdir,
         )
 
     def signals(self, request: SignalRequest, what: str) -> list[Signal]:
@@ -561,7 +569,8 @@ class ConformanceRun:
         def ask() -> Any:
             return fresh_signals(plugin, self.candles, rows, features=self.full_features, symbol=self.settings.symbol,
                                  timeframe=self.timeframe, params=self.settings.params,
-                                 env=self.sandbox.environment(), cwd=self.sandbox.work, processes=1)[0]
+                                 env=self.sandbox.environment(), cwd=self.sandbox.work, processes=1,
+                                 workdir=self.workdir)[0]
 
         return ask, ""
 
