@@ -43,7 +43,18 @@ if TYPE_CHECKING:
         TrainResult,
     )
 
-__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+__all__ = [
+    "hookspec",
+    "hookimpl",
+    "PROJECT_NAME",
+    "trader_strategy_info",
+    "trader_generate_signals",
+    "trader_train",
+    "trader_save_model",
+    "trader_load_model",
+    "trader_audit_order",
+    "trader_state_store",
+]
 
 PROJECT_NAME = "trader"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

@@ -46,6 +46,7 @@ __all__ = [
     "SignalRequest",
     "TrainRequest",
     "TrainResult",
+    "Rows",
 ]
 
 

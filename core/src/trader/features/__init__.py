@@ -6,7 +6,7 @@ only when :class:`TimeSeriesDataset` is first used (lazy attribute).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trader.features.engineer import FEATURE_SET_VERSION, FeatureEngineer
 from trader.features.incremental import IncrementalFeatures
@@ -16,6 +16,9 @@ from trader.features.scaler import FeatureScaler
 from trader.features.segments import DEFAULT_MAX_FILL_BARS, infer_bar_ms, segment_ids
 from trader.features.specs import DEFAULT_WINDOWS, FeatureSpec, feature_count, feature_names, feature_specs
 from trader.features.windows import valid_window_ends, windows
+
+if TYPE_CHECKING:  # the lazy attribute below, for type checkers and IDEs
+    from trader.features.dataset import TimeSeriesDataset
 
 __all__ = [
     "FeatureEngineer",
