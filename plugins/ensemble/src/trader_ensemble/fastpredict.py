@@ -173,7 +173,9 @@ def _logistic(model: Any) -> Predict:
     coef = np.asarray(model.coef_, dtype=np.float64)
     intercept = np.asarray(model.intercept_, dtype=np.float64)
     binary = np.size(model.classes_) <= 2
-    if coef.ndim != 2 or (binary and coef.shape[0] != 1):
+    if coef.ndim != 2 or coef.shape[1] != model.n_features_in_ or intercept.shape != coef.shape[:1] or (
+        coef.shape[0] != (1 if binary else np.size(model.classes_))
+    ):
         raise _Unsupported("coefficients")
 
     def predict(x: np.ndarray) -> np.ndarray:
