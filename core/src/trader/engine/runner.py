@@ -234,7 +234,8 @@ class StrategyRunner:
             raise PluginError(f"plugin {name!r}: trader_strategy_info from its worker is invalid: {exc}") from None
         if info.name != name:
             raise PluginError(f"plugin {name!r}: trader_strategy_info names itself {info.name!r}")
-        hooks = hello.get("hooks") if isinstance(hello.get("hooks"), list) else []
+        said = hello.get("hooks")
+        hooks: list[Any] = said if isinstance(said, list) else []
         self._check_strategy(info, hooks)
         validate_params(info, params, self._params_where)  # the worker checked them too; this process does not rely on it
         if hello.get("model_version"):
@@ -426,17 +427,17 @@ class StrategyRunner:
                 self.config.home, opts.symbol, opts.timeframe, exchange=opts.exchange,
                 synthetic_bars=opts.synthetic_bars, seed=opts.seed,
             )
-            feed = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
+            replay = ReplayFeed(df, opts.timeframe, speed=opts.speed, stop=self.stop, source=source)
             session.broker.watch_candles(df)
-            start = feed.start_index(session.last_timestamp)
+            start = replay.start_index(session.last_timestamp)
             if opts.start_from is not None:
-                start = max(start, feed.start_index(opts.start_from - 1))
+                start = max(start, replay.start_index(opts.start_from - 1))
             if start:
-                log.info("%s: resuming after candle %d of %d (%s)", opts.strategy, start, len(feed), source)
-            signals.warm(feed.history(start))
-            if start >= len(feed):
+                log.info("%s: resuming after candle %d of %d (%s)", opts.strategy, start, len(replay), source)
+            signals.warm(replay.history(start))
+            if start >= len(replay):
                 log.info("%s: every candle of %s is already processed", opts.strategy, source)
-            return feed.items(start), source
+            return replay.items(start), source
         from trader.engine.feeds import LiveFeed
 
         def report(code: str, message: str) -> None:

@@ -59,6 +59,9 @@ class _Curve:
     __slots__ = ("inode", "last_rowid", "peak", "worst", "rows")
 
     def __init__(self, inode: int | None = None) -> None:
+        self._reset(inode)
+
+    def _reset(self, inode: int | None) -> None:
         self.inode = inode
         self.last_rowid = 0
         self.peak = 0.0
@@ -68,7 +71,7 @@ class _Curve:
     def update(self, db: sqlite3.Connection, inode: int | None) -> None:
         top = db.execute("SELECT COALESCE(MAX(rowid), 0) FROM equity").fetchone()[0]
         if top < self.last_rowid or inode != self.inode:  # another file under the same name: start again
-            self.__init__(inode)
+            self._reset(inode)
         peak, worst = self.peak, self.worst
         for rowid, value in db.execute("SELECT rowid, equity FROM equity WHERE rowid > ? ORDER BY rowid", (self.last_rowid,)):
             self.last_rowid = rowid
@@ -110,8 +113,8 @@ class StateReader:
     def _path(self, name: str) -> Path:
         return self.root / name / "state.sqlite"
 
-    def _signature(self, path: Path) -> tuple:
-        out = []
+    def _signature(self, path: Path) -> tuple[tuple[int, int, int] | None, ...]:
+        out: list[tuple[int, int, int] | None] = []
         for p in (path, Path(f"{path}-wal")):
             try:
                 st = os.lstat(p)
@@ -273,7 +276,7 @@ class StateReader:
                 worst_dd = max(worst_dd, dd)
                 last_ts = ts
             ts_out.append(last_ts)
-            eq_out.append(worst_eq if step > 1 else rows[start][1])
+            eq_out.append(worst_eq if step > 1 and worst_eq is not None else rows[start][1])
             dd_out.append(-worst_dd if worst_dd else 0.0)
         out = {"strategy": name, "rows": n, "step": step, "timestamp": ts_out, "equity": eq_out, "drawdown": dd_out}
         with self._lock:
@@ -285,6 +288,7 @@ class StateReader:
         per_page = max(1, min(int(per_page), MAX_PAGE))
         page = max(1, int(page))
         offset = (page - 1) * per_page
+        cols: tuple[str, ...]
         if table == "orders":
             cols = ("client_order_id", "symbol", "side", "quantity", "price", "order_type", "candle_ts", "status",
                     "filled_quantity", "message", "updated_at")
