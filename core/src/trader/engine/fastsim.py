@@ -35,7 +35,7 @@ import types
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from attrs import frozen
 
@@ -182,8 +182,8 @@ class _Sim:
         self.next_other = _Next(kinds == _OTHER)
         self.next_buy = _Next(kinds == _BUY)
         self.next_sell = _Next(kinds == _SELL)
-        self._next_signal: list[int] | None = None  # made when first needed (a failed signal)
-        self._next_day: list[int] | None = None  # (reducing)
+        self._next_signal: _Next | None = None  # made when first needed (a failed signal)
+        self._next_day: _Next | None = None  # (reducing)
         days = ts // DAY_MS
         change = np.ones(n, dtype=bool)
         change[1:] = days[1:] != days[:-1]
@@ -192,8 +192,9 @@ class _Sim:
 
         limits = session.limits
         self.limits = limits
-        self.rules = rules = session.broker.rules
-        self.spreads = session.broker.spreads
+        broker = cast(PaperBroker, session.broker)  # simulate() runs only on a PaperBroker (checked there)
+        self.rules = rules = broker.rules
+        self.spreads = broker.spreads
         self.strategy, self.symbol = session.strategy, session.symbol
         self.tf_ms = session.timeframe_ms
         self.fraction = limits.max_position_fraction
