@@ -11,7 +11,7 @@ DEMO_HOME ?= .trader-demo
 $(BIN)/.installed: core/pyproject.toml plugins/dl_lstm/pyproject.toml plugins/dl_transformer/pyproject.toml plugins/ensemble/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e 'core[torch,test,bench,distributed,tune]' -e plugins/dl_lstm -e plugins/dl_transformer -e plugins/ensemble
+	$(BIN)/python -m pip install -q -e 'core[torch,test,lint,bench,distributed,tune]' -e plugins/dl_lstm -e plugins/dl_transformer -e plugins/ensemble
 	touch $@
 
 install: $(BIN)/.installed
@@ -34,8 +34,10 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
+# ruff on everything; mypy on core/src and plugins/*/src (the packages named in pyproject.toml's [tool.mypy]).
 lint: install
-	$(BIN)/python -m pip install -q ruff && $(BIN)/ruff check core plugins tests bench
+	$(BIN)/ruff check core plugins tests bench
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME)
