@@ -322,7 +322,7 @@ class RiskVerdict:
         return cls(True, rule)
 
     @classmethod
-    def deny(cls, rule: str, code: str, message: str = "", status: TradingStatus | None = None) -> RiskVerdict:
+    def deny(cls, rule: str, code: str, message: str = "", status: TradingStatus | str | None = None) -> RiskVerdict:
         return cls(False, rule, (RiskReason(code, message),), status)
 
 
