@@ -113,8 +113,9 @@ class ApprovingHookwrapper:
 
 
 def plugin_managers() -> list[pluggy.PluginManager]:
-    """What a plugin can always reach from its own code."""
-    return [obj for obj in gc.get_objects() if isinstance(obj, pluggy.PluginManager)]
+    """What a plugin can always reach from its own code: every trader plugin manager alive (pytest's own
+    manager is left alone, so the test can run twice in one process)."""
+    return [obj for obj in gc.get_objects() if isinstance(obj, pluggy.PluginManager) and obj.project_name == "trader"]
 
 
 class Greedy(ScriptedStrategy):
