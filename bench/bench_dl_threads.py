@@ -8,9 +8,10 @@ the cost) ``run_backtest`` runs end to end over ``--bars`` synthetic 1h candles,
 seconds of each run; the ratio is best-of-N one thread over best-of-N every core. The fills, the
 actions and the equity curve of the two settings are compared (they must be identical).
 
-For issue 19 item 4 (a streaming Transformer) it also profiles the Transformer's forward pass:
-per window of 60 positions, and per window of 1 position (what a streaming formulation with
-cached keys and values would compute per new candle, attention over the cache aside).
+It also profiles the forward pass alone: CPU time per window at batches of 1,024 and 256 (the
+batch size of the batched pass), and, for issue 19 item 4 (a streaming Transformer), the
+Transformer per window of 1 position (what a streaming formulation with cached keys and values
+would compute per new candle, attention over the cache aside).
 
     .venv/bin/python bench/bench_dl_threads.py [--bars 6000] [--repeats 3] [--no-write]
 """
@@ -76,25 +77,36 @@ def measure(home: Path, manager, name: str, bars: int, repeats: int, cores: int)
     return {"times": times, "same": same, "fills": len(a.fills), "windows": bars}
 
 
-def profile_transformer(manager, windows: int) -> dict:
+def _cpu_per_window(net, x, batch_size: int) -> float:
+    """Best of 3 CPU milliseconds (user + system: page faults count) per window, one torch thread."""
     import torch
 
+    best = float("inf")
+    with torch.inference_mode():
+        net(x[:64])
+        for _ in range(3):
+            before = os.times()
+            for start in range(0, x.shape[0], batch_size):
+                net(x[start:start + batch_size].contiguous())
+            after = os.times()
+            best = min(best, after.user + after.system - before.user - before.system)
+    return best / x.shape[0] * 1000
+
+
+def profile_forward(windows: int) -> dict:
+    """CPU ms per window of each network at batches of 1,024 and 256 (60 positions), and the Transformer's
+    per window of 1 position."""
+    import torch
+
+    from trader_dl_lstm.model import BiLSTMClassifier
     from trader_dl_transformer.model import TransformerClassifier
 
     torch.manual_seed(0)
-    net = TransformerClassifier().eval()
+    x = torch.randn(windows + 59, 86).unfold(0, 60, 1).transpose(1, 2)  # (windows, 60, 86) view
     out = {}
-    with torch.inference_mode():
-        for length in (60, 1):
-            x = torch.randn(windows, length, 86)
-            net(x[:64])
-            best = float("inf")
-            for _ in range(3):
-                t = time.perf_counter()
-                for start in range(0, windows, 1024):
-                    net(x[start:start + 1024])
-                best = min(best, time.perf_counter() - t)
-            out[length] = best / windows * 1000
+    for name, net in (("dl_lstm", BiLSTMClassifier().eval()), ("dl_transformer", TransformerClassifier().eval())):
+        out[name] = {size: _cpu_per_window(net, x, size) for size in (1024, 256)}
+    out["transformer_one_position"] = _cpu_per_window(TransformerClassifier().eval(), x[:, -1:], 256)
     return out
 
 
@@ -119,7 +131,7 @@ def main() -> None:
     results = {name: measure(Path(tempfile.mkdtemp(prefix="bench-dl-threads-")), manager, name, args.bars, args.repeats, cores)
                for name in ("dl_lstm", "dl_transformer")}
     torch.set_num_threads(1)
-    prof = profile_transformer(manager, 4096)
+    prof = profile_forward(4096)
 
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}; not pinned (both cores). Load average at start "
@@ -141,11 +153,30 @@ def main() -> None:
             f"**{best1 / bestn:.2f}x** | {min(t[2] for t in one):.2f} -> {min(t[2] for t in many):.2f} s | "
             f"{'yes' if r['same'] else '**NO**'} ({r['fills']} fills) |"
         )
+    lines.append("")
+    for name, r in results.items():
+        one = min(r["times"][1], key=lambda t: t[0])
+        rest = one[0] - one[2]
+        lines.append(
+            f"{name}: outside the signals phase the one-thread backtest spends {rest:.2f} s of {one[0]:.2f} s, so on "
+            f"{cores} idle cores the ratio is bounded by {one[0]:.2f} / ({rest:.2f} + {one[2]:.2f} / {cores}) = "
+            f"{one[0] / (rest + one[2] / cores):.2f}x; CPU seconds of the two settings "
+            f"({min(t[1] for t in r['times'][1]):.2f} vs {min(t[1] for t in r['times'][cores]):.2f}) say what the "
+            "threads cost beyond the work itself.")
     lines += [
         "",
-        f"Transformer forward pass, one torch thread, batches of 1,024: {prof[60]:.3f} ms per window of 60 positions, "
-        f"{prof[1]:.3f} ms per window of 1 position ({prof[60] / prof[1]:.0f}x less: the floor of what a streaming "
-        "formulation with cached keys and values would compute per new candle, before its attention over the cache).",
+        "Forward pass alone, one torch thread, 4,096 windows of 60 candles, CPU time (user + system) per window, "
+        "best of 3: the batch size of the batched pass (`trader.ml.inference.INFERENCE_BATCH_SIZE`).",
+        "",
+        "| network | batches of 1,024 | batches of 256 | saved |",
+        "|---|---|---|---|",
+        *(f"| {name} | {prof[name][1024]:.3f} ms | {prof[name][256]:.3f} ms | "
+          f"{(1 - prof[name][256] / prof[name][1024]) * 100:.0f}% |" for name in ("dl_lstm", "dl_transformer")),
+        "",
+        f"Transformer, 1 position per window instead of 60: {prof['transformer_one_position']:.4f} ms per window "
+        f"({prof['dl_transformer'][256] / prof['transformer_one_position']:.0f}x less than 60 positions): the floor of "
+        "what a streaming formulation with cached keys and values would compute per new candle, before its "
+        "attention over the cache (issue 19 item 4).",
         "",
     ]
     publish(HEADING, "\n".join(lines), write=not args.no_write)

@@ -11,6 +11,7 @@ from dl_helpers import manager, random_walk, train
 
 from trader.errors import ConfigError
 from trader.features import FeatureEngineer
+from trader.ml.inference import INFERENCE_BATCH_SIZE
 from trader.ml.seeding import default_batch_threads
 from trader.ml.thresholds import SequenceSignalSettings
 from trader.types import SignalRequest
@@ -46,9 +47,10 @@ def _signals(plugins, name, model, candles, features, rows, **params):
 
 def test_backtest_signals_are_identical_with_one_two_and_three_threads(plugins, trained, candles, features):
     name, model = trained
-    rows = list(range(40, len(candles)))  # 2,560 windows: three batches of 1,024, the warm-up rows included
+    rows = list(range(40, len(candles)))  # 2,560 windows: ten batches of 256, the warm-up rows included
     one = _signals(plugins, name, model, candles, features, rows, batch_threads=1)
     assert sum(s.probability is not None for s in one) > 2048
+    assert INFERENCE_BATCH_SIZE == 256
     for threads in (2, 3):
         assert _signals(plugins, name, model, candles, features, rows, batch_threads=threads) == one
     assert _signals(plugins, name, model, candles, features, rows) == one  # the default: every core
@@ -84,7 +86,7 @@ def test_one_batch_runs_on_the_callers_thread(trained, features):
     seen: list[str] = []
     hook = model.module.register_forward_pre_hook(lambda *_: seen.append(threading.current_thread().name))
     try:
-        model.predict_windows(scaled, np.arange(100, 1124), threads=4)  # 1,024 windows: one batch
+        model.predict_windows(scaled, np.arange(100, 356), threads=4)  # 256 windows: one batch
     finally:
         hook.remove()
     assert seen == [threading.current_thread().name]

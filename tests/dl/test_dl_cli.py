@@ -94,7 +94,7 @@ def test_a_backtest_trades_the_same_on_one_thread_and_on_every_core(trained_home
             results[threads] = data
     finally:
         config.unlink()
-    assert results[1]["metrics"]["trades"] > 0  # 2,600 candles: three batches of windows, run side by side
+    assert results[1]["metrics"]["trades"] > 0  # 2,600 candles: ten batches of windows, run side by side
     assert results[2] == results[1]
 
 

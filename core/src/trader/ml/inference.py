@@ -10,10 +10,18 @@ from torch import nn
 
 from trader.ml.batches import WindowBatches
 
-__all__ = ["predict_proba", "predict_window"]
+__all__ = ["predict_proba", "predict_window", "INFERENCE_BATCH_SIZE"]
+
+#: Windows per batch of the batched forward pass. Past a few hundred windows a batch's tensors
+#: (the Transformer's attention weights: 1,024 windows x 4 heads x 60 x 60 floats = 59 MB) are
+#: fresh memory mapped for each batch, and the page faults cost more than the larger matrix
+#: products save: 256 took 16-40% less CPU time than 1,024 for both shipped networks
+#: (bench/RESULTS.md, issue 19).
+INFERENCE_BATCH_SIZE = 256
 
 
-def predict_proba(model: nn.Module, windows: WindowBatches, *, batch_size: int = 1024, threads: int | None = None) -> np.ndarray:
+def predict_proba(model: nn.Module, windows: WindowBatches, *, batch_size: int = INFERENCE_BATCH_SIZE,
+                  threads: int | None = None) -> np.ndarray:
     """Class probabilities ``(len(windows), k)`` for every window, in order.
 
     The windows are cut into batches of ``batch_size``; ``threads`` batches (default:

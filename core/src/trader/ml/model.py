@@ -12,7 +12,7 @@ from torch import nn
 
 from trader.errors import DataError
 from trader.ml.batches import WindowBatches
-from trader.ml.inference import predict_proba, predict_window
+from trader.ml.inference import INFERENCE_BATCH_SIZE, predict_proba, predict_window
 from trader.ml.seeding import torch_threads
 
 __all__ = ["SequenceModel"]
@@ -160,7 +160,7 @@ class SequenceModel:
             return None
         return float(self.predict_window(window, threads=threads)[self.up_class])
 
-    def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = 1024,
+    def predict_windows(self, scaled: np.ndarray, ends: np.ndarray, *, batch_size: int = INFERENCE_BATCH_SIZE,
                         threads: int | None = None) -> np.ndarray:
         """Calibrated probabilities for the windows ending at ``ends`` of a scaled ``(N, F)`` array
         (``threads`` batches side by side, see :func:`~trader.ml.inference.predict_proba`)."""
