@@ -3,7 +3,8 @@
 For each shipped network (``dl_lstm`` BiLSTM hidden 128; ``dl_transformer`` d_model 64, 4 heads,
 2 layers; 86 features, windows of 60 candles; trained one short epoch, the weights do not change
 the cost) ``run_backtest`` runs end to end over ``--bars`` synthetic 1h candles, with
-``[plugins.NAME] batch_threads = 1`` and then ``= cores``, alternately in one process
+``[plugins.NAME] batch_threads = 1`` and then ``= cores``, and as before issue 19 (batches of
+1,024 windows, one thread), alternately in one process
 (``--repeats`` times each), so that the load of a shared machine skews both alike. Wall and CPU
 seconds of each run; the ratio is best-of-N one thread over best-of-N every core. The fills, the
 actions and the equity curve of the two settings are compared (they must be identical).
@@ -63,17 +64,26 @@ def measure(home: Path, manager, name: str, bars: int, repeats: int, cores: int)
     candles = synthetic_candles(SYMBOL, TIMEFRAME, bars=bars + strategy.info.warmup_bars, seed=5)
     configs = {t: _config(home, name, t) for t in (1, cores)}
     loaded = ModelPersistence(configs[1].models_dir).load(strategy, SYMBOL, TIMEFRAME)
-    times: dict[int, list[tuple[float, float, float]]] = {1: [], cores: []}
+    from trader.ml.model import SequenceModel
+
+    times: dict[object, list[tuple[float, float, float]]] = {"before": [], 1: [], cores: []}
     runs = {}
+    predict = SequenceModel.predict_windows
     for _ in range(repeats):
-        for threads, config in configs.items():
-            w, c = time.perf_counter(), time.process_time()
-            result = run_backtest(manager, config, name, candles, symbol=SYMBOL, timeframe=TIMEFRAME,
-                                  loaded_model=loaded, settings=BacktestSettings(n_resamples=1000))
-            times[threads].append((time.perf_counter() - w, time.process_time() - c, result.timings["signals_s"]))
-            runs[threads] = result.run
-    a, b = runs[1], runs[cores]
-    same = (a.fills == b.fills and np.array_equal(a.actions, b.actions) and np.array_equal(a.equity, b.equity))
+        for key in times:
+            if key == "before":  # the code before issue 19: batches of 1,024 on one thread
+                SequenceModel.predict_windows = lambda self, scaled, ends, **kw: predict(self, scaled, ends, batch_size=1024)
+            try:
+                w, c = time.perf_counter(), time.process_time()
+                result = run_backtest(manager, configs[1 if key == "before" else key], name, candles, symbol=SYMBOL,
+                                      timeframe=TIMEFRAME, loaded_model=loaded, settings=BacktestSettings(n_resamples=1000))
+                times[key].append((time.perf_counter() - w, time.process_time() - c, result.timings["signals_s"]))
+            finally:
+                SequenceModel.predict_windows = predict
+            runs[key] = result.run
+    a = runs[1]
+    same = all(a.fills == b.fills and np.array_equal(a.actions, b.actions) and np.array_equal(a.equity, b.equity)
+               for b in (runs[cores], runs["before"]))
     return {"times": times, "same": same, "fills": len(a.fills), "windows": bars}
 
 
@@ -139,18 +149,23 @@ def main() -> None:
         "two settings run alternately in one process and the ratio is best-of-N over best-of-N.\n",
         f"Command: `.venv/bin/python bench/bench_dl_threads.py --bars {args.bars} --repeats {args.repeats}`\n",
         f"`run_backtest` end to end (features, signals, simulation, metrics, baseline, 1,000 bootstrap resamples) "
-        f"over {args.bars:,} candles, `[plugins.NAME] batch_threads = 1` against `= {cores}` (every core).\n",
-        "| strategy | 1 thread: wall (best / all) | CPU | " + f"{cores} threads: wall (best / all) | CPU | "
-        "ratio (best wall) | signals phase 1 -> N (best) | same fills, actions, equity |",
+        f"over {args.bars:,} candles, `[plugins.NAME] batch_threads = 1` against `= {cores}` (every core), and the "
+        "code before issue 19 (batches of 1,024 windows, one thread; the one-thread DL backtest the issue measured).\n",
+        "| strategy | before (1,024 per batch, 1 thread): wall best / all, CPU | 1 thread: wall best / all, CPU | "
+        f"{cores} threads: wall best / all, CPU | ratio {cores} threads / 1 thread (best wall) | ratio / before | "
+        "signals phase before, 1, N (best) | same fills, actions, equity (all three) |",
         "|---|---|---|---|---|---|---|---|",
     ]
+
+    def cell(ts: list) -> str:
+        return f"{min(t[0] for t in ts):.2f} s / {', '.join(f'{t[0]:.1f}' for t in ts)}, {min(t[1] for t in ts):.2f} s"
+
     for name, r in results.items():
-        one, many = r["times"][1], r["times"][cores]
-        best1, bestn = min(t[0] for t in one), min(t[0] for t in many)
+        before, one, many = r["times"]["before"], r["times"][1], r["times"][cores]
+        best0, best1, bestn = (min(t[0] for t in ts) for ts in (before, one, many))
         lines.append(
-            f"| {name} | {best1:.2f} s / {', '.join(f'{t[0]:.1f}' for t in one)} | {min(t[1] for t in one):.2f} s | "
-            f"{bestn:.2f} s / {', '.join(f'{t[0]:.1f}' for t in many)} | {min(t[1] for t in many):.2f} s | "
-            f"**{best1 / bestn:.2f}x** | {min(t[2] for t in one):.2f} -> {min(t[2] for t in many):.2f} s | "
+            f"| {name} | {cell(before)} | {cell(one)} | {cell(many)} | **{best1 / bestn:.2f}x** | **{best0 / bestn:.2f}x** | "
+            f"{' / '.join(f'{min(t[2] for t in ts):.2f}' for ts in (before, one, many))} s | "
             f"{'yes' if r['same'] else '**NO**'} ({r['fills']} fills) |"
         )
     lines.append("")
