@@ -150,6 +150,19 @@ def _running(study: Any) -> list[Any]:
     return [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
 
 
+def _chosen(study: Any, frozen: Any, space: SearchSpace, seed: int) -> dict[str, Any]:
+    """The values of an unrecorded trial; a run killed between asking and choosing them chooses them now,
+    with the sampler seeded as :func:`_ask` seeded it for that trial, so they are what it would have chosen."""
+    if len(frozen.params) < len(space.dimensions):
+        optuna = import_optuna()
+        study.sampler = optuna.samplers.TPESampler(seed=(seed * 1_000_003 + frozen.number) % (2**32))
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        for dim in space.dimensions:
+            dim.suggest(trial)
+        return dict(trial.params)
+    return dict(frozen.params)
+
+
 def _ask(study: Any, seed: int) -> Any:
     optuna = import_optuna()
     number = len(study.get_trials(deepcopy=False, states=None))
@@ -174,14 +187,17 @@ def run_trials(setup: TuneSetup, space: SearchSpace, study: Any, executor: Any, 
     while True:
         pending = sorted(_running(study), key=lambda t: t.number)
         n_all = len(_finished(study)) + len(pending)
-        asks = max(0, min(setup.batch - n_all % setup.batch, setup.trials - n_all))
+        # a killed run's unrecorded trials finish THEIR round first: asking more now would sample them from
+        # a history the uninterrupted run never had, and the studies would part
+        room = (setup.batch - n_all % setup.batch) % setup.batch if pending else setup.batch - n_all % setup.batch
+        asks = max(0, min(room, setup.trials - n_all))
         if not pending and not asks:
             return told
         if timeout is not None and time.monotonic() - began > timeout and not pending:
             return told
         numbers = [t.number for t in pending]
         trial_ids = {t.number: t._trial_id for t in pending}
-        values = {t.number: dict(t.params) for t in pending}
+        values = {t.number: _chosen(study, t, space, setup.seed) for t in pending}
         for _ in range(asks):
             trial = _ask(study, setup.seed)
             for dim in space.dimensions:
