@@ -23,10 +23,10 @@ import attrs
 from attrs import field, frozen
 
 from trader.errors import ConfigError
-from trader.types import Signal, SignalAction
+from trader.types import ParamSpec, Signal, SignalAction
 from trader.validators import boolean, number
 
-__all__ = ["SignalThresholds", "signal_from_probability", "signals_from_probabilities"]
+__all__ = ["SignalThresholds", "THRESHOLD_PARAMS", "signal_from_probability", "signals_from_probabilities"]
 
 _T = TypeVar("_T", bound="SignalThresholds")
 
@@ -55,6 +55,16 @@ class SignalThresholds:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{where}: {exc}" if where else str(exc)) from None
+
+
+#: The declarations of :class:`SignalThresholds`' keys, for a strategy's ``StrategyInfo.params``.
+THRESHOLD_PARAMS: tuple[ParamSpec, ...] = (
+    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, tune=True, help="BUY when P(up) is at least this"),
+    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, tune=True,
+              help="SELL when P(up) is at most this (<= buy_threshold)"),
+    ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
+    ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2 P(up) - 1|"),
+)
 
 
 def signal_from_probability(probability: float, thresholds: SignalThresholds) -> Signal:

@@ -26,6 +26,7 @@ from trader.errors import PluginError
 from trader.feature_windows import DEFAULT_WINDOWS
 from trader.hookspecs import hookimpl
 from trader.ml.settings import DEFAULT_SEQUENCE_LENGTH
+from trader.probability_signals import THRESHOLD_PARAMS
 from trader.types import ParamSpec, RiskLimits, Signal, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
 if TYPE_CHECKING:
@@ -42,10 +43,7 @@ def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: 
 
 #: ``[plugins.NAME]`` of a sequence strategy (read by ``trader.ml.thresholds.SequenceSignalSettings``).
 SIGNAL_PARAMS = (
-    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, tune=True, help="BUY when P(up) is at least this"),
-    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, tune=True, help="SELL when P(up) is at most this (<= buy_threshold)"),
-    ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
-    ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2 P(up) - 1|"),
+    *THRESHOLD_PARAMS,
     ParamSpec("inference_threads", "int", 1, low=1, help="torch threads of the one-window live path"),
     ParamSpec("batch_threads", "int", None, low=1,
               help="batches of the batched forward pass (backtests) run side by side, one torch thread each "

@@ -18,7 +18,7 @@ from attrs import field, frozen
 
 from trader.errors import ConfigError
 from trader.feature_windows import DEFAULT_WINDOWS, check_windows
-from trader.probability_signals import SignalThresholds
+from trader.probability_signals import THRESHOLD_PARAMS, SignalThresholds
 from trader.types import ParamSpec
 from trader.validators import boolean, integer, number, one_of, optional
 
@@ -188,10 +188,7 @@ def _train(name: str, kind: str, default: Any = None, help: str = "", **bounds: 
 #: Every key of ``[plugins.ensemble]`` and ``[plugins.ensemble.train]``, as the core checks them (the
 #: classes above still check what depends on several keys, such as one weight per member).
 PARAMS = (
-    ParamSpec("buy_threshold", "float", 0.55, low=0.0, high=1.0, tune=True, help="BUY when p is at least this"),
-    ParamSpec("sell_threshold", "float", 0.45, low=0.0, high=1.0, tune=True, help="SELL when p is at most this (<= buy_threshold)"),
-    ParamSpec("position_size", "float", 1.0, low=0.01, high=1.0, help="a BUY's target, as a fraction of the maximum position"),
-    ParamSpec("size_by_confidence", "bool", False, help="scale a BUY's size by the confidence |2p - 1|"),
+    *THRESHOLD_PARAMS,
     _train("windows", "int", DEFAULT_WINDOWS, "windows of the core features", low=2, many=True),
     _train("val_fraction", "float", 0.15, "validation share of the rows (above 0)", low=0.0, high=0.5),
     _train("test_fraction", "float", 0.15, "held-out test share of the rows (above 0)", low=0.0, high=0.5),
