@@ -7,8 +7,9 @@ identical request differs from its first means the answer depends on the call co
 checking process that disagrees with both means it depends on what was asked before.
 
 :func:`fresh_signals` starts the processes (``python -I``, the caller's ``sys.path``,
-the sandbox's environment without credentials), hands each a pickle of the request (our
-own data, written by this process) and reads the signals back as JSON. The strategy is
+the sandbox's environment without credentials), hands each the request as JSON and the
+candle and feature frames as ``.npz`` arrays (read with ``allow_pickle=False``: nothing in
+either direction is a pickle) and reads the signals back as JSON. The strategy is
 loaded by its entry point (or module name) and its model, if any, from a models folder
 through :class:`~trader.models.ModelPersistence`, never pickled.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -35,7 +35,7 @@ __all__ = ["FreshPlugin", "FreshProcess", "FreshUnavailable", "fresh_signals"]
 #: seconds a fresh process may take to import the strategy, load its model and answer
 FRESH_TIMEOUT_S = 600.0
 
-_BOOT = ("import sys, pickle; d = pickle.load(open(sys.argv[1], 'rb')); sys.path[:] = d['sys_path']; "
+_BOOT = ("import sys, json; d = json.load(open(sys.argv[1], encoding='utf-8')); sys.path[:] = d['sys_path']; "
          "from trader.backtest.fresh import _child; _child(d)")
 
 
@@ -94,17 +94,19 @@ class FreshProcess:
                  cwd: str | os.PathLike[str] | None = None, workdir: Path | None = None) -> None:
         from trader.childenv import strategy_environment
 
-        payload = {
-            "sys_path": list(sys.path), "plugin": attrs.asdict(plugin), "candles": candles, "features": features,
-            "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
-            "repeats": int(repeats), "workdir": None if workdir is None else str(workdir),
-        }
         child_env = strategy_environment()
         child_env.update(env or {})
         self._tmp = tempfile.TemporaryDirectory(prefix="trader-fresh-")
         folder = Path(self._tmp.name)
-        request = folder / "request.pickle"
-        request.write_bytes(pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+        payload = {
+            "sys_path": list(sys.path), "plugin": attrs.asdict(plugin),
+            "candles": _save_frame(folder / "candles.npz", candles),
+            "features": _save_frame(folder / "features.npz", features),
+            "rows": [int(r) for r in rows], "symbol": symbol, "timeframe": timeframe, "params": dict(params),
+            "repeats": int(repeats), "workdir": None if workdir is None else str(workdir),
+        }
+        request = folder / "request.json"
+        request.write_text(json.dumps(payload), encoding="utf-8")
         self._out = open(folder / "stdout", "w+")  # noqa: SIM115 - closed by close()
         self._err = open(folder / "stderr", "w+")  # noqa: SIM115
         self._proc = subprocess.Popen([sys.executable, "-I", "-c", _BOOT, str(request)], stdout=self._out,
@@ -151,6 +153,32 @@ def fresh_signals(plugin: FreshPlugin, candles: Any, rows: Sequence[int] | np.nd
     finally:
         for proc in started:
             proc.close()
+
+
+def _save_frame(path: Path, frame: Any) -> dict[str, Any] | None:
+    """``frame`` as plain arrays in ``path`` (index and one array per column); ``None`` for no frame."""
+    import numpy as np
+
+    if frame is None:
+        return None
+    arrays = [np.asarray(frame.index), *(np.asarray(frame[column]) for column in frame.columns)]
+    if any(a.dtype.hasobject for a in arrays):
+        raise FreshUnavailable("the candles or features hold non-numeric columns, which a fresh process is not sent")
+    np.savez(path, *arrays)  # arr_0 the index, arr_1.. the columns in order
+    return {"file": str(path), "columns": [str(c) for c in frame.columns]}
+
+
+def _load_frame(saved: dict[str, Any] | None) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if saved is None:
+        return None
+    with np.load(saved["file"], allow_pickle=False) as arrays:
+        data = {column: arrays[f"arr_{i + 1}"] for i, column in enumerate(saved["columns"])}
+        index = arrays["arr_0"]
+        ranged = index.dtype.kind in "iu" and np.array_equal(index, np.arange(len(index)))
+        return pd.DataFrame(data, index=pd.RangeIndex(len(index)) if ranged else pd.Index(index), columns=saved["columns"])
 
 
 def _read(out: str, err: str, code: int | None) -> list:
@@ -205,10 +233,11 @@ def _answer(data: dict[str, Any]) -> list:
             if loaded is None:
                 raise FileNotFoundError(f"no model {plugin_data['model_version']} in {plugin_data['model_dir']}")
             model = loaded.model
+        candles, features = _load_frame(data["candles"]), _load_frame(data["features"])
         calls = []
         for _ in range(data["repeats"]):
-            got = request_signals(strategy, data["candles"], data["rows"], symbol=data["symbol"],
-                                  timeframe=data["timeframe"], features=data["features"], model=model,
+            got = request_signals(strategy, candles, data["rows"], symbol=data["symbol"],
+                                  timeframe=data["timeframe"], features=features, model=model,
                                   params=data["params"],
                                   workdir=None if data.get("workdir") is None else Path(data["workdir"]))
             calls.append([signal_to_wire(s) for s in got])
