@@ -129,20 +129,9 @@ class _FoldProgress:
 
     def __enter__(self) -> _FoldProgress:
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from trader.cli.progress import counted_progress
 
-            self.progress = Progress(
-                TextColumn("[bold]walk-forward[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=False,
-            )
+            self.progress = counted_progress("walk-forward")
             self.progress.__enter__()
         return self
 

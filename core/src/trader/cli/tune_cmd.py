@@ -78,18 +78,9 @@ class _TrialProgress:
 
     def __enter__(self) -> _TrialProgress:
         if self.enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from trader.cli.progress import counted_progress
 
-            self.progress = Progress(TextColumn("[bold]tune[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.progress = counted_progress("tune")
             self.progress.__enter__()
             self.task = self.progress.add_task("trials", total=self.total, completed=self.done)
         return self
