@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from trader.engine.store import StateStore
     from trader.types import (
         AuditContext,
+        BasketRequest,
         OrderRequest,
         PortfolioSnapshot,
         RiskLimits,
@@ -49,6 +50,7 @@ __all__ = [
     "PROJECT_NAME",
     "trader_strategy_info",
     "trader_generate_signals",
+    "trader_generate_basket_signals",
     "trader_train",
     "trader_save_model",
     "trader_load_model",
@@ -89,6 +91,24 @@ def trader_generate_signals(request: SignalRequest) -> Sequence[Signal]:
     verifies this). Live trading asks for one row; backtests ask for all rows at
     once, so vectorise. An exception or an invalid signal is counted by the
     circuit breaker and never traded. Stops at first non-None result.
+    """
+
+
+@hookspec(firstresult=True)
+def trader_generate_basket_signals(request: BasketRequest) -> Sequence[Mapping[str, Signal]]:
+    """Decide for every market of a basket at once (a cross-sectional strategy).
+
+    :param request: each market's candles and features up to the last requested time, the
+        basket's timeline, the positions ``request.at`` on it that want signals, the model,
+        the strategy's persisted state and its ``[plugins.NAME]`` parameters.
+    :return: one mapping per entry of ``request.at``, in order, from symbol to
+        :class:`trader.types.Signal`. A market left out holds; a signal for a market that has
+        no candle at that time is not traded (it waits for its market to trade).
+
+    Only a strategy run on several markets is asked; on one market, or when a strategy does
+    not implement it, the core calls ``trader_generate_signals`` once per market. The
+    answer for ``at[j]`` may only use candles opened at or before ``request.timestamps[at[j]]``.
+    Stops at first non-None result.
     """
 
 

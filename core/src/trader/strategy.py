@@ -13,13 +13,13 @@ from __future__ import annotations
 import signal as _signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trader.errors import NotSupportedError, PluginError, TraderError
-from trader.types import Signal, SignalAction, SignalRequest, StrategyInfo, TrainRequest, TrainResult
+from trader.types import BasketRequest, Signal, SignalAction, SignalRequest, StrategyInfo, TrainRequest, TrainResult
 
 if TYPE_CHECKING:
     from trader.plugins import TraderPluginManager
@@ -175,6 +175,62 @@ class Strategy:
                 raise error
             signals[i] = error
         return signals
+
+    @property
+    def cross_sectional(self) -> bool:
+        """Whether the strategy decides for a whole basket at once (``trader_generate_basket_signals``)."""
+        return self.implements("trader_generate_basket_signals")
+
+    def generate_basket_signals(
+        self, request: BasketRequest, *, keep_invalid: bool = False
+    ) -> list[dict[str, Signal | PluginError]]:
+        """One mapping of signals per entry of ``request.at``; raises :class:`PluginError` when the
+        plugin breaks the contract (wrong count, not a mapping, a market outside the basket).
+
+        Every signal is re-validated; with ``keep_invalid`` an invalid one becomes a
+        :class:`PluginError` for that market only (recorded as ``INVALID_SIGNAL``).
+        """
+        if not self.cross_sectional:
+            raise NotSupportedError(f"strategy {self.name!r} does not implement trader_generate_basket_signals")
+        answer = self._call("trader_generate_basket_signals", request=request)
+        if answer is None:
+            raise PluginError(f"plugin {self.name!r}: trader_generate_basket_signals returned None")
+        before = sigint_count()
+        try:
+            rows = [dict(row) if isinstance(row, Mapping) else row for row in answer]
+        except TraderError:
+            raise
+        except BaseException as exc:
+            raise plugin_failure(self.name, "trader_generate_basket_signals", exc, before) from exc
+        if len(rows) != len(request.at):
+            raise PluginError(
+                f"plugin {self.name!r}: trader_generate_basket_signals returned {len(rows)} answers for {len(request.at)} times"
+            )
+        known = set(request.symbols)
+        out: list[dict[str, Signal | PluginError]] = []
+        for j, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise PluginError(
+                    f"plugin {self.name!r}: trader_generate_basket_signals answer {j} is {type(row).__name__}, not a mapping"
+                )
+            checked: dict[str, Signal | PluginError] = {}
+            for symbol, signal in row.items():
+                if not isinstance(symbol, str) or symbol not in known:
+                    raise PluginError(
+                        f"plugin {self.name!r}: trader_generate_basket_signals gave a signal for {symbol!r}, "
+                        f"which is not in the basket ({', '.join(request.symbols)})"
+                    )
+                why = signal_problem(signal)
+                if why is None:
+                    checked[symbol] = signal
+                    continue
+                ts = int(request.timestamps[int(request.at[j])])
+                error = PluginError(f"plugin {self.name!r}: trader_generate_basket_signals returned {why} for {symbol} at {ts}")
+                if not keep_invalid:
+                    raise error
+                checked[symbol] = error
+            out.append(checked)
+        return out
 
     @property
     def trainable(self) -> bool:

@@ -44,6 +44,7 @@ __all__ = [
     "PortfolioSnapshot",
     "AuditContext",
     "SignalRequest",
+    "BasketRequest",
     "TrainRequest",
     "TrainResult",
     "Rows",
@@ -275,6 +276,10 @@ class RiskLimits:
     stale_after_bars: float = field(default=2.0, validator=_positive)
     max_inference_ms: float = field(default=250.0, validator=_positive)
     max_model_failures: int = field(default=3, validator=_int_at_least(1))
+    #: Portfolio limits (a strategy trading several markets from one account): the value of all
+    #: positions after an order, as a fraction of equity, and how many markets may hold a position.
+    max_gross_exposure: float = field(default=1.0, validator=_open_unit)
+    max_open_positions: int = field(default=20, validator=_int_at_least(1))
 
     def tightened(self, **overrides: Any) -> RiskLimits:
         """Return limits where each override may only make the budget tighter, never looser."""
@@ -335,9 +340,27 @@ class PortfolioSnapshot:
     positions: Mapping[str, Position] = field(factory=dict)
     peak_equity: float = field(default=0.0, validator=_non_negative)
     day_start_equity: float = field(default=0.0, validator=_non_negative)
+    #: The price each position is valued at (its market's last traded close); a position
+    #: without a mark is valued at its average price.
+    marks: Mapping[str, float] = field(factory=dict)
 
     def position(self, symbol: str) -> Position:
         return self.positions.get(symbol) or Position(symbol)
+
+    def position_value(self, symbol: str) -> float:
+        """The value of ``symbol``'s position at its mark."""
+        held = self.positions.get(symbol)
+        if held is None or held.quantity <= 0:
+            return 0.0
+        return held.quantity * self.marks.get(symbol, held.avg_price)
+
+    def gross_exposure(self) -> float:
+        """The value of every position at its mark (spot: long only)."""
+        return sum(self.position_value(symbol) for symbol in self.positions)
+
+    def open_positions(self) -> int:
+        """How many markets hold a position."""
+        return sum(1 for p in self.positions.values() if p.quantity > 0)
 
 
 @frozen
@@ -526,6 +549,51 @@ class SignalRequest:
     state: Mapping[str, Any] = field(factory=dict)
     params: Mapping[str, Any] = field(factory=dict)
     workdir: Path | None = None
+
+
+def _symbols(value: Iterable[str]) -> tuple[str, ...]:
+    symbols = tuple(value)
+    if not symbols or len(set(symbols)) != len(symbols):
+        raise ValueError(f"symbols must name each market once, got {symbols!r}")
+    return symbols
+
+
+@frozen
+class BasketRequest:
+    """Input of ``trader_generate_basket_signals``: every market of a basket at once.
+
+    ``timestamps`` is the basket's timeline, the union of its markets' candle open times
+    (ms, ascending, 1-D int64). ``candles[symbol]`` holds that market's own candles up to
+    the last requested timestamp (no invented bars: a market that did not trade at a time
+    has no row for it), ``features[symbol]`` the core's features aligned with them (or
+    ``None``). ``at`` holds the positions in ``timestamps`` that want signals, ascending:
+    the last one in live trading, every one of the range in a backtest. The answer for
+    ``at[j]`` may only use candles opened at or before ``timestamps[at[j]]``.
+    """
+
+    strategy: str
+    symbols: tuple[str, ...] = field(converter=_symbols)
+    timeframe: str
+    timestamps: Rows = field(converter=_rows)
+    candles: Mapping[str, pd.DataFrame]
+    at: Rows = field(converter=_rows)
+    features: Mapping[str, pd.DataFrame | None] = field(factory=dict)
+    model: Any = None
+    state: Mapping[str, Any] = field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict)
+    workdir: Path | None = None
+
+    def closes(self) -> pd.DataFrame:
+        """Closes on the basket's timeline: one column per market, NaN where it has no candle."""
+        import pandas as pd
+
+        columns = {}
+        for symbol in self.symbols:
+            frame = self.candles[symbol]
+            columns[symbol] = pd.Series(frame["close"].to_numpy(), index=frame["timestamp"].to_numpy())
+        out = pd.DataFrame(columns).reindex(self.timestamps[: int(self.at[-1]) + 1] if len(self.at) else self.timestamps[:0])
+        out.index.name = "timestamp"
+        return out
 
 
 @frozen

@@ -1,6 +1,8 @@
 """Buy and hold: the yardstick every model is compared with.
 
-It buys its full allowed position on the first candle and holds it. Its loss
+It buys its full allowed position on the first candle and holds it. On a basket of
+``M`` markets it is the equal-weight basket: ``1/M`` of the account in each market, bought
+at the market's first candle. Its loss
 breakers are wide open (a daily loss or drawdown of 100%), so that a halt never turns
 the yardstick into something else; the order-size rules still apply.
 """
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 
 from trader import __version__
 from trader.hookspecs import hookimpl
-from trader.types import RiskLimits, Signal, SignalAction, SignalRequest, StrategyInfo
+from trader.types import BasketRequest, RiskLimits, Signal, SignalAction, SignalRequest, StrategyInfo
 
 NAME = "buy_and_hold"
 
@@ -32,3 +34,10 @@ def trader_strategy_info() -> StrategyInfo:
 def trader_generate_signals(request: SignalRequest) -> Sequence[Signal]:
     buy = Signal(SignalAction.BUY, confidence=1.0, size=1.0, reason="buy and hold")
     return [buy] * len(request.at)
+
+
+@hookimpl
+def trader_generate_basket_signals(request: BasketRequest) -> Sequence[dict[str, Signal]]:
+    buy = Signal(SignalAction.BUY, confidence=1.0, size=1.0 / len(request.symbols), reason="equal-weight buy and hold")
+    answer = dict.fromkeys(request.symbols, buy)
+    return [answer] * len(request.at)

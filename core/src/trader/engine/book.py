@@ -81,6 +81,7 @@ class Book:
             positions=types.MappingProxyType(positions),
             peak_equity=peak_equity,
             day_start_equity=day_start_equity,
+            marks=types.MappingProxyType(dict(self.marks)),
         )
 
     # ------------------------------------------------------------------ writing

@@ -44,6 +44,8 @@ class MemoryState:
         self.fill_records: list[FillRecord] = []
         self.events: list[RiskEvent] = []
         self.latencies: list[float] = []
+        #: Portfolio steps: ``(timestamp, symbol, close, quantity, position_value)`` per market that traded.
+        self._market_rows: list[tuple[int, str, float, float, float]] = []
         self._kv = dict(strategy_state or {})
         self._requests: list[ControlRequest] = []
         self._saved: SavedState | None = None
@@ -82,6 +84,11 @@ class MemoryState:
             self.cash_values.append(record.cash)
             self.position_values.append(record.position_value)
             self._last_stream = (record.symbol, record.timeframe, record.timestamp)
+            if record.markets:
+                ts = record.timestamp
+                for market in record.markets:
+                    self._streams[(market.symbol, record.timeframe)] = ts
+                    self._market_rows.append((ts, market.symbol, market.close, market.quantity, market.position_value))
         if record.orders:
             for order in record.orders:
                 self.orders_by_id[order.order.client_order_id] = order
@@ -284,6 +291,10 @@ class MemoryState:
             "recent_events": self.risk_events(limit=10),
         })
         return out
+
+    def market_history(self, symbol: str | None = None) -> list[tuple[int, str, float, float, float]]:
+        """Portfolio steps' rows ``(timestamp, symbol, close, quantity, position_value)``, oldest first."""
+        return [row for row in self._market_rows if symbol is None or row[1] == symbol]
 
     def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
         return list(zip(self.timestamps, self.equities, strict=True))

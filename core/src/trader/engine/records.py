@@ -22,6 +22,7 @@ __all__ = [
     "FillRecord",
     "AccountFigures",
     "PositionFigures",
+    "MarketFigures",
     "StepRecord",
     "SavedState",
     "ControlRequest",
@@ -105,6 +106,15 @@ class PositionFigures(NamedTuple):
     mark: float
 
 
+class MarketFigures(NamedTuple):
+    """One market of a portfolio step that had a closed candle: its close and the position's value."""
+
+    symbol: str
+    close: float
+    quantity: float
+    position_value: float
+
+
 class ControlRequest(NamedTuple):
     """A request from another process (``trader resume``) waiting for the running one."""
 
@@ -141,6 +151,9 @@ class StepRecord:
     inference_ms: float | None = None
     skipped: str | None = None
     note: str | None = None
+    #: A portfolio step: the markets that had a closed candle at ``timestamp`` (the store advances
+    #: their streams and keeps their rows); empty for a single-market step.
+    markets: tuple[MarketFigures, ...] = ()
 
     def __init__(self, symbol: str, timeframe: str, timestamp: int, close: float) -> None:
         self.symbol = symbol

@@ -77,6 +77,9 @@ class RiskCode:
     QUANTITY_EXCEEDS_POSITION = "QUANTITY_EXCEEDS_POSITION"
     STALE_DATA = "STALE_DATA"
     INFERENCE_LATENCY = "INFERENCE_LATENCY"
+    # portfolio rules (one account, several markets)
+    GROSS_EXPOSURE_EXCEEDED = "GROSS_EXPOSURE_EXCEEDED"
+    MAX_OPEN_POSITIONS = "MAX_OPEN_POSITIONS"
     # breakers (status changes)
     DAILY_LOSS_LIMIT = "DAILY_LOSS_LIMIT"
     MAX_DRAWDOWN = "MAX_DRAWDOWN"
@@ -260,6 +263,25 @@ def core_verdicts(
                 )
             )
         cap = limits.max_position_fraction * portfolio.equity
+        held_value = portfolio.position_value(order.symbol)
+        gross_after = portfolio.gross_exposure() - held_value + after
+        gross_cap = limits.max_gross_exposure * portfolio.equity
+        if gross_after > gross_cap * (1 + _SLACK):
+            out.append(
+                RiskVerdict.deny(
+                    CORE_RULE,
+                    RiskCode.GROSS_EXPOSURE_EXCEEDED,
+                    f"positions would be worth {gross_after:,.2f}, above {_pct(limits.max_gross_exposure)} of equity ({gross_cap:,.2f})",
+                )
+            )
+        if position.quantity <= 0 and portfolio.open_positions() >= limits.max_open_positions:
+            out.append(
+                RiskVerdict.deny(
+                    CORE_RULE,
+                    RiskCode.MAX_OPEN_POSITIONS,
+                    f"{portfolio.open_positions()} markets already hold a position (max_open_positions {limits.max_open_positions})",
+                )
+            )
         if after > cap * (1 + _SLACK):
             out.append(
                 RiskVerdict.deny(
@@ -335,6 +357,7 @@ def _portfolio_copy(portfolio: PortfolioSnapshot) -> PortfolioSnapshot:
         positions=types.MappingProxyType(positions),
         peak_equity=_plain(portfolio.peak_equity),
         day_start_equity=_plain(portfolio.day_start_equity),
+        marks=types.MappingProxyType({_plain(symbol): _plain(mark) for symbol, mark in portfolio.marks.items()}),
     )
 
 

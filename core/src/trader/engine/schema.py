@@ -155,6 +155,21 @@ CREATE TABLE IF NOT EXISTS cash_flows (
             "FROM account WHERE id = 1 AND NOT EXISTS (SELECT 1 FROM cash_flows)",
         ),
     ),
+    Migration(
+        version=3,
+        what="per-market rows of portfolio steps (one account trading several markets)",
+        ddl="""
+CREATE TABLE IF NOT EXISTS market_equity (
+    timestamp INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    close REAL NOT NULL,
+    quantity REAL NOT NULL,
+    position_value REAL NOT NULL,
+    PRIMARY KEY (timestamp, symbol)
+);
+""",
+        tables=frozenset({"market_equity"}),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1

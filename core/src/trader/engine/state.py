@@ -449,6 +449,16 @@ class TradingState:
                     "INSERT INTO equity (timestamp, symbol, close, cash, position_value, equity) VALUES (?, ?, ?, ?, ?, ?)",
                     (record.timestamp, record.symbol, record.close, record.cash, record.position_value, record.equity),
                 )
+            if record.markets:
+                db.executemany(
+                    "INSERT INTO streams (symbol, timeframe, last_candle_ts) VALUES (?, ?, ?) "
+                    "ON CONFLICT (symbol, timeframe) DO UPDATE SET last_candle_ts = excluded.last_candle_ts",
+                    [(m.symbol, record.timeframe, record.timestamp) for m in record.markets],
+                )
+                db.executemany(
+                    "INSERT INTO market_equity (timestamp, symbol, close, quantity, position_value) VALUES (?, ?, ?, ?, ?)",
+                    [(record.timestamp, m.symbol, m.close, m.quantity, m.position_value) for m in record.markets],
+                )
             if record.events:
                 self._insert_events(db, record.events, now)
             if record.inference_ms is not None:
@@ -649,6 +659,13 @@ class TradingState:
         from trader.engine.summary import summarize_store
 
         return summarize_store(self, self._db, latency_samples=latency_samples, events=events)
+
+    def market_history(self, symbol: str | None = None) -> list[tuple[int, str, float, float, float]]:
+        """Portfolio steps' rows ``(timestamp, symbol, close, quantity, position_value)``, oldest first."""
+        sql = "SELECT timestamp, symbol, close, quantity, position_value FROM market_equity"
+        if symbol is None:
+            return list(self._db.execute(sql + " ORDER BY timestamp, symbol"))
+        return list(self._db.execute(sql + " WHERE symbol = ? ORDER BY timestamp", (symbol,)))
 
     def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
         if symbol is None:

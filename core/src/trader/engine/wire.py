@@ -149,6 +149,7 @@ def audit_args_to_wire(
             "peak_equity": portfolio.peak_equity,
             "day_start_equity": portfolio.day_start_equity,
             "positions": [attrs.asdict(p) for p in portfolio.positions.values()],
+            "marks": dict(portfolio.marks),
         },
         "limits": attrs.asdict(limits),
         "context": attrs.asdict(context),

@@ -1,0 +1,443 @@
+"""``PortfolioSession``: one strategy trading several markets from one account and one risk budget.
+
+The per-candle step of a basket, shared by ``trader run --symbol A --symbol B`` and basket
+backtests (so a replay and a backtest of the same basket make the same trades):
+
+1. The step's time ``t`` is a point of the basket's timeline (the union of its markets'
+   candle open times). Only the markets with a closed candle at ``t`` are *trading*; the
+   others keep their last traded close as their mark and get no order at ``t``.
+2. Mark the trading markets at their closes; equity = cash + every position at its mark.
+   The account's breakers (daily loss, drawdown, errors, model failures) watch that equity.
+3. Turn each trading market's signal into an order, exactly as a single-market session
+   does, but sized from the *portfolio's* equity at the candle (``size * f * equity``),
+   never from the cash left. Sells go first (they free cash), then buys; within each side
+   markets go in symbol order, so results never depend on the order markets are listed in.
+   Each buy is capped by the cash left after the orders before it, so cash is reserved as
+   each order is approved and filled.
+4. Every order goes through the same risk audit, which sees the whole portfolio (positions
+   and marks): the per-market limits (position fraction and notional, order notional) and
+   the portfolio limits (``max_gross_exposure``, ``max_open_positions``).
+5. One store commit for the whole step: the account, each trading market's row and stream.
+
+A strategy's signals for one step are a mapping from symbol to signal (``None`` or a
+missing market: no signal asked; an exception: that market's signal failed). One failed
+market counts once for the model-failure breaker per step, whatever the number of markets.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from trader.engine.book import Book
+from trader.engine.brokers.base import Broker
+from trader.engine.records import (
+    AccountFigures,
+    MarketFigures,
+    PositionFigures,
+    RiskEvent,
+    SavedState,
+    StepRecord,
+)
+from trader.engine.risk import RiskAuditAgent, RiskCode, private_limits
+from trader.engine.step import DEFAULT_REBALANCE_BAND, TradingSession, classify_signal_failure, client_order_id
+from trader.engine.store import StateStore
+from trader.errors import PluginError, StateError
+from trader.strategy import signal_problem
+from trader.timeframes import DAY_MS, timeframe_to_ms
+from trader.types import OrderRequest, RiskLimits, Side, Signal, SignalAction, TradingStatus
+
+__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals"]
+
+log = logging.getLogger("trader.engine")
+
+#: The symbol of the account's own rows in a store (its stream and equity curve).
+PORTFOLIO = "*"
+
+#: One step's signals: symbol -> the strategy's answer (``None``: none asked).
+StepSignals = Mapping[str, "Signal | BaseException | None"]
+
+_HOLD = SignalAction.HOLD
+_BUY = SignalAction.BUY
+_HALTED = TradingStatus.HALTED
+_REDUCING = TradingStatus.REDUCING
+
+
+def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
+    out = tuple(symbols)
+    if len(out) < 1:
+        raise StateError("a portfolio needs at least one market")
+    for symbol in out:
+        if not isinstance(symbol, str) or not symbol.strip() or symbol == PORTFOLIO:
+            raise StateError(f"{symbol!r} is not a market symbol")
+    if len(set(out)) != len(out):
+        raise StateError(f"a market is listed twice in {', '.join(out)}")
+    return tuple(sorted(out))
+
+
+class PortfolioSession(TradingSession):
+    """One strategy, several markets of one timeframe, one account (see the module docstring).
+
+    Takes the arguments of :class:`~trader.engine.step.TradingSession`, with ``symbols`` for
+    ``symbol``. Breakers, the risk status, ``trader halt``/``resume`` requests, error counting
+    and reconciliation behave exactly as in a single-market session, on the whole account.
+    """
+
+    def __init__(
+        self,
+        strategy: str,
+        symbols: Iterable[str],
+        timeframe: str,
+        *,
+        limits: RiskLimits,
+        broker: Broker,
+        store: StateStore,
+        audit: RiskAuditAgent,
+        initial_cash: float = 10_000.0,
+        rebalance_band: float = DEFAULT_REBALANCE_BAND,
+        latency_denies: bool = True,
+    ) -> None:
+        if not (isinstance(initial_cash, (int, float)) and math.isfinite(initial_cash) and initial_cash > 0):
+            raise StateError(f"initial cash must be a positive number, got {initial_cash!r}")
+        if not 0.0 <= rebalance_band < 1.0:
+            raise StateError(f"rebalance_band must be within [0, 1), got {rebalance_band!r}")
+        self.symbols = _check_symbols(symbols)
+        self.strategy = strategy
+        self.symbol = PORTFOLIO
+        self.timeframe = timeframe
+        self.timeframe_ms = timeframe_to_ms(timeframe)
+        self.limits = private_limits(limits)
+        self.broker = broker
+        self.store = store
+        self.audit = audit
+        self.rebalance_band = float(rebalance_band)
+        self.latency_denies = bool(latency_denies)
+        self.market_rules = {symbol: broker.market_rules(symbol) for symbol in self.symbols}
+        self.rules = self.market_rules[self.symbols[0]]
+
+        saved = store.load(PORTFOLIO, timeframe)
+        if saved is None:
+            store.initialize(float(initial_cash))
+            saved = store.load(PORTFOLIO, timeframe)
+            assert saved is not None
+        self._restore(saved)
+
+        self._dd_keep = 1.0 - self.limits.max_drawdown
+        self._daily_keep = 1.0 - self.limits.daily_loss_limit
+        self._now = 0
+        self._signal_ms: float | None = None
+        self.on_commit: Callable[[StepRecord], None] | None = None
+        self._failed_requests: set[int] = set()
+
+    # ------------------------------------------------------------------ state
+
+    def _restore(self, saved: SavedState) -> None:
+        book = Book(saved.cash, saved.initial_cash)
+        book.fees_paid = saved.fees_paid
+        book.realized_pnl = saved.realized_pnl
+        for sym, pos in saved.positions.items():
+            book.positions[sym] = [pos.quantity, pos.avg_price, pos.realized_pnl]
+        book.marks.update(saved.marks)
+        self.book = book
+        self._slot = [0.0, 0.0, 0.0]  # the base class's single-market slot: unused here
+        self._other_value = 0.0
+        self._mark = None
+        #: Last traded candle of each market (its stream): a candle at or before it is never replayed.
+        self.market_last: dict[str, int] = {}
+        for symbol in self.symbols:
+            stream = self.store.load(symbol, self.timeframe)
+            if stream is not None and stream.last_candle_ts is not None:
+                self.market_last[symbol] = int(stream.last_candle_ts)
+        last = saved.last_candle_ts
+        if last is None and self.market_last:  # an account that traded these markets one at a time
+            last = max(self.market_last.values())
+        self._peak = saved.peak_equity or saved.equity()
+        self._day = saved.day
+        self._day_start = saved.day_start_equity or saved.equity()
+        self._status = saved.status
+        self._status_reason = saved.status_reason
+        self._status_since = saved.status_since
+        self._consecutive_losses = saved.consecutive_losses
+        self._model_failures = saved.model_failures
+        self._errors: deque[int] = deque(saved.error_times, maxlen=10_000)
+        self._last_ts = -1 if last is None else int(last)
+
+    @property
+    def position(self) -> float:
+        """The value of every position at its mark (a basket has no single quantity)."""
+        return self.book.position_value()
+
+    def quantity(self, symbol: str) -> float:
+        return self.book.quantity(symbol)
+
+    @property
+    def equity(self) -> float:
+        return self.book.equity()
+
+    def quiet_view(self) -> Any:
+        raise NotImplementedError("a portfolio session has no single-market fast path")
+
+    def advance_quietly(self, *args: Any, **kwargs: Any) -> None:
+        raise NotImplementedError("a portfolio session has no single-market fast path")
+
+    # ------------------------------------------------------------------ the step
+
+    def process(self, candle: Any, signal: Any = None, *, inference_ms: float | None = None, now: int | None = None) -> StepRecord:
+        raise StateError("a portfolio session steps all its markets at once: use step(timestamp, closes, signals)")
+
+    def step(  # type: ignore[override]
+        self,
+        timestamp: int,
+        closes: Mapping[str, float],
+        signals: StepSignals | None = None,
+        *,
+        inference_ms: float | None = None,
+        now: int | None = None,
+    ) -> StepRecord:
+        """The decision step at ``timestamp`` (ms): ``closes`` holds the close of each market that
+        has a closed candle opened at ``timestamp`` (the others are not traded), ``signals`` the
+        strategy's answer per market. Returns the :class:`StepRecord` the store committed.
+
+        A time at or before the last processed one is skipped with a warning, as is a market
+        outside the basket.
+        """
+        if timestamp <= self._last_ts:
+            return self._skip_candle(timestamp, 0.0)
+        record = StepRecord(PORTFOLIO, self.timeframe, timestamp, 0.0)
+        self._now = timestamp + self.timeframe_ms if now is None else now
+        day = timestamp // DAY_MS
+        if day != self._day:
+            self._new_day(record, day)
+        book = self.book
+        marks = book.marks
+        trading: list[str] = []
+        for symbol in sorted(closes):
+            if symbol not in self.market_rules:
+                message = f"a candle of {symbol!r}, which is not in this basket, was ignored"
+                record.events += (RiskEvent(timestamp, "data", RiskCode.DUPLICATE_CANDLE, message),)
+                continue
+            if self.market_last.get(symbol, -1) >= timestamp:
+                continue  # never replay a market's stale candle
+            close = float(closes[symbol])
+            if not (math.isfinite(close) and close > 0):
+                raise StateError(f"{symbol} close at {timestamp} must be a positive number, got {close!r}")
+            marks[symbol] = close
+            trading.append(symbol)
+        equity = book.equity()
+        if equity > self._peak:
+            self._peak = equity
+        if self._status is not _HALTED and (equity < self._peak * self._dd_keep or equity < self._day_start * self._daily_keep):
+            self._check_breakers(record, equity)
+        if signals:
+            if inference_ms is not None:
+                record.inference_ms = inference_ms
+            self._on_signals(record, trading, signals, equity, inference_ms)
+        self._last_ts = timestamp
+        for symbol in trading:
+            self.market_last[symbol] = timestamp
+        record.markets = tuple(
+            MarketFigures(symbol, marks[symbol], book.quantity(symbol), book.quantity(symbol) * marks[symbol])
+            for symbol in trading
+        )
+        self._finish(record)
+        return record
+
+    def run(  # type: ignore[override]
+        self,
+        timestamps: Sequence[int],
+        closes: Sequence[Mapping[str, float]],
+        signals: Sequence[StepSignals | None],
+        inference_ms: Sequence[float | None] | None = None,
+        *,
+        fast: bool = True,
+    ) -> int:
+        """Step through a basket's timeline (a backtest): ``closes[i]`` and ``signals[i]`` are the
+        markets' closes and signals at ``timestamps[i]``. Returns the number of steps processed."""
+        if not (len(timestamps) == len(closes) == len(signals)):
+            raise ValueError("timestamps, closes and signals must have the same length")
+        done = 0
+        step = self.step
+        for i, ts in enumerate(timestamps):
+            ms = inference_ms[i] if inference_ms is not None else None
+            if step(int(ts), closes[i], signals[i], inference_ms=ms).skipped is None:
+                done += 1
+        return done
+
+    def submit(self, order: OrderRequest, *, now: int | None = None) -> StepRecord:
+        if order.strategy != self.strategy or order.symbol not in self.market_rules:
+            raise StateError(f"order {order.client_order_id} is for {order.strategy} {order.symbol}, not this session")
+        record = StepRecord(PORTFOLIO, self.timeframe, order.timestamp, 0.0)
+        record.skipped = "manual"
+        self._now = order.timestamp + self.timeframe_ms if now is None else now
+        self.book.marks[order.symbol] = order.price
+        self._execute(record, order)
+        self._finish(record)
+        return record
+
+    # ------------------------------------------------------------------ pieces of the step
+
+    def _new_day(self, record: StepRecord, day: int) -> None:
+        first = self._day is None
+        self._day_start = self.book.equity()  # at the marks before this step's closes
+        self._day = day
+        if not first and self._status is _REDUCING and self.status_code == RiskCode.DAILY_LOSS_LIMIT:
+            from trader.types import RiskReason
+
+            self._set_status(record, TradingStatus.ACTIVE, RiskReason(RiskCode.DAILY_RESET, "a new UTC day: the daily loss limit is reset"))
+
+    def _on_signals(
+        self, record: StepRecord, trading: list[str], signals: StepSignals, equity: float, inference_ms: float | None
+    ) -> None:
+        valid: dict[str, Signal] = {}
+        failed = False
+        for symbol in trading:
+            signal = signals.get(symbol)
+            if signal is None:
+                continue
+            if isinstance(signal, BaseException):
+                problem: BaseException | None = signal
+            else:
+                why = signal_problem(signal)
+                problem = None if why is None else PluginError(f"plugin {self.strategy!r} gave {why} for {symbol}")
+            if problem is not None:
+                failed = True
+                code = classify_signal_failure(problem)
+                message = f"{symbol}: {str(problem) or type(problem).__name__}"
+                log.warning("%s: %s: %s", self.strategy, code, message)
+                record.events += (RiskEvent(record.timestamp, "signal", code, message),)
+                continue
+            valid[symbol] = signal
+        if failed:
+            self._model_failures += 1
+            record.action = "failed"
+            if self._model_failures >= self.limits.max_model_failures:
+                self._check_breakers(record, self.book.equity())
+        elif valid and self._model_failures:
+            self._model_failures = 0
+        if not valid:
+            return
+        actions = [s.action for s in valid.values() if s.action is not _HOLD]
+        if record.action is None:
+            record.action = "hold" if not actions else ",".join(
+                f"{sum(1 for a in actions if a is kind)} {kind.value}" for kind in (SignalAction.SELL, _BUY) if kind in actions
+            )
+        if inference_ms is not None and inference_ms > self.limits.max_inference_ms:
+            message = f"the signals took {inference_ms:,.0f} ms, over the {self.limits.max_inference_ms:g} ms budget"
+            log.warning("%s: %s", self.strategy, message)
+            record.events += (RiskEvent(record.timestamp, "alert", RiskCode.INFERENCE_LATENCY, message),)
+        if not actions:
+            return
+        if self._status is _HALTED:
+            record.note = RiskCode.TRADING_HALTED
+            return
+        latency = inference_ms if self.latency_denies else None
+        closes = self.book.marks
+        sequence = len(record.orders)
+        # Sells first (they free cash), then buys; each side in symbol order.
+        for symbol, signal in valid.items():
+            if signal.action is SignalAction.SELL:
+                order = self._sell_order(symbol, signal, record.timestamp, closes[symbol], sequence)
+                if order is not None:
+                    self._execute(record, order, latency)
+        for symbol, signal in valid.items():
+            if signal.action is not _BUY:
+                continue
+            order = self._buy_order(symbol, signal, record.timestamp, closes[symbol], equity, sequence)
+            if order is None:
+                continue
+            if self._status is not TradingStatus.ACTIVE:
+                record.note = RiskCode.REDUCE_ONLY if self._status is _REDUCING else RiskCode.TRADING_HALTED
+                continue
+            self._execute(record, order, latency)
+
+    def _buy_order(self, symbol: str, signal: Signal, timestamp: int, price: float, equity: float, sequence: int) -> OrderRequest | None:
+        """Top ``symbol`` up towards ``size * f * equity`` (portfolio equity at the candle), paid from the cash left."""
+        rules = self.market_rules[symbol]
+        limits = self.limits
+        target = signal.size * limits.max_position_fraction * equity
+        if target > limits.max_position_notional:
+            target = limits.max_position_notional
+        shortfall = target - self.book.quantity(symbol) * price
+        if shortfall <= 0 or shortfall < self.rebalance_band * target:
+            return None
+        notional = min(shortfall, limits.max_order_notional, self.book.cash / rules.buy_cost_factor)
+        quantity = rules.round_quantity(notional / price)
+        return self._order(symbol, Side.BUY, quantity, price, timestamp, sequence)
+
+    def _sell_order(self, symbol: str, signal: Signal, timestamp: int, price: float, sequence: int) -> OrderRequest | None:
+        held = self.book.quantity(symbol)
+        if held <= 0:
+            return None
+        rules = self.market_rules[symbol]
+        quantity = held if signal.size >= 1.0 else rules.round_quantity(held * signal.size)
+        return self._order(symbol, Side.SELL, quantity, price, timestamp, sequence)
+
+    def _order(self, symbol: str, side: Side, quantity: float, price: float, timestamp: int, sequence: int) -> OrderRequest | None:
+        if quantity <= 0 or quantity * price < self.market_rules[symbol].min_notional:
+            return None
+        return OrderRequest(
+            strategy=self.strategy,
+            symbol=symbol,
+            side=side,
+            quantity=quantity,
+            price=price,
+            client_order_id=client_order_id(self.strategy, symbol, timestamp, sequence),
+            timestamp=timestamp,
+        )
+
+    def _account_into(self, record: StepRecord) -> None:
+        book = self.book
+        marks = book.marks
+        cash = book.cash
+        position_value = book.position_value()
+        record.cash = cash
+        record.position_value = position_value
+        record.equity = cash + position_value
+        record.positions = {
+            symbol: PositionFigures(slot[0], slot[1], slot[2], marks.get(symbol, slot[1]))
+            for symbol, slot in book.positions.items()
+        }
+        record.account = AccountFigures(
+            book.fees_paid,
+            book.realized_pnl,
+            self._peak,
+            self._day if self._day is not None else record.timestamp // DAY_MS,
+            self._day_start,
+            self._status,
+            self._status_reason,
+            self._status_since,
+            self._consecutive_losses,
+            self._model_failures,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Figures of the account so far, with each market's position."""
+        equity = self.equity
+        initial = self.book.initial_cash
+        marks = self.book.marks
+        return {
+            "strategy": self.strategy,
+            "symbols": list(self.symbols),
+            "timeframe": self.timeframe,
+            "initial_cash": initial,
+            "cash": self.book.cash,
+            "position_value": self.book.position_value(),
+            "equity": equity,
+            "pnl": equity - initial,
+            "return": equity / initial - 1 if initial else 0.0,
+            "fees_paid": self.book.fees_paid,
+            "realized_pnl": self.book.realized_pnl,
+            "status": self._status.value,
+            "status_reason": self._status_reason,
+            "markets": {
+                symbol: {
+                    "quantity": self.book.quantity(symbol),
+                    "mark": marks.get(symbol),
+                    "value": self.book.quantity(symbol) * marks.get(symbol, 0.0),
+                }
+                for symbol in self.symbols
+            },
+        }

@@ -1,0 +1,122 @@
+"""A basket's signals for many steps at once (backtests), from either kind of strategy.
+
+- A *per-market* strategy (``trader_generate_signals``) is asked once per market, over that
+  market's own candles and features, exactly as a single-market backtest asks it; its
+  warm-up counts from the market's own first candle.
+- A *cross-sectional* strategy (``trader_generate_basket_signals``) is asked once for the
+  whole range, with every market's candles and features (:class:`trader.types.BasketRequest`).
+
+Either way the answer is one mapping per timeline position, holding signals only for the
+markets that have a candle there and are past their warm-up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trader.backtest.runner import batch_signals
+from trader.backtest.signals import strategy_features
+from trader.engine.factory import first_signal_row
+from trader.types import BasketRequest
+
+if TYPE_CHECKING:
+    from trader.portfolio.align import Basket
+    from trader.strategy import Strategy
+
+__all__ = ["basket_signals", "basket_features"]
+
+StepAnswer = dict[str, Any]
+
+
+def basket_features(strategy: Strategy, basket: Basket) -> dict[str, Any]:
+    """The core's features of each market (``None`` for a strategy that reads none)."""
+    return {s: strategy_features(strategy.info, basket.frames[s], basket.timeframe) for s in basket.symbols}
+
+
+def basket_signals(
+    strategy: Strategy,
+    basket: Basket,
+    first: int,
+    last: int,
+    *,
+    models: Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    workdir: Path | None = None,
+    features: Mapping[str, Any] | None = None,
+) -> tuple[list[StepAnswer], float]:
+    """Signals for timeline positions ``first..last`` (inclusive) and the seconds the strategy took.
+
+    ``models`` maps each symbol to the model its market uses (one pooled model may serve all).
+    Nothing after ``last`` is ever shown to the strategy.
+    """
+    models = models or {}
+    features = dict(features) if features is not None else basket_features(strategy, basket)
+    warm = first_signal_row(strategy.info)
+    answers: list[StepAnswer] = [{} for _ in range(first, last + 1)]
+    spent = 0.0
+    if strategy.cross_sectional:
+        spent = _cross_sectional(strategy, basket, first, last, answers, models, params, workdir, features, warm)
+        return answers, spent
+    for j, symbol in enumerate(basket.symbols):
+        rows = basket.rows[first : last + 1, j]
+        present = np.flatnonzero(rows >= 0)
+        if present.size == 0:
+            continue
+        r_first, r_last = int(rows[present[0]]), int(rows[present[-1]])
+        batch = batch_signals(
+            strategy, basket.frames[symbol], r_first, r_last, symbol=symbol, timeframe=basket.timeframe,
+            features=features.get(symbol), model=models.get(symbol), params=params, workdir=workdir,
+        )
+        spent += batch.seconds
+        for k in present:
+            signal = batch.signals[int(rows[k]) - r_first]
+            if signal is not None:
+                answers[int(k)][symbol] = signal
+    return answers, spent
+
+
+def _cross_sectional(
+    strategy: Strategy,
+    basket: Basket,
+    first: int,
+    last: int,
+    answers: list[StepAnswer],
+    models: Mapping[str, Any],
+    params: Mapping[str, Any] | None,
+    workdir: Path | None,
+    features: Mapping[str, Any],
+    warm: int,
+) -> float:
+    rows = basket.rows[first : last + 1]
+    eligible = (rows >= warm) & (rows >= 0)
+    asked = np.flatnonzero(eligible.any(axis=1))
+    if asked.size == 0:
+        return 0.0
+    end_ts = int(basket.timestamps[last])
+    candles, feats = {}, {}
+    for symbol in basket.symbols:
+        frame = basket.frames[symbol]
+        cut = int(np.searchsorted(frame["timestamp"].to_numpy(), end_ts, side="right"))
+        candles[symbol] = frame.iloc[:cut]
+        f = features.get(symbol)
+        feats[symbol] = f.iloc[:cut] if f is not None else None
+    model = next(iter(models.values()), None) if models else None
+    request = BasketRequest(
+        strategy=strategy.name, symbols=basket.symbols, timeframe=basket.timeframe,
+        timestamps=basket.timestamps[: last + 1], candles=candles, at=asked + first, features=feats,
+        model=model, params=dict(params or {}), workdir=workdir,
+    )
+    began = time.perf_counter()
+    got = strategy.generate_basket_signals(request, keep_invalid=True)
+    spent = time.perf_counter() - began
+    for k, answer in zip(asked, got, strict=True):
+        step = answers[int(k)]
+        for j, symbol in enumerate(basket.symbols):
+            if eligible[k, j] and symbol in answer:
+                step[symbol] = answer[symbol]
+    return spent
