@@ -566,7 +566,8 @@ class BasketRequest:
     (ms, ascending, 1-D int64). ``candles[symbol]`` holds that market's own candles up to
     the last requested timestamp (no invented bars: a market that did not trade at a time
     has no row for it), ``features[symbol]`` the core's features aligned with them (or
-    ``None``). ``at`` holds the positions in ``timestamps`` that want signals, ascending:
+    ``None``). ``model`` is the model every market shares (a pooled model), ``models`` each
+    market's own. ``at`` holds the positions in ``timestamps`` that want signals, ascending:
     the last one in live trading, every one of the range in a backtest. The answer for
     ``at[j]`` may only use candles opened at or before ``timestamps[at[j]]``.
     """
@@ -582,6 +583,8 @@ class BasketRequest:
     state: Mapping[str, Any] = field(factory=dict)
     params: Mapping[str, Any] = field(factory=dict)
     workdir: Path | None = None
+    #: Each market's model (``model`` is the one they share, or ``None`` when they differ).
+    models: Mapping[str, Any] = field(factory=dict)
 
     def closes(self) -> pd.DataFrame:
         """Closes on the basket's timeline: one column per market, NaN where it has no candle."""

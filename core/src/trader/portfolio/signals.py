@@ -105,11 +105,12 @@ def _cross_sectional(
         candles[symbol] = frame.iloc[:cut]
         f = features.get(symbol)
         feats[symbol] = f.iloc[:cut] if f is not None else None
-    model = next(iter(models.values()), None) if models else None
+    distinct = {id(m) for m in models.values()}
+    model = next(iter(models.values())) if models and len(distinct) == 1 else None
     request = BasketRequest(
         strategy=strategy.name, symbols=basket.symbols, timeframe=basket.timeframe,
         timestamps=basket.timestamps[: last + 1], candles=candles, at=asked + first, features=feats,
-        model=model, params=dict(params or {}), workdir=workdir,
+        model=model, params=dict(params or {}), workdir=workdir, models=dict(models),
     )
     began = time.perf_counter()
     got = strategy.generate_basket_signals(request, keep_invalid=True)
