@@ -50,7 +50,7 @@ from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS, timeframe_to_ms
 from trader.types import OrderRequest, RiskLimits, Side, Signal, SignalAction, TradingStatus
 
-__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals"]
+__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency"]
 
 log = logging.getLogger("trader.engine")
 
@@ -75,7 +75,20 @@ def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
             raise StateError(f"{symbol!r} is not a market symbol")
     if len(set(out)) != len(out):
         raise StateError(f"a market is listed twice in {', '.join(out)}")
+    quotes = {quote_currency(symbol) for symbol in out}
+    if len(quotes) > 1:
+        raise StateError(
+            f"the markets {', '.join(out)} are quoted in {', '.join(sorted(quotes))}: one account holds one quote "
+            "currency's cash, so a basket's markets must share it"
+        )
     return tuple(sorted(out))
+
+
+def quote_currency(symbol: str) -> str:
+    """``BTC/USDT`` -> ``USDT`` (``BTC/USDT:USDT`` -> ``USDT``); the symbol itself when it names no quote."""
+    if "/" not in symbol:
+        return symbol
+    return symbol.split("/", 1)[1].split(":", 1)[0]
 
 
 class PortfolioSession(TradingSession):
