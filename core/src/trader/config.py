@@ -21,6 +21,8 @@ DEFAULT_HOME = Path("~/.trader")
 SECRET_ENV = ("TRADER_API_KEY", "TRADER_API_SECRET", "TRADER_API_PASSWORD")
 #: ``trader.toml`` larger than this is refused unread (a settings file is a few kilobytes).
 MAX_CONFIG_BYTES = 1 << 20
+#: Keys of ``[plugins.NAME]`` that belong to the core, never to the strategy's parameters.
+PLUGIN_MARKET_KEYS = ("symbols", "timeframe")
 
 
 def resolve_home(home: str | os.PathLike | None = None) -> Path:
@@ -66,11 +68,20 @@ class TraderConfig:
         return self.section("data")
 
     def plugin_params(self, name: str) -> dict[str, Any]:
-        """``[plugins.NAME]`` without its ``risk`` and ``tune`` sub-tables."""
+        """``[plugins.NAME]`` without its ``risk`` and ``tune`` sub-tables and the core's market keys
+        (``symbols``, ``timeframe``: see :meth:`plugin_markets`)."""
         params = self.section("plugins", name)
-        params.pop("risk", None)
-        params.pop("tune", None)
+        for key in ("risk", "tune", *PLUGIN_MARKET_KEYS):
+            params.pop(key, None)
         return params
+
+    def plugin_markets(self, name: str) -> tuple[tuple[str, ...], str | None]:
+        """``[plugins.NAME] symbols`` and ``timeframe``: the markets ``trader run`` trades when no
+        ``--symbol`` is given (``()`` and ``None`` when unset; their types are checked on load)."""
+        table = self.section("plugins", name)
+        symbols = table.get("symbols") or ()
+        timeframe = table.get("timeframe")
+        return tuple(symbols), timeframe
 
     def tune_space(self, name: str) -> dict[str, Any]:
         """``[plugins.NAME.tune]``: what ``trader tune`` searches (see :mod:`trader.tune.space`)."""

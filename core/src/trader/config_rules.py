@@ -106,6 +106,13 @@ def check_config(data: dict[str, Any], where: str) -> dict[str, Any]:
         for sub in ("risk", "train"):
             if sub in table and not isinstance(table[sub], Mapping):
                 raise ConfigError(f"{where}: [plugins.{_key_path((name, sub))}] must be a table")
+        symbols = table.get("symbols")
+        if symbols is not None and not (isinstance(symbols, list) and symbols and all(isinstance(s, str) for s in symbols)):
+            raise ConfigError(f"{where}: [plugins.{_key_path((name,))}] symbols must be a list of market symbols "
+                              f'(e.g. ["BTC/USDT", "ETH/USDT"]), got {str(symbols)[:80]}')
+        if "timeframe" in table and not isinstance(table["timeframe"], str):
+            raise ConfigError(f"{where}: [plugins.{_key_path((name,))}] timeframe must be text (e.g. \"1h\"), "
+                              f"got {str(table['timeframe'])[:40]}")
         if isinstance(table.get("risk"), Mapping) and table["risk"]:
             import attrs
 
