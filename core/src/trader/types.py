@@ -522,6 +522,9 @@ class StrategyInfo:
     #: The keys of ``[plugins.NAME]`` and ``[plugins.NAME.train]`` it reads; empty means it declares
     #: none and gets those tables unchecked (see :func:`trader.params.validate_params`).
     params: tuple[ParamSpec, ...] = field(default=(), converter=_param_tuple, validator=_param_specs)
+    #: Whether ``trader_train`` reads ``TrainRequest.markets`` (one model on several markets); the core
+    #: refuses ``trader train`` with several ``--symbol`` for a strategy that does not say so.
+    pooled_training: bool = False
 
 
 @frozen
@@ -610,6 +613,10 @@ class TrainRequest:
     params: Mapping[str, Any] = field(factory=dict)
     seed: int = 0
     show_progress: bool = False
+    #: Pooled training (``trader train --symbol A --symbol B``): each market's candles by symbol, in
+    #: symbol order; ``symbol`` is then the basket's name (``A+B``) and ``candles`` is empty. Only
+    #: strategies whose ``StrategyInfo.pooled_training`` is true are ever given it.
+    markets: Mapping[str, pd.DataFrame] | None = None
 
 
 @frozen
