@@ -68,6 +68,8 @@ CORE_PLUGINS: dict[str, str] = {
 #: Built-in strategies (the yardstick); these can be disabled like any plugin.
 BUILTIN_PLUGINS: dict[str, str] = {
     "buy_and_hold": "trader.builtin.buy_and_hold",
+    "sma_cross": "trader.builtin.sma_cross",
+    "momentum_rank": "trader.builtin.momentum_rank",
 }
 _CORE_DISTRIBUTION = "trader-core"
 
