@@ -148,6 +148,7 @@ class SequenceStrategyPlugin:
             feature_windows=self.feature_windows,
             risk_limits=self.risk_limits,
             params=self.params,
+            pooled_training=True,  # trader.ml.prepare pools TrainRequest.markets
         )
 
     @hookimpl

@@ -13,7 +13,7 @@ from trader.errors import ConfigError
 from trader.evaluation.classification import evaluate_classifier
 from trader.ml.batches import WindowBatches
 from trader.ml.model import SequenceModel
-from trader.ml.prepare import prepare_training_data
+from trader.ml.prepare import prepare_pooled_training_data, prepare_training_data
 from trader.ml.seeding import default_threads, seed_everything, torch_threads
 from trader.ml.settings import DataSettings
 from trader.ml.spec import SequenceClassifierSpec, check_architecture
@@ -57,7 +57,10 @@ def train_sequence_classifier(spec: SequenceClassifierSpec, request: TrainReques
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"training parameters: {exc}") from None
     started = time.perf_counter()
-    data = prepare_training_data(request.candles, settings, request.timeframe)
+    if request.markets is not None:  # one model on several markets (trader train --symbol A --symbol B)
+        data = prepare_pooled_training_data(request.markets, settings, request.timeframe)
+    else:
+        data = prepare_training_data(request.candles, settings, request.timeframe)
     prep_seconds = time.perf_counter() - started
     arch = build_architecture(spec, params, len(data.feature_names), data.n_classes, settings.sequence_length)
     with torch_threads(config.threads or default_threads()):
@@ -83,7 +86,21 @@ def train_sequence_classifier(spec: SequenceClassifierSpec, request: TrainReques
     ts = data.timestamps
 
     def span(ends: np.ndarray) -> dict[str, Any]:
-        return {"first_end": int(ts[ends[0]]), "last_end": int(ts[ends[-1]]), "windows": int(len(ends))}
+        if len(ends) == 0:
+            return {"first_end": None, "last_end": None, "windows": 0}
+        return {"first_end": int(ts[ends].min()), "last_end": int(ts[ends].max()), "windows": int(len(ends))}
+
+    split: dict[str, Any] = {"train": span(data.train_ends), "validation": span(data.val_ends), "test": span(data.test_ends),
+                             "purge_bars": settings.label_horizon + settings.sequence_length - 1,
+                             "embargo_bars": settings.embargo}
+    if data.markets:  # pooled: each market's own split (purged on its own timeline)
+        split["markets"] = {
+            symbol: {"rows": stop - start,
+                     **{part: span(ends[(ends >= start) & (ends < stop)])
+                        for part, ends in (("train", data.train_ends), ("validation", data.val_ends),
+                                           ("test", data.test_ends))}}
+            for symbol, (start, stop) in data.markets.items()
+        }
 
     metrics = {
         "test": test_report.to_dict(),
@@ -106,8 +123,7 @@ def train_sequence_classifier(spec: SequenceClassifierSpec, request: TrainReques
         label=label,
         history=result.history,
         extra={
-            "split": {"train": span(data.train_ends), "validation": span(data.val_ends), "test": span(data.test_ends),
-                      "purge_bars": settings.label_horizon + settings.sequence_length - 1, "embargo_bars": settings.embargo},
+            "split": split,
             "train_config": attrs.asdict(config),
             "data_settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in attrs.asdict(settings).items()},
         },

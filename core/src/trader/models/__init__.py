@@ -17,14 +17,24 @@ from trader.models.manifest import (
     sha256_file,
     validate_manifest,
 )
-from trader.models.persistence import LoadedModel, ModelPersistence, ModelVersion, model_key, parse_version
+from trader.models.persistence import (
+    BASKET_SEPARATOR,
+    LoadedModel,
+    ModelPersistence,
+    ModelVersion,
+    basket_symbol,
+    model_key,
+    parse_version,
+)
 
 __all__ = [
+    "BASKET_SEPARATOR",
     "MANIFEST_NAME",
     "MANIFEST_SCHEMA_VERSION",
     "LoadedModel",
     "ModelPersistence",
     "ModelVersion",
+    "basket_symbol",
     "candles_hash",
     "candles_range",
     "code_format",

@@ -33,6 +33,8 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 #: Bumped whenever a field changes meaning; loading refuses other versions.
 MANIFEST_SCHEMA_VERSION = 1
+#: Most markets a pooled model's manifest may name.
+MAX_MARKETS = 1000
 #: A manifest is a few kilobytes; anything much larger is not one of ours.
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 
@@ -129,6 +131,10 @@ def validate_manifest(manifest: Mapping[str, Any], where: str = "") -> None:
     names = manifest["features"].get("names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ArtifactError(f"{prefix}manifest field 'features.names' must be a list of names")
+    markets = manifest.get("markets")  # pooled models only
+    if markets is not None and (not isinstance(markets, list) or not markets or len(markets) > MAX_MARKETS
+                                or not all(isinstance(m, str) and m.isprintable() for m in markets)):
+        raise ArtifactError(f"{prefix}manifest field 'markets' must be a list of at most {MAX_MARKETS} market symbols")
     if not manifest["files"]:
         raise ArtifactError(f"{prefix}manifest lists no model files")
     seen: set[str] = set()

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     from trader.strategy import Strategy
     from trader.types import TrainResult
 
-__all__ = ["ModelPersistence", "ModelVersion", "LoadedModel", "model_key", "parse_version"]
+__all__ = ["ModelPersistence", "ModelVersion", "LoadedModel", "model_key", "parse_version", "basket_symbol",
+           "BASKET_SEPARATOR"]
 
 log = logging.getLogger("trader.models")
 
@@ -52,14 +53,34 @@ log = logging.getLogger("trader.models")
 _VERSION = re.compile(r"v([1-9][0-9]{0,8})", re.ASCII)
 _NUMBER = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 _KEY_PART = re.compile(r"[A-Za-z0-9._-]{1,200}", re.ASCII)
+#: A pooled model's symbol part may also hold the separator of its markets.
+_BASKET_KEY_PART = re.compile(r"[A-Za-z0-9._+-]{1,200}", re.ASCII)
+#: Joins the markets of a pooled model into its symbol: ``AAA/USDT+BBB/USDT`` (a market symbol never holds it).
+BASKET_SEPARATOR = "+"
 _TMP_PREFIX = ".tmp-"
 _LINK = "is a symbolic link; trader never follows links inside the models folder"
 
 
+def basket_symbol(symbols: Any) -> str:
+    """The symbol a pooled model is stored under: its markets, sorted, joined by ``+`` (``AAA/USDT+BBB/USDT``)."""
+    return BASKET_SEPARATOR.join(sorted({str(s) for s in symbols}))
+
+
 def model_key(symbol: str, timeframe: str) -> str:
-    """Folder name for a symbol and timeframe: ``BTC/USDT`` + ``1h`` -> ``BTC-USDT_1h``."""
-    safe_symbol = symbol.strip().replace("/", "-").replace(":", "-")
-    if not _KEY_PART.fullmatch(safe_symbol) or safe_symbol.startswith("."):
+    """Folder name for a symbol and timeframe: ``BTC/USDT`` + ``1h`` -> ``BTC-USDT_1h``; a pooled model's
+    ``AAA/USDT+BBB/USDT`` -> ``AAA-USDT+BBB-USDT_1h`` (``basket-<digest>`` when that passes 200 characters)."""
+    safe_symbol = symbol.strip().replace("/", "-").replace(":", "-") if isinstance(symbol, str) else ""
+    pattern = _KEY_PART
+    if BASKET_SEPARATOR in safe_symbol:
+        pattern = _BASKET_KEY_PART
+        parts = safe_symbol.split(BASKET_SEPARATOR)
+        if all(_KEY_PART.fullmatch(p) and not p.startswith(".") for p in parts) and len(safe_symbol) > 200:
+            import hashlib
+
+            safe_symbol = f"basket-{len(parts)}-{hashlib.sha256(safe_symbol.encode()).hexdigest()[:16]}"
+        elif not all(p and not p.startswith(".") for p in parts):
+            safe_symbol = ""
+    if not pattern.fullmatch(safe_symbol) or safe_symbol.startswith("."):
         raise ModelError(f"symbol {symbol!r:.80} cannot name a model folder (letters, digits, '/', ':', '.', '-', '_' only)")
     if not isinstance(timeframe, str) or not _KEY_PART.fullmatch(timeframe) or timeframe.startswith("."):
         raise ModelError(f"timeframe {timeframe!r} cannot name a model folder")
@@ -92,6 +113,8 @@ class ModelVersion:
     metrics: Mapping[str, Any] = attrs.field(factory=dict)
     data: Mapping[str, Any] = attrs.field(factory=dict)
     problem: str | None = None
+    #: The markets a pooled model was trained on (sorted); empty for a single market's model.
+    markets: tuple[str, ...] = attrs.field(default=(), converter=tuple)
 
     @property
     def number(self) -> int:
@@ -176,13 +199,18 @@ class ModelPersistence:
         seed: int,
         extra_files: Mapping[str, bytes] | None = None,
         extra: Mapping[str, Any] | None = None,
+        markets: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> ModelVersion:
         """Write a new version with the plugin's files and a manifest; return it.
 
         ``extra_files`` (name -> bytes, e.g. a training report PNG) are stored and
         hashed beside the model files; ``extra`` is merged into the manifest's
-        ``extra`` field.
+        ``extra`` field. A pooled model gives ``markets`` (symbol -> its data: rows,
+        range, sha256); the manifest then records ``markets`` (the sorted symbols) and
+        ``data.markets``, and ``symbol`` must be :func:`basket_symbol` of them.
         """
+        if markets is not None and symbol != basket_symbol(markets):
+            raise ModelError(f"a pooled model of {', '.join(sorted(markets))} is stored as {basket_symbol(markets)!r}, not {symbol!r}")
         base = self.model_dir(strategy.name, symbol, timeframe)
         tmp = base / f"{_TMP_PREFIX}{uuid.uuid4().hex}"
         try:
@@ -193,6 +221,9 @@ class ModelPersistence:
         try:
             files = self._write_files(strategy, train_result, tmp, extra_files or {})
             manifest = self._manifest(strategy, train_result, symbol, timeframe, data_range, data_hash, seed, files, extra)
+            if markets is not None:
+                manifest["markets"] = sorted(markets)
+                manifest["data"]["markets"] = _jsonable({s: dict(markets[s]) for s in sorted(markets)})
             final = self._publish(base, tmp, manifest)
         except OSError as exc:  # a full or read-only disk while writing: nothing is published
             shutil.rmtree(tmp, ignore_errors=True)
@@ -388,6 +419,7 @@ class ModelPersistence:
             plugin_version=str(manifest.get("plugin", {}).get("version", "")),
             metrics=dict(manifest.get("metrics", {})),
             data=dict(manifest.get("data", {})),
+            markets=tuple(manifest.get("markets") or ()),
         )
 
     # ------------------------------------------------------------------ load
@@ -465,6 +497,10 @@ class ModelPersistence:
                 raise ArtifactError(
                     f"{directory}: manifest is for {field_name} {actual[field_name]!r}, not {want!r}; refusing to load it"
                 )
+        markets = manifest.get("markets")
+        if markets is not None and basket_symbol(markets) != manifest["symbol"]:
+            raise ArtifactError(f"{directory}: manifest markets {markets} do not make its symbol {manifest['symbol']!r}; "
+                                "refusing to load it")
         if manifest["version"] != directory.name:
             raise ArtifactError(f"{directory}: manifest names version {manifest['version']!r}, the folder is {directory.name!r}")
         listed = {entry["name"] for entry in manifest["files"]}
