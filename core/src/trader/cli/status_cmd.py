@@ -64,7 +64,26 @@ def _summary(app: AppContext, name: str) -> dict:
     except Exception as exc:  # a broken file or a failing store hook: named, and the others still shown
         return {"strategy": name, "account": None, "running_pid": running, "error": _reason(exc)}
     summary["running_pid"] = running
+    if summary.get("markets") is not None:
+        _add_limits(app, name, summary)
     return summary
+
+
+def _add_limits(app: AppContext, name: str, summary: dict) -> None:
+    """A basket's portfolio limits as the config says now, beside the account's figures (``limits`` is
+    ``None`` with ``limits_error`` when they cannot be known: the strategy is not installed, a bad value)."""
+    from trader.engine import strategy_limits
+    from trader.portfolio.status import limit_standing
+
+    if name not in app.plugins.strategy_names():
+        summary.update(limits=None, limits_error="the strategy is not installed")
+        return
+    try:
+        limits = strategy_limits(app.plugins_for([name]).strategy(name).info, app.config)
+    except Exception as exc:  # shown with the figures, which are still worth seeing
+        summary.update(limits=None, limits_error=_reason(exc))
+        return
+    summary["limits"] = limit_standing(summary["portfolio"], limits)
 
 
 def _reason(exc: BaseException) -> str:

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
 
 __all__ = ["summarize_store", "format_status", "percentile"]
 
+#: The account's own stream in a basket's store: ``trader.portfolio.PORTFOLIO`` (a test holds them equal), not
+#: imported so that a single-market account's status never loads the portfolio package.
+_PORTFOLIO = "*"
+
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
     """The ``q`` quantile (0..1) of already sorted values, by linear interpolation."""
@@ -108,6 +112,10 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
             "recent_events": store.risk_events(limit=events),
         }
     )
+    if any(s["symbol"] == _PORTFOLIO for s in streams):  # one account trading several markets
+        from trader.portfolio.status import basket_summary
+
+        out.update(basket_summary(db, state, streams))
     return out
 
 
@@ -139,13 +147,18 @@ def format_status(summary: dict[str, Any]) -> str:
         f"  realized {_signed(account['realized_pnl'])}  unrealized {_signed(account['unrealized_pnl'])}  "
         f"fees {_money(account['fees_paid'])}  max drawdown {account['max_drawdown'] * 100:.2f}%"
     )
-    for p in summary["positions"]:
+    basket = summary.get("markets") is not None
+    if basket:
+        from trader.portfolio.status import format_basket
+
+        lines.extend(format_basket(summary))
+    for p in () if basket else summary["positions"]:
         if p["quantity"] > 0:
             lines.append(
                 f"  position {p['symbol']} {p['quantity']:g} @ {p['avg_price']:,.6g} (mark {p['mark']:,.6g}, "
                 f"value {_money(p['value'])}, unrealized {_signed(p['unrealized_pnl'])})"
             )
-    if not any(p["quantity"] > 0 for p in summary["positions"]):
+    if not basket and not any(p["quantity"] > 0 for p in summary["positions"]):
         lines.append("  position: flat")
     ledger = summary.get("ledger") or {}
     if ledger.get("problem"):
@@ -158,7 +171,10 @@ def format_status(summary: dict[str, Any]) -> str:
         + (f"; pending: {', '.join(risk['pending_requests'])}" if risk["pending_requests"] else "")
     )
     for s in summary["streams"]:
-        lines.append(f"  last candle {s['symbol']} {s['timeframe']}: {s['last_candle']}")
+        if not basket:
+            lines.append(f"  last candle {s['symbol']} {s['timeframe']}: {s['last_candle']}")
+        elif s["symbol"] == _PORTFOLIO:  # each market's last candle is in its row
+            lines.append(f"  last candle of the account {s['timeframe']}: {s['last_candle']}")
     orders = ", ".join(f"{n} {status}" for status, n in sorted(summary["orders"].items())) or "none"
     lines.append(f"  orders: {orders}; fills: {summary['fills']}")
     lat = summary["latency"]
@@ -172,8 +188,12 @@ def format_status(summary: dict[str, Any]) -> str:
     counts = {k: v for k, v in summary["event_counts"].items() if k != "APPROVED"}
     if counts:
         lines.append("  risk events: " + ", ".join(f"{code} x{n}" for code, n in counts.items()))
+    if basket:
+        from trader.portfolio.status import format_denials
+
+        lines.extend(format_denials(summary))
     for e in summary["recent_events"][-5:]:
-        if e["code"] == "APPROVED":
+        if e["code"] == "APPROVED" or (basket and e["kind"] == "audit"):  # a basket lists its denials with their market
             continue
         lines.append(f"    {format_utc(e['timestamp'])} {e['kind']} {e['code']}: {e['message']}")
     return "\n".join(lines)
