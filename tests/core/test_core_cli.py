@@ -42,7 +42,8 @@ def test_unknown_plugin_exits_2_naming_installed(trader_home):
     result = run_trader("run", "--plugin", "nope", home=trader_home)
     assert result.returncode == 2
     line = result.stderr.strip()
-    assert line == "Error: unknown strategy 'nope'; installed strategies: buy_and_hold, dl_lstm, dl_transformer, ensemble"
+    assert line == ("Error: unknown strategy 'nope'; installed strategies: buy_and_hold, dl_lstm, dl_transformer, ensemble, "
+                    "momentum_rank, sma_cross")
 
 
 def test_help_and_plugins_import_nothing_heavy():

@@ -188,12 +188,14 @@ def _shipped_infos():
     import trader_dl_lstm
     import trader_dl_transformer
     import trader_ensemble
-    from trader.builtin import buy_and_hold
+    from trader.builtin import buy_and_hold, momentum_rank, sma_cross
 
     return {"dl_lstm": trader_dl_lstm.plugin.trader_strategy_info(),
             "dl_transformer": trader_dl_transformer.plugin.trader_strategy_info(),
             "ensemble": trader_ensemble.trader_strategy_info(),
-            "buy_and_hold": buy_and_hold.trader_strategy_info()}
+            "buy_and_hold": buy_and_hold.trader_strategy_info(),
+            "sma_cross": sma_cross.trader_strategy_info(),
+            "momentum_rank": momentum_rank.trader_strategy_info()}
 
 
 SHIPPED = _shipped_infos()
@@ -242,6 +244,10 @@ def test_the_shipped_strategies_declare_what_their_parsing_reads_with_the_same_d
     signal = validate_params(ensemble, {}, "t")
     assert signal == attrs.asdict(signal_thresholds(signal))
     assert SHIPPED["buy_and_hold"].params == ()  # reads no parameter, so declares none and checks none
+    from trader.builtin import momentum_rank, sma_cross
+
+    assert sma_cross.windows(validate_params(SHIPPED["sma_cross"], {}, "t")) == sma_cross.windows({}) == (20, 50)
+    assert momentum_rank.settings(validate_params(SHIPPED["momentum_rank"], {}, "t")) == momentum_rank.settings({}) == (24, 2)
 
 
 def test_declarations_cross_the_worker_boundary_rebuilt_through_their_validators():

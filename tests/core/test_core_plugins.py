@@ -149,7 +149,7 @@ def test_pip_installed_plugin_is_discovered_and_broken_ones_reported(installed_p
     typo = records["typo"]
     assert typo["status"] == "error" and "unknown hook 'trader_not_a_hook'" in typo["error"]
     # The shipped strategies still load beside the broken ones.
-    for name in ("dl_lstm", "dl_transformer", "ensemble", "buy_and_hold"):
+    for name in ("dl_lstm", "dl_transformer", "ensemble", "buy_and_hold", "sma_cross", "momentum_rank"):
         assert records[name]["status"] in ("loaded", "builtin"), records[name]
 
 
