@@ -54,6 +54,15 @@ def training_params(config: Any, plugin_name: str, pairs: tuple[str, ...], epoch
     return params
 
 
+def _symbols_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
+    """Every ``--symbol`` checked as ``symbol_callback`` checks one; a market given twice is refused."""
+    symbols = tuple(symbol_callback(ctx, param, v) or "" for v in value) or (DEFAULT_SYMBOL,)
+    twice = sorted({s for s in symbols if symbols.count(s) > 1})
+    if twice:
+        raise ConfigError(f"--symbol {twice[0]} is given twice")
+    return symbols
+
+
 def _fmt(value: Any) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -75,7 +84,9 @@ def _restrict(candles, source: str, start: str | None, until: str | None):
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy whose model to train (e.g. dl_lstm).")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol of the candles to learn from.")
+@click.option("--symbol", "symbols", multiple=True, callback=_symbols_callback, metavar="SYMBOL",
+              help=f"Market symbol of the candles to learn from [default: {DEFAULT_SYMBOL}]; repeat it to train one "
+                   "model on several markets pooled (stored under the markets joined by '+').")
 @click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Training epochs (overrides [plugins.NAME.train]).")
@@ -92,7 +103,7 @@ def _restrict(candles, source: str, start: str | None, until: str | None):
 def train(
     app: AppContext,
     plugin_name: str,
-    symbol: str,
+    symbols: tuple[str, ...],
     timeframe: str,
     exchange: str | None,
     epochs: int | None,
@@ -109,15 +120,25 @@ def train(
     """Train a strategy's model on stored candles (else the synthetic market) and store it as a new version.
 
     Writes MODELS/NAME/SYMBOL_TF/vN/ with the weights, manifest.json and a
-    training report (training_report.png, loss curves).
+    training report (training_report.png, loss curves). With several --symbol, one
+    model learns from all of them (features, labels and the split per market, the
+    scaler on their pooled training rows) and is stored once, as SYMBOL1+SYMBOL2_TF.
     """
     from trader.data import resolve_candles
-    from trader.models import ModelPersistence, candles_hash, candles_range
+    from trader.models import ModelPersistence, basket_symbol, candles_hash, candles_range
     from trader.types import TrainRequest
 
     strategy = app.plugins_for([plugin_name]).strategy(plugin_name)
     if not strategy.trainable:
         raise NotSupportedError(f"strategy {plugin_name!r} has no model to train")
+    pooled = len(symbols) > 1
+    if pooled and not strategy.info.pooled_training:
+        raise NotSupportedError(
+            f"strategy {plugin_name!r} cannot train one model on several markets (its trader_strategy_info does not "
+            f"declare pooled_training); train one model per market: trader train --plugin {plugin_name} --symbol "
+            f"{symbols[0]}"
+        )
+    symbol = basket_symbol(symbols) if pooled else symbols[0]
     params = training_params(app.config, plugin_name, param_pairs, epochs, strategy.info)  # checked before anything
     if if_missing:
         existing = ModelPersistence(app.config.models_dir).latest(plugin_name, symbol, timeframe)
@@ -128,17 +149,29 @@ def train(
                 click.echo(f"{plugin_name} {symbol} {timeframe} already has model {existing.version} ({existing.directory}); not training")
             return
     ModelPersistence(app.config.models_dir).check_writable(plugin_name, symbol, timeframe)  # before, not after, training
-    candles, source = resolve_candles(
-        app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
-    )
-    if start is not None or until is not None:
-        candles, source = _restrict(candles, source, start, until)
-    if not as_json:
-        click.echo(f"training {plugin_name} on {source}: {symbol} {timeframe}, {len(candles):,} candles", err=True)
+    frames: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for market in sorted(symbols):
+        candles, source = resolve_candles(
+            app.home, market, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=synthetic_seed
+        )
+        if start is not None or until is not None:
+            candles, source = _restrict(candles, f"{market}: {source}" if pooled else source, start, until)
+        frames[market], sources[market] = candles, source
+    if pooled:
+        candles = next(iter(frames.values())).iloc[:0]  # a pooled request's candles are empty: markets holds them
+        source = "; ".join(sources[m] if sources[m].startswith(m) else f"{m}: {sources[m]}" for m in sorted(frames))
+        if not as_json:
+            rows = ", ".join(f"{m} {len(f):,}" for m, f in frames.items())
+            click.echo(f"training {plugin_name} on {len(frames)} markets pooled ({timeframe}): {rows} candles", err=True)
+    else:
+        candles, source = frames[symbol], sources[symbol]
+        if not as_json:
+            click.echo(f"training {plugin_name} on {source}: {symbol} {timeframe}, {len(candles):,} candles", err=True)
     started = time.perf_counter()
     request = TrainRequest(
         strategy=plugin_name, symbol=symbol, timeframe=timeframe, candles=candles, params=params, seed=seed,
-        show_progress=not no_progress and not as_json,
+        show_progress=not no_progress and not as_json, markets=dict(frames) if pooled else None,
     )
     result = strategy.train(request)
     seconds = time.perf_counter() - started
@@ -147,16 +180,29 @@ def train(
         from trader.ml.report import training_report_png
 
         extra_files[REPORT_NAME] = training_report_png(result.history, f"{plugin_name} {symbol} {timeframe}", result.metrics)
-    data_range = {**candles_range(candles), "source": source}
-    if source.startswith("synthetic"):
-        data_range["synthetic_seed"] = synthetic_seed
+    markets = None
+    if pooled:
+        markets = {m: {**candles_range(f), "source": sources[m], "sha256": candles_hash(f),
+                       **({"synthetic_seed": synthetic_seed} if sources[m].startswith("synthetic") else {})}
+                   for m, f in frames.items()}
+        starts = [r["start"] for r in markets.values()]
+        ends = [r["end"] for r in markets.values()]
+        data_range = {"start": min(starts), "end": max(ends), "rows": sum(r["rows"] for r in markets.values()),
+                      "source": source}
+        data_hash = _pooled_hash(markets)
+    else:
+        data_range = {**candles_range(candles), "source": source}
+        if source.startswith("synthetic"):
+            data_range["synthetic_seed"] = synthetic_seed
+        data_hash = candles_hash(candles)
     from trader.tune.applied import tuned_record
 
     tuned = tuned_record(app.home, plugin_name)  # trader tune --apply's choice, where it came from
     version = ModelPersistence(app.config.models_dir).save(
         strategy, result, symbol=symbol, timeframe=timeframe, data_range=data_range,
-        data_hash=candles_hash(candles), seed=seed, extra_files=extra_files,
+        data_hash=data_hash, seed=seed, extra_files=extra_files,
         extra={"train_seconds": round(seconds, 3), "params": params, **({"tuned": tuned} if tuned else {})},
+        markets=markets,
     )
     test = result.metrics.get("test", {}) if isinstance(result.metrics, dict) else {}
     if as_json:
@@ -169,6 +215,16 @@ def train(
         click.echo(f"held-out test ({test.get('n_samples', '?')} samples)   model   majority")
         for name in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "log_loss"):
             click.echo(f"  {name:<22} {_fmt(test['model'].get(name)):>8} {_fmt(test['baseline'].get(name)):>9}")
+
+
+def _pooled_hash(markets: dict[str, dict[str, Any]]) -> str:
+    """``sha256:<hex>`` over each market's symbol and candle hash, in symbol order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for market in sorted(markets):
+        digest.update(f"{market}={markets[market]['sha256']};".encode())
+    return "sha256:" + digest.hexdigest()
 
 
 # ---------------------------------------------------------------------- models
@@ -184,7 +240,8 @@ def models() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 def list_models(app: AppContext, plugin_name: str | None, as_json: bool) -> None:
-    """Every stored version: strategy, symbol, timeframe, version, creation time, test metrics."""
+    """Every stored version: strategy, symbol, timeframe, version, creation time, test metrics (and the markets
+    of a pooled model)."""
     from trader.models import ModelPersistence
 
     versions = ModelPersistence(app.config.models_dir).list(plugin_name)
@@ -204,6 +261,7 @@ def list_models(app: AppContext, plugin_name: str | None, as_json: bool) -> None
         base = test.get("baseline", {}).get("balanced_accuracy")
         click.echo(
             f"{v.plugin:<16} {v.symbol:<12} {v.timeframe:<4} {v.version:<8} {v.created_at[:19]:<20} {_fmt(model):>12} {_fmt(base):>9}"
+            + (f"  pooled on {len(v.markets)} markets: {', '.join(v.markets)}" if v.markets else "")
         )
 
 
@@ -234,11 +292,20 @@ def _select(app: AppContext, plugin_name: str, symbol: str, timeframe: str, vers
     raise ModelNotFoundError(f"no version {version} of {plugin_name} {symbol} {timeframe} (available: {', '.join(v.version for v in versions)})")
 
 
+def _pooled_symbol_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> str:
+    """One ``--symbol``: that market; several: the symbol their pooled model is stored under."""
+    from trader.models import basket_symbol
+
+    symbols = _symbols_callback(ctx, param, value)
+    return basket_symbol(symbols) if len(symbols) > 1 else symbols[0]
+
+
 def _model_selection(command: Any) -> Any:
     """The options that pick one stored version: ``--plugin --symbol --timeframe --model-version``."""
     for option in reversed((
         click.option("--plugin", "plugin_name", required=True),
-        click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback),
+        click.option("--symbol", "symbol", multiple=True, callback=_pooled_symbol_callback, metavar="SYMBOL",
+                     help=f"Market [default: {DEFAULT_SYMBOL}]; repeat it for the pooled model of those markets."),
         click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback),
         click.option("--model-version", "version", default=None, help="Version (v1, v2, ...); latest by default."),
     )):
