@@ -1,0 +1,153 @@
+"""``trader status`` of an account trading several markets, as a user meets it: a real SQLite store
+stepped by :class:`PortfolioSession`, read by real ``trader status`` subprocesses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_runner import run_trader
+
+from trader import Signal, SignalAction
+from trader.config import load_config
+from trader.engine import RiskAuditAgent, TradingState, paper_broker, strategy_limits
+from trader.plugins import TraderPluginManager
+from trader.portfolio import PORTFOLIO, BasketPaperBroker, PortfolioSession
+
+NAME = "buy_and_hold"
+HOUR = 3_600_000
+T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
+MARKETS = ("AAA/USDT", "BBB/USDT", "CCC/USDT")
+RISK = """[plugins.buy_and_hold.risk]
+max_open_positions = 2
+max_gross_exposure = 0.5
+max_position_fraction = 0.4
+max_drawdown = 0.2
+daily_loss_limit = 0.5
+"""
+
+
+def buy(size: float) -> Signal:
+    return Signal(SignalAction.BUY, size=size)
+
+
+def _session(home: Path, name: str = NAME) -> PortfolioSession:
+    """A session on the strategy's real state file, with the limits ``trader run`` would resolve (no fees)."""
+    config = load_config(home=home)
+    manager = TraderPluginManager()
+    info = manager.strategy(NAME).info
+    limits = strategy_limits(info, config)
+    broker = BasketPaperBroker.like(paper_broker(config, fee_bps=0, slippage_bps=0, spread_bps=0), MARKETS)
+    store = TradingState.open(name, config.strategy_dir(name))
+    return PortfolioSession(name, MARKETS, "1h", limits=limits, broker=broker, store=store,
+                            audit=RiskAuditAgent.for_strategy(manager, name, limits), initial_cash=10_000.0,
+                            latency_denies=False)
+
+
+def _first_two_candles(session: PortfolioSession) -> None:
+    # 0:00: AAA 30% of equity, BBB 12% (CCC is not listed yet)
+    session.step(T0, {"AAA/USDT": 100.0, "BBB/USDT": 10.0}, {"AAA/USDT": buy(0.75), "BBB/USDT": buy(0.3)})
+    # 1:00: AAA to 40% would take the positions to 52% of equity (max 50%); CCC would be a third market (max 2)
+    session.step(T0 + HOUR, {"AAA/USDT": 100.0, "BBB/USDT": 10.0, "CCC/USDT": 1.0},
+                 {"AAA/USDT": buy(1.0), "CCC/USDT": buy(0.1)})
+
+
+def _crash(session: PortfolioSession) -> None:
+    # 2:00: AAA -60% (-1,800) and BBB -50% (-600): neither market alone loses 20% of the account, together they do
+    session.step(T0 + 2 * HOUR, {"AAA/USDT": 40.0, "BBB/USDT": 5.0}, {})
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    (home / "trader.toml").write_text(RISK, encoding="utf-8")
+    return home
+
+
+def status(home: Path, *args: str):
+    return run_trader("--home", str(home), "status", "--plugin", NAME, *args)
+
+
+def test_the_status_constant_is_the_portfolio_symbol():
+    from trader.engine import summary
+
+    assert summary._PORTFOLIO == PORTFOLIO
+
+
+def test_status_shows_each_market_the_totals_the_limits_and_the_denials_then_the_drawdown_halt(home):
+    session = _session(home)
+    _first_two_candles(session)
+    session.store.close()
+
+    result = status(home, "--json")
+    assert result.returncode == 0, result.stderr
+    [summary] = json.loads(result.stdout)
+    account = summary["account"]
+    assert account["equity"] == pytest.approx(10_000) and account["cash"] == pytest.approx(5_800)
+    assert summary["risk"]["status"] == "active"
+    markets = {m["symbol"]: m for m in summary["markets"]}
+    assert list(markets) == list(MARKETS)
+    assert markets["AAA/USDT"]["quantity"] == pytest.approx(30) and markets["AAA/USDT"]["share"] == pytest.approx(0.3)
+    assert markets["BBB/USDT"]["value"] == pytest.approx(1_200) and markets["BBB/USDT"]["fills"] == 1
+    assert markets["CCC/USDT"]["quantity"] == 0 and markets["CCC/USDT"]["mark"] == 1.0
+    assert markets["CCC/USDT"]["denied_orders"] == 1 and markets["AAA/USDT"]["denied_orders"] == 1
+    assert markets["BBB/USDT"]["last_candle"] == "2024-01-01 01:00 UTC"
+    limits = summary["limits"]
+    assert limits["max_gross_exposure"] == {"value": pytest.approx(0.42), "limit": 0.5, "code": "GROSS_EXPOSURE_EXCEEDED",
+                                            "state": "ok"}
+    assert limits["max_open_positions"]["value"] == 2 and limits["max_open_positions"]["state"] == "at"
+    assert limits["max_position_fraction"]["value"] == pytest.approx(0.3)
+    assert summary["portfolio"]["largest_position"] == "AAA/USDT"
+    assert limits["max_drawdown"]["state"] == "ok"
+    assert summary["denials"]["counts"] == {"GROSS_EXPOSURE_EXCEEDED": 1, "MAX_OPEN_POSITIONS": 1}
+    assert [(d["symbol"], d["code"]) for d in summary["denials"]["recent"]] == [
+        ("AAA/USDT", "GROSS_EXPOSURE_EXCEEDED"), ("CCC/USDT", "MAX_OPEN_POSITIONS")]
+
+    text = status(home)
+    assert text.returncode == 0, text.stderr
+    out = text.stdout
+    assert "buy_and_hold  [ACTIVE]" in out and "equity 10,000.00  cash 5,800.00" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.strip().startswith(MARKETS)}
+    assert rows["AAA/USDT"][1:5] == ["30", "100", "3,000.00", "30.00%"]
+    assert rows["BBB/USDT"][1:5] == ["120", "10", "1,200.00", "12.00%"]
+    assert rows["CCC/USDT"][1:5] == ["0", "1", "0.00", "0.00%"]
+    assert "gross exposure    42.00%" in out and "max_gross_exposure 50.00%" in out
+    assert "max_open_positions 2  AT THE LIMIT (MAX_OPEN_POSITIONS)" in out
+    assert "largest position  AAA/USDT 30.00%" in out
+    assert "denied orders: GROSS_EXPOSURE_EXCEEDED x1, MAX_OPEN_POSITIONS x1" in out
+    assert "2024-01-01 01:00 UTC AAA/USDT buy GROSS_EXPOSURE_EXCEEDED: positions would be worth" in out
+    assert "2024-01-01 01:00 UTC CCC/USDT buy MAX_OPEN_POSITIONS: 2 markets already hold a position" in out
+    assert "last candle of the account 1h: 2024-01-01 01:00 UTC" in out
+    assert "last candle *" not in out and "position: flat" not in out
+
+    session = _session(home)  # a later run of the same account
+    _crash(session)
+    session.store.close()
+    [summary] = json.loads(status(home, "--json").stdout)
+    assert summary["risk"]["status"] == "halted" and summary["risk"]["reason"].startswith("MAX_DRAWDOWN")
+    assert summary["account"]["equity"] == pytest.approx(7_600)
+    assert summary["portfolio"]["drawdown"] == pytest.approx(0.24)
+    assert summary["limits"]["max_drawdown"]["state"] == "over"
+    assert {m["symbol"]: round(m["share"], 4) for m in summary["markets"]} == {
+        "AAA/USDT": round(1_200 / 7_600, 4), "BBB/USDT": round(600 / 7_600, 4), "CCC/USDT": 0.0}
+    out = status(home).stdout
+    assert "buy_and_hold  [HALTED]" in out and "risk halted: MAX_DRAWDOWN: " in out
+    assert "drawdown          24.00%                 max_drawdown 20.00%  OVER THE LIMIT (MAX_DRAWDOWN)" in out
+    assert "status MAX_DRAWDOWN" in out  # the breaker's event, with the other recent events
+
+
+def test_a_basket_of_an_uninstalled_strategy_shows_its_markets_and_says_its_limits_are_unknown(tmp_path):
+    gone = "gone_strategy"
+    (tmp_path / "trader.toml").write_text(RISK, encoding="utf-8")
+    session = _session(tmp_path, gone)
+    _first_two_candles(session)
+    session.store.close()
+    result = run_trader("--home", str(tmp_path), "status", "--plugin", gone)
+    assert result.returncode == 0, result.stderr
+    assert "portfolio limits: unknown (the strategy is not installed)" in result.stdout
+    assert "gross exposure    42.00%" in result.stdout and "AAA/USDT" in result.stdout
+    assert "max_gross_exposure" not in result.stdout
+    [summary] = json.loads(run_trader("--home", str(tmp_path), "status", "--plugin", gone, "--json").stdout)
+    assert summary["limits"] is None and summary["limits_error"] == "the strategy is not installed"
+    assert [m["symbol"] for m in summary["markets"]] == list(MARKETS)
