@@ -4,6 +4,7 @@ stepped by :class:`PortfolioSession`, read by real ``trader status`` subprocesse
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,10 @@ def status(home: Path, *args: str):
     return run_trader("--home", str(home), "status", "--plugin", NAME, *args)
 
 
-def test_the_status_constant_is_the_portfolio_symbol():
-    from trader.engine import summary
+def test_the_status_readers_know_the_portfolio_symbol():
+    from trader.engine.summary import ACCOUNT_STREAM
 
-    assert summary._PORTFOLIO == PORTFOLIO
+    assert ACCOUNT_STREAM == PORTFOLIO
 
 
 def test_status_shows_each_market_the_totals_the_limits_and_the_denials_then_the_drawdown_halt(home):
@@ -151,3 +152,35 @@ def test_a_basket_of_an_uninstalled_strategy_shows_its_markets_and_says_its_limi
     [summary] = json.loads(run_trader("--home", str(tmp_path), "status", "--plugin", gone, "--json").stdout)
     assert summary["limits"] is None and summary["limits_error"] == "the strategy is not installed"
     assert [m["symbol"] for m in summary["markets"]] == list(MARKETS)
+
+
+def test_the_dashboard_lists_a_basket_with_its_positions_and_the_account_s_last_candle(tmp_path):
+    import signal
+    import subprocess
+
+    import httpx
+    from cli_runner import TRADER_EXE
+
+    (tmp_path / "trader.toml").write_text(RISK, encoding="utf-8")
+    session = _session(tmp_path)
+    _first_two_candles(session)
+    session.store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")} | {"TRADER_HOME": str(tmp_path)}
+    proc = subprocess.Popen([str(TRADER_EXE), "serve", "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        url = ""
+        while not url:  # the address is printed once the socket listens
+            line = proc.stdout.readline()
+            assert line, proc.stderr.read()
+            if line.startswith("trader serve: http://"):
+                url = line.split()[2].rstrip("/")
+        row = httpx.get(f"{url}/api/strategies/{NAME}", timeout=20).json()
+        page = httpx.get(f"{url}/", timeout=20).text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    assert "error" not in row and row["account"]["equity"] == pytest.approx(10_000)
+    assert [(p["symbol"], p["quantity"]) for p in row["positions"]] == [("AAA/USDT", 30.0), ("BBB/USDT", 120.0)]
+    assert row["last_candle"] == "2024-01-01 01:00 UTC" and row["model"] is None
+    assert "AAA/USDT 30, BBB/USDT 120" in page and "unreadable" not in page

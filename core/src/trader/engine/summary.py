@@ -10,11 +10,11 @@ from trader.timeframes import format_utc
 if TYPE_CHECKING:
     from trader.engine.state import TradingState
 
-__all__ = ["summarize_store", "format_status", "percentile"]
+__all__ = ["summarize_store", "format_status", "percentile", "ACCOUNT_STREAM"]
 
-#: The account's own stream in a basket's store: ``trader.portfolio.PORTFOLIO`` (a test holds them equal), not
-#: imported so that a single-market account's status never loads the portfolio package.
-_PORTFOLIO = "*"
+#: The symbol of a basket account's own stream: ``trader.portfolio.PORTFOLIO`` (a test holds them equal), not
+#: imported here so that reading a single-market account never loads the portfolio package (and pandas).
+ACCOUNT_STREAM = "*"
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -112,7 +112,7 @@ def summarize_store(store: TradingState, db: sqlite3.Connection, *, latency_samp
             "recent_events": store.risk_events(limit=events),
         }
     )
-    if any(s["symbol"] == _PORTFOLIO for s in streams):  # one account trading several markets
+    if any(s["symbol"] == ACCOUNT_STREAM for s in streams):  # one account trading several markets
         from trader.portfolio.status import basket_summary
 
         out.update(basket_summary(db, state, streams))
@@ -173,7 +173,7 @@ def format_status(summary: dict[str, Any]) -> str:
     for s in summary["streams"]:
         if not basket:
             lines.append(f"  last candle {s['symbol']} {s['timeframe']}: {s['last_candle']}")
-        elif s["symbol"] == _PORTFOLIO:  # each market's last candle is in its row
+        elif s["symbol"] == ACCOUNT_STREAM:  # each market's last candle is in its row
             lines.append(f"  last candle of the account {s['timeframe']}: {s['last_candle']}")
     orders = ", ".join(f"{n} {status}" for status, n in sorted(summary["orders"].items())) or "none"
     lines.append(f"  orders: {orders}; fills: {summary['fills']}")

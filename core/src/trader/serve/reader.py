@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trader.engine import state_file
-from trader.engine.summary import percentile
+from trader.engine.summary import ACCOUNT_STREAM, percentile
 from trader.errors import StateError, TraderError
 from trader.log import mask_secrets
 from trader.timeframes import format_utc as format_ms
@@ -51,6 +51,14 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, TraderError) and text:
         return mask_secrets(text)
     return mask_secrets(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
+
+
+def _last_candle(streams: list[dict[str, Any]]) -> str | None:
+    """The last candle the account processed: a basket's own stream (its markets' may be older), else the last stream's."""
+    for s in streams:
+        if s["symbol"] == ACCOUNT_STREAM:
+            return s["last_candle"]
+    return streams[-1]["last_candle"] if streams else None
 
 
 class _Curve:
@@ -222,7 +230,7 @@ class StateReader:
             "risk": {"status": status, "reason": _text(reason), "since": since, "pending_requests": pending},
             "positions": positions,
             "streams": streams,
-            "last_candle": streams[-1]["last_candle"] if streams else None,
+            "last_candle": _last_candle(streams),
             "latency": {"samples": len(latencies), "p50_ms": percentile(latencies, 0.5), "p99_ms": percentile(latencies, 0.99)},
             "model": self._model(name, streams),
             "counts": counts,
@@ -234,6 +242,8 @@ class StateReader:
 
         found = []
         for s in streams:
+            if s["symbol"] == ACCOUNT_STREAM:  # a basket's own stream: its markets' streams name their models
+                continue
             base = self.models_dir / name / model_key(s["symbol"], s["timeframe"])
             try:
                 numbers = [int(m.group(1)) for e in os.scandir(base)
