@@ -115,7 +115,7 @@ class BasketResult:
         if denied:
             lines.append("  denied orders: " + ", ".join(f"{code} {n}" for code, n in sorted(denied.items())))
         if self.verdict is not None:
-            lines.append(f"  verdict: {getattr(self.verdict, 'headline', self.verdict)}")
+            lines.append(f"  {self.verdict.line}")  # "verdict: ...", as one market's summary ends
         return "\n".join(lines)
 
 
