@@ -20,7 +20,8 @@ import numpy as np
 if TYPE_CHECKING:
     from trader.backtest.results import BacktestResult, SimulatedRun
 
-__all__ = ["write_report", "METRIC_ROWS", "format_value", "annualised_mark", "sample_text", "halt_text", "fold_rows"]
+__all__ = ["write_report", "METRIC_ROWS", "format_value", "annualised_mark", "sample_text", "halt_text", "fold_rows",
+           "verdict_section"]
 
 #: (key, label, format) of the metric table, in order.
 METRIC_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -114,6 +115,25 @@ def fold_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"{format_ms(f.get('test_start_time'))} .. {format_ms(f.get('test_end_time'))}",
                      format_value(f.get("test_return"), "pct"), format_value(auc, "num")))
     return rows
+
+
+def verdict_section(verdict: dict[str, Any] | None) -> str:
+    """The verdict's line and its questions as an HTML section ("" without a verdict)."""
+    from trader.backtest.verdict import question_rows
+
+    if not verdict:
+        return ""
+    esc = html.escape
+    q_rows = "".join(
+        f"<tr><td>{i}. {esc(title)}</td><td>{esc(value)}</td><td>{esc(measure)}</td><td>p {esc(p)}</td>"
+        f"<td><b>{answer}</b></td></tr>"
+        for i, (title, value, measure, p, answer) in enumerate(question_rows(verdict), 1)
+    )
+    return (
+        f"<h2>Verdict</h2><p><b>{esc(verdict['line'])}</b></p>"
+        f"<table><tr><th>question</th><th>estimate [95 % interval]</th><th>measure</th><th>one-sided p</th>"
+        f"<th>holds (p &lt; {verdict['alpha']:g})</th></tr>{q_rows}</table>"
+    )
 
 
 def _dates(timestamps: np.ndarray) -> np.ndarray:
@@ -220,7 +240,7 @@ def _write_fills(run: SimulatedRun, path: Path) -> None:
 
 
 def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
-    from trader.backtest.verdict import format_p, question_rows
+    from trader.backtest.verdict import format_p
     from trader.data import format_ms
 
     esc = html.escape
@@ -238,19 +258,7 @@ def _html(result: BacktestResult, summary: dict[str, Any]) -> str:
                   if guard.get("warning") else "")
     sample = sample_text(summary)
     sample_html = f"<p><b>{esc(sample)}</b></p>" if sample else ""
-    verdict_html = ""
-    verdict = summary.get("verdict")
-    if verdict:
-        q_rows = "".join(
-            f"<tr><td>{i}. {esc(title)}</td><td>{esc(value)}</td><td>{esc(measure)}</td><td>p {esc(p)}</td>"
-            f"<td><b>{answer}</b></td></tr>"
-            for i, (title, value, measure, p, answer) in enumerate(question_rows(verdict), 1)
-        )
-        verdict_html = (
-            f"<h2>Verdict</h2><p><b>{esc(verdict['line'])}</b></p>"
-            f"<table><tr><th>question</th><th>estimate [95 % interval]</th><th>measure</th><th>one-sided p</th>"
-            f"<th>holds (p &lt; {verdict['alpha']:g})</th></tr>{q_rows}</table>"
-        )
+    verdict_html = verdict_section(summary.get("verdict"))
     sig = summary.get("significance")
     sig_html = ""
     if sig:
