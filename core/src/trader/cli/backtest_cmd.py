@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.cli.market_options import symbol_callback, timeframe_callback
+from trader.cli.market_options import symbols_callback, timeframe_callback
 from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
 from trader.errors import ConfigError
 
@@ -150,7 +150,8 @@ class _FoldProgress:
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy to backtest.")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol.")
+@click.option("--symbol", "symbols", multiple=True, default=(DEFAULT_SYMBOL,), show_default=True, callback=symbols_callback,
+              help="Market symbol; repeat it for a basket: one account trading every market (see docs/portfolios.md).")
 @click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--from", "start", default=None, help="First candle (date/time, UTC) to trade [default: the first].")
@@ -176,6 +177,7 @@ class _FoldProgress:
 @click.option("--synthetic-bars", type=click.IntRange(min=100), default=5000, show_default=True, help="Size of the synthetic market used when no candles are stored.")
 @click.option("--report", "report_dir", type=click.Path(file_okay=False), default=None, help="Write plots (PNG), report.html, results.json and CSVs here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--no-benchmark", is_flag=True, help="Do not run the buy-and-hold baseline (on a basket: the equal-weight basket).")
 @click.option("--no-progress", is_flag=True, help="Do not show the walk-forward progress bar.")
 @click.option("--executor", "executor_name", type=click.Choice(["local", "ray"]), default=None,
               help="Walk-forward: where the folds run: local processes, or Ray [default: local].")
@@ -186,7 +188,7 @@ class _FoldProgress:
 def backtest(
     app: AppContext,
     plugin_name: str,
-    symbol: str,
+    symbols: tuple[str, ...],
     timeframe: str,
     exchange: str | None,
     start: str | None,
@@ -211,6 +213,7 @@ def backtest(
     synthetic_bars: int,
     report_dir: str | None,
     as_json: bool,
+    no_benchmark: bool,
     no_progress: bool,
     executor_name: str | None,
     workers: int | None,
@@ -222,6 +225,9 @@ def backtest(
 
     With --walk-forward the model is retrained on rolling windows of --train-bars candles
     and judged only on the --test-bars candles after each (with purge and embargo between).
+
+    With two or more --symbol the strategy trades them all from one account (a basket, on
+    stored candles only), judged against the equal-weight buy-and-hold basket.
     """
     from trader.backtest.runner import BacktestSettings, run_backtest
     from trader.data import resolve_candles
@@ -235,7 +241,7 @@ def backtest(
         raise ConfigError("--walk-forward needs --train-bars and --test-bars")
     if not walk_forward and (executor_name or workers or ray_address):
         raise ConfigError("--executor, --workers and --ray-address need --walk-forward")
-    if walk_forward:
+    if walk_forward and len(symbols) == 1:  # a basket's folds run in this process (trader.cli.basket_walkforward)
         from trader.executors import get_executor
 
         executor = get_executor(executor_name or "local", workers, ray_address)  # Ray missing: one line, exit 2
@@ -247,7 +253,25 @@ def backtest(
 
     configured_params(app.config, strategy.info)  # and so does a misspelt or out-of-range [plugins.NAME] key
     settings = BacktestSettings(fee_bps=fee_bps, slippage_bps=slippage_bps, spread_bps=spread_bps, cash=cash, n_resamples=n_resamples,
-                                n_trials=n_trials, seed=seed)
+                                n_trials=n_trials, seed=seed, benchmark=not no_benchmark)
+    if len(symbols) > 1 and walk_forward:
+        from trader.backtest.walkforward import WalkForwardPlan
+        from trader.cli.basket_walkforward import walk_forward_basket
+
+        assert train_bars is not None and test_bars is not None  # refused above without them
+        plan = WalkForwardPlan(train_bars, test_bars, step_bars, purge_bars, embargo_bars, anchored,
+                               training_params(app.config, plugin_name, param_pairs, epochs, strategy.info), seed)
+        walk_forward_basket(app, manager, strategy, symbols, timeframe, exchange=exchange, start=start_ms, end=end_ms,
+                            settings=settings, plan=plan, as_json=as_json, no_progress=no_progress,
+                            report_dir=report_dir, distributed=bool(executor_name or workers or ray_address))
+        return
+    if len(symbols) > 1:
+        from trader.cli.basket_backtest import backtest_basket
+
+        backtest_basket(app, manager, strategy, symbols, timeframe, exchange=exchange, start=start_ms, end=end_ms,
+                        settings=settings, model_version=model_version, report_dir=report_dir, as_json=as_json)
+        return
+    (symbol,) = symbols
     candles, source = resolve_candles(app.home, symbol, timeframe, exchange=exchange, synthetic_bars=synthetic_bars, seed=seed)
     if walk_forward:
         from trader.backtest.walkforward import WalkForwardPlan, run_walk_forward

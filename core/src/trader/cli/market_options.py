@@ -11,7 +11,7 @@ from typing import Any
 
 from trader.errors import ConfigError, DataError
 
-__all__ = ["symbol_callback", "timeframe_callback"]
+__all__ = ["symbol_callback", "symbols_callback", "timeframe_callback"]
 
 
 def symbol_callback(ctx: Any, param: Any, value: str | None) -> str | None:
@@ -23,6 +23,18 @@ def symbol_callback(ctx: Any, param: Any, value: str | None) -> str | None:
         return check_symbol(value)
     except DataError as exc:
         raise ConfigError(f"--symbol: {exc}") from None
+
+
+def symbols_callback(ctx: Any, param: Any, value: tuple[str, ...] | None) -> tuple[str, ...]:
+    """A repeated ``--symbol`` (a basket): each checked as :func:`symbol_callback` does, none twice."""
+    out: list[str] = []
+    for item in value or ():
+        symbol = symbol_callback(ctx, param, item)
+        if symbol in out:
+            raise ConfigError(f"--symbol: {symbol} is given twice; name each market once")
+        if symbol is not None:
+            out.append(symbol)
+    return tuple(out)
 
 
 def timeframe_callback(ctx: Any, param: Any, value: str | None) -> str | None:

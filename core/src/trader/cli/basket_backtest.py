@@ -1,0 +1,110 @@
+"""``trader backtest`` with two or more ``--symbol``: one account over a basket of stored markets.
+
+The markets' stored candles are aligned on the union of their timestamps
+(:func:`trader.portfolio.align`) and run through :func:`trader.portfolio.backtest.run_basket_backtest`,
+judged against the equal-weight buy-and-hold basket. A basket is backtested on stored candles
+only: the synthetic market would give every symbol the same series.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from trader.errors import ConfigError, DataError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from trader.backtest.runner import BacktestSettings
+    from trader.cli.main import AppContext
+    from trader.portfolio.models import BasketModels
+    from trader.strategy import Strategy
+
+__all__ = ["backtest_basket", "basket_candles"]
+
+_REPORT_MODULE = "trader.portfolio.report"
+
+
+def basket_candles(home: Any, symbols: Sequence[str], timeframe: str, exchange: str | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """Each market's stored candles and where they came from; :class:`DataError` naming a market with none."""
+    from trader.data import CandleStore, resolve_candles
+
+    store = CandleStore(home)
+    frames: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for symbol in symbols:
+        if exchange is None and not store.exchanges_with(symbol, timeframe):
+            raise DataError(
+                f"no stored {symbol} {timeframe} candles: a basket is backtested on stored candles only; import, "
+                "download or generate them (`trader data import` / `trader data download` / `trader data synth`)"
+            )
+        frames[symbol], sources[symbol] = resolve_candles(home, symbol, timeframe, exchange=exchange)
+    return frames, sources
+
+
+def _models(app: AppContext, strategy: Strategy, symbols: Sequence[str], timeframe: str,
+            version: str | None) -> BasketModels | None:
+    """Each market's model for a strategy that uses one (``None`` otherwise, or when an optional one is missing)."""
+    if not strategy.info.requires_model and not strategy.trainable:
+        return None
+    from trader.portfolio.models import load_basket_models
+
+    try:
+        return load_basket_models(strategy, app.config.models_dir, symbols, timeframe, version=version)
+    except ModelNotFoundError:
+        if strategy.info.requires_model:
+            raise
+        return None
+
+
+def backtest_basket(
+    app: AppContext,
+    manager: Any,
+    strategy: Strategy,
+    symbols: Sequence[str],
+    timeframe: str,
+    *,
+    exchange: str | None,
+    start: int | None,
+    end: int | None,
+    settings: BacktestSettings,
+    model_version: str | None,
+    report_dir: str | None,
+    as_json: bool,
+) -> None:
+    """Backtest ``strategy`` on the basket ``symbols`` and print the result (text or ``--json``)."""
+    from trader.portfolio import align
+    from trader.portfolio.backtest import run_basket_backtest
+    from trader.portfolio.session import quote_currency
+
+    quotes = sorted({quote_currency(s) for s in symbols})
+    if len(quotes) > 1:
+        raise ConfigError(f"--symbol: {', '.join(symbols)} are quoted in {', '.join(quotes)}: one account holds one "
+                          "quote currency's cash, so a basket's markets must share it")
+    if report_dir is not None and importlib.util.find_spec(_REPORT_MODULE) is None:
+        raise ConfigError("--report is not available for a basket yet: leave it out, or use --json")
+    frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
+    basket = align(frames, timeframe)
+    models = _models(app, strategy, basket.symbols, timeframe, model_version)
+    if models is not None and models.mismatched:
+        click.echo(f"warning: {', '.join(models.mismatched)} trade with a {strategy.name} model not trained on them",
+                   err=True)
+    result = run_basket_backtest(
+        manager, app.config, strategy.name, basket, sources=sources, start=start, end=end, settings=settings,
+        models=models.models if models is not None else None,
+        model_info=models.describe() if models is not None else None,
+    )
+    if report_dir is not None:
+        report = importlib.import_module(_REPORT_MODULE)
+        report.write_basket_report(result, report_dir)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        return
+    click.echo(result.describe())
+    for symbol in basket.symbols:
+        click.echo(f"  data {symbol}: {sources[symbol]}")
+    if report_dir is not None:
+        click.echo(f"report: {report_dir}")
