@@ -107,6 +107,8 @@ def test_no_window_crosses_a_market_boundary_and_each_market_is_split_and_purged
 
 
 CANDLES_ONLY = """
+    import json
+
     from trader import Signal, StrategyInfo, TrainResult, hookimpl
 
     @hookimpl
@@ -117,6 +119,15 @@ CANDLES_ONLY = """
     @hookimpl
     def trader_train(request):
         return TrainResult(model={"rows": len(request.candles)})
+
+    @hookimpl
+    def trader_save_model(model, directory):
+        (directory / "model.json").write_text(json.dumps(model))
+        return ["model.json"]
+
+    @hookimpl
+    def trader_load_model(directory, manifest):
+        return json.loads((directory / "model.json").read_text())
 
     @hookimpl
     def trader_generate_signals(request):
@@ -145,6 +156,11 @@ def test_a_plugin_without_pooled_training_is_refused_in_one_line(installed, trad
                      home=trader_home, env=plugin_env(installed))
     assert one.returncode == 0, one.stderr
     assert "markets" not in json.loads(one.stdout) or not json.loads(one.stdout)["markets"]
+    # the shipped ensemble does not pool either; both sequence strategies do
+    ensemble = run_trader("train", "--plugin", "ensemble", "--symbol", "AAA/USDT", "--symbol", "BBB/USDT", home=trader_home)
+    assert ensemble.returncode == 2 and "'ensemble' cannot train one model on several markets" in ensemble.stderr
+    manager = TraderPluginManager(strategies=("dl_lstm", "dl_transformer"))
+    assert all(manager.strategy(name).info.pooled_training for name in ("dl_lstm", "dl_transformer"))
 
 
 # ----------------------------------------------------------------------------- trader subprocesses
