@@ -8,7 +8,6 @@ only: the synthetic market would give every symbol the same series.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,8 +23,6 @@ if TYPE_CHECKING:
     from trader.strategy import Strategy
 
 __all__ = ["backtest_basket", "basket_candles"]
-
-_REPORT_MODULE = "trader.portfolio.report"
 
 
 def basket_candles(home: Any, symbols: Sequence[str], timeframe: str, exchange: str | None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -84,8 +81,6 @@ def backtest_basket(
     if len(quotes) > 1:
         raise ConfigError(f"--symbol: {', '.join(symbols)} are quoted in {', '.join(quotes)}: one account holds one "
                           "quote currency's cash, so a basket's markets must share it")
-    if report_dir is not None and importlib.util.find_spec(_REPORT_MODULE) is None:
-        raise ConfigError("--report is not available for a basket yet: leave it out, or use --json")
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
     basket = align(frames, timeframe)
     models = _models(app, strategy, basket.symbols, timeframe, model_version)
@@ -98,8 +93,9 @@ def backtest_basket(
         model_info=models.describe() if models is not None else None,
     )
     if report_dir is not None:
-        report = importlib.import_module(_REPORT_MODULE)
-        report.write_basket_report(result, report_dir)
+        from trader.portfolio.report import write_basket_report
+
+        write_basket_report(result, report_dir)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
         return
@@ -107,4 +103,4 @@ def backtest_basket(
     for symbol in basket.symbols:
         click.echo(f"  data {symbol}: {sources[symbol]}")
     if report_dir is not None:
-        click.echo(f"report: {report_dir}")
+        click.echo(f"report: {report_dir}/report.html")
