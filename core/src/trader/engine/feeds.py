@@ -21,7 +21,7 @@ from trader.errors import DataError, ExchangeError
 from trader.timeframes import format_utc, timeframe_to_ms
 from trader.types import Candle
 
-__all__ = ["ReplayFeed", "LiveFeed", "FeedItem"]
+__all__ = ["ReplayFeed", "LiveFeed", "FeedItem", "Backoff", "RequestPacer"]
 
 log = logging.getLogger("trader.feed")
 
@@ -86,6 +86,47 @@ class ReplayFeed:
                 return
 
 
+class Backoff:
+    """The wait after a failed poll: doubles from ``min_s`` up to ``max_s``; a success resets it."""
+
+    def __init__(self, min_s: float = 1.0, max_s: float = 60.0) -> None:
+        self.min_s = min_s
+        self.max_s = max_s
+        self.seconds = 0.0
+
+    def failed(self) -> float:
+        self.seconds = min(self.max_s, max(self.min_s, self.seconds * 2))
+        return self.seconds
+
+    def reset(self) -> None:
+        self.seconds = 0.0
+
+
+class RequestPacer:
+    """Starts each request to one exchange at least ``exchange.rateLimit`` ms after the previous
+    one ended (so the exchange sees them at least that far apart), whether or not ccxt's own
+    ``enableRateLimit`` is on; a basket's markets share one pacer: no burst of polls."""
+
+    def __init__(self, exchange: Any, stop: threading.Event, clock: Callable[[], float] = time.monotonic) -> None:
+        rate_limit = getattr(exchange, "rateLimit", 0)
+        self.interval_s = max(0.0, float(rate_limit) / 1000) if isinstance(rate_limit, (int, float)) else 0.0
+        self.stop = stop
+        self.clock = clock
+        self._last: float | None = None
+
+    def wait(self) -> bool:
+        """Wait for the next request's turn; ``False`` when the feed was stopped meanwhile."""
+        if self._last is not None:
+            remaining = self._last + self.interval_s - self.clock()
+            if remaining > 0 and self.stop.wait(remaining):
+                return False
+        return not self.stop.is_set()
+
+    def done(self) -> None:
+        """The request ended (answered or failed): the next waits from now."""
+        self._last = self.clock()
+
+
 class LiveFeed:
     """Polls ccxt for closed candles; backs off on network errors and reports every error.
 
@@ -93,6 +134,8 @@ class LiveFeed:
     towards the error breaker), and with ``STALE_DATA`` when the exchange has sent no new
     candle for more than ``stale_after_bars`` bars (then again for every further
     ``stale_after_bars`` bars of silence). A candle is closed when its close time has passed.
+    Requests are spaced by ``pacer`` (the exchange's ``rateLimit``); ``pacer`` and ``backoff``
+    are shared by the markets of a basket (:class:`trader.portfolio.feeds.BasketLiveFeed`).
     """
 
     name = "live"
@@ -110,6 +153,8 @@ class LiveFeed:
         max_backoff_s: float = 60.0,
         clock: Callable[[], float] = time.time,
         stale_after_bars: float | None = None,
+        pacer: RequestPacer | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         if stale_after_bars is not None and not stale_after_bars > 0:
             raise ValueError(f"stale_after_bars must be > 0, got {stale_after_bars}")
@@ -121,21 +166,26 @@ class LiveFeed:
         self.stop = stop or threading.Event()
         self.on_error = on_error or (lambda code, message: None)
         self.poll_s = poll_s if poll_s is not None else min(30.0, max(0.5, self.timeframe_ms / 1000 / 10))
-        self.min_backoff_s = min_backoff_s
-        self.max_backoff_s = max_backoff_s
+        self.backoff = backoff or Backoff(min_backoff_s, max_backoff_s)
+        self.pacer = pacer or RequestPacer(exchange, self.stop)
         self.clock = clock
-        self._backoff = 0.0
         self.source = f"live {getattr(exchange, 'id', 'exchange')} {symbol} {timeframe}"
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _fetch(self, since: int | None, limit: int) -> list[list[float]] | None:
-        """Closed candles from the exchange, or ``None`` after an error (already reported)."""
+    def fetch(self, since: int | None, limit: int) -> list[list[float]] | None:
+        """Closed candles from the exchange, oldest first, or ``None`` after an error (reported,
+        and backed off) or a stop."""
         import ccxt
 
+        if not self.pacer.wait():
+            return None
         try:
-            rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
+            try:
+                rows = self.exchange.fetch_ohlcv(self.symbol, self.timeframe, since=since, limit=limit)
+            finally:
+                self.pacer.done()
         except ccxt.NetworkError as exc:
             self._fail("EXCHANGE_ERROR", f"network error polling {self.symbol}: {type(exc).__name__}: {_short(exc)}")
             return None
@@ -144,16 +194,16 @@ class LiveFeed:
         except ccxt.ExchangeError as exc:
             self._fail("EXCHANGE_ERROR", f"exchange error polling {self.symbol}: {type(exc).__name__}: {_short(exc)}")
             return None
-        self._backoff = 0.0
+        self.backoff.reset()
         now = self.now_ms()
         tf = self.timeframe_ms
         return sorted((r for r in rows or [] if r and r[0] + tf <= now), key=lambda r: r[0])
 
     def _fail(self, code: str, message: str) -> None:
-        self._backoff = min(self.max_backoff_s, max(self.min_backoff_s, self._backoff * 2))
-        log.warning("%s; retrying in %.0f s", message, self._backoff)
+        wait = self.backoff.failed()
+        log.warning("%s; retrying in %.0f s", message, wait)
         self.on_error(code, message)
-        self.stop.wait(self._backoff)
+        self.stop.wait(wait)
 
     def history(self, bars: int) -> Any:
         """The last ``bars`` closed candles (a frame), retrying until they come or the feed stops."""
@@ -163,7 +213,7 @@ class LiveFeed:
         since = (self.now_ms() // tf - bars - 1) * tf
         rows: list[list[float]] = []
         while not self.stop.is_set():
-            page = self._fetch(since, 1000)
+            page = self.fetch(since, 1000)
             if page is None:
                 continue  # reported and backed off; try again
             page = [r for r in page if r[0] >= since]
@@ -185,13 +235,13 @@ class LiveFeed:
         tf = self.timeframe_ms
         reported_silence = 0  # bars of silence already reported
         while not self.stop.is_set():
-            rows = self._fetch(last + 1 if last >= 0 else None, 1000)
+            rows = self.fetch(last + 1 if last >= 0 else None, 1000)
             if rows is None:
                 continue
             if rows:
                 reported_silence = 0
             elif last >= 0:
-                reported_silence = self._check_silence(last, reported_silence)
+                reported_silence = self.check_silence(last, reported_silence)
             for row in rows:
                 candle = _candle(tuple(row[:6]))
                 if candle is None:
@@ -205,7 +255,7 @@ class LiveFeed:
             wait_s = (next_close - self.now_ms()) / 1000 + 0.25
             self.stop.wait(min(self.poll_s, max(0.2, wait_s)) if rows else max(0.2, min(self.poll_s, wait_s)))
 
-    def _check_silence(self, last: int, reported: int) -> int:
+    def check_silence(self, last: int, reported: int) -> int:
         """Report ``STALE_DATA`` when the candles closed since ``last`` went missing for too long;
         returns the bars of silence reported so far."""
         limit = self.stale_after_bars

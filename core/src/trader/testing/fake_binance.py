@@ -28,6 +28,8 @@ Public:
   from the candles given; ``startTime``/``endTime`` are inclusive bounds on the open time;
   ``limit`` defaults to 500, at most 1000; without ``startTime`` the latest bars are sent.
   Intervals that are multiples of the candles' timeframe are aggregated; others give ``[]``.
+  Every symbol given is served (a basket's markets, each with its own candles, listing date
+  and gaps); a symbol's candles can be published late with :meth:`FakeBinance.set_lag`.
   Errors: ``-1121 Invalid symbol.``, ``-1120 Invalid interval.``, ``-1102`` missing parameter,
   ``-1130`` bad limit.
 
@@ -305,6 +307,7 @@ class FakeBinance:
         self._free: dict[str, float] = {k: float(v) for k, v in (balances or {}).items()}
         self._locked: dict[str, float] = {}
         self._prices: dict[str, float] = {}
+        self._lags: dict[str, int] = {}
         self._client_ids: set[str] = set()
         self._faults: dict[str, deque[Fault]] = {}
         self._aggregated: dict[tuple[str, int], Any] = {}
@@ -387,6 +390,12 @@ class FakeBinance:
         """The price market orders for *symbol* fill at (default: its last candle close)."""
         with self.lock:
             self._prices[symbol] = float(price)
+
+    def set_lag(self, symbol: str, seconds: float) -> None:
+        """Publish *symbol*'s candles *seconds* after they close (0: at once, and the ones ahead too),
+        as an exchange that is late with one market; klines leave out the ones not published yet."""
+        with self.lock:
+            self._lags[symbol] = int(seconds * 1000)
 
     def balance(self, asset: str) -> tuple[float, float]:
         """``(free, locked)``."""
@@ -512,6 +521,9 @@ class FakeBinance:
         end = _int_param(params, "endTime", None)
         lo = int(np.searchsorted(ts, start, "left")) if start is not None else None
         hi = int(np.searchsorted(ts, end, "right")) if end is not None else len(ts)
+        lag = self._lags.get(symbol, 0)
+        if lag:  # published late: nothing that closed less than the lag ago
+            hi = min(hi, int(np.searchsorted(ts, _now_ms() - lag - step, "right")))
         if lo is None:
             lo = max(0, hi - limit)
         hi = min(hi, lo + limit)

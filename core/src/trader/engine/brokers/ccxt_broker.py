@@ -19,6 +19,8 @@ Only ``trader run --feed live --live`` with API keys in the environment builds o
   :meth:`CcxtBroker.find_order` about orders a crash left ``submitting`` and
   :meth:`CcxtBroker.exchange_account` for the balances and open orders; the broker only
   reports, the engine books and compares.
+- One broker serves every market of a basket: rules, orders, look-ups, trades and open orders
+  are all asked for the order's own market, and a failed order's message names it.
 """
 
 from __future__ import annotations
@@ -139,6 +141,14 @@ class CcxtBroker:
         return ex.create_order(order.symbol, "market", order.side.value, amount, None, params)
 
     def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution:
+        """Send ``order`` unless the exchange already has its client id; its message names the market
+        (a basket's orders go to several)."""
+        execution = self._place(order)
+        if not execution.message or execution.message.startswith(f"{order.symbol}: "):
+            return execution
+        return Execution(execution.status, execution.fills, f"{order.symbol}: {execution.message}", execution.exchange_order_id)
+
+    def _place(self, order: OrderRequest) -> Execution:
         import ccxt
 
         try:
@@ -247,14 +257,15 @@ class CcxtBroker:
         return None if found is None else self._execution(order, found)
 
     def exchange_account(self, symbol: str) -> ExchangeAccount:
-        """The balances of ``symbol``'s currencies and the open orders with trader's client ids."""
+        """The balances of ``symbol``'s currencies and the open orders on ``symbol`` with trader's
+        client ids (asked market by market for a basket)."""
         import ccxt
 
         try:
             open_orders = self.exchange.fetch_open_orders(symbol)
             balance = self.exchange.fetch_balance()
         except ccxt.BaseError as exc:
-            raise ExchangeError(f"cannot reconcile with {self.exchange.id}: {type(exc).__name__}: {_short(exc)}") from None
+            raise ExchangeError(f"cannot reconcile {symbol} with {self.exchange.id}: {type(exc).__name__}: {_short(exc)}") from None
         base, quote = symbol.split(":")[0].split("/")
         return ExchangeAccount(
             base=base,
