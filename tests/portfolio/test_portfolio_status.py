@@ -184,3 +184,47 @@ def test_the_dashboard_lists_a_basket_with_its_positions_and_the_account_s_last_
     assert [(p["symbol"], p["quantity"]) for p in row["positions"]] == [("AAA/USDT", 30.0), ("BBB/USDT", 120.0)]
     assert row["last_candle"] == "2024-01-01 01:00 UTC" and row["model"] is None
     assert "AAA/USDT 30, BBB/USDT 120" in page and "unreadable" not in page
+
+
+def test_the_basket_report_is_one_self_contained_page_with_each_market_s_contribution_and_exposure(tmp_path):
+    import csv
+    import re
+
+    from trader.data.synth import synthetic_candles
+    from trader.portfolio import align, run_basket_backtest
+    from trader.portfolio.report import write_basket_report
+
+    (tmp_path / "trader.toml").write_text("[plugins.sma_cross.risk]\nmax_gross_exposure = 0.6\n", encoding="utf-8")
+    frames = {
+        "AAA/USDT": synthetic_candles("AAA/USDT", "1h", 600, seed=1),
+        "BBB/USDT": synthetic_candles("BBB/USDT", "1h", 500, seed=2).iloc[100:].reset_index(drop=True),  # listed later
+        "CCC/USDT": synthetic_candles("CCC/USDT", "1h", 600, seed=3).drop(index=range(200, 250)).reset_index(drop=True),
+    }
+    result = run_basket_backtest(TraderPluginManager(), load_config(home=tmp_path), "sma_cross", align(frames, "1h"))
+    files = write_basket_report(result, tmp_path / "report")
+    assert sorted(p.name for p in files) == ["equity.csv", "fills.csv", "report.html", "results.json"]
+
+    page = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    for section in ('id="equity"', 'id="contribution"', 'id="exposure"', 'id="drawdown"', "<h2>Verdict</h2>",
+                    'id="markets"', 'id="denied"', "equal-weight basket"):
+        assert section in page
+    markets = page.split('id="markets"')[1].split("</table>")[0]
+    for symbol in MARKETS:
+        assert f"<td>{symbol}</td>" in markets
+    denied = page.split('<table id="denied">')[1].split("</table>")[0]
+    assert "<td>GROSS_EXPOSURE_EXCEEDED</td>" in denied
+    # self-contained: every image is inline PNG data, nothing is fetched from anywhere
+    assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 4
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    assert "//" not in text and "<script" not in text and "url(" not in text
+    assert re.findall(r'src="([^"]{0,22})', page) == ["data:image/png;base64,"] * 4
+
+    with open(tmp_path / "report" / "equity.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 600
+    for row in rows:  # the markets' shares add up to the account's exposure
+        assert sum(float(row[f"share {s}"]) for s in MARKETS) == pytest.approx(float(row["exposure"]), abs=1e-6)
+    assert all(float(row["share BBB/USDT"]) == 0 for row in rows[:100])  # nothing held before BBB is listed
+    # the contributions add up to the account's PnL
+    final = result.run.equity[-1]
+    assert sum(m["pnl"] for m in result.result.markets.values()) == pytest.approx(final - 10_000, abs=1e-6)

@@ -43,6 +43,27 @@ class BasketRun:
     markets: Mapping[str, Mapping[str, Any]]
     orders: tuple[Any, ...]
 
+    def market_shares(self) -> dict[str, np.ndarray]:
+        """Each market's position as a share of the account's equity after every step, in symbol
+        order (the basket report's exposure chart). A market without a candle at a step keeps its
+        last traded value, as the account values it."""
+        timestamps = np.asarray(self.run.timestamps)
+        equity = np.asarray(self.run.equity[1:], dtype=np.float64)
+        rows = self.session.store.market_history()
+        row_ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        row_symbol = np.array([r[1] for r in rows], dtype=object)
+        row_value = np.fromiter((r[4] for r in rows), dtype=np.float64, count=len(rows))
+        out: dict[str, np.ndarray] = {}
+        safe = np.where(equity > 0, equity, 1.0)
+        for symbol in self.session.symbols:
+            mine = np.flatnonzero(row_symbol == symbol)
+            latest = np.full(timestamps.size, -1, dtype=np.intp)
+            latest[np.searchsorted(timestamps, row_ts[mine])] = np.arange(mine.size)
+            latest = np.maximum.accumulate(latest)
+            value = np.where(latest >= 0, row_value[mine][np.maximum(latest, 0)], 0.0) if mine.size else np.zeros(timestamps.size)
+            out[symbol] = np.where(equity > 0, value / safe, 0.0)
+        return out
+
 
 @attrs.frozen
 class BasketResult:
