@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from trader.entrypoints import PluginSpec
     from trader.types import AuditContext, OrderRequest, PortfolioSnapshot, RiskLimits, StrategyInfo
 
-__all__ = ["StrategyWorker", "WorkerSignals", "WorkerFailure", "ISOLATION_MODES", "DEFAULT_SIGNAL_TIMEOUT_S",
+__all__ = ["StrategyWorker", "WorkerSignals", "WorkerBasketSignals", "WorkerFailure", "ISOLATION_MODES", "DEFAULT_SIGNAL_TIMEOUT_S",
            "DEFAULT_START_TIMEOUT_S"]
 
 log = logging.getLogger("trader.run")
@@ -261,3 +261,105 @@ class WorkerSignals:
             return signal_from_wire(reply.get("signal")), elapsed
         except (ValueError, TypeError) as exc:
             return PluginError(f"plugin {self.worker.name!r}: invalid signal: {exc}"), elapsed
+
+
+class WorkerBasketSignals:
+    """The basket run loop's signal source when the strategy runs in a :class:`StrategyWorker`.
+
+    One worker serves every market of the basket (the same source as ``--isolation inline``,
+    :mod:`trader.portfolio.sources`, in the worker). Each market's warm-up counts here too:
+    an answer for a market still in its warm-up, or for a market not trading at the step, is
+    refused. A failed step (a dead, hung or garbling worker) is a ``PLUGIN_ERROR`` for the
+    markets past their warm-up, and a new worker starts at the next step, warmed up on every
+    candle the old one had seen.
+    """
+
+    def __init__(self, worker: StrategyWorker, info: StrategyInfo, symbols: tuple[str, ...]) -> None:
+        self.worker = worker
+        self.first_row = info.warmup_bars
+        self.symbols = tuple(symbols)
+        self._history: dict[str, Any] = {}
+        self._since: dict[str, list[Candle]] = {s: [] for s in self.symbols}
+        self._seen = dict.fromkeys(self.symbols, 0)
+        self._restart = False
+
+    def warm(self, symbol: str, history: Any) -> None:
+        self._history[symbol] = history.reset_index(drop=True)
+        self._since[symbol] = []
+        self._seen[symbol] = len(history)
+        if len(history):
+            self._send_history(symbol, self._history[symbol])
+
+    def _send_history(self, symbol: str, history: Any) -> None:
+        import numpy as np
+
+        columns = ["timestamp", "open", "high", "low", "close", "volume"]
+        values = np.ascontiguousarray(history[columns].to_numpy(dtype=np.float64))
+        reply = self.worker.request({"op": "warm", "symbol": symbol, "rows": len(values)}, self.worker.start_timeout_s,
+                                    what="warm up", payload=values.tobytes())
+        if not reply.get("ok"):
+            raise _error_from(self.worker.name, reply.get("error"))
+
+    def _restart_worker(self) -> None:
+        import pandas as pd
+
+        self.worker.start()
+        for symbol in self.symbols:
+            parts = [self._history[symbol]] if len(self._history.get(symbol, ())) else []
+            if self._since[symbol]:
+                parts.append(pd.DataFrame([(c.timestamp, c.open, c.high, c.low, c.close, c.volume) for c in self._since[symbol]],
+                                          columns=["timestamp", "open", "high", "low", "close", "volume"]))
+            if parts:
+                self._send_history(symbol, pd.concat(parts, ignore_index=True))
+        pid = self.worker.process.pid if self.worker.process is not None else -1
+        log.warning("%s: strategy worker restarted (pid %d)", self.worker.name, pid)
+
+    def next(self, timestamp: int, candles: Mapping[str, Candle], state: Mapping[str, Any]) -> tuple[dict[str, Any], float | None]:
+        started = time.perf_counter()
+        asked = []
+        for symbol in sorted(candles):
+            if self._seen[symbol] >= self.first_row:
+                asked.append(symbol)
+            self._seen[symbol] += 1
+        try:
+            if self._restart or not self.worker.alive:
+                self._restart_worker()
+                self._restart = False
+            message = {"op": "basket_signal", "timestamp": int(timestamp), "state": dict(state),
+                       "candles": {s: [c.timestamp, c.open, c.high, c.low, c.close, c.volume] for s, c in candles.items()}}
+            reply = self.worker.request(message, self.worker.signal_timeout_s)
+            if not reply.get("ok"):  # a hook's SystemExit or a broken request: its windows may be half-updated
+                raise _error_from(self.worker.name, reply.get("error"))
+            answers = self._answers(reply.get("signals"), asked)
+        except (WorkerFailure, TraderError) as exc:
+            self._restart = True
+            error = PluginError(f"plugin {self.worker.name!r}: its worker process {exc}; a new one starts at the next step")
+            error.__cause__ = exc if isinstance(exc, WorkerFailure) else WorkerFailure(str(exc))
+            answers = dict.fromkeys(asked, error)
+        finally:
+            for symbol, candle in candles.items():
+                self._since[symbol].append(candle)
+        return answers, ((time.perf_counter() - started) * 1000 if asked else None)
+
+    def _answers(self, signals: Any, asked: list[str]) -> dict[str, Any]:
+        """The worker's answers, each rebuilt through the validated types; a market it was not asked about
+        makes the whole reply a protocol failure."""
+        from trader.engine.wire import signal_from_wire
+
+        if not isinstance(signals, Mapping):
+            raise WorkerFailure("broke the protocol (a basket answer must be a table of markets)")
+        stray = [str(s)[:40] for s in signals if s not in asked]
+        if stray:
+            raise WorkerFailure(f"broke the protocol (answers for markets it was not asked about: {', '.join(stray[:5])})")
+        out: dict[str, Any] = {}
+        for symbol, item in signals.items():
+            if isinstance(item, Mapping) and "error" in item:
+                out[symbol] = _error_from(self.worker.name, item["error"])
+                continue
+            try:
+                if not isinstance(item, Mapping):
+                    raise ValueError(f"expected a table, got {type(item).__name__}")
+                out[symbol] = signal_from_wire(item.get("signal"))
+            except (ValueError, TypeError) as exc:
+                out[symbol] = PluginError(f"plugin {self.worker.name!r}: invalid signal for {symbol}: {exc}")
+        return out

@@ -16,10 +16,13 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trader.engine.runner import RunOptions, RunSummary, StrategyRunner
 from trader.engine.supervision import SUPERVISOR_ENV, die_with_parent
+
+if TYPE_CHECKING:
+    from trader.portfolio.run_summary import BasketRunSummary
 
 __all__ = ["run_one", "run_in_subprocesses", "stop_on_signals"]
 
@@ -102,8 +105,9 @@ def _start_ms(value: Any) -> int | None:
     return parse_time_ms(value, "--from")
 
 
-def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary:
-    """Run strategy ``name`` in this process until its feed ends or a stop signal.
+def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary | BasketRunSummary:
+    """Run strategy ``name`` in this process until its feed ends or a stop signal; its
+    :class:`RunSummary` (a ``BasketRunSummary`` when ``options["symbols"]`` names several markets).
 
     With process isolation (the default) this process imports no strategy code at all: the
     strategy's hooks run in its worker. Started by :func:`run_in_subprocesses`, the process
@@ -115,7 +119,14 @@ def run_one(app: Any, name: str, options: Mapping[str, Any]) -> RunSummary:
     run_options = _options(name, options)
     manager = app.plugins_for(() if run_options.isolation == "process" else (name,))
     stop = threading.Event()
-    runner = StrategyRunner(app.config, manager, run_options, stop=stop, log_format=app.log_format)
+    symbols = tuple(options.get("symbols") or ())
+    runner: StrategyRunner
+    if len(symbols) > 1:  # a basket: one account over all its markets (trader.portfolio)
+        from trader.portfolio.runner import PortfolioRunner
+
+        runner = PortfolioRunner(app.config, manager, run_options, symbols, stop=stop, log_format=app.log_format)
+    else:
+        runner = StrategyRunner(app.config, manager, run_options, stop=stop, log_format=app.log_format)
     with stop_on_signals(stop):
         return runner.run()
 
@@ -127,8 +138,8 @@ def _child_argv(app: Any, name: str, options: Mapping[str, Any], as_json: bool) 
     argv += ["--log-format", app.log_format, "run", "--plugin", name]
     for key, flag in _OPTION_FLAGS.items():
         value = options.get(key)
-        if value is not None:
-            argv += [flag, str(value)]
+        for item in value if isinstance(value, (tuple, list)) else () if value is None else (value,):
+            argv += [flag, str(item)]  # a repeated flag (--symbol) once per value
     if options.get("live_orders"):
         argv.append("--live")
     if options.get("quiet"):

@@ -205,7 +205,7 @@ class StrategyRunner:
 
     def _worker_source(self, params: dict[str, Any]) -> tuple[SignalSource, StrategyInfo, tuple]:
         """The strategy's hooks in a worker process (``--isolation process``); this process never imports them."""
-        from trader.engine.isolation import StrategyWorker, WorkerSignals
+        from trader.engine.isolation import StrategyWorker
         from trader.engine.wire import info_from_wire
 
         opts = self.options
@@ -218,9 +218,7 @@ class StrategyRunner:
         engine = self.config.section("engine")
         worker = StrategyWorker(
             spec,
-            {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
-             "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
-             "params_where": self._params_where, "workdir": str(self._workdir(name))},
+            self._worker_init(params),
             signal_timeout_s=_seconds(engine, "signal_timeout_s", DEFAULT_SIGNAL_TIMEOUT_S),
             start_timeout_s=_seconds(engine, "worker_start_timeout_s", DEFAULT_START_TIMEOUT_S),
             log_format=self.log_format,
@@ -241,7 +239,19 @@ class StrategyRunner:
         if hello.get("model_version"):
             log.info("%s: model %s loaded in the strategy worker", name, hello["model_version"])
         rules = ((name, worker.audit),) if "trader_audit_order" in hooks else ()
-        return WorkerSignals(worker, info), info, rules
+        return self._worker_signals(worker, info), info, rules
+
+    def _worker_init(self, params: dict[str, Any]) -> dict[str, Any]:
+        """What the worker's init request says beyond the plugin (its market, model, parameters, folder)."""
+        opts = self.options
+        return {"symbol": opts.symbol, "timeframe": opts.timeframe, "models_dir": str(self.config.models_dir),
+                "model_version": None if opts.model_version is None else str(opts.model_version), "params": params,
+                "params_where": self._params_where, "workdir": str(self._workdir(opts.strategy))}
+
+    def _worker_signals(self, worker: Any, info: StrategyInfo) -> Any:
+        from trader.engine.isolation import WorkerSignals
+
+        return WorkerSignals(worker, info)
 
     @property
     def _params_where(self) -> str:
@@ -338,18 +348,8 @@ class StrategyRunner:
                     f"{saved.initial_cash:,.2f} (state in {self.config.strategy_dir(info.name)})"
                 )
             broker = self._broker()
-            session = TradingSession(
-                info.name,
-                opts.symbol,
-                opts.timeframe,
-                limits=limits,
-                broker=broker,
-                store=store,
-                audit=RiskAuditAgent.for_strategy(self.manager, info.name, limits, **({"extra_rules": rules} if rules else {})),
-                initial_cash=cash,
-                rebalance_band=band,
-                latency_denies=opts.feed == "live",
-            )
+            audit = RiskAuditAgent.for_strategy(self.manager, info.name, limits, **({"extra_rules": rules} if rules else {}))
+            session = self._session(info, limits, broker, store, audit, cash, band)
             if self._notify is not None:  # alerts leave from their own threads, never from the step
                 from trader.notify import Notifier
 
@@ -369,6 +369,12 @@ class StrategyRunner:
             if store is not None:
                 store.close()
             lock.release()
+
+    def _session(self, info: StrategyInfo, limits: Any, broker: Broker, store: StateStore, audit: RiskAuditAgent,
+                 cash: float, band: float) -> TradingSession:
+        opts = self.options
+        return TradingSession(info.name, opts.symbol, opts.timeframe, limits=limits, broker=broker, store=store,
+                              audit=audit, initial_cash=cash, rebalance_band=band, latency_denies=opts.feed == "live")
 
     def _loop(self, info: StrategyInfo, signals: SignalSource, session: TradingSession) -> RunSummary:
         opts = self.options

@@ -91,10 +91,15 @@ class StrategySignals:
             self.updater.warm(history.reset_index(drop=True))
         self.window.extend(history, features)
 
-    def next(self, index: int, candle: Candle, state: Mapping[str, Any]) -> SignalOutcome:
-        """Add ``candle`` (row ``index`` of the series); the strategy's signal once warm-up is over."""
+    def push(self, candle: Candle) -> None:
+        """Add ``candle`` to the window and the features without asking the strategy (a basket's
+        cross-sectional source asks once for all its markets)."""
         features_row = self.updater.update(candle) if self.updater is not None else None
         self.window.append(candle, features_row)
+
+    def next(self, index: int, candle: Candle, state: Mapping[str, Any]) -> SignalOutcome:
+        """Add ``candle`` (row ``index`` of the series); the strategy's signal once warm-up is over."""
+        self.push(candle)
         if index < self.first_row:
             return None, None
         candles_frame, features_frame = self.window.frames()

@@ -4,7 +4,9 @@ Started by :class:`trader.engine.isolation.StrategyWorker` as
 ``python -P -c "from trader.engine.worker import main; main()" FD PARENT_PID``. It imports
 the core and the ONE strategy it is asked for (never another plugin), loads the strategy's
 model, then answers the engine's requests on the socket ``FD``: warm up on history, one
-signal per candle, the strategy's own risk rules. Messages are JSON (:mod:`trader.engine.wire`).
+signal per candle, the strategy's own risk rules. For a basket (``symbols`` in the init
+request) one worker serves every market: warm-ups name their market, and each step's
+``basket_signal`` request carries the candles of the markets trading at it. Messages are JSON (:mod:`trader.engine.wire`).
 
 It holds no API key (its environment has none), builds no exchange client and opens no
 state store. It dies with the engine (``PR_SET_PDEATHSIG`` on Linux, and on end-of-file of
@@ -48,6 +50,7 @@ class _Worker:
         self.conn = conn
         self.strategy: Any = None
         self.signals: Any = None
+        self.basket: Any = None  # a basket's source (trader.portfolio.sources), instead of signals
 
     def reply(self, message: dict[str, Any]) -> None:
         from trader.engine.wire import encode
@@ -72,6 +75,9 @@ class _Worker:
 
         # [plugins.NAME] checked against the strategy's declarations before its model is loaded.
         params = validate_params(info, request.get("params") or {}, str(request.get("params_where") or "trader.toml"))
+        symbols = request.get("symbols")
+        if symbols:  # a basket: one source for all its markets (trader.portfolio.sources)
+            return self._init_basket(strategy, [str(s) for s in symbols], request, params)
         model = None
         model_version = None
         if info.requires_model and strategy.implements("trader_generate_signals"):
@@ -98,6 +104,33 @@ class _Worker:
         return {"ok": True, "info": info_to_wire(info), "hooks": list(strategy.record.hooks),
                 "model_version": None if model_version is None else str(model_version)}
 
+    def _init_basket(self, strategy: Any, symbols: list[str], request: dict[str, Any], params: Any) -> dict[str, Any]:
+        from pathlib import Path
+
+        from trader.engine.wire import info_to_wire
+        from trader.portfolio.sources import basket_source
+
+        models: dict[str, Any] = {}
+        versions = None
+        timeframe = request["timeframe"]
+        if strategy.info.requires_model:
+            from trader.portfolio.models import load_basket_models
+
+            loaded = load_basket_models(strategy, Path(request["models_dir"]), symbols, timeframe,
+                                        version=request.get("model_version"))
+            models = loaded.models
+            versions = ", ".join(f"{s} {v}" for s, v in loaded.versions.items())
+            for symbol in loaded.mismatched:
+                log.warning("%s: the model %s trades was trained on %s, not on it", strategy.name, symbol,
+                            ", ".join(loaded.trained_on[symbol]))
+        workdir = request.get("workdir")
+        self.strategy = strategy
+        self.basket = basket_source(strategy, symbols, timeframe, models=models, params=params,
+                                    workdir=None if workdir is None else Path(str(workdir)))
+        import pandas  # noqa: F401 - the first step's frames need it: pay the import now
+        return {"ok": True, "info": info_to_wire(strategy.info), "hooks": list(strategy.record.hooks),
+                "model_version": versions}
+
     def warm(self, request: dict[str, Any]) -> dict[str, Any]:
         import numpy as np
         import pandas as pd
@@ -106,8 +139,27 @@ class _Worker:
         values = np.frombuffer(data, dtype=np.float64).reshape(-1, 6)
         frame = pd.DataFrame(values[:, 1:], columns=["open", "high", "low", "close", "volume"])
         frame.insert(0, "timestamp", values[:, 0].astype(np.int64))
-        self.signals.warm(frame)
+        if self.basket is not None:
+            self.basket.warm(str(request["symbol"]), frame)
+        else:
+            self.signals.warm(frame)
         return {"ok": True}
+
+    def basket_signal(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One step of a basket: ``candles`` {symbol: [ts, o, h, l, c, v]} of the markets trading at it;
+        the answer per market, a signal or an error (a market without an answer got no signal)."""
+        from trader.engine.wire import signal_to_wire
+        from trader.types import Candle
+
+        if self.basket is None:
+            raise ValueError("this worker trades one market, not a basket")
+        candles = {str(s): Candle(*values) for s, values in request["candles"].items()}
+        started = time.perf_counter()
+        answers, _ = self.basket.next(int(request["timestamp"]), candles, request.get("state") or {})
+        out: dict[str, Any] = {}
+        for symbol, answer in answers.items():
+            out[symbol] = {"error": _error(answer)} if isinstance(answer, BaseException) else {"signal": signal_to_wire(answer)}
+        return {"ok": True, "signals": out, "ms": (time.perf_counter() - started) * 1000}
 
     def signal(self, request: dict[str, Any]) -> dict[str, Any]:
         from trader.engine.wire import signal_to_wire
@@ -135,7 +187,8 @@ class _Worker:
     def serve(self) -> None:
         from trader.engine.wire import decode
 
-        handlers = {"init": self.init, "warm": self.warm, "signal": self.signal, "audit": self.audit}
+        handlers = {"init": self.init, "warm": self.warm, "signal": self.signal, "basket_signal": self.basket_signal,
+                    "audit": self.audit}
         while True:
             try:
                 request = decode(self.conn.recv_bytes(_MAX_REQUEST))
