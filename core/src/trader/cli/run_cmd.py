@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.cli.market_options import symbol_callback, timeframe_callback
+from trader.cli.market_options import symbols_callback, timeframe_callback
+from trader.errors import ConfigError
+
+DEFAULT_SYMBOL = "BTC/USDT"
+DEFAULT_TIMEFRAME = "1h"
 
 
 @click.command()
 @click.option("--plugin", "plugin_names", multiple=True, required=True, help="Strategy to run (repeat to run several, one process each).")
-@click.option("--symbol", default="BTC/USDT", show_default=True, callback=symbol_callback, help="Market to trade.")
-@click.option("--timeframe", default="1h", show_default=True, callback=timeframe_callback,
-              help="Candle timeframe (1m, 5m, 1h, 4h, 1d, ...).")
+@click.option("--symbol", multiple=True, callback=symbols_callback,
+              help="Market to trade [default: [plugins.NAME] symbols, else BTC/USDT]; repeat it for a basket: one "
+                   "account trading every market (see docs/portfolios.md).")
+@click.option("--timeframe", default=None, callback=timeframe_callback,
+              help="Candle timeframe (1m, 5m, 1h, 4h, 1d, ...) [default: [plugins.NAME] timeframe, else 1h].")
 @click.option("--exchange", default=None, help="Exchange id (default: [exchange] id; for replay, any stored dataset).")
 @click.option("--feed", type=click.Choice(["replay", "live"]), default="replay", show_default=True,
               help="replay: the local candle store (or the synthetic market when it is empty); live: poll the exchange.")
@@ -39,6 +47,9 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
 
     Ctrl-C or SIGTERM finishes the current candle, commits and exits 0; a restart
     continues after the last processed candle. `trader status` shows where it stands.
+
+    With two or more markets (--symbol repeated, or [plugins.NAME] symbols in trader.toml)
+    the strategy trades them all from one account, on their stored candles.
     """
     if len(set(plugin_names)) != len(plugin_names):
         raise click.UsageError("each --plugin may be given once")
@@ -57,6 +68,8 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
 
     from trader.engine.parallel import run_one
 
+    symbols, timeframe = run_markets(app.config, plugin_names[0], options["symbol"], options["timeframe"])
+    options.update(symbol=symbols[0], symbols=symbols, timeframe=timeframe)
     summary = run_one(app, plugin_names[0], options)
     if as_json:
         import json
@@ -64,3 +77,31 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
         click.echo(summary.describe())
+
+
+def run_markets(config: Any, name: str, symbols: tuple[str, ...], timeframe: str | None) -> tuple[tuple[str, ...], str]:
+    """The markets and timeframe ``trader run --plugin NAME`` trades: ``--symbol``/``--timeframe``, else
+    ``[plugins.NAME] symbols``/``timeframe``, else BTC/USDT 1h. Two or more symbols are a basket."""
+    from trader.data.frame import check_symbol
+    from trader.errors import DataError
+    from trader.timeframes import normalize_timeframe
+
+    listed, configured = config.plugin_markets(name)
+    where = f"{config.path or 'trader.toml'}: [plugins.{name}]"
+    if timeframe is None and configured is not None:
+        try:
+            timeframe = normalize_timeframe(configured)
+        except ValueError as exc:
+            raise ConfigError(f"{where} timeframe: {exc}") from None
+    if symbols:
+        return tuple(symbols), timeframe or DEFAULT_TIMEFRAME
+    out: list[str] = []
+    for item in listed:
+        try:
+            symbol = check_symbol(item)
+        except DataError as exc:
+            raise ConfigError(f"{where} symbols: {exc}") from None
+        if symbol in out:
+            raise ConfigError(f"{where} symbols lists {symbol} twice; name each market once")
+        out.append(symbol)
+    return tuple(out) or (DEFAULT_SYMBOL,), timeframe or DEFAULT_TIMEFRAME
