@@ -173,10 +173,11 @@ def run_basket_walk_forward(
         models, trained_on, seconds = _fold_models(strategy, frames, plan, plan.seed + k, basket.timeframe,
                                                    min_train_rows)
         timings["train_s"] += seconds
-        if strategy.trainable and models:
+        sub: Basket | None = None  # the markets this fold trades: those with a model (all without one)
+        if not strategy.trainable:
+            sub = basket
+        elif models:
             sub = _sub_basket(basket, tuple(models))
-        else:
-            sub = basket if not strategy.trainable else None
         if sub is not None:
             got, spent = basket_signals(strategy, sub, fold.test_start, stop - 1, models=models, params=params,
                                         workdir=workdir, features={s: features[s] for s in sub.symbols})
