@@ -228,3 +228,31 @@ def test_the_basket_report_is_one_self_contained_page_with_each_market_s_contrib
     # the contributions add up to the account's PnL
     final = result.run.equity[-1]
     assert sum(m["pnl"] for m in result.result.markets.values()) == pytest.approx(final - 10_000, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_status_after_a_real_basket_run_shows_the_market_the_open_positions_limit_kept_out(tmp_path):
+    (tmp_path / "trader.toml").write_text("[plugins.buy_and_hold.risk]\nmax_open_positions = 2\n", encoding="utf-8")
+    for seed, symbol in enumerate(MARKETS, 1):
+        made = run_trader("data", "synth", "--symbol", symbol, "--bars", "200", "--seed", str(seed), home=tmp_path)
+        assert made.returncode == 0, made.stderr
+    basket = [arg for symbol in MARKETS for arg in ("--symbol", symbol)]
+    run = run_trader("run", "--plugin", NAME, *basket, "--isolation", "inline", "--max-candles", "100", "--quiet",
+                     home=tmp_path)
+    assert run.returncode == 0, run.stderr
+
+    [summary] = json.loads(status(tmp_path, "--json").stdout)
+    markets = {m["symbol"]: m for m in summary["markets"]}
+    assert [markets[s]["fills"] for s in MARKETS] == [1, 1, 0]  # 1/3 each, but a third market may not open
+    assert markets["CCC/USDT"]["denied_orders"] == 100 and markets["CCC/USDT"]["quantity"] == 0
+    assert all(m["last_candle"] == "2024-01-05 03:00 UTC" for m in summary["markets"])
+    assert summary["limits"]["max_open_positions"] == {"value": 2, "limit": 2, "code": "MAX_OPEN_POSITIONS", "state": "at"}
+    assert summary["denials"]["counts"] == {"MAX_OPEN_POSITIONS": 100}
+    assert {d["symbol"] for d in summary["denials"]["recent"]} == {"CCC/USDT"}
+    total = summary["account"]["cash"] + sum(m["value"] for m in summary["markets"])
+    assert total == pytest.approx(summary["account"]["equity"])
+
+    out = status(tmp_path).stdout
+    assert "markets (3, one account):" in out and "max_open_positions 2  AT THE LIMIT (MAX_OPEN_POSITIONS)" in out
+    assert "denied orders: MAX_OPEN_POSITIONS x100" in out
+    assert "2024-01-05 03:00 UTC CCC/USDT buy MAX_OPEN_POSITIONS: 2 markets already hold a position" in out
