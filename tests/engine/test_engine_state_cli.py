@@ -11,6 +11,8 @@ import pytest
 from cli_runner import run_trader
 from engine_testkit import install_fake_strategies, start_trader
 
+from trader.engine.schema import SCHEMA_VERSION
+
 NAME = "buy_and_hold"
 
 
@@ -211,6 +213,7 @@ def test_a_schema_1_state_file_is_shown_untouched_by_status_and_migrated_by_the_
     folder = _setup(tmp_path)
     fills = _rows(folder, "SELECT * FROM fills")
     _forge(folder, "DROP TABLE cash_flows")
+    _forge(folder, "DROP TABLE market_equity")
     _forge(folder, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     # every commit is in the file (plugin/ is the strategy's own folder, SignalRequest.workdir)
     assert sorted(p.name for p in folder.iterdir()) == ["plugin", "run.lock", "state.sqlite"]
@@ -220,7 +223,7 @@ def test_a_schema_1_state_file_is_shown_untouched_by_status_and_migrated_by_the_
     assert (folder / "state.sqlite").read_bytes() == before
     run = trader(tmp_path, "run", "--plugin", NAME, "--max-candles", "10", "--quiet")
     assert run.returncode == 0, run.stderr
-    assert _rows(folder, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert _rows(folder, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
     assert _rows(folder, "SELECT amount, kind FROM cash_flows") == [(10_000.0, "initial")]
     assert _rows(folder, "SELECT * FROM fills")[: len(fills)] == fills
     assert _status(tmp_path)[1][0]["risk"]["status"] == "active"
