@@ -307,6 +307,20 @@ def test_momentum_rank_holds_at_most_top_k_markets_even_through_gaps(tmp_path):
     assert {o.order.symbol for o in result.result.orders} >= {"AAA/USDT", "BBB/USDT"}
 
 
+def test_momentum_rank_limits_default_to_its_top_k():
+    limits = momentum_rank.trader_strategy_info().risk_limits
+    assert limits.max_position_fraction == 1 / momentum_rank.DEFAULT_TOP_K == 0.5
+    assert limits.max_open_positions == momentum_rank.DEFAULT_TOP_K == 2
+
+
+def test_the_builtin_strategies_names_are_reserved_for_the_core():
+    from trader.entrypoints import RESERVED_NAMES, name_problem
+    from trader.plugins import BUILTIN_PLUGINS, CORE_PLUGINS
+
+    assert set(CORE_PLUGINS) | set(BUILTIN_PLUGINS) <= RESERVED_NAMES
+    assert name_problem("momentum_rank") == "plugin name 'momentum_rank' is reserved for trader-core"
+
+
 def test_momentum_rank_on_one_market_holds_while_its_own_return_is_positive():
     closes = np.r_[np.linspace(100, 150, 300), np.linspace(150, 90, 300)]
     candles = synthetic_candles("AAA/USDT", "1h", closes.size, seed=0).assign(close=closes)
@@ -352,10 +366,12 @@ def test_trader_backtest_on_a_basket_prints_text_and_json_whatever_the_symbol_or
     assert data["symbols"] == ["AAA/USDT", "BBB/USDT", "CCC/USDT"] and data["fills"] > 0
     assert set(data["markets"]) == set(data["symbols"]) and data["benchmark"]["strategy"] == "equal-weight buy-and-hold basket"
     bare = run_trader(*args, "--symbol", "AAA/USDT", "--symbol", "CCC/USDT", "--no-benchmark", "--json",
-                      "--from", "2024-01-15", "--to", "2024-01-20 23:00", home=synth_home)
+                      "--from", "2024-01-15", "--to", "2024-01-20 23:00", "--cash", "5000", "--fee-bps", "0",
+                      home=synth_home)
     assert bare.returncode == 0, bare.stderr
     bare_data = json.loads(bare.stdout)
     assert bare_data["benchmark"] is None and bare_data["range"]["steps"] == 6 * 24
+    assert bare_data["settings"]["cash"] == 5000 and bare_data["settings"]["fee_bps"] == 0
 
 
 @pytest.mark.slow
@@ -371,6 +387,33 @@ def test_trader_backtest_refuses_a_bad_basket_in_one_line(synth_home):
         lines = done.stderr.strip().splitlines()
         assert done.returncode != 0 and len(lines) == 1 and message in lines[0], (args, done.stderr)
         assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+@pytest.mark.slow
+def test_settings_reach_a_basket_from_trader_toml(synth_home, tmp_path):
+    base = ("backtest", "--symbol", "AAA/USDT", "--symbol", "BBB/USDT", "--symbol", "CCC/USDT", "--timeframe", "1h",
+            "--bootstrap", "100")
+    crossed = tmp_path / "crossed.toml"
+    crossed.write_text("[plugins.sma_cross]\nfast = 60\n")
+    done = run_trader("--config", str(crossed), *base, "--plugin", "sma_cross", home=synth_home)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "Error: [plugins.sma_cross] fast (60) must be below slow (50): 1 <= fast < slow <= 200")
+    one = tmp_path / "one.toml"
+    one.write_text("[plugins.buy_and_hold.risk]\nmax_open_positions = 1\n")
+    done = run_trader("--config", str(one), *base, "--plugin", "buy_and_hold", home=synth_home)
+    assert done.returncode == 0, done.stderr
+    assert "  denied orders: MAX_OPEN_POSITIONS " in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sma_cross", "momentum_rank"])
+def test_trader_check_passes_the_longest_settings_on_the_declared_warm_up(tmp_path, name):
+    config = tmp_path / "longest.toml"
+    config.write_text("[plugins.sma_cross]\nfast = 199\nslow = 200\n[plugins.momentum_rank]\nlookback = 199\n")
+    done = run_trader("--config", str(config), "check", "--plugin", name, "--only", "warmup", "--bars", "600",
+                      home=tmp_path / "home")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PASS  warmup       12 sampled candles give the same signal with only 199 bars of history" in done.stdout
 
 
 # ---------------------------------------------------------------------------------------- real markets

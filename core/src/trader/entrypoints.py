@@ -37,7 +37,7 @@ __all__ = [
 ENTRY_POINT_GROUP = "trader.plugins"
 MAX_NAME_LENGTH = 64
 #: The core's own plugin names (core plugins and built-in strategies) and reserved prefixes.
-RESERVED_NAMES = frozenset({"core_risk", "core_state", "buy_and_hold"})
+RESERVED_NAMES = frozenset({"core_risk", "core_state", "buy_and_hold", "sma_cross", "momentum_rank"})
 RESERVED_PREFIXES = ("core_", "trader_")
 _NAME = re.compile(r"[a-z][a-z0-9_]*", re.ASCII)
 

@@ -84,9 +84,9 @@ def backtest_basket(
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
     basket = align(frames, timeframe)
     models = _models(app, strategy, basket.symbols, timeframe, model_version)
-    if models is not None and models.mismatched:
-        click.echo(f"warning: {', '.join(models.mismatched)} trade with a {strategy.name} model not trained on them",
-                   err=True)
+    warning = models.warning(strategy.name) if models is not None else None
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
     result = run_basket_backtest(
         manager, app.config, strategy.name, basket, sources=sources, start=start, end=end, settings=settings,
         models=models.models if models is not None else None,
