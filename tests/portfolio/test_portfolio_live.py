@@ -4,13 +4,18 @@ several markets (real ccxt, real HTTP on 127.0.0.1, real SQLite)."""
 from __future__ import annotations
 
 import math
+import os
+import signal
 import sqlite3
+import subprocess
 import threading
 import time
 
 import ccxt
 import numpy as np
 import pytest
+from cli_runner import TRADER_EXE, run_trader
+from plugin_packages import pip_install, plugin_env, write_plugin
 
 from trader import Signal, SignalAction
 from trader.data import synthetic_candles
@@ -21,7 +26,7 @@ from trader.errors import ExchangeError
 from trader.plugins import TraderPluginManager
 from trader.portfolio import PortfolioSession
 from trader.portfolio.feeds import BasketLiveFeed
-from trader.testing.fake_binance import FakeBinance
+from trader.testing.fake_binance import FakeBinance, Fault, toml_for_ccxt
 from trader.types import RiskLimits
 
 A, B, C = "AAA/USDT", "BBB/USDT", "CCC/USDT"
@@ -270,3 +275,129 @@ def test_a_rejected_order_names_its_market(tmp_path, hourly):
     assert statuses[A][0] == OrderStatus.FILLED
     assert statuses[B][0] == OrderStatus.REJECTED and statuses[B][1].startswith(f"{B}: ")
     assert "insufficient balance" in statuses[B][1]
+
+
+# --------------------------------------------------------------------------- trader run --feed live --live on a basket
+
+FLIPPER = """
+from trader import Signal, SignalAction, StrategyInfo, hookimpl
+from trader.types import RiskLimits
+
+
+@hookimpl
+def trader_strategy_info():
+    return StrategyInfo(name="basket_flipper", version="1.0", timeframes=("1s",), risk_limits=RiskLimits(
+        max_position_fraction=0.3, stale_after_bars=60, max_consecutive_losses=10_000, max_drawdown=0.9,
+        daily_loss_limit=0.9, max_errors=1000))
+
+
+@hookimpl
+def trader_generate_signals(request):  # each market: buy on even seconds, sell on odd ones
+    second = int(request.candles["timestamp"].iloc[-1]) // 1000
+    return [Signal(SignalAction.BUY, size=0.9) if second % 2 == 0 else Signal(SignalAction.SELL)]
+"""
+KEYS = {"TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456"}
+LIVE = ("run", "--plugin", "basket_flipper", "--feed", "live", "--live", "--timeframe", "1s", "--cash", "10000",
+        "--symbol", A, "--symbol", B, "--symbol", C)
+
+
+@pytest.fixture(scope="module")
+def flipper_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("basket_live_plugins")
+    package = write_plugin(root / "src", "trader-basket-flipper", "basket_flipper", "basket_flipper", FLIPPER)
+    return plugin_env(pip_install(root / "site", [package]), **KEYS)
+
+
+def live_home(tmp_path, server):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
+    return home
+
+
+def start_trader(home, *args, env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")}
+    full.update(env, TRADER_HOME=str(home))
+    return subprocess.Popen([str(TRADER_EXE), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
+
+
+def live_frames():
+    return {s: seconds_around_now(s, 900, seed, 300) for seed, s in enumerate((A, B, C))}
+
+
+def books(home):
+    path = home / "strategies" / "basket_flipper" / "state.sqlite"
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        (cash,) = db.execute("SELECT cash FROM account").fetchone()
+        held = dict(db.execute("SELECT symbol, quantity FROM positions").fetchall())
+        orders = db.execute("SELECT client_order_id, symbol, status FROM orders").fetchall()
+        fills = db.execute("SELECT trade_id FROM fills").fetchall()
+        (integrity,) = db.execute("PRAGMA integrity_check").fetchone()
+    assert integrity == "ok"
+    return cash, held, orders, [t for (t,) in fills]
+
+
+def assert_exchange_books_match(server, home):
+    cash, held, _, fills = books(home)
+    assert math.isclose(cash, server.balance("USDT")[0], rel_tol=1e-9)
+    for symbol in (A, B, C):
+        assert math.isclose(held.get(symbol, 0.0), server.balance(symbol.split("/")[0])[0], rel_tol=1e-9, abs_tol=1e-9)
+    assert sorted(fills) == sorted(str(t["id"]) for t in server.trades)  # every trade booked, once
+
+
+@pytest.mark.slow
+def test_trader_run_live_trades_every_market_of_a_basket_through_the_exchange(tmp_path, flipper_env):
+    with FakeBinance(live_frames(), balances={"USDT": 10_000}) as server:
+        home = live_home(tmp_path, server)
+        result = run_trader(*LIVE, "--max-candles", "4", home=home, env=flipper_env, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert "4 new steps" in result.stdout and "test-secret-456" not in result.stdout + result.stderr
+        posted = server.requests_to("/api/v3/order", "POST")
+        assert {r.params["symbol"] for r in posted} == {"AAAUSDT", "BBBUSDT", "CCCUSDT"}
+        ids = [r.params["newClientOrderId"] for r in posted]
+        assert len(ids) == len(set(ids)) >= 6 and all(i.startswith("trd-") for i in ids)
+        assert "cash: 10,000.00 USDT free on the exchange, 10,000.00 in the books" in result.stderr  # reconciled
+        assert_exchange_books_match(server, home)
+        _, _, orders, _ = books(home)
+        assert sorted(cid for cid, _, status in orders if status == "filled") == sorted(ids)
+
+
+@pytest.mark.slow
+def test_sigkill_with_orders_in_flight_on_two_markets_settles_both_once_on_restart(tmp_path, flipper_env):
+    """Killed while one step's orders are on their way: the exchange fills them while trader is dead;
+    the restart books both once from the exchange, sends neither again, and the books match."""
+    with FakeBinance(live_frames(), balances={"USDT": 10_000}) as server:
+        home = live_home(tmp_path, server)
+        running = start_trader(home, *LIVE, env=flipper_env)
+        try:
+            deadline = time.monotonic() + 60
+            while len(server.requests_to("/api/v3/order", "POST")) < 3 and time.monotonic() < deadline:
+                time.sleep(0.05)  # a first full step
+            # the next order passes, the one after it hangs at the exchange for 2.5 s
+            server.inject("POST /api/v3/order", Fault.slow(0.0), Fault.slow(2.5))
+            while server.pending_faults("POST /api/v3/order") and time.monotonic() < deadline:
+                time.sleep(0.01)
+            answered = len(server.requests_to("/api/v3/order", "POST"))
+            running.send_signal(signal.SIGKILL)
+            running.communicate(timeout=30)
+        finally:
+            if running.poll() is None:
+                running.kill()
+        assert running.returncode == -signal.SIGKILL
+        while len(server.requests_to("/api/v3/order", "POST")) < answered + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the exchange fills the hanging order while trader is dead
+        _, _, orders, _ = books(home)
+        in_flight = [(cid, symbol) for cid, symbol, status in orders if status == "submitting"]
+        assert len(in_flight) >= 2 and len({symbol for _, symbol in in_flight}) >= 2
+        assert {cid for cid, _ in in_flight} <= {o.clientOrderId for o in server.orders.values()}  # all filled there
+
+        final = run_trader(*LIVE, "--max-candles", "2", home=home, env=flipper_env, timeout=120)
+        assert final.returncode == 0, final.stderr
+        for cid, _ in in_flight:
+            assert f"order {cid} was on the exchange (filled); its fills are booked" in final.stderr
+        posted = [r.params["newClientOrderId"] for r in server.requests_to("/api/v3/order", "POST")]
+        assert len(posted) == len(set(posted))  # nothing sent twice
+        _, _, orders, _ = books(home)
+        assert not [cid for cid, _, status in orders if status == "submitting"]
+        assert sorted(cid for cid, _, status in orders if status == "filled") == sorted(posted)
+        assert_exchange_books_match(server, home)
