@@ -183,8 +183,10 @@ def simulate_basket(
     broker: BasketPaperBroker,
     cash: float,
     rebalance_band: float,
+    fast: bool = True,
 ) -> BasketRun:
-    """Step a :class:`PortfolioSession` through positions ``first..last`` with precomputed signals."""
+    """Step a :class:`PortfolioSession` through positions ``first..last`` with precomputed signals
+    (``fast=False``: one full step per position, the reference the fast path is held to)."""
     from trader.engine import MemoryState, RiskAuditAgent
     from trader.evaluation.performance import performance_metrics
 
@@ -196,8 +198,7 @@ def simulate_basket(
     )
     timestamps = basket.timestamps[first : last + 1]
     with quiet_engine_logs():
-        for k, (_, ts, closes) in enumerate(basket.steps(first, last + 1)):
-            session.step(ts, closes, answers[k])
+        session.run(timestamps, basket.closes[first : last + 1], answers, fast=fast)
     store.close()
     equities = np.asarray(store.equities, dtype=np.float64)
     position_value = np.asarray(store.position_values, dtype=np.float64)
@@ -210,7 +211,7 @@ def simulate_basket(
         by_market[fill["symbol"]].append(fill)
     ordered = tuple(f for s in basket.symbols for f in by_market[s])  # round trips per market
     metrics = performance_metrics(equity, timestamps, basket.timeframe, fills=ordered, exposure=exposure)
-    markets = _market_figures(store.market_history(), by_market, equity[1:], timestamps, basket, first, last)
+    markets = _market_figures(store.market_columns(), by_market, equity[1:], timestamps, basket, first, last)
     actions = np.zeros(timestamps.size, dtype=np.int8)
     run = SimulatedRun(
         strategy=strategy_name, timestamps=np.asarray(timestamps), close=np.asarray(equity[1:]), equity=equity,
@@ -220,20 +221,27 @@ def simulate_basket(
     return BasketRun(run, session, markets, tuple(store.orders()))
 
 
-def _market_figures(rows: list[tuple[int, str, float, float, float]], fills: Mapping[str, list[Any]], equity: np.ndarray,
+def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], equity: np.ndarray,
                     timestamps: np.ndarray, basket: Basket, first: int, last: int) -> dict[str, dict[str, Any]]:
     """Each market's contribution (PnL: proceeds - costs - fees + the position at its last mark),
     its average exposure over the account's steps, its fills and its own return over the range."""
     out: dict[str, dict[str, Any]] = {}
-    position_at = {s: np.zeros(timestamps.size) for s in basket.symbols}
-    index = {int(t): k for k, t in enumerate(timestamps)}
+    position_at: dict[str, np.ndarray] = {}
     last_mark: dict[str, float] = {}
-    for ts, symbol, close, _quantity, value in rows:
-        k = index.get(int(ts))
-        if k is not None:
-            position_at[symbol][k:] = value  # a market that does not trade keeps its last value
-        last_mark[symbol] = close
+    row_ts, row_symbol = columns["timestamp"], columns["symbol"]
+    for code, symbol in enumerate(columns["symbols"]):
+        mine = np.flatnonzero(row_symbol == code)
+        ts, values = row_ts[mine], columns["position_value"][mine]
+        k = np.searchsorted(timestamps, ts)
+        inside = (k < timestamps.size) & (timestamps[np.minimum(k, timestamps.size - 1)] == ts)
+        latest = np.full(timestamps.size, -1, dtype=np.intp)
+        latest[k[inside]] = np.flatnonzero(inside)
+        latest = np.maximum.accumulate(latest)  # a market that does not trade keeps its last value
+        position_at[symbol] = np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0) if ts.size else np.zeros(timestamps.size)
+        if mine.size:
+            last_mark[symbol] = float(columns["close"][mine[-1]])
     for j, symbol in enumerate(basket.symbols):
+        position_at.setdefault(symbol, np.zeros(timestamps.size))
         closes = basket.closes[first : last + 1, j]
         traded = closes[~np.isnan(closes)]
         spent = received = fees = held = 0.0

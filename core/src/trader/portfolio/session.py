@@ -30,7 +30,9 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
+
+import numpy as np
 
 from trader.engine.book import Book
 from trader.engine.brokers.base import Broker
@@ -50,7 +52,7 @@ from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS, timeframe_to_ms
 from trader.types import OrderRequest, RiskLimits, Side, Signal, SignalAction, TradingStatus
 
-__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency"]
+__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency", "BasketQuietState"]
 
 log = logging.getLogger("trader.engine")
 
@@ -64,6 +66,21 @@ _HOLD = SignalAction.HOLD
 _BUY = SignalAction.BUY
 _HALTED = TradingStatus.HALTED
 _REDUCING = TradingStatus.REDUCING
+
+
+class BasketQuietState(NamedTuple):
+    """What the basket fast path (:mod:`trader.portfolio.quiet`) reads of the session between full steps."""
+
+    status: TradingStatus
+    model_failures: int
+    peak: float
+    day: int | None  #: the UTC day (``timestamp // DAY_MS``) of the last step
+    day_start: float
+    drawdown_keep: float  #: ``1 - max_drawdown``
+    daily_keep: float  #: ``1 - daily_loss_limit``
+    position_fraction: float
+    max_position_notional: float
+    rebalance_band: float
 
 
 def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
@@ -196,6 +213,52 @@ class PortfolioSession(TradingSession):
     def advance_quietly(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError("a portfolio session has no single-market fast path")
 
+    def quiet_state(self) -> BasketQuietState:
+        """What the basket fast path (:mod:`trader.portfolio.quiet`) reads of the session, named."""
+        limits = self.limits
+        return BasketQuietState(
+            status=self._status,
+            model_failures=self._model_failures,
+            peak=self._peak,
+            day=self._day,
+            day_start=self._day_start,
+            drawdown_keep=self._dd_keep,
+            daily_keep=self._daily_keep,
+            position_fraction=limits.max_position_fraction,
+            max_position_notional=limits.max_position_notional,
+            rebalance_band=self.rebalance_band,
+        )
+
+    def advance_quietly_basket(
+        self,
+        timestamps: list[int],
+        equities: list[float],
+        position_values: list[float],
+        markets: Mapping[str, Any],
+        last_marks: Mapping[str, float],
+        *,
+        peak: float,
+        day: int,
+        day_start: float,
+    ) -> None:
+        """Take a stretch of quiet steps (no order possible, no breaker tripped) in one store call.
+
+        The fast path computed, with this step's own arithmetic, each step's equity and position
+        value, each trading market's row (``markets``, see :meth:`MemoryState.commit_quiet_basket`),
+        each market's last close, and the peak, UTC day and day-start equity after the stretch.
+        """
+        self._peak, self._day, self._day_start = peak, day, day_start
+        self.book.marks.update(last_marks)
+        self.market_last.update(markets["last_ts"])
+        last_ts = timestamps[-1]
+        self._last_ts = last_ts
+        self._now = last_ts + self.timeframe_ms
+        record = StepRecord(PORTFOLIO, self.timeframe, last_ts, 0.0)
+        self._account_into(record)
+        self.store.commit_quiet_basket(  # type: ignore[attr-defined]
+            timestamps, equities, self.book.cash, position_values, markets, record
+        )
+
     # ------------------------------------------------------------------ the step
 
     def process(self, candle: Any, signal: Any = None, *, inference_ms: float | None = None, now: int | None = None) -> StepRecord:
@@ -260,17 +323,35 @@ class PortfolioSession(TradingSession):
 
     def run(  # type: ignore[override]
         self,
-        timestamps: Sequence[int],
-        closes: Sequence[Mapping[str, float]],
+        timestamps: Sequence[int] | np.ndarray,
+        closes: Sequence[Mapping[str, float]] | np.ndarray,
         signals: Sequence[StepSignals | None],
         inference_ms: Sequence[float | None] | None = None,
         *,
         fast: bool = True,
     ) -> int:
         """Step through a basket's timeline (a backtest): ``closes[i]`` and ``signals[i]`` are the
-        markets' closes and signals at ``timestamps[i]``. Returns the number of steps processed."""
+        markets' closes and signals at ``timestamps[i]``. Returns the number of steps processed.
+
+        ``closes`` may also be a ``(T, M)`` array whose columns are :attr:`symbols` (NaN: no
+        candle, as :class:`~trader.portfolio.align.Basket` holds them). Then, with ``fast`` (the
+        default) and a store that takes stretches in bulk, steps where no order is possible and
+        no breaker trips are taken with numpy (:mod:`trader.portfolio.quiet`): the same equity
+        curve, market rows, orders, fills, events and status as ``fast=False``, one step at a time.
+        """
         if not (len(timestamps) == len(closes) == len(signals)):
             raise ValueError("timestamps, closes and signals must have the same length")
+        if isinstance(closes, np.ndarray):
+            if closes.ndim != 2 or closes.shape[1] != len(self.symbols):
+                raise ValueError(f"closes must be a (steps, {len(self.symbols)}) array, one column per market")
+            if fast and inference_ms is None:
+                from trader.portfolio.quiet import run_quiet
+
+                done = run_quiet(self, np.asarray(timestamps), closes, signals)
+                if done is not None:
+                    return done
+            symbols = self.symbols
+            closes = [{symbols[j]: float(row[j]) for j in np.flatnonzero(row == row).tolist()} for row in closes]
         done = 0
         step = self.step
         for i, ts in enumerate(timestamps):
