@@ -106,7 +106,9 @@ def test_a_late_market_is_not_traded_at_that_time_and_its_late_candles_are_never
     frames = {s: seconds_around_now(s, 600, seed, 300) for seed, s in enumerate((A, B, C))}
     with FakeBinance(frames) as server:
         server.set_lag(C, 3.0)  # the exchange publishes C's candles 3 s late
-        feed = BasketLiveFeed(exchange_for(server), [A, B, C], "1s", stop=threading.Event(), poll_s=0.2, grace_s=0.5)
+        errors: list[tuple[str, str]] = []
+        feed = BasketLiveFeed(exchange_for(server), [A, B, C], "1s", stop=threading.Event(), poll_s=0.2, grace_s=0.5,
+                              stale_after_bars=1, on_error=lambda code, message: errors.append((code, message)))
         last = (int(time.time() * 1000) // 1000 - 3) * 1000  # C's candles after it are not published yet
         after = dict.fromkeys((A, B, C), last)
 
@@ -125,6 +127,13 @@ def test_a_late_market_is_not_traded_at_that_time_and_its_late_candles_are_never
     assert all(set(candles) >= {A, B} for _, candles, _ in items)
     # the late candles of C were skipped, never yielded after a later time
     assert all(ts > max(without_c) for ts in with_c)
+    assert errors and {code for code, _ in errors} == {"STALE_DATA"}
+    assert all("candle for CCC/USDT" in message for _, message in errors)  # the silent market, named
+
+
+def test_a_late_market_is_waited_for_twice_the_polling_interval_within_1_to_60_seconds():
+    assert [BasketLiveFeed(None, [A], tf).grace_s for tf in ("1s", "1m", "5m", "1h")] == [1.0, 12.0, 60.0, 60.0]
+    assert [BasketLiveFeed(None, [A], tf).poll_s for tf in ("1s", "1m", "5m", "1h")] == [0.5, 6.0, 30.0, 30.0]
 
 
 @pytest.mark.slow
