@@ -403,6 +403,13 @@ def test_settings_reach_a_basket_from_trader_toml(synth_home, tmp_path):
     done = run_trader("--config", str(one), *base, "--plugin", "buy_and_hold", home=synth_home)
     assert done.returncode == 0, done.stderr
     assert "  denied orders: MAX_OPEN_POSITIONS " in done.stdout
+    listed = tmp_path / "listed.toml"
+    listed.write_text('[plugins.sma_cross]\nsymbols = ["CCC/USDT", "AAA/USDT"]\ntimeframe = "1h"\n')
+    done = run_trader("--config", str(listed), "backtest", "--plugin", "sma_cross", "--json", "--bootstrap", "100",
+                      home=synth_home)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["symbols"], data["timeframe"]) == (["AAA/USDT", "CCC/USDT"], "1h")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import click
 
 from trader.cli.main import AppContext, pass_app
 from trader.cli.market_options import symbols_callback, timeframe_callback
-from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
+from trader.cli.train_cmd import training_params
 from trader.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -150,9 +150,11 @@ class _FoldProgress:
 
 @click.command()
 @click.option("--plugin", "plugin_name", required=True, help="Strategy to backtest.")
-@click.option("--symbol", "symbols", multiple=True, default=(DEFAULT_SYMBOL,), show_default=True, callback=symbols_callback,
-              help="Market symbol; repeat it for a basket: one account trading every market (see docs/portfolios.md).")
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
+@click.option("--symbol", "symbols", multiple=True, callback=symbols_callback,
+              help="Market symbol [default: [plugins.NAME] symbols, else BTC/USDT]; repeat it for a basket: one account "
+                   "trading every market (see docs/portfolios.md).")
+@click.option("--timeframe", default=None, callback=timeframe_callback,
+              help="Candle timeframe [default: [plugins.NAME] timeframe, else 1h].")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--from", "start", default=None, help="First candle (date/time, UTC) to trade [default: the first].")
 @click.option("--to", "end", default=None, help="Last candle (date/time, UTC) to trade [default: the last].")
@@ -189,7 +191,7 @@ def backtest(
     app: AppContext,
     plugin_name: str,
     symbols: tuple[str, ...],
-    timeframe: str,
+    timeframe: str | None,
     exchange: str | None,
     start: str | None,
     end: str | None,
@@ -230,8 +232,10 @@ def backtest(
     stored candles only), judged against the equal-weight buy-and-hold basket.
     """
     from trader.backtest.runner import BacktestSettings, run_backtest
+    from trader.cli.run_cmd import run_markets
     from trader.data import resolve_candles
 
+    symbols, timeframe = run_markets(app.config, plugin_name, symbols, timeframe)  # as `trader run` picks them
     start_ms, end_ms = _time_option(start, "from"), _time_option(end, "to")
     if start_ms is not None and end_ms is not None and start_ms > end_ms:
         raise ConfigError("--from must not be after --to")
