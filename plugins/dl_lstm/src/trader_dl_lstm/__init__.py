@@ -1,6 +1,7 @@
 """trader strategy plugin ``dl_lstm``: a bidirectional LSTM classifier over the 86 engineered features.
 
-The hooks come from :class:`trader.ml.plugin.SequenceStrategyPlugin`; this package adds
+The hooks come from :class:`trader.ml.basket.BasketSequenceStrategyPlugin` (a basket's
+markets in one batched forward pass per step); this package adds
 the architecture (``model.py``) and how the shared pipeline builds it (``spec.py``).
 This entry module stays light: torch is imported when a hook first needs the model.
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trader.ml.plugin import DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS, SequenceStrategyPlugin
+from trader.ml.basket import BasketSequenceStrategyPlugin
+from trader.ml.plugin import DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS
 from trader.types import ParamSpec
 
 __version__ = "0.1.0"
@@ -33,7 +35,7 @@ ARCHITECTURE_PARAMS = (
 )
 
 #: The object registered through the ``trader.plugins`` entry point.
-plugin = SequenceStrategyPlugin(
+plugin = BasketSequenceStrategyPlugin(
     name=NAME,
     version=__version__,
     description="Bidirectional LSTM classifier over the 86 engineered features.",

@@ -1,6 +1,7 @@
 """trader strategy plugin ``dl_transformer``: a Transformer classifier with a causal attention mask over the 86 engineered features.
 
-The hooks come from :class:`trader.ml.plugin.SequenceStrategyPlugin`; this package adds
+The hooks come from :class:`trader.ml.basket.BasketSequenceStrategyPlugin` (a basket's
+markets in one batched forward pass per step); this package adds
 the architecture (``model.py``) and how the shared pipeline builds it (``spec.py``).
 This entry module stays light: torch is imported when a hook first needs the model.
 
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trader.ml.plugin import DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS, SequenceStrategyPlugin
+from trader.ml.basket import BasketSequenceStrategyPlugin
+from trader.ml.plugin import DEFAULT_SEQUENCE_LENGTH, FEATURE_WINDOWS
 from trader.types import ParamSpec
 
 __version__ = "0.1.0"
@@ -36,7 +38,7 @@ MAX_LEN_PARAM = ParamSpec("max_len", "int", None, low=1, high=10_000, section="t
                           help="positions the model can hold (default: sequence_length)")
 
 #: The object registered through the ``trader.plugins`` entry point.
-plugin = SequenceStrategyPlugin(
+plugin = BasketSequenceStrategyPlugin(
     name=NAME,
     version=__version__,
     description="Transformer classifier with a causal attention mask over the 86 engineered features.",
