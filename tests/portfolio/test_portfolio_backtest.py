@@ -195,6 +195,28 @@ def test_sells_go_before_buys_and_buys_are_sized_from_the_whole_account(tmp_path
     store.close()
 
 
+def test_a_rotation_s_buy_is_sized_within_the_cap_the_audit_sees_after_the_sale_s_costs(tmp_path):
+    symbols = ["AAA/USDT", "BBB/USDT", "CCC/USDT"]
+    limits = RiskLimits(max_position_fraction=0.5, max_order_notional=1e9, max_position_notional=1e9)
+    manager = TraderPluginManager(load_entrypoints=False)
+    store = TradingState.open("buy_and_hold", tmp_path / "state")
+    session = PortfolioSession("buy_and_hold", symbols, "1h", limits=limits,
+                               broker=BasketPaperBroker({s: PaperBroker(fee_bps=10, slippage_bps=5) for s in symbols}),
+                               store=store, audit=RiskAuditAgent.for_strategy(manager, "buy_and_hold", limits),
+                               latency_denies=False)
+    buy, sell = Signal(SignalAction.BUY, size=1.0), Signal(SignalAction.SELL, size=1.0)
+    t0 = 1_704_067_200_000
+    closes = {"AAA/USDT": 10.0, "BBB/USDT": 20.0, "CCC/USDT": 5.0}
+    session.step(t0, closes, {"AAA/USDT": buy, "BBB/USDT": Signal(SignalAction.BUY, size=0.5)})  # 25% left in cash
+    record = session.step(t0 + HOUR, closes, {"AAA/USDT": sell, "CCC/USDT": buy})
+    assert [(o.order.side.value, o.order.symbol, o.status) for o in record.orders] == [
+        ("sell", "AAA/USDT", "filled"), ("buy", "CCC/USDT", "filled")]
+    assert not [e for e in record.events if e.code == "POSITION_EXCEEDS_MAX_FRACTION"]
+    bought = session.quantity("CCC/USDT") * 5.0
+    assert 0.49 * record.equity < bought <= 0.5 * record.equity * 1.001  # the buy's own fee lowered equity after it
+    store.close()
+
+
 # ---------------------------------------------------------------------------------------- limits
 
 

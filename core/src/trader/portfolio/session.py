@@ -451,7 +451,10 @@ class PortfolioSession(TradingSession):
         """Top ``symbol`` up towards ``size * f * equity`` (portfolio equity at the candle), paid from the cash left."""
         rules = self.market_rules[symbol]
         limits = self.limits
-        target = signal.size * limits.max_position_fraction * equity
+        # The audit caps a position at f x the equity it sees, which the costs of this step's
+        # earlier orders lowered: sized from the candle's equity alone, a rotation's buy was denied.
+        now = self.book.equity()
+        target = signal.size * limits.max_position_fraction * (now if now < equity else equity)
         if target > limits.max_position_notional:
             target = limits.max_position_notional
         shortfall = target - self.book.quantity(symbol) * price
