@@ -380,9 +380,14 @@ def test_sigkill_with_orders_in_flight_on_two_markets_settles_both_once_on_resta
         running = start_trader(home, *LIVE, env=flipper_env)
         try:
             deadline = time.monotonic() + 60
-            while len(server.requests_to("/api/v3/order", "POST")) < 3 and time.monotonic() < deadline:
-                time.sleep(0.05)  # a first full step
-            # the next order passes, the one after it hangs at the exchange for 2.5 s
+
+            def last_order_on(symbol):
+                posted = server.requests_to("/api/v3/order", "POST")
+                return len(posted) >= 3 and posted[-1].params["symbol"] == symbol.replace("/", "")
+
+            while not last_order_on(C) and time.monotonic() < deadline:
+                time.sleep(0.005)  # a step's last order (each step orders A, B, C in that order) was answered
+            # the next step's order on A passes, the one on B hangs at the exchange for 2.5 s
             server.inject("POST /api/v3/order", Fault.slow(0.0), Fault.slow(2.5))
             while server.pending_faults("POST /api/v3/order") and time.monotonic() < deadline:
                 time.sleep(0.01)

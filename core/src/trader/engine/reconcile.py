@@ -76,7 +76,7 @@ def _settle_intents(session: TradingSession) -> list[str]:
 
 def _compare_basket(session: PortfolioSession) -> list[str]:
     """Each market's base currency and open orders, then the cash once, against the exchange."""
-    report = []
+    report: list[str] = []
     mismatches = []
     quote_free = None
     for symbol in session.symbols:

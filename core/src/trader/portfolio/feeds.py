@@ -115,7 +115,7 @@ class _Timeline:
         self.grace_ms = int(feed.grace_s * 1000)
         self.cursor = feed.start_after(after)
         # the newest candle seen per market (None: none yet), and per market the feed's silence report
-        self.last: dict[str, int | None] = {s: (None if after.get(s) is None else int(after[s])) for s in feed.symbols}  # type: ignore[arg-type]
+        self.last: dict[str, int | None] = {s: _ms(after.get(s)) for s in feed.symbols}
         self.silence = dict.fromkeys(feed.symbols, 0)
         self.due = dict.fromkeys(feed.symbols, 0)  # when to poll each market next (ms): at once
         self.polled = dict.fromkeys(feed.symbols, -1)  # when each market's last complete poll started
@@ -200,3 +200,7 @@ class _Timeline:
         if self.pending:
             wake = min(wake, min(self.pending) + self.tf + self.grace_ms)
         return min(self.feed.poll_s, max(0.01, (wake - now) / 1000))
+
+
+def _ms(value: int | None) -> int | None:
+    return None if value is None else int(value)
