@@ -63,7 +63,7 @@ LOOKBACK = 10
 
 @hookimpl
 def trader_strategy_info():
-    return StrategyInfo(name="pm_rank", version="1.0", warmup_bars=LOOKBACK,
+    return StrategyInfo(name="pm_rank", version="1.0", warmup_bars=LOOKBACK, timeframes=("1s", "1h"),
                         risk_limits=RiskLimits(max_consecutive_losses=1000, max_position_fraction=0.6))
 
 
@@ -98,27 +98,68 @@ def trader_generate_signals(request):
     return [Signal(SignalAction.BUY, size=request.params["size"]) for _ in request.at]
 '''
 
+CRASH = '''
+"""Cross-sectional, hostile once each: its worker dies, it raises SystemExit, it forges the worker's reply."""
+import os
+import sys
+
+from trader import Signal, SignalAction, StrategyInfo, hookimpl
+
+T0, HOUR = 1_704_067_200_000, 3_600_000
+
+
+@hookimpl
+def trader_strategy_info():
+    return StrategyInfo(name="pm_crash", version="1.0")
+
+
+def once(request, what):
+    marker = request.workdir / what
+    if marker.exists():
+        return False
+    marker.write_text("done")
+    return True
+
+
+@hookimpl
+def trader_generate_basket_signals(request):
+    t = int(request.timestamps[request.at[-1]])
+    if t == T0 + 30 * HOUR and once(request, "exit"):
+        os._exit(3)
+    if t == T0 + 60 * HOUR and once(request, "system_exit"):
+        raise SystemExit(0)
+    if t == T0 + 90 * HOUR and once(request, "forge"):
+        from multiprocessing.connection import Connection
+
+        from trader.engine.wire import encode
+
+        Connection(int(sys.argv[1]), readable=False).send_bytes(encode(
+            {"ok": True, "signals": {"ZZZ/USDT": {"signal": ["buy", 1.0, 1.0, None, "forged"]}}}))
+    size = 1.0 / len(request.symbols)
+    return [{s: Signal(SignalAction.BUY, size=size) for s in request.symbols} for _ in request.at]
+'''
+
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> dict[str, str]:
     """The test strategies, pip-installed in one call."""
     root = tmp_path_factory.mktemp("packages")
     package = write_distribution(root / "src", "trader-portfolio-fakes",
-                                 {"pm_sma": "pm_sma", "pm_rank": "pm_rank", "pm_declared": "pm_declared"},
-                                 {"pm_sma": SMA, "pm_rank": RANK, "pm_declared": DECLARED})
+                                 {n: n for n in ("pm_sma", "pm_rank", "pm_declared", "pm_crash")},
+                                 {"pm_sma": SMA, "pm_rank": RANK, "pm_declared": DECLARED, "pm_crash": CRASH})
     return plugin_env(pip_install(root / "site", [package]))
 
 
 @pytest.fixture(scope="module")
 def market_data(tmp_path_factory, env) -> Path:
-    """Three stored markets: AAA (400 candles), BBB listed two days later (300), CCC with a 20-candle gap."""
+    """Three stored markets: AAA (600 candles), BBB listed two days later (500), CCC with a 20-candle gap (580)."""
     home = tmp_path_factory.mktemp("data_home")
-    for args in (("--symbol", AAA, "--bars", "400", "--seed", "1"),
-                 ("--symbol", BBB, "--bars", "300", "--seed", "2", "--start", "2024-01-03")):
+    for args in (("--symbol", AAA, "--bars", "600", "--seed", "1"),
+                 ("--symbol", BBB, "--bars", "500", "--seed", "2", "--start", "2024-01-03")):
         made = run_trader("data", "synth", *args, home=home, env=env)
         assert made.returncode == 0, made.stderr
     csv = home / "ccc.csv"
-    made = run_trader("data", "synth", "--symbol", CCC, "--bars", "400", "--seed", "3", "--output", str(csv), home=home, env=env)
+    made = run_trader("data", "synth", "--symbol", CCC, "--bars", "600", "--seed", "3", "--output", str(csv), home=home, env=env)
     assert made.returncode == 0, made.stderr
     lines = csv.read_text().splitlines(keepends=True)
     csv.write_text("".join(lines[:151] + lines[171:]))  # rows 150..169 never happened
@@ -174,20 +215,21 @@ def _backtest(home: Path, env: dict[str, str], name: str, symbols=(AAA, BBB, CCC
 
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
-@pytest.mark.parametrize("name", ["buy_and_hold", "pm_sma", "pm_rank"])
-def test_a_replayed_basket_makes_the_trades_of_its_backtest(home, env, name, isolation):
+@pytest.mark.parametrize(("name", "least_fills"),
+                         [("buy_and_hold", 3), ("sma_cross", 10), ("momentum_rank", 10), ("pm_sma", 20), ("pm_rank", 20)])
+def test_a_replayed_basket_makes_the_trades_of_its_backtest(home, env, name, least_fills, isolation):
     proc = _run(home, env, "--plugin", name, *BASKET, "--isolation", isolation)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "on a basket of 3 markets (AAA/USDT, BBB/USDT, CCC/USDT)" in proc.stdout and "400 new steps" in proc.stdout
+    assert "on a basket of 3 markets (AAA/USDT, BBB/USDT, CCC/USDT)" in proc.stdout and "600 new steps" in proc.stdout
     books = _books(home, name)
     test = _backtest(home, env, name)
     assert [tuple(f) for f in test["fills"]] == books["fills"]
     assert {f[1] for f in books["fills"]} == {AAA, BBB, CCC}
-    assert len(books["fills"]) >= (3 if name == "buy_and_hold" else 20)
+    assert len(books["fills"]) >= least_fills
     assert [t for t, _ in books["curve"]] == test["timestamps"]
     assert [e for _, e in books["curve"]] == pytest.approx(test["equity"], rel=1e-12)
     traded = {s: [t for t, sym, *_ in books["markets"] if sym == s] for s in (AAA, BBB, CCC)}
-    assert len(traded[AAA]) == 400 and len(traded[BBB]) == 300 and len(traded[CCC]) == 380  # no invented bars
+    assert len(traded[AAA]) == 600 and len(traded[BBB]) == 500 and len(traded[CCC]) == 580  # no invented bars
     assert min(traded[BBB]) == min(traded[AAA]) + 48 * HOUR  # BBB trades from its listing on
     assert traded[CCC][150] - traded[CCC][149] == 21 * HOUR  # and CCC not in its gap
 
@@ -197,7 +239,7 @@ def test_json_summary_has_the_totals_and_each_market(home, env):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     books = _books(home, "pm_sma")
-    assert summary["symbols"] == [AAA, BBB, CCC] and summary["processed"] == 400
+    assert summary["symbols"] == [AAA, BBB, CCC] and summary["processed"] == 600
     assert summary["trades"] == len(books["fills"]) and summary["cash"] == pytest.approx(books["cash"])
     for symbol in (AAA, BBB, CCC):
         market = summary["markets"][symbol]
@@ -217,7 +259,7 @@ def test_a_stopped_and_restarted_basket_ends_like_an_unbroken_run(tmp_path, home
     assert "130 new steps, stopped by --max-candles 130" in first.stdout
     second = _run(home, env, "--plugin", "pm_sma", *BASKET, "--isolation", "inline")
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "resuming after step 130 of 400" in second.stderr and "270 new steps" in second.stdout
+    assert "resuming after step 130 of 600" in second.stderr and "470 new steps" in second.stdout
     assert _books(home, "pm_sma") == _books(other, "pm_sma")
 
 
@@ -243,7 +285,7 @@ def test_sigkill_mid_replay_then_restart_loses_and_duplicates_nothing(tmp_path, 
         kills += process.returncode != 0
     assert kills >= 3
     killed = _books(home, "pm_rank")
-    assert 0 < len(killed["curve"]) < 400
+    assert 0 < len(killed["curve"]) < 600
     final = _run(home, env, "--plugin", "pm_rank", *BASKET)
     assert final.returncode == 0, final.stderr[-2000:]
     books = _books(home, "pm_rank")
@@ -324,3 +366,63 @@ def test_bad_markets_are_one_line_and_a_non_zero_exit(home, env, args, toml, mes
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], proc.stderr
     assert not (home / "strategies" / "pm_sma" / "state.sqlite").exists()
+
+
+def test_a_live_basket_orders_each_market_on_the_exchange_and_the_books_match_it(tmp_path, env):
+    """``trader run --feed live --live`` on two markets of the loopback exchange (1-second candles around now)."""
+    import time
+
+    import numpy as np
+
+    from trader.data.synth import synthetic_candles
+    from trader.testing.fake_binance import FakeBinance, toml_for_ccxt
+
+    def around_now(symbol: str, seed: int):
+        df = synthetic_candles(symbol, "1s", 400, seed)
+        df["timestamp"] = (np.arange(400, dtype=np.int64) + int(time.time()) - 300) * 1000
+        return df
+
+    home = tmp_path / "home"
+    home.mkdir()
+    frames = {"BTC/USDT": around_now("BTC/USDT", 1), "ETH/USDT": around_now("ETH/USDT", 2)}
+    with FakeBinance(frames, balances={"USDT": 10_000}) as server:
+        (home / "trader.toml").write_text(toml_for_ccxt(server.ccxt_options(timeout=3000)))
+        keys = {**env, "TRADER_API_KEY": "test-key-123", "TRADER_API_SECRET": "test-secret-456"}
+        proc = run_trader("run", "--plugin", "pm_rank", "--feed", "live", "--live", "--timeframe", "1s",
+                          "--symbol", "BTC/USDT", "--symbol", "ETH/USDT", "--max-candles", "4", "--cash", "10000",
+                          home=home, env=keys, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "4 new steps" in proc.stdout and "test-secret-456" not in proc.stdout + proc.stderr
+        posted = server.requests_to("/api/v3/order", "POST")
+        books = _books(home, "pm_rank")
+        assert posted and sorted(r.params["newClientOrderId"] for r in posted) == sorted(f[0] for f in books["fills"])
+        assert books["cash"] == pytest.approx(server.balance("USDT")[0], rel=1e-9)
+        for symbol in frames:
+            held = books["positions"].get(symbol, 0.0)
+            assert held == pytest.approx(server.balance(symbol.split("/")[0])[0], rel=1e-9, abs=1e-9)
+
+
+def test_one_worker_serves_the_basket_and_a_dead_or_lying_worker_costs_one_step(home, env):
+    proc = _run(home, env, "--plugin", "pm_crash", *BASKET, "--isolation", "process")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "600 new steps" in proc.stdout and "Traceback" not in proc.stderr
+    assert proc.stderr.count("strategy worker restarted") == 2  # after the exit and after the forged reply
+    state = TradingState.open("pm_crash", home / "strategies" / "pm_crash", readonly=True)
+    try:
+        errors = [e for e in state.risk_events("signal") if e["code"] == "PLUGIN_ERROR"]
+        curve = state.equity_curve(PORTFOLIO)
+        fills = state.fills()
+        status = state.load().status
+    finally:
+        state.close()
+    T0 = curve[0][0]
+    by_time: dict[int, list[str]] = {}
+    for e in errors:
+        by_time.setdefault(e["timestamp"], []).append(e["message"])
+    assert sorted(by_time) == [T0 + 30 * HOUR, T0 + 60 * HOUR, T0 + 90 * HOUR]  # one step each, nothing else
+    assert sorted(m.split(":")[0] for m in by_time[T0 + 30 * HOUR]) == [AAA, CCC]  # BBB is not listed yet
+    assert all("exit status 3" in m for m in by_time[T0 + 30 * HOUR])
+    assert all("SystemExit" in m for m in by_time[T0 + 60 * HOUR])
+    assert all("ZZZ/USDT" in m for m in by_time[T0 + 90 * HOUR]) and len(by_time[T0 + 90 * HOUR]) == 3
+    assert status.value == "active" and len(curve) == 600
+    assert {f["symbol"] for f in fills} == {AAA, BBB, CCC}  # nothing of the forged market

@@ -168,7 +168,14 @@ class PortfolioSession(TradingSession):
         book = Book(saved.cash, saved.initial_cash)
         book.fees_paid = saved.fees_paid
         book.realized_pnl = saved.realized_pnl
-        for sym, pos in saved.positions.items():
+        # The book sums its positions in the order of their first fills: restored in that order, a
+        # restarted account's equity is the unbroken account's to the last bit (a float sum's order).
+        first: dict[str, int] = {}
+        if saved.positions:
+            for fill in self.store.fills():
+                first.setdefault(fill["symbol"], len(first))
+        for sym in sorted(saved.positions, key=lambda s: (first.get(s, len(first)), s)):
+            pos = saved.positions[sym]
             book.positions[sym] = [pos.quantity, pos.avg_price, pos.realized_pnl]
         book.marks.update(saved.marks)
         self.book = book
