@@ -426,3 +426,35 @@ def test_one_worker_serves_the_basket_and_a_dead_or_lying_worker_costs_one_step(
     assert all("ZZZ/USDT" in m for m in by_time[T0 + 90 * HOUR]) and len(by_time[T0 + 90 * HOUR]) == 3
     assert status.value == "active" and len(curve) == 600
     assert {f["symbol"] for f in fills} == {AAA, BBB, CCC}  # nothing of the forged market
+
+
+def test_from_starts_the_replay_and_sigterm_finishes_the_current_step(home, env):
+    import signal
+
+    from trader.data.frame import parse_time_ms
+
+    start = parse_time_ms("2024-01-10", "--from")
+    full = {k: v for k, v in os.environ.items() if not k.startswith("TRADER_")} | env | {"TRADER_HOME": str(home)}
+    process = subprocess.Popen([str(TRADER_EXE), "run", "--plugin", "pm_sma", *BASKET, "--from", "2024-01-10",
+                                "--speed", "36000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
+    try:
+        assert process.stderr is not None
+        steps = 0
+        for line in process.stderr:
+            steps += " step pm_sma " in line
+            if steps >= 5:
+                break
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "SIGTERM received" in err and "stopped by a stop signal" in out
+    books = _books(home, "pm_sma")
+    assert books["curve"][0][0] == start and 5 <= len(books["curve"]) < 100  # nothing before --from was traded
+    state = TradingState.open("pm_sma", home / "strategies" / "pm_sma", readonly=True)
+    try:
+        assert state.load(PORTFOLIO, "1h").last_candle_ts == books["curve"][-1][0]  # the last step committed whole
+    finally:
+        state.close()
