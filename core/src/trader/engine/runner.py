@@ -37,7 +37,8 @@ if TYPE_CHECKING:
     from trader.strategy import Strategy
     from trader.types import StrategyInfo
 
-__all__ = ["RunOptions", "RunSummary", "StrategyRunner", "open_state_store", "history_bars"]
+__all__ = ["RunOptions", "RunSummary", "StrategyRunner", "open_state_store", "history_bars", "summary_dict",
+           "account_lines"]
 
 log = logging.getLogger("trader.run")
 
@@ -111,27 +112,37 @@ class RunSummary:
         return self.equity - self.initial_cash
 
     def as_dict(self) -> dict[str, Any]:
-        import attrs
-
-        data = attrs.asdict(self)
-        data["pnl"] = self.pnl
-        data["return"] = self.pnl / self.initial_cash if self.initial_cash else 0.0
-        return data
+        return summary_dict(self)
 
     def describe(self) -> str:
         from trader.timeframes import format_utc
 
-        ret = self.pnl / self.initial_cash * 100 if self.initial_cash else 0.0
-        lines = [
-            f"{self.strategy} {self.symbol} {self.timeframe} on {self.source}: {self.processed:,} new candles, "
-            f"stopped by {self.stopped_by}; the account covers {format_utc(self.first_ts)} .. {format_utc(self.last_ts)}",
-            f"  equity {self.equity:,.2f} (start {self.initial_cash:,.2f})  PnL {self.pnl:+,.2f} ({ret:+.2f}%)"
-            + (f"  market this run {self.buy_and_hold_return * 100:+.2f}%" if self.buy_and_hold_return is not None else ""),
-            f"  trades {self.trades}  fees {self.fees_paid:,.2f}  realized {self.realized_pnl:+,.2f}  "
-            f"max drawdown {self.max_drawdown * 100:.2f}%  position {self.position:g}",
-            f"  risk {self.status}" + (f": {self.status_reason}" if self.status_reason else ""),
-        ]
-        return "\n".join(lines)
+        head = (f"{self.strategy} {self.symbol} {self.timeframe} on {self.source}: {self.processed:,} new candles, "
+                f"stopped by {self.stopped_by}; the account covers {format_utc(self.first_ts)} .. {format_utc(self.last_ts)}")
+        market = f"  market this run {self.buy_and_hold_return * 100:+.2f}%" if self.buy_and_hold_return is not None else ""
+        return "\n".join([head, *account_lines(self, market, f"  position {self.position:g}")])
+
+
+def summary_dict(summary: Any) -> dict[str, Any]:
+    """A run summary (an attrs class with ``equity`` and ``initial_cash``) as JSON-ready data, with its PnL and return."""
+    import attrs
+
+    data = attrs.asdict(summary)
+    data["pnl"] = summary.pnl
+    data["return"] = summary.pnl / summary.initial_cash if summary.initial_cash else 0.0
+    return data
+
+
+def account_lines(summary: Any, after_pnl: str = "", after_drawdown: str = "") -> list[str]:
+    """The account's lines of a run summary: equity and PnL, trades, fees and drawdown, the risk status."""
+    ret = summary.pnl / summary.initial_cash * 100 if summary.initial_cash else 0.0
+    return [
+        f"  equity {summary.equity:,.2f} (start {summary.initial_cash:,.2f})  PnL {summary.pnl:+,.2f} ({ret:+.2f}%)"
+        + after_pnl,
+        f"  trades {summary.trades}  fees {summary.fees_paid:,.2f}  realized {summary.realized_pnl:+,.2f}  "
+        f"max drawdown {summary.max_drawdown * 100:.2f}%" + after_drawdown,
+        f"  risk {summary.status}" + (f": {summary.status_reason}" if summary.status_reason else ""),
+    ]
 
 
 def _seconds(section: dict[str, Any], key: str, default: float) -> float:

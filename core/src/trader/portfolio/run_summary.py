@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
 from attrs import frozen
 
 if TYPE_CHECKING:
@@ -53,27 +52,21 @@ class BasketRunSummary:
         return self.equity - self.initial_cash
 
     def as_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
+        from trader.engine.runner import summary_dict
+
+        data = summary_dict(self)
         data["symbols"] = list(self.symbols)
-        data["pnl"] = self.pnl
-        data["return"] = self.pnl / self.initial_cash if self.initial_cash else 0.0
         return data
 
     def describe(self) -> str:
+        from trader.engine.runner import account_lines
         from trader.timeframes import format_utc
 
-        ret = self.pnl / self.initial_cash * 100 if self.initial_cash else 0.0
-        lines = [
-            f"{self.strategy} on a basket of {len(self.symbols)} markets ({', '.join(self.symbols)}) {self.timeframe} on "
-            f"{self.source}: {self.processed:,} new steps, stopped by {self.stopped_by}; the account covers "
-            f"{format_utc(self.first_ts)} .. {format_utc(self.last_ts)}",
-            f"  equity {self.equity:,.2f} (start {self.initial_cash:,.2f})  PnL {self.pnl:+,.2f} ({ret:+.2f}%)  "
-            f"cash {self.cash:,.2f}  positions {self.position_value:,.2f}",
-            f"  trades {self.trades}  fees {self.fees_paid:,.2f}  realized {self.realized_pnl:+,.2f}  "
-            f"max drawdown {self.max_drawdown * 100:.2f}%",
-            f"  risk {self.status}" + (f": {self.status_reason}" if self.status_reason else ""),
-            "  per market: quantity  value  fills",
-        ]
+        head = (f"{self.strategy} on a basket of {len(self.symbols)} markets ({', '.join(self.symbols)}) {self.timeframe} "
+                f"on {self.source}: {self.processed:,} new steps, stopped by {self.stopped_by}; the account covers "
+                f"{format_utc(self.first_ts)} .. {format_utc(self.last_ts)}")
+        lines = [head, *account_lines(self, f"  cash {self.cash:,.2f}  positions {self.position_value:,.2f}"),
+                 "  per market: quantity  value  fills"]
         for symbol, market in self.markets.items():
             lines.append(f"    {symbol:<14} {market.quantity:>14g}  {market.value:>12,.2f}  {market.fills}")
         return "\n".join(lines)

@@ -109,7 +109,7 @@ class PortfolioRunner(StrategyRunner):
             return super()._broker()  # the exchange broker trades any of its markets
         from trader.portfolio.broker import BasketPaperBroker
 
-        return BasketPaperBroker.like(super()._broker(), self.symbols)  # type: ignore[arg-type,return-value]
+        return BasketPaperBroker.like(super()._broker(), self.symbols)  # type: ignore[arg-type]
 
     def _session(self, info: StrategyInfo, limits: Any, broker: Broker, store: StateStore, audit: RiskAuditAgent,
                  cash: float, band: float) -> PortfolioSession:
@@ -169,7 +169,7 @@ class PortfolioRunner(StrategyRunner):
         if self.options.feed == "live":
             return self._live_steps(session, signals)
         basket, sources = self._basket or self._replay_basket()
-        session.broker.watch_candles(dict(basket.frames))  # type: ignore[call-arg]
+        session.broker.watch_candles(dict(basket.frames))
         start = 0 if session.last_timestamp is None else int(np.searchsorted(basket.timestamps, session.last_timestamp, side="right"))
         if self.options.start_from is not None:
             start = max(start, basket.index_at_or_after(self.options.start_from))
@@ -240,7 +240,7 @@ class PortfolioRunner(StrategyRunner):
         feed = BasketLiveFeed(self.exchange(), self.symbols, self.options.timeframe, stop=self.stop, on_error=report,
                               stale_after_bars=session.limits.stale_after_bars)
         history = feed.history(window_size(self._info) + 1)
-        session.broker.watch_candles(dict(history))  # type: ignore[call-arg]
+        session.broker.watch_candles(dict(history))
         last = session.last_timestamp
         pending: dict[int, dict[str, Candle]] = {}
         after: dict[str, int | None] = {}
