@@ -105,7 +105,7 @@ limits_strategy = st.builds(
     max_model_failures=st.sampled_from([2, 3, 100]),
     max_errors=st.sampled_from([1, 5]),
     max_gross_exposure=st.sampled_from([1.0, 0.6]),
-    max_open_positions=st.sampled_from([20, 2]),
+    max_open_positions=st.sampled_from([20, 2, 1]),
 )
 
 
@@ -193,3 +193,33 @@ def test_a_quiet_basket_is_taken_in_bulk_and_matches_the_reference():
     assert _outcome(fast) == _outcome(reference)
     assert len(fast.store.fills()) >= 4
     assert len(steps) < len(basket) // 10  # most steps went in bulk
+
+
+def test_portfolio_limits_deny_the_same_orders_on_the_fast_path():
+    """Three markets that each want 30% of the account (one of them sells in turn, then all buy), at
+    most two open positions and 70% gross exposure: the fast path's orders, denials and fills are the reference's."""
+    import pandas as pd
+
+    n = 400
+    rng = np.random.default_rng(3)
+    frames = {}
+    for symbol in SYMBOLS[:3]:
+        close = 50.0 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
+        frames[symbol] = pd.DataFrame({"timestamp": T0 + HOUR * np.arange(n), "open": close, "high": close,
+                                       "low": close, "close": close, "volume": 1.0})
+    basket = align(frames, "1h")
+    buy, sell = Signal(SignalAction.BUY, size=1.0), Signal(SignalAction.SELL, size=1.0)
+    signals = [{s: (sell if (i // 40) % 4 == j else buy) for j, s in enumerate(basket.symbols)} for i in range(n)]
+    limits = RiskLimits(max_position_fraction=0.3, max_open_positions=2, max_gross_exposure=0.7, max_drawdown=1.0,
+                        daily_loss_limit=1.0)
+
+    def make(symbols):
+        return BasketPaperBroker({s: PaperBroker(fee_bps=10.0, min_notional=5.0) for s in symbols})
+
+    reference = _session(basket, limits, make, 0.1, False)
+    reference.run(basket.timestamps, basket.closes, signals, fast=False)
+    fast = _session(basket, limits, make, 0.1, False)
+    fast.run(basket.timestamps, basket.closes, signals)
+    assert _outcome(fast) == _outcome(reference)
+    codes = {e["code"] for e in fast.store.risk_events() if e["kind"] == "audit"}
+    assert {"APPROVED", "MAX_OPEN_POSITIONS"} <= codes

@@ -532,6 +532,10 @@ class TradingSession:
         if not decision.approved:
             record.orders += (OrderRecord(order, OrderStatus.DENIED, 0.0, None, decision.describe()),)
             return
+        self._send(record, order)
+
+    def _send(self, record: StepRecord, order: OrderRequest) -> None:
+        """Hand an approved order to the broker and book what it did."""
         if self.broker.needs_intent:
             self.store.record_order_intent(order)
         try:

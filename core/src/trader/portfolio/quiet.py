@@ -9,7 +9,10 @@ sum, positions in the book's order), raises the peak, starts a new UTC day and c
 account and each trading market's row. :func:`run_quiet` does that arithmetic for a stretch
 of steps with numpy (the same float64 operations in the same order, so the same numbers),
 commits the stretch in one store call, and takes the full step on each position that could
-propose an order or trip a breaker. When in doubt a position takes the full step.
+propose an order or trip a breaker. When in doubt a position takes the full step. Within
+the run, an order that every core risk rule visibly approves is approved without the audit's
+value objects, as the audit would approve it (:meth:`PortfolioSession.approving_at_sight`:
+only with no plugin risk rule and the audit's log silenced, as backtests silence it).
 
 A position takes the full step when, against the state after the previous full step:
 
@@ -65,6 +68,7 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], column: Mapping[str, 
     answers are often many copies of a few signals.
     """
     seen: dict[Any, tuple[int, float]] = {}
+    by_id: dict[int, tuple[int, float]] = {}  # the same object again: no key to build
     cells: list[int] = []
     kinds: list[int] = []
     sizes: list[float] = []
@@ -77,6 +81,12 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], column: Mapping[str, 
         for symbol, signal in answer.items():
             j = column.get(symbol)
             if j is None or signal is None:
+                continue
+            got = by_id.get(id(signal))
+            if got is not None:
+                cells.append(base + j)
+                kinds.append(got[0])
+                sizes.append(got[1])
                 continue
             if type(signal) is signal_type:
                 size, confidence, probability, reason = signal.size, signal.confidence, signal.probability, signal.reason
@@ -92,6 +102,7 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], column: Mapping[str, 
                 else:
                     got = (_OTHER, 0.0)
                 seen[key] = got
+            by_id[id(signal)] = got  # the signals outlive this loop: an id is not reused meanwhile
             cells.append(base + j)
             kinds.append(got[0])
             sizes.append(got[1])
@@ -134,6 +145,15 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
     kind, size = _classify(signals, {s: j for j, s in enumerate(symbols)}, closes.shape)
     kind[~trading] = _NONE  # a market without a candle is not asked
     days = ts // DAY_MS
+    with session.approving_at_sight():
+        _run(session, ts, closes, signals, trading, kind, size, days)
+    return n
+
+
+def _run(session: PortfolioSession, ts: np.ndarray, closes: np.ndarray, signals: Sequence[Mapping[str, Any] | None],
+         trading: np.ndarray, kind: np.ndarray, size: np.ndarray, days: np.ndarray) -> None:
+    n = int(ts.size)
+    symbols = session.symbols
     step = session.step
     i = 0
     window = _MIN_WINDOW
@@ -152,7 +172,6 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
         else:
             i = stop
             window = min(window * 2, _MAX_WINDOW)
-    return n
 
 
 class _Stretch(NamedTuple):
@@ -253,7 +272,8 @@ def _commit(session: PortfolioSession, figures: _Stretch, a: int, b: int, ts: np
     symbols = session.symbols
     quantity = np.asarray([session.book.quantity(s) for s in symbols], dtype=np.float64)
     close = closes[a:b][held]
-    last_row = {j: int(np.flatnonzero(held[:, j])[-1]) for j in np.flatnonzero(held.any(axis=0)).tolist()}
+    traded = np.flatnonzero(held.any(axis=0))
+    last_row = dict(zip(traded.tolist(), (n - 1 - np.argmax(held[::-1, traded], axis=0)).tolist(), strict=True))
     rows = {
         "symbols": symbols,
         "timestamp": ts[a:b][step_of],
