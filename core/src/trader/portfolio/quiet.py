@@ -50,7 +50,7 @@ __all__ = ["run_quiet"]
 _NONE, _HOLD, _BUY, _SELL, _OTHER = 0, 1, 2, 3, 4
 _KIND_OF_ACTION = {SignalAction.HOLD: _HOLD, SignalAction.BUY: _BUY, SignalAction.SELL: _SELL}
 #: Window of steps looked at in one go: small after a full step (the next may be close), doubling while quiet.
-_MIN_WINDOW, _MAX_WINDOW = 8, 4096
+_MIN_WINDOW, _MAX_WINDOW = 32, 4096
 
 
 def _supported(session: PortfolioSession) -> bool:
@@ -59,59 +59,46 @@ def _supported(session: PortfolioSession) -> bool:
             and session.on_commit is None)
 
 
-def _classify(signals: Sequence[Mapping[str, Any] | None], column: Mapping[str, int], shape: tuple[int, int]
+def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str], shape: tuple[int, int]
               ) -> tuple[np.ndarray, np.ndarray]:
     """Kind (``_NONE`` ... ``_OTHER``) and size of each market's signal at each position.
 
-    Signals equal in every field the check reads, field types included, are checked once
-    (:func:`trader.strategy.signal_problem` on the first of them): a per-market strategy's
-    answers are often many copies of a few signals.
+    Each object is looked at once; signals equal in every field the check reads, field types
+    included, are checked once (:func:`trader.strategy.signal_problem` on the first of them):
+    a per-market strategy's answers are often many copies of a few signals.
     """
-    seen: dict[Any, tuple[int, float]] = {}
-    by_id: dict[int, tuple[int, float]] = {}  # the same object again: no key to build
-    cells: list[int] = []
-    kinds: list[int] = []
-    sizes: list[float] = []
-    width = shape[1]
-    signal_type = Signal
-    for i, answer in enumerate(signals):
-        if not answer:
-            continue
-        base = i * width
-        for symbol, signal in answer.items():
-            j = column.get(symbol)
-            if j is None or signal is None:
-                continue
-            got = by_id.get(id(signal))
-            if got is not None:
-                cells.append(base + j)
-                kinds.append(got[0])
-                sizes.append(got[1])
-                continue
-            if type(signal) is signal_type:
-                size, confidence, probability, reason = signal.size, signal.confidence, signal.probability, signal.reason
-                action = signal.action
-                key: Any = (type(action), action, type(size), size, type(confidence), confidence, type(probability),
-                            probability, type(reason))
-            else:
-                key = id(signal)
-            got = seen.get(key)
-            if got is None:
-                if signal_problem(signal) is None:
-                    got = (_KIND_OF_ACTION.get(signal.action, _OTHER), float(signal.size))
-                else:
-                    got = (_OTHER, 0.0)
-                seen[key] = got
-            by_id[id(signal)] = got  # the signals outlive this loop: an id is not reused meanwhile
-            cells.append(base + j)
-            kinds.append(got[0])
-            sizes.append(got[1])
+    empty: Mapping[str, Any] = {}
+    answers = [answer or empty for answer in signals]
+    seen: dict[Any, int] = {}
+    kinds: list[int] = [_NONE]
+    sizes: list[float] = [0.0]
+    slot_of: dict[int, int] = {id(None): 0}
     kind = np.zeros(shape, dtype=np.int8)
     size = np.zeros(shape, dtype=np.float64)
-    if cells:
-        where = np.asarray(cells, dtype=np.intp)
-        kind.flat[where] = np.asarray(kinds, dtype=np.int8)
-        size.flat[where] = np.asarray(sizes, dtype=np.float64)
+    for j, symbol in enumerate(symbols):
+        column = [answer.get(symbol) for answer in answers]
+        for key, signal in dict(zip(map(id, column), column, strict=True)).items():
+            if key in slot_of:
+                continue
+            if type(signal) is Signal:
+                action, value, confidence, probability = signal.action, signal.size, signal.confidence, signal.probability
+                content: Any = (type(action), action, type(value), value, type(confidence), confidence,
+                                type(probability), probability, type(signal.reason))
+            else:
+                content = key
+            slot = seen.get(content)
+            if slot is None:
+                slot = seen[content] = len(kinds)
+                if signal_problem(signal) is None:
+                    kinds.append(_KIND_OF_ACTION.get(signal.action, _OTHER))
+                    sizes.append(float(signal.size))
+                else:
+                    kinds.append(_OTHER)
+                    sizes.append(0.0)
+            slot_of[key] = slot  # the signals outlive this function: an id is not reused meanwhile
+        slots = np.fromiter(map(slot_of.__getitem__, map(id, column)), dtype=np.intp, count=len(column))
+        kind[:, j] = np.asarray(kinds, dtype=np.int8)[slots]
+        size[:, j] = np.asarray(sizes, dtype=np.float64)[slots]
     return kind, size
 
 
@@ -142,7 +129,7 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
     if not bool(np.all(closes[trading] > 0)) or not bool(np.all(np.isfinite(closes[trading]))):
         return None  # the step refuses such a close: let it say so at its position
     symbols = session.symbols
-    kind, size = _classify(signals, {s: j for j, s in enumerate(symbols)}, closes.shape)
+    kind, size = _classify(signals, symbols, closes.shape)
     kind[~trading] = _NONE  # a market without a candle is not asked
     days = ts // DAY_MS
     with session.approving_at_sight():
@@ -198,16 +185,22 @@ def _figures(session: PortfolioSession, state: BasketQuietState, a: int, b: int,
     start = np.asarray([book.marks.get(s, np.nan) for s in symbols], dtype=np.float64)
     marks = np.where(rows >= 0, np.take_along_axis(block, np.maximum(rows, 0), axis=0), start[None, :])
     column = {s: j for j, s in enumerate(symbols)}
-    value = np.zeros(b - a, dtype=np.float64)
-    for symbol, slot in book.positions.items():  # the book's sum, in its order
-        j = column.get(symbol)
-        if j is None:
-            value = value + slot[0] * book.marks.get(symbol, slot[1])
-        else:
-            mark = marks[:, j]
-            if np.isnan(start[j]):
-                mark = np.where(np.isnan(mark), slot[1], mark)
-            value = value + slot[0] * mark
+    positions = book.positions
+    if positions:  # the book's sum, in its order: sum(quantity * mark) added left to right from 0
+        parts = np.empty((b - a, len(positions) + 1), dtype=np.float64)
+        parts[:, 0] = 0.0
+        for p, (symbol, slot) in enumerate(positions.items(), start=1):
+            j = column.get(symbol)
+            if j is None:
+                parts[:, p] = slot[0] * book.marks.get(symbol, slot[1])
+            else:
+                mark = marks[:, j]
+                if np.isnan(start[j]):
+                    mark = np.where(np.isnan(mark), slot[1], mark)
+                np.multiply(slot[0], mark, out=parts[:, p])
+        value = np.add.accumulate(parts, axis=1)[:, -1]
+    else:
+        value = np.zeros(b - a, dtype=np.float64)
     equity = book.cash + value
     peak = np.maximum.accumulate(np.concatenate(([state.peak], equity)))[1:]
     day = days[a:b]

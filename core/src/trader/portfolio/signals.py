@@ -73,10 +73,11 @@ def basket_signals(
             features=features.get(symbol), model=models.get(symbol), params=params, workdir=workdir,
         )
         spent += batch.seconds
-        for k in present:
-            signal = batch.signals[int(rows[k]) - r_first]
+        got = batch.signals
+        for k, row in zip(present.tolist(), rows[present].tolist(), strict=True):
+            signal = got[row - r_first]
             if signal is not None:
-                answers[int(k)][symbol] = signal
+                answers[k][symbol] = signal
     return answers, spent
 
 
