@@ -244,6 +244,14 @@ class PortfolioRunner(StrategyRunner):
         last = session.last_timestamp
         pending: dict[int, dict[str, Candle]] = {}
         after: dict[str, int | None] = {}
+        # The markets' histories were fetched one after another: a candle that closed in between is in
+        # some of them only. Cut them at the newest time every up-to-date market has, so that candle
+        # comes from the feed for every market instead of being skipped for the ones fetched first.
+        newest = [int(f["timestamp"].iloc[-1]) for f in history.values() if f is not None and len(f)]
+        if newest:
+            recent = [ts for ts in newest if ts >= max(newest) - session.timeframe_ms]
+            common = min(recent)
+            history = {s: (f[f["timestamp"] <= common] if f is not None else f) for s, f in history.items()}
         for symbol in self.symbols:
             frame = history.get(symbol)
             if frame is None or len(frame) == 0:
