@@ -450,7 +450,8 @@ class PortfolioSession(TradingSession):
         for symbol, signal in valid.items():
             if signal.action is not _BUY:
                 continue
-            order = self._buy_order(symbol, signal, record.timestamp, closes[symbol], equity, sequence)
+            order = self._buy_order(symbol, signal, record.timestamp, closes[symbol], equity, sequence,
+                                    booked=bool(record.fills))
             if order is None:
                 continue
             if self._status is not TradingStatus.ACTIVE:
@@ -526,13 +527,15 @@ class PortfolioSession(TradingSession):
             return False
         return not (held <= 0 and open_positions >= limits.max_open_positions)
 
-    def _buy_order(self, symbol: str, signal: Signal, timestamp: int, price: float, equity: float, sequence: int) -> OrderRequest | None:
-        """Top ``symbol`` up towards ``size * f * equity`` (portfolio equity at the candle), paid from the cash left."""
+    def _buy_order(self, symbol: str, signal: Signal, timestamp: int, price: float, equity: float, sequence: int,
+                   booked: bool = True) -> OrderRequest | None:
+        """Top ``symbol`` up towards ``size * f * equity`` (portfolio equity at the candle), paid from the cash left.
+        ``booked``: whether this step booked a fill before (else the book is as it was at the candle)."""
         rules = self.market_rules[symbol]
         limits = self.limits
         # The audit caps a position at f x the equity it sees, which the costs of this step's
         # earlier orders lowered: sized from the candle's equity alone, a rotation's buy was denied.
-        now = self.book.equity()
+        now = self.book.equity() if booked else equity
         target = signal.size * limits.max_position_fraction * (now if now < equity else equity)
         if target > limits.max_position_notional:
             target = limits.max_position_notional
