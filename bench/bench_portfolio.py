@@ -111,17 +111,22 @@ def part_basket(name: str, markets: int, bars: int, fast: bool = True) -> dict:
     loaded = _rss_mib() - base
     began = time.perf_counter()
     basket = align(frames, TIMEFRAME)
+    aligned = _rss_mib() - base
     first, last = 0, len(basket) - 1
     answers, _ = basket_signals(strategy, basket, first, last)
     signals_s = time.perf_counter() - began
+    signalled = _rss_mib() - base
     broker = basket_broker(config, BacktestSettings(), basket, first, last)
+    brokered = _rss_mib() - base
     t = time.perf_counter()
     run = simulate_basket(manager, name, limits, basket, answers, first, last, broker=broker, cash=10_000.0,
                           rebalance_band=0.1, fast=fast)
     sim_s = time.perf_counter() - t
     fills = [(f["timestamp"], f["symbol"], f["side"], f["quantity"], f["price"], f["fee"]) for f in run.run.fills]
+    phases = {"alignment": aligned - loaded, "signals": signalled - aligned, "brokers": brokered - signalled,
+              "simulation": _hwm_mib() - base - brokered}
     return {"signals_s": signals_s, "simulation_s": sim_s, "peak_mib": _hwm_mib() - base, "candle_mib": candle_mib, "loaded_mib": loaded,
-            "fills": len(fills), "equity": run.run.equity.tolist(), "fill_rows": fills,
+            "phases": phases, "fills": len(fills), "equity": run.run.equity.tolist(), "fill_rows": fills,
             "final": float(run.run.equity[-1])}
 
 
@@ -268,6 +273,7 @@ def main() -> None:
     lines.append("| strategy | way | signals | simulation | total | vs separately | memory at peak | "
                  "vs the candles | beyond the loaded candles | fills |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    memory: list[tuple[str, dict]] = []
     for name in ("buy_and_hold", SMA):
         sep = _child("separate", args, "--strategy", name)
         bas = _child("basket", args, "--strategy", name)
@@ -275,6 +281,7 @@ def main() -> None:
         if bas["equity"] != ref["equity"] or bas["fill_rows"] != ref["fill_rows"]:
             raise SystemExit(f"{name}: the basket's fast path and its per-step reference differ")
         label = "sma_cross (20/50)" if name == SMA else name
+        memory.append((label, bas["phases"]))
         sep_total = sep["signals_s"] + sep["simulation_s"]
         for way, r in (("separately (baseline)", sep), ("basket", bas), ("basket, per-step reference", ref)):
             total = r["signals_s"] + r["simulation_s"]
@@ -288,6 +295,12 @@ def main() -> None:
                  "gave the same equity curve and fills for both strategies (checked in this run). The two ways do not "
                  "make the same trades: the basket sizes every market from one account's equity and cash, the "
                  "separate runs give each market a whole account.")
+    for label, phases in memory:
+        lines.append(f"\nThe basket's memory beyond the loaded candles, {label}: "
+                     + ", ".join(f"{part} {mib:,.0f} MiB" for part, mib in phases.items())
+                     + " (RSS growth of each phase; the simulation's is its peak). The brokers are the paper brokers' "
+                     "estimated-spread tables, one entry per candle of each market, held for all the markets at once; "
+                     "separate runs hold one market's at a time.")
     if not args.skip_live:
         live = _child("live", args)
         lines.append(f"\n**Live decision**: `dl_lstm` (BiLSTM, hidden 128, 86 features, windows of 60), {args.markets} "

@@ -330,7 +330,9 @@ class MemoryState:
 
     def market_columns(self) -> dict[str, Any]:
         """:meth:`market_history` as numpy columns: ``timestamp``, ``symbol`` (an index into
-        ``symbols``), ``close``, ``quantity``, ``position_value``, and ``symbols``."""
+        ``symbols``), ``close``, ``quantity``, ``position_value``, and ``symbols``. The columns are
+        read-only views of the store's own (no copy of a million rows): take them after the last
+        commit; a commit while one is still referenced raises ``BufferError``."""
         return self._market_columns.arrays()
 
     def equity_curve(self, symbol: str | None = None) -> list[tuple[int, float]]:
@@ -402,7 +404,11 @@ class MarketColumns:
     def arrays(self) -> dict[str, Any]:
         import numpy as np
 
-        return {"symbols": tuple(self.symbols), "timestamp": np.array(self.timestamp, dtype=np.int64),
-                "symbol": np.array(self.symbol, dtype=np.intp), "close": np.array(self.close, dtype=np.float64),
-                "quantity": np.array(self.quantity, dtype=np.float64),
-                "position_value": np.array(self.position_value, dtype=np.float64)}
+        def view(column: array, dtype: Any) -> Any:
+            out = np.frombuffer(column, dtype=dtype) if len(column) else np.empty(0, dtype=dtype)
+            out.flags.writeable = False
+            return out
+
+        return {"symbols": tuple(self.symbols), "timestamp": view(self.timestamp, np.int64),
+                "symbol": view(self.symbol, np.int32), "close": view(self.close, np.float64),
+                "quantity": view(self.quantity, np.float64), "position_value": view(self.position_value, np.float64)}
