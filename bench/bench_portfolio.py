@@ -274,6 +274,7 @@ def main() -> None:
                  "vs the candles | beyond the loaded candles | fills |")
     lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     memory: list[tuple[str, dict]] = []
+    ratios: list[tuple[str, float, float, float]] = []
     for name in ("buy_and_hold", SMA):
         sep = _child("separate", args, "--strategy", name)
         bas = _child("basket", args, "--strategy", name)
@@ -283,6 +284,8 @@ def main() -> None:
         label = "sma_cross (20/50)" if name == SMA else name
         memory.append((label, bas["phases"]))
         sep_total = sep["signals_s"] + sep["simulation_s"]
+        ratios.append((label, (bas["signals_s"] + bas["simulation_s"]) / sep_total, bas["peak_mib"] / bas["candle_mib"],
+                       sep["peak_mib"] / sep["candle_mib"]))
         for way, r in (("separately (baseline)", sep), ("basket", bas), ("basket, per-step reference", ref)):
             total = r["signals_s"] + r["simulation_s"]
             lines.append(f"| {label} | {way} | {r['signals_s']:.2f} s | {r['simulation_s']:.2f} s | {total:.2f} s | "
@@ -301,6 +304,11 @@ def main() -> None:
                      + " (RSS growth of each phase; the simulation's is its peak). The brokers are the paper brokers' "
                      "estimated-spread tables, one entry per candle of each market, held for all the markets at once; "
                      "separate runs hold one market's at a time.")
+    lines.append("\nAims: the basket no slower in total than the markets one by one: "
+                 + "; ".join(f"{label} {r:.2f}x ({'met' if r <= 1.0 else 'not met'})" for label, r, _, _ in ratios)
+                 + ". Memory within 1.5x of the candles: "
+                 + "; ".join(f"{label} {m:.1f}x ({'met' if m <= 1.5 else 'not met'}; the separate runs, measured the "
+                             f"same way, {s:.1f}x)" for label, _, m, s in ratios) + ".")
     if not args.skip_live:
         live = _child("live", args)
         lines.append(f"\n**Live decision**: `dl_lstm` (BiLSTM, hidden 128, 86 features, windows of 60), {args.markets} "

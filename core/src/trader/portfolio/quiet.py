@@ -89,7 +89,7 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str
             slot = seen.get(content)
             if slot is None:
                 slot = seen[content] = len(kinds)
-                if signal_problem(signal) is None:
+                if signal is not None and signal_problem(signal) is None:
                     kinds.append(_KIND_OF_ACTION.get(signal.action, _OTHER))
                     sizes.append(float(signal.size))
                 else:

@@ -513,7 +513,7 @@ class PortfolioSession(TradingSession):
         if after > limits.max_position_fraction * equity * slack or notional > book.cash * slack:
             return False
         marks = book.marks
-        gross = 0
+        gross = 0.0
         held_value = 0.0
         open_positions = 0
         for symbol, slot in book.positions.items():  # PortfolioSnapshot.gross_exposure's sum, in its order
