@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
 import numpy as np
@@ -28,6 +28,7 @@ from trader.portfolio.session import PortfolioSession
 
 if TYPE_CHECKING:
     from trader.config import TraderConfig
+    from trader.engine import MemoryState
     from trader.plugins import TraderPluginManager
     from trader.types import RiskLimits
 
@@ -49,7 +50,7 @@ class BasketRun:
         last traded value, as the account values it."""
         timestamps = np.asarray(self.run.timestamps)
         equity = np.asarray(self.run.equity[1:], dtype=np.float64)
-        rows = self.session.store.market_history()
+        rows = cast("MemoryState", self.session.store).market_history()
         row_ts = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         row_symbol = np.array([r[1] for r in rows], dtype=object)
         row_value = np.fromiter((r[4] for r in rows), dtype=np.float64, count=len(rows))

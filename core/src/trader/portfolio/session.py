@@ -31,7 +31,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -414,7 +414,7 @@ class PortfolioSession(TradingSession):
                 log.warning("%s: %s: %s", self.strategy, code, message)
                 record.events += (RiskEvent(record.timestamp, "signal", code, message),)
                 continue
-            valid[symbol] = signal
+            valid[symbol] = cast(Signal, signal)
         if failed:
             self._model_failures += 1
             record.action = "failed"
