@@ -185,3 +185,23 @@ def test_inputs_it_does_not_take_are_left_to_the_step():
     assert simulate_floats(session, [T0 + 0.5, T0 + HOUR, T0 + 2 * HOUR], [1.0, 1.0, 1.0], signals) is None
     session.run([T0], [1.0], [None])
     assert simulate_floats(session, [T0 + HOUR], [1.0], [None]) is None
+
+
+def test_a_buy_every_candle_is_passed_in_bulk_and_still_rebalances_as_the_step_does():
+    """Buy-and-hold's stream (a BUY on every candle) with a position fraction below 1 and a band: the
+    candles whose BUY the position already meets are passed in bulk, the rebalancing buys a falling
+    price calls for still happen, on the same candles, as in the per-candle step."""
+    n = 6_000
+    rng = np.random.default_rng(8)
+    closes = (100 * np.exp(np.cumsum(rng.normal(-0.0004, 0.004, n)))).tolist()
+    ts = [T0 + i * HOUR for i in range(n)]
+    buy = Signal(SignalAction.BUY)
+    signals = [None] * 3 + [buy] * (n - 3)
+    limits = RiskLimits(max_position_fraction=0.5, max_drawdown=1.0, daily_loss_limit=1.0)
+    reference = _session(limits, PaperBroker(fee_bps=10.0), 0.02, False)
+    reference.run(ts, closes, signals, fast=False)
+    run = simulate_floats(_session(limits, PaperBroker(fee_bps=10.0), 0.02, False), ts, closes, signals)
+    assert run is not None
+    assert run.equities.tolist() == reference.store.equities
+    assert run.fills == reference.store.fills() and len(run.fills) > 20  # rebalancing buys along the way
+    assert run.events == reference.store.risk_events()

@@ -179,8 +179,10 @@ class _Sim:
         kinds, sizes = _kinds(signals)
         self.kinds_arr = kinds
         self.kinds, self.sizes = kinds.tolist(), sizes.tolist()
+        self.sizes_arr = sizes
         self.next_other = _Next(kinds == _OTHER)
         self.next_buy = _Next(kinds == _BUY)
+        self.buy_rows = np.asarray(self.next_buy.at, dtype=np.intp)
         self.next_sell = _Next(kinds == _SELL)
         self._next_signal: _Next | None = None  # made when first needed (a failed signal)
         self._next_day: _Next | None = None  # (reducing)
@@ -243,7 +245,7 @@ class _Sim:
             if status is not _HALTED and self.qty > 0:
                 stop = min(stop, self.next_sell[i])
             if status is _ACTIVE:
-                stop = min(stop, self.next_buy[i])
+                stop = self._next_buy_that_may_order(i, stop)
             elif status is _REDUCING:
                 if self._next_day is None:
                     self._next_day = _Next(self.day_change)
@@ -253,6 +255,40 @@ class _Sim:
             if stop < n:
                 self.full(stop)
             i = stop + 1
+
+    def _next_buy_that_may_order(self, i: int, limit: int) -> int:
+        """The first ``BUY`` in ``[i, limit)`` that may order, else ``limit``.
+
+        While the account holds a position and no failure is counted, a ``BUY`` whose target the
+        position already meets (``shortfall <= 0`` or below the rebalance band, :meth:`_order`'s
+        first test on the account as it stands) changes nothing :meth:`quiet` does not do: such
+        candles (buy-and-hold asks every candle) are passed in bulk, tested with numpy with a
+        margin, so a candle that may order always takes :meth:`full`, which decides exactly.
+        """
+        import numpy as np
+
+        first = self.next_buy[i]
+        if first >= limit or self.qty <= 0 or self.failures:
+            return min(first, limit)
+        buys = self.buy_rows
+        k = bisect_left(self.next_buy.at, first)
+        end = bisect_left(self.next_buy.at, limit, lo=k)
+        cash, qty = self.cash, self.qty
+        width = 64
+        while k < end:
+            rows = buys[k : min(end, k + width)]
+            price = self.close_arr[rows]
+            held = qty * price
+            equity = cash + held + 0.0
+            target = np.minimum(self.sizes_arr[rows] * self.fraction * equity, self.max_position)
+            shortfall = target - held
+            slack = 1e-9 * np.abs(target)  # err towards the full step: it decides exactly
+            may = (shortfall > -slack) & (shortfall >= self.band * target - slack)
+            if may.any():
+                return int(rows[int(np.argmax(may))])
+            k += rows.size
+            width *= 4
+        return limit
 
     def quiet(self, lo: int, hi: int) -> int:
         """Advance over ``[lo, hi)`` where only a breaker could act; returns the first candle that must
