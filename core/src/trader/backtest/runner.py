@@ -314,7 +314,7 @@ def simulate(
     """Step the engine's decision step (:class:`trader.engine.TradingSession`) through the candles
     with precomputed signals, on an in-memory store."""
     from trader.engine import MemoryState, RiskAuditAgent, TradingSession
-    from trader.engine.fastsim import simulate_floats
+    from trader.engine.fastsim import distinct_objects, simulate_floats
     from trader.evaluation.performance import performance_metrics
 
     store = MemoryState(strategy_name)
@@ -349,8 +349,8 @@ def simulate(
         exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
     metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
     codes = {"buy": 1, "sell": -1, "hold": 0}
-    by_id = {id(s): 0 if s is None or not isinstance(s, Signal) else codes[s.action.value] for s in {id(s): s for s in signals}.values()}
-    actions = np.fromiter(map(by_id.__getitem__, map(id, signals)), dtype=np.int8, count=len(signals))
+    slots, objects = distinct_objects(signals)
+    actions = np.array([codes[s.action.value] if isinstance(s, Signal) else 0 for s in objects], dtype=np.int8)[slots]
     return SimulatedRun(
         strategy=strategy_name,
         timestamps=ts,

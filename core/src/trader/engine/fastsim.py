@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from trader.engine.step import TradingSession
 
-__all__ = ["FloatRun", "simulate_floats"]
+__all__ = ["FloatRun", "distinct_objects", "simulate_floats"]
 
 _NONE, _HOLD, _BUY, _SELL, _OTHER = 0, 1, 2, 3, 4
 _KIND_OF_ACTION = {SignalAction.HOLD: _HOLD, SignalAction.BUY: _BUY, SignalAction.SELL: _SELL}
@@ -96,16 +96,27 @@ class FloatRun:
     model_failures: int
 
 
+def distinct_objects(items: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
+    """``(slots, objects)`` with ``items[i] is objects[slots[i]]``: each distinct object (by identity)
+    once, in the order of its first appearance. A strategy's batch repeats a few shared signals over
+    every row, so what is decided per signal is decided per object, then spread with ``slots``."""
+    import numpy as np
+    import pandas as pd
+
+    ids = np.fromiter(map(id, items), dtype=np.uint64, count=len(items))  # hashed in C: no dict of every row
+    slots, _ = pd.factorize(ids)  # numbered in the order of first appearance
+    firsts = np.flatnonzero(np.diff(np.maximum.accumulate(slots), prepend=-1) > 0) if slots.size else slots
+    return slots, [items[i] for i in firsts.tolist()]
+
+
 def _kinds(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """Kind and size of each signal; shared objects are looked at once."""
     import numpy as np
 
-    by_id = dict(zip(map(id, signals), signals, strict=True))
-    slot_of: dict[int, int] = {}
+    slots, objects = distinct_objects(signals)
     kinds: list[int] = []
     sizes: list[float] = []
-    for key, signal in by_id.items():
-        slot_of[key] = len(kinds)
+    for signal in objects:
         if signal is None:
             kind, size = _NONE, 0.0
         elif signal_problem(signal) is None:
@@ -114,7 +125,6 @@ def _kinds(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
             kind, size = _OTHER, 0.0
         kinds.append(kind)
         sizes.append(size)
-    slots = np.fromiter(map(slot_of.__getitem__, map(id, signals)), dtype=np.intp, count=len(signals))
     return np.asarray(kinds, dtype=np.int8)[slots], np.asarray(sizes, dtype=np.float64)[slots]
 
 

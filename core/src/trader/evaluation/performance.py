@@ -20,7 +20,9 @@ Conventions (documented in ``docs/backtesting.md``):
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -181,19 +183,41 @@ def _field(fill: Any, name: str) -> Any:
     return fill[name] if isinstance(fill, Mapping) else getattr(fill, name)
 
 
+def _side(value: Any) -> str:
+    return value.lower() if type(value) is str else str(getattr(value, "value", value)).lower()
+
+
+def _fill_columns(fills: Iterable[Any]) -> tuple[list[str], list[float], list[float], list[float], list[int]]:
+    """Side, quantity, price, fee and timestamp of each fill, read once (a dict row without the ``Mapping`` check)."""
+    sides: list[str] = []
+    quantities: list[float] = []
+    prices: list[float] = []
+    fees: list[float] = []
+    stamps: list[int] = []
+    for fill in fills:
+        row = fill if type(fill) is dict or isinstance(fill, Mapping) else None
+        get = row.__getitem__ if row is not None else partial(getattr, fill)
+        sides.append(_side(get("side")))
+        quantities.append(float(get("quantity")))
+        prices.append(float(get("price")))
+        fees.append(float(get("fee")))
+        stamps.append(int(get("timestamp")))
+    return sides, quantities, prices, fees, stamps
+
+
 def round_trip_trades(fills: Iterable[Any], last_price: float | None = None, last_timestamp: int | None = None) -> list[Trade]:
     """Group fills (objects or mappings with ``side``, ``quantity``, ``price``, ``fee``,
     ``timestamp``) into flat-to-flat trades; an open remainder is marked at ``last_price``."""
+    return _round_trips(*_fill_columns(fills), last_price, last_timestamp)
+
+
+def _round_trips(sides: list[str], quantities: list[float], prices: list[float], fill_fees: list[float],
+                 stamps: list[int], last_price: float | None, last_timestamp: int | None) -> list[Trade]:
     trades: list[Trade] = []
     qty = cost = proceeds = fees = peak = buy_qty = sell_qty = sell_value = 0.0
     entry_ts = 0
     count = 0
-    for fill in fills:
-        side = str(getattr(_field(fill, "side"), "value", _field(fill, "side"))).lower()
-        quantity = float(_field(fill, "quantity"))
-        price = float(_field(fill, "price"))
-        fee = float(_field(fill, "fee"))
-        ts = int(_field(fill, "timestamp"))
+    for side, quantity, price, fee, ts in zip(sides, quantities, prices, fill_fees, stamps, strict=True):
         if count == 0:
             if side != "buy":
                 continue  # a sell without a position cannot happen on a spot paper account
@@ -301,13 +325,13 @@ def performance_metrics(
     volatility = float(np.std(returns, ddof=1)) * math.sqrt(periods) if n >= 2 else math.nan
     depth, duration = max_drawdown(values)
     calmar = annual / abs(depth) if depth < 0 else math.nan
-    fill_list = list(fills)
-    trades = round_trip_trades(fill_list, last_price, int(ts[-1]))
+    columns = _fill_columns(fills)
+    trades = _round_trips(*columns, last_price, int(ts[-1]))
     pnls = np.array([t.pnl for t in trades])
     wins = pnls[pnls > 0].sum() if pnls.size else 0.0
     losses = -pnls[pnls < 0].sum() if pnls.size else 0.0
-    traded = sum(float(_field(f, "quantity")) * float(_field(f, "price")) for f in fill_list)
-    fees = sum(float(_field(f, "fee")) for f in fill_list)
+    traded = sum(map(operator.mul, columns[1], columns[2]))  # in fill order, as before: the same float
+    fees = sum(columns[3])
     expo = np.asarray(exposure, dtype=np.float64) if exposure is not None else np.zeros(n)
     if expo.size != n:
         raise ValueError(f"exposure has {expo.size} values for {n} bars")
