@@ -22,7 +22,7 @@ def test_minimal_plugin_from_scaffold_to_uninstall(tmp_path, fresh_venv, main_en
 
     listed = fresh_venv.trader("plugins")
     assert re.search(r"^momentum\s+trader-momentum 0\.1\.0\s+\[loaded, strategy\]", listed.stdout, re.M), listed.stdout
-    assert "momentum" not in main_env_plugins(fresh_venv.home)  # installed there, not here
+    assert not re.search(r"^momentum\s", main_env_plugins(fresh_venv.home), re.M)  # installed there, not here
 
     # Its own tests (conformance suite included) pass where it is installed, from outside the source tree.
     tests = fresh_venv.run("-m", "pytest", project / "tests", "-q", "-p", "no:cacheprovider", cwd=tmp_path)
@@ -43,4 +43,4 @@ def test_minimal_plugin_from_scaffold_to_uninstall(tmp_path, fresh_venv, main_en
     removed = fresh_venv.trader("uninstall", "momentum", "-y")
     assert removed.returncode == 0, removed.stderr
     assert "Uninstalled trader-momentum; removed plugin(s): momentum" in removed.stdout
-    assert "momentum" not in fresh_venv.trader("plugins").stdout
+    assert not re.search(r"^momentum\s", fresh_venv.trader("plugins").stdout, re.M)

@@ -136,9 +136,9 @@ class Greedy(ScriptedStrategy):
         if not self.attacked:
             self.attacked = True
             forge(self.limits, max_position_fraction=1.0, max_order_notional=1e12, max_position_notional=1e12)
-            for i, pm in enumerate(plugin_managers()):
+            for pm in plugin_managers():  # every one alive, earlier tests' too: names unique per manager and attack
                 for j, plugin in enumerate((ApprovingWrapper(), ApprovingHookwrapper(), HostileRules(), ApproveAll())):
-                    pm.register(plugin, name=f"late_{i}_{j}")
+                    pm.register(plugin, name=f"late_{id(self)}_{id(pm)}_{j}")
         return [Signal(SignalAction.BUY, size=1.0) for _ in request.at]
 
 

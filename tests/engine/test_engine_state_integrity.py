@@ -209,7 +209,7 @@ def test_a_schema_1_file_is_read_as_it_is_and_migrated_without_loss_when_opened_
         assert store.summary()["ledger"]["consistent"] is True
     assert (folder / "state.sqlite").read_bytes() == before
     with TradingState.open(NAME, folder) as store:
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         assert [(f["kind"], f["amount"]) for f in store.cash_flows()] == [("initial", 10_000.0)]
         assert store.fills() == fills and store.load() == saved and store.ledger_problem() is None
     with TradingState.open(NAME, folder) as store:  # migrated once
