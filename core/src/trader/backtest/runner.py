@@ -330,8 +330,9 @@ def simulate(
         rebalance_band=market.rebalance_band,
     )
     signals = list(signals)
+    slots, objects = distinct_objects(signals)  # the few signal objects a batch repeats, each looked at once
     with quiet_engine_logs():
-        floats = simulate_floats(session, timestamps, closes, signals)  # the step on floats (engine/fastsim.py)
+        floats = simulate_floats(session, timestamps, closes, signals, (slots, objects))  # the step on floats (engine/fastsim.py)
         processed = len(timestamps) if floats is not None else session.run(timestamps, closes, signals)
     store.close()
     if processed != len(timestamps):
@@ -349,7 +350,6 @@ def simulate(
         exposure = np.where(equity[1:] > 0, position_value / np.where(equity[1:] > 0, equity[1:], 1.0), 0.0)
     metrics = performance_metrics(equity, ts, timeframe, fills=fills, exposure=exposure, last_price=float(closes[-1]))
     codes = {"buy": 1, "sell": -1, "hold": 0}
-    slots, objects = distinct_objects(signals)
     actions = np.array([codes[s.action.value] if isinstance(s, Signal) else 0 for s in objects], dtype=np.int8)[slots]
     return SimulatedRun(
         strategy=strategy_name,

@@ -42,6 +42,7 @@ from attrs import frozen
 from trader.engine.book import DUST
 from trader.engine.brokers.paper import PaperBroker
 from trader.engine.risk import _SLACK, STATUS_SEVERITY, RiskCode, state_verdicts
+from trader.engine.step import client_order_id
 from trader.errors import PluginError, StateError
 from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS
@@ -109,11 +110,11 @@ def distinct_objects(items: Sequence[Any]) -> tuple[np.ndarray, list[Any]]:
     return slots, [items[i] for i in firsts.tolist()]
 
 
-def _kinds(signals: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+def _kinds(signals: Sequence[Any], distinct: tuple[np.ndarray, list[Any]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Kind and size of each signal; shared objects are looked at once."""
     import numpy as np
 
-    slots, objects = distinct_objects(signals)
+    slots, objects = distinct if distinct is not None else distinct_objects(signals)
     kinds: list[int] = []
     sizes: list[float] = []
     for signal in objects:
@@ -143,9 +144,10 @@ class _Next:
 
 
 def simulate_floats(session: TradingSession, timestamps: Sequence[int] | np.ndarray, closes: Sequence[float] | np.ndarray,
-                    signals: Sequence[Any]) -> FloatRun | None:
+                    signals: Sequence[Any], distinct: tuple[np.ndarray, list[Any]] | None = None) -> FloatRun | None:
     """Simulate ``session`` (fresh: no candle processed, no position) over the candles; ``None``
-    (having done nothing) where the float path does not apply. ``session`` itself is not advanced."""
+    (having done nothing) where the float path does not apply. ``session`` itself is not advanced.
+    ``distinct``: :func:`distinct_objects` of ``signals`` when the caller has it already."""
     import numpy as np
 
     if type(session.broker) is not PaperBroker or session.last_timestamp is not None or session.position != 0:
@@ -169,7 +171,7 @@ def simulate_floats(session: TradingSession, timestamps: Sequence[int] | np.ndar
         return None
     if not bool(np.isfinite(close).all()) or (n and float(close.min()) <= 0):
         return None
-    sim = _Sim(session, ts, close, signals)
+    sim = _Sim(session, ts, close, signals, distinct)
     sim.run()
     return sim.result()
 
@@ -177,7 +179,8 @@ def simulate_floats(session: TradingSession, timestamps: Sequence[int] | np.ndar
 class _Sim:
     """One simulation's state: the session's account in local floats."""
 
-    def __init__(self, session: TradingSession, ts: np.ndarray, close: np.ndarray, signals: Sequence[Any]) -> None:
+    def __init__(self, session: TradingSession, ts: np.ndarray, close: np.ndarray, signals: Sequence[Any],
+                 distinct: tuple[np.ndarray, list[Any]] | None = None) -> None:
         import numpy as np
 
         self.session = session
@@ -186,7 +189,7 @@ class _Sim:
         self.ts_arr, self.close_arr = ts, close
         self.ts = ts.tolist()
         self.close = close.tolist()
-        kinds, sizes = _kinds(signals)
+        kinds, sizes = _kinds(signals, distinct)
         self.kinds_arr = kinds
         self.kinds, self.sizes = kinds.tolist(), sizes.tolist()
         self.sizes_arr = sizes
@@ -414,8 +417,6 @@ class _Sim:
             return
         if self.status is _REDUCING and buy:
             return  # REDUCE_ONLY: a note on the step record, nothing recorded
-        from trader.engine.step import client_order_id
-
         cid = client_order_id(self.strategy, self.symbol, ts, 0)
         if not self._approved_at_sight(ts, cid, buy, quantity, price, prev_mark) \
                 and not self._audit(ts, cid, buy, quantity, price, prev_mark):
