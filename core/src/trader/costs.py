@@ -459,6 +459,20 @@ class SpreadTable:
             return np.array([float(self.model.spread_bps) * self.model.spread_multiplier])  # type: ignore[arg-type]
         return np.concatenate((self._known_bps, np.fromiter(self._bps.values(), dtype=np.float64, count=len(self._bps))))
 
+    def known_bps(self, timestamps: np.ndarray) -> np.ndarray:
+        """:meth:`bps` of each of ``timestamps`` already priced in bulk (:meth:`watch`), NaN for the
+        others (left to :meth:`bps`): one lookup for many candles, pricing nothing."""
+        ts = np.asarray(timestamps, dtype=np.int64)
+        if not self.model.estimated:
+            return np.full(ts.size, float(self.model.spread_bps) * self.model.spread_multiplier)  # type: ignore[arg-type]
+        out = np.full(ts.size, np.nan)
+        known_ts = self._known_ts
+        if known_ts.size and ts.size:
+            at = np.minimum(known_ts.searchsorted(ts), known_ts.size - 1)
+            hit = known_ts[at] == ts
+            out[hit] = self._known_bps[at[hit]]
+        return out
+
     def bps(self, timestamp: int) -> float:
         """The spread charged on the candle opened at ``timestamp``."""
         if not self.model.estimated:

@@ -210,6 +210,10 @@ class _Sim:
         broker = cast(PaperBroker, session.broker)  # simulate() runs only on a PaperBroker (checked there)
         self.rules = rules = broker.rules
         self.spreads = broker.spreads
+        # the spreads of the candles that may fill, looked up at once (NaN: priced by bps() at the fill)
+        may_fill = np.flatnonzero((kinds == _BUY) | (kinds == _SELL))
+        self.bps_at = np.full(n, np.nan)
+        self.bps_at[may_fill] = self.spreads.known_bps(ts[may_fill])
         self.strategy, self.symbol = session.strategy, session.symbol
         self.tf_ms = session.timeframe_ms
         self.fraction = limits.max_position_fraction
@@ -436,7 +440,7 @@ class _Sim:
             return False
         if self.day_start > 0 and equity < self.day_start * (1 - limits.daily_loss_limit):
             return False
-        if self.losses >= limits.max_consecutive_losses or self._recent_errors() >= limits.max_errors:
+        if self.losses >= limits.max_consecutive_losses or (self._recent_errors() if self.errors else 0) >= limits.max_errors:
             return False
         if self.failures >= limits.max_model_failures:
             return False
@@ -479,7 +483,10 @@ class _Sim:
         """:meth:`PaperBroker.execute`, then ``_book_execution`` and :meth:`Book.apply_fill`."""
         rules = self.rules
         ordered = quantity
-        half_spread = self.spreads.bps(ts) / 20_000
+        bps = self.bps_at.item(self.current)
+        if bps != bps:
+            bps = self.spreads.bps(ts)
+        half_spread = bps / 20_000
         cash = self.cash
         if buy:
             price = reference * (1 + half_spread + rules.slippage_rate)
