@@ -12,11 +12,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trader.backtest.bootstrap import resampled_sums, stationary_bootstrap
 from trader.backtest.verdict import (
     _retimed_log_total,
     _retimed_log_totals,
+    beats_buy_and_hold,
     beats_random_timing,
+    judge,
     random_timings,
+    robust_to_costs,
     trade_runs,
 )
 
@@ -99,3 +103,27 @@ def test_beats_random_timing_gives_the_answer_of_the_bar_by_bar_null():
     observed = float(np.log1p(returns).sum())
     assert question.p_value == (1 + np.sum(null >= observed - 1e-9 * max(1.0, abs(observed)))) / 401
     assert question.detail["median_random_total_return"] == pytest.approx(np.expm1(np.median(null)), rel=1e-9)
+
+
+@given(st.integers(3, 500), st.floats(1.0, 40.0), st.integers(0, 2**32 - 1), st.integers(1, 250))
+@settings(max_examples=60, deadline=None)
+def test_resampled_sums_are_the_sums_of_the_resampled_bars_for_every_series(n, block, seed, n_resamples):
+    rng = np.random.default_rng(seed)
+    series = [rng.normal(0.0, 0.01, n), rng.normal(0.001, 0.5, n) ** 2, rng.standard_cauchy(n)]
+    sums = resampled_sums(series, n_resamples, block, seed)
+    index = np.concatenate(list(stationary_bootstrap(n, n_resamples, block, seed)))
+    for values, row in zip(series, sums, strict=True):
+        assert row == pytest.approx(values[index].sum(axis=1), rel=1e-9, abs=1e-9 * np.abs(values).sum())
+
+
+def test_the_verdicts_shared_blocks_give_each_questions_own_answer():
+    rng = np.random.default_rng(2)
+    market = rng.normal(0.0003, 0.01, 2500)
+    exposure = np.repeat(rng.random(50) < 0.6, 50).astype(float)
+    returns = np.concatenate(([0.0], exposure[:-1])) * market - 0.0005 * np.abs(np.diff(exposure, prepend=0.0))
+    wide = returns - 0.0005 * np.abs(np.diff(exposure, prepend=0.0))
+    verdict = judge(returns, exposure, market, market, wide, n_resamples=300, seed=9)
+    alone = (beats_buy_and_hold(returns, market, n_resamples=300, seed=9),
+             robust_to_costs(returns, wide, n_resamples=300, seed=9))
+    assert verdict.question("beats_buy_and_hold").to_dict() == alone[0].to_dict()
+    assert verdict.question("robust_to_costs").to_dict() == alone[1].to_dict()

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -31,6 +31,7 @@ __all__ = [
     "stationary_blocks",
     "stationary_bootstrap",
     "bootstrap_distribution",
+    "resampled_sums",
     "probabilistic_sharpe_ratio",
     "expected_max_sharpe",
     "deflated_sharpe_ratio",
@@ -79,7 +80,7 @@ def stationary_blocks(
             ends = np.cumsum(lengths, axis=1)
             short = ends[:, -1] < n
         before = ends - lengths
-        lengths = np.clip(n - before, 0, lengths)  # cut the block that crosses n; later ones vanish
+        lengths = np.minimum(np.maximum(n - before, 0), lengths)  # cut the block that crosses n; later ones vanish
         starts = rng.integers(0, n, size=lengths.shape)
         yield starts, lengths
         done += k
@@ -98,13 +99,31 @@ def stationary_bootstrap(
         yield ((np.repeat(starts.ravel(), flat_len) + offset) % n).reshape(k, n)
 
 
-def _block_sums(prefix: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per row, the sum of the resampled values, from a prefix sum over the series twice over."""
-    return (prefix[starts + lengths] - prefix[starts]).sum(axis=1)
-
-
 def _wrapped_prefix(values: np.ndarray) -> np.ndarray:
     return np.concatenate(([0.0], np.cumsum(np.concatenate((values, values)))))
+
+
+def resampled_sums(series: Sequence[np.ndarray], n_resamples: int, mean_block: float, seed: int = 0) -> np.ndarray:
+    """Each series' sum over the resamples of :func:`stationary_blocks` (the same resamples for every
+    series: paired), as an array of shape ``(len(series), n_resamples)``.
+
+    A resample is summed block by block from a prefix sum over the series twice over (blocks wrap
+    around the end): O(blocks) per resample instead of O(bars), and the blocks are drawn once for
+    all the series. The sums are the ones summing the series' resampled bars would give, to rounding.
+    """
+    prefixes = [_wrapped_prefix(np.asarray(values, dtype=np.float64)) for values in series]
+    n = (prefixes[0].size - 1) // 2 if prefixes else 0
+    if any(prefix.size != 2 * n + 1 for prefix in prefixes):
+        raise ValueError("paired series must have the same length")
+    out = np.empty((len(prefixes), n_resamples))
+    done = 0
+    for starts, lengths in stationary_blocks(n, n_resamples, mean_block, seed):
+        ends = starts + lengths
+        rows = slice(done, done + starts.shape[0])
+        for out_row, prefix in zip(out, prefixes, strict=True):
+            out_row[rows] = (prefix[ends] - prefix[starts]).sum(axis=1)
+        done = rows.stop
+    return out
 
 
 def bootstrap_distribution(
@@ -320,27 +339,17 @@ def significance(
         b = np.asarray(benchmark_returns, dtype=np.float64)
         if b.size != r.size:
             raise ValueError(f"benchmark has {b.size} returns for {r.size}")
-    # Every statistic here is a function of sums over the resampled bars, so each resample is
-    # summed block by block from prefix sums: O(blocks) per resample instead of O(bars).
+    # Every statistic here is a function of sums over the resampled bars (resampled_sums).
     n = r.size
-    prefixes = [_wrapped_prefix(r), _wrapped_prefix(r * r), _wrapped_prefix(log_r)]
-    if b is not None:
-        prefixes += [_wrapped_prefix(b), _wrapped_prefix(b * b)]
-    sharpes, totals, excesses = [], [], []
-    for starts, lengths in stationary_blocks(n, n_resamples, block, seed):
-        sums = [_block_sums(p, starts, lengths) for p in prefixes]
-        sharpe = _sharpe_from_sums(sums[0], sums[1], n, periods)
-        sharpes.append(sharpe)
-        totals.append(np.expm1(sums[2]))
-        if b is not None:
-            other = _sharpe_from_sums(sums[3], sums[4], n, periods)
-            excesses.append(sharpe - np.where(np.isfinite(other), other, 0.0))
-    sharpe_draws, total_draws = np.concatenate(sharpes), np.concatenate(totals)
+    sums = resampled_sums([r, r * r, log_r] + ([b, b * b] if b is not None else []), n_resamples, block, seed)
+    sharpe_draws = _sharpe_from_sums(sums[0], sums[1], n, periods)
+    total_draws = np.expm1(sums[2])
     excess, p_bench = None, None
     if b is not None:
+        other = _sharpe_from_sums(sums[3], sums[4], n, periods)
+        excess_draws = sharpe_draws - np.where(np.isfinite(other), other, 0.0)
         bench_hat = float(_sharpe_rows(b[None, :], periods)[0])
         excess_hat = sharpe_hat - (bench_hat if math.isfinite(bench_hat) else 0.0)
-        excess_draws = np.concatenate(excesses)
         excess = _interval(excess_hat, excess_draws, confidence)
         p_bench = _p_value(excess_hat, excess_draws)
     return Significance(

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from trader.backtest.bootstrap import _block_sums, _wrapped_prefix, default_block_length, stationary_blocks
+from trader.backtest.bootstrap import default_block_length, resampled_sums
 
 if TYPE_CHECKING:
     from trader.backtest.results import SimulatedRun
@@ -222,13 +222,6 @@ def _log_returns(returns: np.ndarray) -> np.ndarray:
     return np.log1p(np.maximum(r, -1.0 + 1e-15))
 
 
-def _bootstrap_sums(values: np.ndarray, n_resamples: int, mean_block: float, seed: int) -> np.ndarray:
-    """Sums of ``values`` over stationary-bootstrap resamples (same blocks as :mod:`bootstrap` for a seed)."""
-    prefix = _wrapped_prefix(values)
-    return np.concatenate([_block_sums(prefix, s, ln) for s, ln in stationary_blocks(values.size, n_resamples,
-                                                                                    mean_block, seed)])
-
-
 def _percentile_p(draws: np.ndarray) -> float:
     """Share of resampled sums at or below zero, with the +1 of an exact test (floor ``1/(N+1)``)."""
     return float((1 + np.sum(draws <= 0.0)) / (1 + draws.size))
@@ -250,20 +243,30 @@ def _not_asked(name: str, title: str, why: str, floor: float) -> Question:
 def beats_buy_and_hold(returns: np.ndarray, benchmark_returns: np.ndarray, *, n_resamples: int = 1000,
                        mean_block: float | None = None, seed: int = 0) -> Question:
     """Paired block bootstrap of the per-bar log-return differences against buy-and-hold."""
-    name, title = "beats_buy_and_hold", "beats buy-and-hold"
-    floor = p_floor(n_resamples)
+    d = _differences(returns, benchmark_returns)
+    if d is None:
+        return _not_asked("beats_buy_and_hold", "beats buy-and-hold", "fewer than 3 bars", p_floor(n_resamples))
+    block = mean_block if mean_block is not None else default_block_length(d.size)
+    return _buy_and_hold_answer(returns, benchmark_returns, d, resampled_sums([d], n_resamples, block, seed)[0], block)
+
+
+def _differences(returns: np.ndarray, benchmark_returns: np.ndarray) -> np.ndarray | None:
+    """``log(1 + r) - log(1 + b)`` per bar (``None`` under 3 bars)."""
     r, b = np.asarray(returns, dtype=np.float64), np.asarray(benchmark_returns, dtype=np.float64)
     if r.size != b.size:
         raise ValueError(f"benchmark has {b.size} returns for {r.size}")
-    if r.size < 3:
-        return _not_asked(name, title, "fewer than 3 bars", floor)
-    d = _log_returns(r) - _log_returns(b)
-    block = mean_block if mean_block is not None else default_block_length(d.size)
-    draws = _bootstrap_sums(d, n_resamples, block, seed)
+    return _log_returns(r) - _log_returns(b) if r.size >= 3 else None
+
+
+def _buy_and_hold_answer(returns: np.ndarray, benchmark_returns: np.ndarray, d: np.ndarray, draws: np.ndarray,
+                         block: float) -> Question:
+    n_resamples = draws.size
     low, high = _interval(draws)
     p = _percentile_p(draws)
+    r, b = np.asarray(returns, dtype=np.float64), np.asarray(benchmark_returns, dtype=np.float64)
     return Question(
-        name, title, math.expm1(float(d.sum())), math.expm1(low), math.expm1(high), p, floor, p < ALPHA,
+        "beats_buy_and_hold", "beats buy-and-hold", math.expm1(float(d.sum())), math.expm1(low), math.expm1(high), p,
+        p_floor(n_resamples), p < ALPHA,
         f"paired stationary block bootstrap of per-bar log-return differences ({n_resamples} resamples, "
         f"mean block {block:g} bars); estimate: final equity relative to buy-and-hold's",
         {"strategy_total_return": math.expm1(float(_log_returns(r).sum())),
@@ -424,33 +427,45 @@ def beats_random_timing(returns: np.ndarray, exposure: np.ndarray, market_return
 def robust_to_costs(returns: np.ndarray, wide_returns: np.ndarray | None = None, *, spread_multiplier: float = 2.0,
                     n_resamples: int = 1000, mean_block: float | None = None, seed: int = 0) -> Question:
     """Block bootstrap of the total log return at the assumed costs and (when given) at a wider spread."""
-    name = "robust_to_costs"
-    title = f"profitable at {spread_multiplier:g}x the spread" if wide_returns is not None else "profitable after costs"
-    floor = p_floor(n_resamples)
+    logs = _cost_series(returns, wide_returns)
+    if logs is None:
+        return _not_asked("robust_to_costs", _costs_title(wide_returns, spread_multiplier), "fewer than 3 bars",
+                          p_floor(n_resamples))
+    block = mean_block if mean_block is not None else default_block_length(logs[0].size)
+    return _costs_answer(logs, resampled_sums(logs, n_resamples, block, seed), block, spread_multiplier)
+
+
+def _costs_title(wide_returns: np.ndarray | None, spread_multiplier: float) -> str:
+    return f"profitable at {spread_multiplier:g}x the spread" if wide_returns is not None else "profitable after costs"
+
+
+def _cost_series(returns: np.ndarray, wide_returns: np.ndarray | None) -> list[np.ndarray] | None:
+    """The per-bar log returns at the assumed costs and (when given) at the wider spread (``None`` under 3 bars)."""
     r = np.asarray(returns, dtype=np.float64)
     if r.size < 3:
-        return _not_asked(name, title, "fewer than 3 bars", floor)
-    block = mean_block if mean_block is not None else default_block_length(r.size)
-    runs = {"assumed": r} if wide_returns is None else {"assumed": r, "wide": np.asarray(wide_returns, dtype=np.float64)}
-    answers = {}
-    for key, series in runs.items():
-        lr = _log_returns(series)
-        draws = _bootstrap_sums(lr, n_resamples, block, seed)
-        answers[key] = (float(lr.sum()), _interval(draws), _percentile_p(draws))
-    last = answers["wide" if wide_returns is not None else "assumed"]
+        return None
+    return [_log_returns(r)] + ([_log_returns(np.asarray(wide_returns, dtype=np.float64))] if wide_returns is not None else [])
+
+
+def _costs_answer(logs: list[np.ndarray], draws: np.ndarray, block: float, spread_multiplier: float) -> Question:
+    n_resamples = draws.shape[1]
+    wide = len(logs) > 1
+    keys = ("assumed", "wide")[: len(logs)]
+    answers = {key: (float(lr.sum()), _interval(row), _percentile_p(row)) for key, lr, row in zip(keys, logs, draws, strict=True)}
+    last = answers["wide" if wide else "assumed"]
     p = max(a[2] for a in answers.values())
     detail: dict[str, Any] = {"total_return": math.expm1(answers["assumed"][0]), "p_value": answers["assumed"][2],
                               "mean_block": float(block)}
-    if wide_returns is not None:
+    if wide:
         detail.update({"spread_multiplier": spread_multiplier, "wide_total_return": math.expm1(answers["wide"][0]),
                        "wide_p_value": answers["wide"][2]})
     else:
         detail["why_single"] = "no run at a wider spread"
     return Question(
-        name, title, math.expm1(last[0]), math.expm1(last[1][0]), math.expm1(last[1][1]), p, floor, p < ALPHA,
+        "robust_to_costs", _costs_title(logs[1] if wide else None, spread_multiplier), math.expm1(last[0]),
+        math.expm1(last[1][0]), math.expm1(last[1][1]), p, p_floor(n_resamples), p < ALPHA,
         f"stationary block bootstrap of per-bar log returns ({n_resamples} resamples, mean block {block:g} bars) "
-        + ("at the assumed costs and at a wider spread; p is the larger of the two" if wide_returns is not None
-           else "at the assumed costs"),
+        + ("at the assumed costs and at a wider spread; p is the larger of the two" if wide else "at the assumed costs"),
         detail,
     )
 
@@ -465,15 +480,27 @@ def judge(returns: np.ndarray, exposure: np.ndarray, market_returns: np.ndarray,
     """The three questions for one strategy (arrays per bar, aligned; see each question's function).
     ``implausible``: the plausibility guard fired, so the verdict cannot be SKILL."""
     floor = p_floor(n_resamples)
+    d = _differences(returns, benchmark_returns) if benchmark_returns is not None else None
+    logs = _cost_series(returns, wide_returns)
+    # both bootstrap questions resample the same bars with the same seed: one draw of blocks for all their series
+    series = ([d] if d is not None else []) + (logs or [])
+    block = mean_block if mean_block is not None else default_block_length(series[0].size) if series else 1
+    if all(x.size == series[0].size for x in series):
+        draws = resampled_sums(series, n_resamples, block, seed) if series else np.empty((0, n_resamples))
+    else:  # a wide run of another length: each series on its own blocks, as its question alone would
+        draws = np.stack([resampled_sums([x], n_resamples, block, seed)[0] for x in series])
     if benchmark_returns is None:
         first = _not_asked("beats_buy_and_hold", "beats buy-and-hold", "no buy-and-hold baseline", floor)
+    elif d is None:
+        first = _not_asked("beats_buy_and_hold", "beats buy-and-hold", "fewer than 3 bars", floor)
     else:
-        first = beats_buy_and_hold(returns, benchmark_returns, n_resamples=n_resamples, mean_block=mean_block, seed=seed)
+        first = _buy_and_hold_answer(returns, benchmark_returns, d, draws[0], block)
+    costs = (_costs_answer(logs, draws[len(series) - len(logs):], block, spread_multiplier) if logs is not None else
+             _not_asked("robust_to_costs", _costs_title(wide_returns, spread_multiplier), "fewer than 3 bars", floor))
     return Verdict((
         first,
         beats_random_timing(returns, exposure, market_returns, n_resamples=n_resamples, seed=seed),
-        robust_to_costs(returns, wide_returns, spread_multiplier=spread_multiplier, n_resamples=n_resamples,
-                        mean_block=mean_block, seed=seed),
+        costs,
     ), implausible=implausible)
 
 
