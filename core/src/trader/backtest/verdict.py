@@ -302,10 +302,10 @@ def _timing_draws(n: int, starts: np.ndarray, lengths: np.ndarray, n_resamples: 
         slots[chosen] = True  # sorted by marking them (distinct integers): faster than np.sort
         cuts = np.flatnonzero(slots)
         slots[chosen] = False
-        gaps = np.diff(cuts, prepend=-1) - 1  # the flat bars before each trade (the rest follow the last one)
-        gaps[1:] += 1  # at least one flat bar between two trades
+        # gap i (the flat bars before the i-th trade) is cuts[i] - cuts[i - 1] - 1, plus the one flat bar kept
+        # between two trades, cuts[0] before the first: the gaps before the i-th trade add up to cuts[i]
         moved = lengths[order]
-        yield np.cumsum(gaps) + (np.cumsum(moved) - moved), order
+        yield cuts + (np.cumsum(moved) - moved), order
 
 
 def random_timings(n: int, starts: np.ndarray, lengths: np.ndarray, n_resamples: int, seed: int = 0):
