@@ -190,9 +190,7 @@ class _Sim:
         self.ts = ts.tolist()
         self.close = close.tolist()
         kinds, sizes = _kinds(signals, distinct)
-        self.kinds_arr = kinds
-        self.kinds, self.sizes = kinds.tolist(), sizes.tolist()
-        self.sizes_arr = sizes
+        self.kinds, self.sizes = kinds, sizes  # read at the candles that may act only: no list of every candle
         self.next_other = _Next(kinds == _OTHER)
         self.next_buy = _Next(kinds == _BUY)
         self.buy_rows = np.asarray(self.next_buy.at, dtype=np.intp)
@@ -257,7 +255,7 @@ class _Sim:
             stop = self.next_other[i]
             if self.failures:
                 if self._next_signal is None:
-                    self._next_signal = _Next(self.kinds_arr != _NONE)
+                    self._next_signal = _Next(self.kinds != _NONE)
                 stop = min(stop, self._next_signal[i])
             if status is not _HALTED and self.qty > 0:
                 stop = min(stop, self.next_sell[i])
@@ -297,7 +295,7 @@ class _Sim:
             price = self.close_arr[rows]
             held = qty * price
             equity = cash + held + 0.0
-            target = np.minimum(self.sizes_arr[rows] * self.fraction * equity, self.max_position)
+            target = np.minimum(self.sizes[rows] * self.fraction * equity, self.max_position)
             shortfall = target - held
             slack = 1e-9 * np.abs(target)  # err towards the full step: it decides exactly
             may = (shortfall > -slack) & (shortfall >= self.band * target - slack)
@@ -386,7 +384,7 @@ class _Sim:
             self.peak = equity
         if self.status is not _HALTED and (equity < self.peak * self.dd_keep or equity < self.day_start * self.daily_keep):
             self._check_breakers(ts, equity)
-        kind = self.kinds[i]
+        kind = self.kinds.item(i)
         if kind == _NONE:
             return
         if kind == _OTHER:
@@ -401,8 +399,8 @@ class _Sim:
         """``_order_for`` and ``_execute``: size the order, audit it, fill it, book it."""
         rules = self.rules
         held = self.qty
-        if self.kinds[i] == _BUY:
-            target = self.sizes[i] * self.fraction * equity
+        if self.kinds.item(i) == _BUY:
+            target = self.sizes.item(i) * self.fraction * equity
             if target > self.max_position:
                 target = self.max_position
             shortfall = target - held * price
@@ -414,7 +412,7 @@ class _Sim:
         else:
             if held <= 0:
                 return
-            size = self.sizes[i]
+            size = self.sizes.item(i)
             quantity = held if size >= 1.0 else rules.round_quantity(held * size)
             buy = False
         if quantity <= 0 or quantity * price < rules.min_notional:
@@ -613,15 +611,11 @@ class _Sim:
         import numpy as np
 
         n = self.n
-        cash = np.empty(n, dtype=np.float64)
-        qty = np.empty(n, dtype=np.float64)
-        start, value_cash, value_qty = 0, self.session.book.cash, 0.0
-        for index, c, q in self.changes:
-            cash[start:index] = value_cash
-            qty[start:index] = value_qty
-            start, value_cash, value_qty = index, c, q
-        cash[start:] = value_cash
-        qty[start:] = value_qty
+        # the account after each candle: constant from one trading candle to the next
+        at, cashes, quantities = zip(*self.changes, strict=True) if self.changes else ((), (), ())
+        runs = np.diff(np.concatenate(([0], np.asarray(at, dtype=np.int64), [n])))
+        cash = np.repeat(np.asarray((self.session.book.cash, *cashes), dtype=np.float64), runs)
+        qty = np.repeat(np.asarray((0.0, *quantities), dtype=np.float64), runs)
         held = qty * self.close_arr
         held += 0.0
         equities = cash + held
