@@ -280,11 +280,11 @@ class _Sim:
         candles (buy-and-hold asks every candle) are passed in bulk, tested with numpy with a
         margin, so a candle that may order always takes :meth:`full`, which decides exactly.
         """
-        import numpy as np
-
         first = self.next_buy[i]
         if first >= limit or self.qty <= 0 or self.failures:
             return min(first, limit)
+        import numpy as np
+
         buys = self.buy_rows
         k = bisect_left(self.next_buy.at, first)
         end = bisect_left(self.next_buy.at, limit, lo=k)
