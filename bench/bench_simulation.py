@@ -32,6 +32,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import header, peak_rss_mib, pin_one_core, publish  # noqa: E402
@@ -145,7 +146,7 @@ def _engine_alone(manager, name, limits, market, ts, close, signals, repeats) ->
     return best["floats"], best[True], best[False]
 
 
-def _phases(manager, config, name, candles, settings, repeats) -> tuple[dict[str, float], dict[str, float]]:
+def _phases(manager, config, name, candles, settings, repeats) -> tuple[dict[str, float], dict[str, int]]:
     """Best time of each phase of ``run_backtest``, each called alone on the same inputs, and a few counts."""
     from trader.backtest.bootstrap import significance
     from trader.backtest.runner import BacktestScope, baseline_run, batch_signals, simulate
@@ -163,7 +164,7 @@ def _phases(manager, config, name, candles, settings, repeats) -> tuple[dict[str
         best[label] = min(walls)
         return value
 
-    kw = {"symbol": "SYN/USDT", "timeframe": "1h"}
+    kw: dict[str, Any] = {"symbol": "SYN/USDT", "timeframe": "1h"}
     scope = clock("range and spreads (`BacktestScope.resolve`: the spread estimated per candle)",
                   lambda: BacktestScope.resolve(manager, config, name, candles, None, None, settings))
     batch = clock("signals (`batch_signals`: one hook call, every signal validated)",
