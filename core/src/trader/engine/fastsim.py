@@ -13,6 +13,8 @@ an order, a fill or a portfolio snapshot per candle or per order:
   every breaker threshold is passed in one go, any other is checked candle by candle;
 - a candle that may act (a ``BUY`` while active, a ``SELL`` while holding, a failed signal,
   a new day while reducing, a breaker condition) takes :func:`_Sim.full`, the step on floats;
+  a ``BUY`` whose target the held position already meets (no shortfall, or one under the
+  rebalance band: buy-and-hold asks on every candle) cannot order and is taken in bulk;
 - an order whose every core rule visibly passes is approved without the audit's value
   objects (the ``APPROVED`` event the audit would give); any other order, and every order
   when a plugin adds risk rules (``trader_audit_order``), goes through
