@@ -205,3 +205,29 @@ def test_a_buy_every_candle_is_passed_in_bulk_and_still_rebalances_as_the_step_d
     assert run.equities.tolist() == reference.store.equities
     assert run.fills == reference.store.fills() and len(run.fills) > 20  # rebalancing buys along the way
     assert run.events == reference.store.risk_events()
+
+
+def test_distinct_objects_names_each_object_once_in_order_of_first_appearance():
+    from trader.engine.fastsim import distinct_objects
+
+    buy, hold = Signal(SignalAction.BUY), Signal.hold()
+    twin = Signal(SignalAction.BUY)  # equal to ``buy``, but another object: looked at on its own
+    items = [None, hold, buy, hold, None, twin, buy]
+    slots, objects = distinct_objects(items)
+    assert [id(o) for o in objects] == [id(None), id(hold), id(buy), id(twin)]
+    assert all(items[i] is objects[s] for i, s in enumerate(slots.tolist()))
+    empty_slots, empty_objects = distinct_objects([])
+    assert empty_slots.size == 0 and empty_objects == []
+
+
+def test_spreads_looked_up_in_bulk_are_the_ones_bps_charges():
+    n = 300
+    rng = np.random.default_rng(4)
+    closes = (100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))).tolist()
+    ts = [T0 + i * HOUR for i in range(n)]
+    table = _with_spreads(PaperBroker(), None, ts, closes).spreads  # estimated per candle, priced in bulk
+    later = np.array([ts[-1] + HOUR, ts[-1] + 2 * HOUR])  # never priced: left to bps()
+    bulk = table.known_bps(np.concatenate((np.asarray(ts), later)))
+    assert bulk[:n].tolist() == [table.bps(t) for t in ts] and np.isnan(bulk[n:]).all()
+    fixed = _with_spreads(PaperBroker(), 8.0, ts, closes).spreads
+    assert fixed.known_bps(np.asarray(ts[:3])).tolist() == [fixed.bps(t) for t in ts[:3]]
