@@ -147,7 +147,7 @@ class TradingSession:
         self.audit = audit
         self.rebalance_band = float(rebalance_band)
         self.latency_denies = bool(latency_denies)
-        self.rules = broker.market_rules(symbol)
+        self._bind_markets()
 
         saved = store.load(symbol, timeframe)
         if saved is None:
@@ -165,6 +165,10 @@ class TradingSession:
         self._failed_requests: set[int] = set()
 
     # ------------------------------------------------------------------ state
+
+    def _bind_markets(self) -> None:
+        """Ask the broker for the rules of the session's market(s)."""
+        self.rules = self.broker.market_rules(self.symbol)
 
     def _restore(self, saved: SavedState) -> None:
         book = Book(saved.cash, saved.initial_cash)

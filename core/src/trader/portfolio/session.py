@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple, cast
 
@@ -45,12 +45,12 @@ from trader.engine.records import (
     SavedState,
     StepRecord,
 )
-from trader.engine.risk import _SLACK, RiskAuditAgent, RiskCode, private_limits
+from trader.engine.risk import _SLACK, RiskAuditAgent, RiskCode
 from trader.engine.step import DEFAULT_REBALANCE_BAND, TradingSession, classify_signal_failure, client_order_id
 from trader.engine.store import StateStore
 from trader.errors import PluginError, StateError
 from trader.strategy import signal_problem
-from trader.timeframes import DAY_MS, timeframe_to_ms
+from trader.timeframes import DAY_MS
 from trader.types import OrderRequest, RiskLimits, Side, Signal, SignalAction, TradingStatus
 
 __all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency", "BasketQuietState"]
@@ -132,41 +132,17 @@ class PortfolioSession(TradingSession):
         rebalance_band: float = DEFAULT_REBALANCE_BAND,
         latency_denies: bool = True,
     ) -> None:
-        if not (isinstance(initial_cash, (int, float)) and math.isfinite(initial_cash) and initial_cash > 0):
-            raise StateError(f"initial cash must be a positive number, got {initial_cash!r}")
-        if not 0.0 <= rebalance_band < 1.0:
-            raise StateError(f"rebalance_band must be within [0, 1), got {rebalance_band!r}")
         self.symbols = _check_symbols(symbols)
-        self.strategy = strategy
-        self.symbol = PORTFOLIO
-        self.timeframe = timeframe
-        self.timeframe_ms = timeframe_to_ms(timeframe)
-        self.limits = private_limits(limits)
-        self.broker = broker
-        self.store = store
-        self.audit = audit
-        self.rebalance_band = float(rebalance_band)
-        self.latency_denies = bool(latency_denies)
-        self.market_rules = {symbol: broker.market_rules(symbol) for symbol in self.symbols}
-        self.rules = self.market_rules[self.symbols[0]]
-
-        saved = store.load(PORTFOLIO, timeframe)
-        if saved is None:
-            store.initialize(float(initial_cash))
-            saved = store.load(PORTFOLIO, timeframe)
-            assert saved is not None
-        self._restore(saved)
-
-        self._dd_keep = 1.0 - self.limits.max_drawdown
-        self._daily_keep = 1.0 - self.limits.daily_loss_limit
-        self._now = 0
-        self._signal_ms: float | None = None
-        self.on_commit: Callable[[StepRecord], None] | None = None
-        self._failed_requests: set[int] = set()
+        super().__init__(strategy, PORTFOLIO, timeframe, limits=limits, broker=broker, store=store, audit=audit,
+                         initial_cash=initial_cash, rebalance_band=rebalance_band, latency_denies=latency_denies)
         #: The audit's limits while :meth:`approving_at_sight` (the backtest fast path), else ``None``.
         self._at_sight: RiskLimits | None = None
 
     # ------------------------------------------------------------------ state
+
+    def _bind_markets(self) -> None:
+        self.market_rules = {symbol: self.broker.market_rules(symbol) for symbol in self.symbols}
+        self.rules = self.market_rules[self.symbols[0]]
 
     def _restore(self, saved: SavedState) -> None:
         book = Book(saved.cash, saved.initial_cash)
