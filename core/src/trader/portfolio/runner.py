@@ -248,6 +248,7 @@ class PortfolioRunner(StrategyRunner):
         # some of them only. Cut them at the newest time every up-to-date market has, so that candle
         # comes from the feed for every market instead of being skipped for the ones fetched first.
         newest = [int(f["timestamp"].iloc[-1]) for f in history.values() if f is not None and len(f)]
+        common: int | None = None
         if newest:
             recent = [ts for ts in newest if ts >= max(newest) - session.timeframe_ms]
             common = min(recent)
@@ -259,9 +260,14 @@ class PortfolioRunner(StrategyRunner):
                 after[symbol] = last
                 continue
             ts = frame["timestamp"].to_numpy()
-            cut = max(0, len(frame) - 1) if last is None else int(np.searchsorted(ts, last, side="right"))
+            if last is not None:
+                cut = int(np.searchsorted(ts, last, side="right"))
+            elif common is not None:  # a new account starts at the newest common candle; older ones warm up
+                cut = int(np.searchsorted(ts, common, side="left"))
+            else:
+                cut = max(0, len(frame) - 1)
             signals.warm(symbol, frame.iloc[:cut])
-            after[symbol] = int(ts[-1]) if cut < len(frame) else last
+            after[symbol] = int(ts[-1]) if cut < len(frame) or last is None else last
             for candle in _candles(frame.iloc[cut:]):
                 pending.setdefault(candle.timestamp, {})[symbol] = candle
 
