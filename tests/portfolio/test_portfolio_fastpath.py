@@ -25,6 +25,7 @@ from trader.plugins import TraderPluginManager
 from trader.portfolio.align import align
 from trader.portfolio.broker import BasketPaperBroker
 from trader.portfolio.session import PortfolioSession
+from trader.portfolio.signals import BasketAnswers
 from trader.types import RiskLimits, RiskVerdict, Signal, SignalAction, TradingStatus
 
 HOUR = 3_600_000
@@ -161,6 +162,15 @@ def test_fast_path_equals_one_step_at_a_time(drawn, limits, make_broker, band, r
     fast = _session(basket, limits, make_broker, band, rule)
     assert fast.run(basket.timestamps, basket.closes, signals) == len(basket)
     assert _outcome(fast) == _outcome(reference)
+    # the same signals kept per market (what basket_signals hands a backtest): the same outcome
+    columnar = BasketAnswers(basket.symbols, len(basket))
+    for k, step in enumerate(signals):
+        for symbol, signal in step.items():
+            columnar.columns[basket.symbols.index(symbol)][k] = signal
+    assert [columnar[k] for k in range(len(basket))] == signals
+    by_column = _session(basket, limits, make_broker, band, rule)
+    assert by_column.run(basket.timestamps, basket.closes, columnar) == len(basket)
+    assert _outcome(by_column) == _outcome(reference)
 
 
 def test_a_quiet_basket_is_taken_in_bulk_and_matches_the_reference():

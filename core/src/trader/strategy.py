@@ -199,7 +199,14 @@ class Strategy:
             raise PluginError(f"plugin {self.name!r}: trader_generate_basket_signals returned None")
         before = sigint_count()
         try:
-            rows = [dict(row) if isinstance(row, Mapping) else row for row in answer]
+            # one copy of each distinct mapping (a strategy often repeats one answer); ids are stable
+            # while ``originals`` holds the plugin's objects
+            originals = list(answer)
+            copies: dict[int, Any] = {}
+            for row in originals:
+                if id(row) not in copies:
+                    copies[id(row)] = dict(row) if isinstance(row, Mapping) else row
+            rows = [copies[id(row)] for row in originals]
         except TraderError:
             raise
         except BaseException as exc:
@@ -210,7 +217,13 @@ class Strategy:
             )
         known = set(request.symbols)
         out: list[dict[str, Signal | PluginError]] = []
+        problems: dict[int, str | None] = {}  # each distinct signal object checked once (answers repeat a few signals)
+        valid_rows: dict[int, dict[str, Signal | PluginError]] = {}  # each distinct copy whose every signal passed
         for j, row in enumerate(rows):
+            done = valid_rows.get(id(row))
+            if done is not None:
+                out.append(dict(done))
+                continue
             if not isinstance(row, dict):
                 raise PluginError(
                     f"plugin {self.name!r}: trader_generate_basket_signals answer {j} is {type(row).__name__}, not a mapping"
@@ -222,7 +235,10 @@ class Strategy:
                         f"plugin {self.name!r}: trader_generate_basket_signals gave a signal for {symbol!r}, "
                         f"which is not in the basket ({', '.join(request.symbols)})"
                     )
-                why = signal_problem(signal)
+                key = id(signal)
+                if key not in problems:
+                    problems[key] = signal_problem(signal)
+                why = problems[key]
                 if why is None:
                     checked[symbol] = signal
                     continue
@@ -231,6 +247,8 @@ class Strategy:
                 if not keep_invalid:
                     raise error
                 checked[symbol] = error
+            if all(isinstance(v, Signal) for v in checked.values()):
+                valid_rows[id(row)] = checked
             out.append(checked)
         return out
 

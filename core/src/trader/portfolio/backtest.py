@@ -13,7 +13,7 @@ at twice the spread.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import attrs
@@ -177,7 +177,7 @@ def simulate_basket(
     strategy_name: str,
     limits: RiskLimits,
     basket: Basket,
-    answers: list[dict[str, Any]],
+    answers: Sequence[Mapping[str, Any]],
     first: int,
     last: int,
     *,

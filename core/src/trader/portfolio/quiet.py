@@ -67,8 +67,11 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str
     included, are checked once (:func:`trader.strategy.signal_problem` on the first of them):
     a per-market strategy's answers are often many copies of a few signals.
     """
+    from trader.portfolio.signals import BasketAnswers
+
     empty: Mapping[str, Any] = {}
-    answers = [answer or empty for answer in signals]
+    columnar = isinstance(signals, BasketAnswers) and signals.symbols == tuple(symbols)
+    answers = [] if columnar else [answer or empty for answer in signals]
     seen: dict[Any, int] = {}
     kinds: list[int] = [_NONE]
     sizes: list[float] = [0.0]
@@ -76,7 +79,7 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str
     kind = np.zeros(shape, dtype=np.int8)
     size = np.zeros(shape, dtype=np.float64)
     for j, symbol in enumerate(symbols):
-        column = [answer.get(symbol) for answer in answers]
+        column = signals.column(symbol) if columnar else [answer.get(symbol) for answer in answers]  # type: ignore[attr-defined]
         for key, signal in dict(zip(map(id, column), column, strict=True)).items():
             if key in slot_of:
                 continue

@@ -6,16 +6,17 @@
 - A *cross-sectional* strategy (``trader_generate_basket_signals``) is asked once for the
   whole range, with every market's candles and features (:class:`trader.types.BasketRequest`).
 
-Either way the answer is one mapping per timeline position, holding signals only for the
-markets that have a candle there and are past their warm-up.
+Either way the answer (:class:`BasketAnswers`) reads as one mapping per timeline position,
+holding signals only for the markets that have a candle there and are past their warm-up; it
+keeps them per market, so a backtest's fast path reads each market's column as it is.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -28,9 +29,55 @@ if TYPE_CHECKING:
     from trader.portfolio.align import Basket
     from trader.strategy import Strategy
 
-__all__ = ["basket_signals", "basket_features"]
+__all__ = ["BasketAnswers", "basket_signals", "basket_features"]
 
 StepAnswer = dict[str, Any]
+
+
+class BasketAnswers(Sequence[StepAnswer]):
+    """A basket's signals at ``length`` timeline positions, kept as one column per market.
+
+    ``answers[k]`` is the mapping of step ``k`` (the markets with a signal there); ``columns[j]``
+    holds market ``symbols[j]``'s signal at every position, ``None`` where it has none.
+    """
+
+    def __init__(self, symbols: Iterable[str], length: int) -> None:
+        self.symbols = tuple(symbols)
+        self._length = int(length)
+        self.columns = [np.full(self._length, None, dtype=object) for _ in self.symbols]
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, k: int) -> StepAnswer: ...
+
+    @overload
+    def __getitem__(self, k: slice) -> list[StepAnswer]: ...
+
+    def __getitem__(self, k: int | slice) -> StepAnswer | list[StepAnswer]:
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(self._length))]
+        if k < 0:
+            k += self._length
+        if not 0 <= k < self._length:
+            raise IndexError(k)
+        out = {}
+        for symbol, column in zip(self.symbols, self.columns, strict=True):
+            signal = column[k]
+            if signal is not None:
+                out[symbol] = signal
+        return out
+
+    def column(self, symbol: str) -> list[Any]:
+        """``symbol``'s signal at every position (``None`` where it has none)."""
+        return self.columns[self.symbols.index(symbol)].tolist()
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
 
 
 def basket_features(strategy: Strategy, basket: Basket) -> dict[str, Any]:
@@ -48,7 +95,7 @@ def basket_signals(
     params: Mapping[str, Any] | None = None,
     workdir: Path | None = None,
     features: Mapping[str, Any] | None = None,
-) -> tuple[list[StepAnswer], float]:
+) -> tuple[BasketAnswers, float]:
     """Signals for timeline positions ``first..last`` (inclusive) and the seconds the strategy took.
 
     ``models`` maps each symbol to the model its market uses (one pooled model may serve all).
@@ -57,7 +104,7 @@ def basket_signals(
     models = models or {}
     features = dict(features) if features is not None else basket_features(strategy, basket)
     warm = first_signal_row(strategy.info)
-    answers: list[StepAnswer] = [{} for _ in range(first, last + 1)]
+    answers = BasketAnswers(basket.symbols, last + 1 - first)
     spent = 0.0
     if strategy.cross_sectional:
         spent = _cross_sectional(strategy, basket, first, last, answers, models, params, workdir, features, warm)
@@ -73,11 +120,7 @@ def basket_signals(
             features=features.get(symbol), model=models.get(symbol), params=params, workdir=workdir,
         )
         spent += batch.seconds
-        got = batch.signals
-        for k, row in zip(present.tolist(), rows[present].tolist(), strict=True):
-            signal = got[row - r_first]
-            if signal is not None:
-                answers[k][symbol] = signal
+        answers.columns[j][present] = _objects(batch.signals)[rows[present] - r_first]
     return answers, spent
 
 
@@ -86,7 +129,7 @@ def _cross_sectional(
     basket: Basket,
     first: int,
     last: int,
-    answers: list[StepAnswer],
+    answers: BasketAnswers,
     models: Mapping[str, Any],
     params: Mapping[str, Any] | None,
     workdir: Path | None,
@@ -116,9 +159,8 @@ def _cross_sectional(
     began = time.perf_counter()
     got = strategy.generate_basket_signals(request, keep_invalid=True)
     spent = time.perf_counter() - began
-    for k, answer in zip(asked, got, strict=True):
-        step = answers[int(k)]
-        for j, symbol in enumerate(basket.symbols):
-            if eligible[k, j] and symbol in answer:
-                step[symbol] = answer[symbol]
+    for j, symbol in enumerate(basket.symbols):
+        column = _objects([answer.get(symbol) for answer in got])
+        keep = eligible[asked, j]
+        answers.columns[j][asked[keep]] = column[keep]  # a market not yet warm, or without a candle, gets none
     return spent
