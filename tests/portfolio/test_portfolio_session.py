@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from trader import Signal, SignalAction
+from trader.backtest.runner import BacktestSettings
 from trader.engine import PaperBroker, RiskAuditAgent, TradingSession, TradingState, core_verdicts
 from trader.errors import StateError
 from trader.plugins import TraderPluginManager
@@ -194,3 +195,28 @@ def test_portfolio_limits_deny_in_a_basket_and_are_recorded(tmp_path):
     assert [o.status for o in record.orders] == ["filled", "denied"]
     events = session.store.risk_events(kind="audit")
     assert any(e["code"] == "MAX_OPEN_POSITIONS" for e in events)
+
+
+def test_buy_and_hold_on_a_basket_buys_each_market_at_its_first_candle_and_never_sells(tmp_path):
+    from trader.config import load_config
+    from trader.data.synth import synthetic_candles
+    from trader.portfolio import align, run_basket_backtest
+
+    frames = {
+        "AAA/USDT": synthetic_candles("AAA/USDT", "1h", 600, seed=1),
+        "BBB/USDT": synthetic_candles("BBB/USDT", "1h", 600, seed=2).iloc[100:].reset_index(drop=True),  # listed later
+        "CCC/USDT": synthetic_candles("CCC/USDT", "1h", 600, seed=3),
+    }
+    basket = align(frames, "1h")
+    result = run_basket_backtest(TraderPluginManager(load_entrypoints=False), load_config(home=tmp_path), "buy_and_hold",
+                                 basket, settings=BacktestSettings(n_resamples=50, benchmark=False, spread_multiplier=None))
+    orders = [o.order for o in result.result.orders if o.status == "filled"]
+    assert orders and all(o.side.value == "buy" for o in orders)
+    first = {s: int(f["timestamp"].iloc[0]) for s, f in frames.items()}
+    for symbol, listed in first.items():
+        assert min(o.timestamp for o in orders if o.symbol == symbol) == listed
+    # each market about a third of the account when it was bought
+    equity = dict(zip(result.run.timestamps.tolist(), result.run.equity[1:].tolist(), strict=True))
+    for symbol, listed in first.items():
+        bought = next(o for o in orders if o.symbol == symbol and o.timestamp == listed)
+        assert bought.quantity * bought.price == pytest.approx(equity[listed] / 3, rel=0.02)

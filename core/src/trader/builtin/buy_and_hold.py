@@ -2,7 +2,8 @@
 
 It buys its full allowed position on the first candle and holds it. On a basket of
 ``M`` markets it is the equal-weight basket: ``1/M`` of the account in each market, bought
-at the market's first candle. Its loss
+at the market's first candle, never sold, and topped up (like the single market's) when it
+falls more than the rebalance band below ``1/M`` of the account while cash allows. Its loss
 breakers are wide open (a daily loss or drawdown of 100%), so that a halt never turns
 the yardstick into something else; the order-size rules still apply.
 """

@@ -4,7 +4,7 @@ The simulation is :class:`~trader.portfolio.session.PortfolioSession` on an in-m
 store, the step ``trader run`` takes on a basket, so a replay of the same candles makes
 the same trades. The baseline is the equal-weight buy-and-hold basket: ``buy_and_hold``
 run on the same markets, cash, costs and timeline, buying ``1/M`` of the account into
-each market at its first candle in the range. The verdict's three questions
+each market at its first candle in the range (topped up, never sold). The verdict's three questions
 (:mod:`trader.backtest.verdict`) compare the account with that basket (whose value
 stands in for "the market"), with random timings of the same exposure, and with itself
 at twice the spread.
