@@ -75,12 +75,11 @@ def backtest_basket(
     """Backtest ``strategy`` on the basket ``symbols`` and print the result (text or ``--json``)."""
     from trader.portfolio import align
     from trader.portfolio.backtest import run_basket_backtest
-    from trader.portfolio.session import quote_currency
+    from trader.portfolio.session import mixed_quotes
 
-    quotes = sorted({quote_currency(s) for s in symbols})
-    if len(quotes) > 1:
-        raise ConfigError(f"--symbol: {', '.join(symbols)} are quoted in {', '.join(quotes)}: one account holds one "
-                          "quote currency's cash, so a basket's markets must share it")
+    problem = mixed_quotes(symbols)
+    if problem is not None:
+        raise ConfigError(f"--symbol: {problem}")
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
     basket = align(frames, timeframe)
     models = _models(app, strategy, basket.symbols, timeframe, model_version)

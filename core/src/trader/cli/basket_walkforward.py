@@ -45,7 +45,7 @@ def walk_forward_basket(
     """Walk ``strategy`` forward over the basket ``symbols`` and print the result (text or ``--json``)."""
     from trader.cli.basket_backtest import basket_candles
     from trader.portfolio import align
-    from trader.portfolio.session import quote_currency
+    from trader.portfolio.session import mixed_quotes
     from trader.portfolio.walkforward import run_basket_walk_forward
 
     if distributed:
@@ -53,10 +53,9 @@ def walk_forward_basket(
                           "whose folds run one after the other in this process")
     if report_dir is not None:
         raise ConfigError("--report is not available for a basket's walk-forward: leave it out, or use --json")
-    quotes = sorted({quote_currency(s) for s in symbols})
-    if len(quotes) > 1:
-        raise ConfigError(f"--symbol: {', '.join(symbols)} are quoted in {', '.join(quotes)}: one account holds one "
-                          "quote currency's cash, so a basket's markets must share it")
+    problem = mixed_quotes(symbols)
+    if problem is not None:
+        raise ConfigError(f"--symbol: {problem}")
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
     basket = align(frames, timeframe)
     from trader.cli.backtest_cmd import _FoldProgress

@@ -53,7 +53,7 @@ from trader.strategy import signal_problem
 from trader.timeframes import DAY_MS
 from trader.types import OrderRequest, RiskLimits, Side, Signal, SignalAction, TradingStatus
 
-__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency", "BasketQuietState"]
+__all__ = ["PortfolioSession", "PORTFOLIO", "StepSignals", "quote_currency", "mixed_quotes", "BasketQuietState"]
 
 log = logging.getLogger("trader.engine")
 _risk_log = logging.getLogger("trader.risk")
@@ -94,13 +94,20 @@ def _check_symbols(symbols: Iterable[str]) -> tuple[str, ...]:
             raise StateError(f"{symbol!r} is not a market symbol")
     if len(set(out)) != len(out):
         raise StateError(f"a market is listed twice in {', '.join(out)}")
-    quotes = {quote_currency(symbol) for symbol in out}
-    if len(quotes) > 1:
-        raise StateError(
-            f"the markets {', '.join(out)} are quoted in {', '.join(sorted(quotes))}: one account holds one quote "
-            "currency's cash, so a basket's markets must share it"
-        )
+    problem = mixed_quotes(out)
+    if problem is not None:
+        raise StateError(problem)
     return tuple(sorted(out))
+
+
+def mixed_quotes(symbols: Iterable[str]) -> str | None:
+    """Why ``symbols`` cannot be one basket's markets (they are quoted in several currencies), or ``None``."""
+    symbols = tuple(symbols)
+    quotes = sorted({quote_currency(symbol) for symbol in symbols})
+    if len(quotes) <= 1:
+        return None
+    return (f"the markets {', '.join(symbols)} are quoted in {', '.join(quotes)}: one account holds one quote "
+            "currency's cash, so a basket's markets must share it")
 
 
 def quote_currency(symbol: str) -> str:
