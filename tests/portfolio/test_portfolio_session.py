@@ -220,3 +220,12 @@ def test_buy_and_hold_on_a_basket_buys_each_market_at_its_first_candle_and_never
     for symbol, listed in first.items():
         bought = next(o for o in orders if o.symbol == symbol and o.timestamp == listed)
         assert bought.quantity * bought.price == pytest.approx(equity[listed] / 3, rel=0.02)
+
+
+def test_when_cash_runs_short_buys_are_served_in_symbol_order(tmp_path):
+    limits = RiskLimits(max_position_fraction=0.8, max_order_notional=1e9, max_position_notional=1e9)
+    session = _session(tmp_path, ["ZZZ/USDT", "AAA/USDT"], limits=limits)
+    record = session.step(T0, {"ZZZ/USDT": 10.0, "AAA/USDT": 10.0}, {"ZZZ/USDT": BUY, "AAA/USDT": BUY})
+    assert session.quantity("AAA/USDT") * 10 == pytest.approx(8_000, rel=1e-9)  # its whole target, served first
+    assert session.quantity("ZZZ/USDT") * 10 == pytest.approx(2_000, rel=1e-9)  # what was left
+    assert [o.order.symbol for o in record.orders] == ["AAA/USDT", "ZZZ/USDT"]
