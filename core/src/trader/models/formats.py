@@ -29,12 +29,25 @@ CODE_OPCODES = frozenset({
 })
 
 
+#: The first bytes of a zip archive's local file header (skops files, ``torch.save`` archives).
+ZIP_MAGIC = b"PK\x03\x04"
+
+
 def _is_code_pickle(path: Path) -> bool:
     """Whether the file is a complete pickle stream that names code or declares a protocol (streams the
-    file; stops at the first byte that is not a valid opcode, so data files are rejected after a few bytes)."""
+    file; stops at the first byte that is not a valid opcode, so data files are rejected after a few bytes).
+
+    A file that opens with a zip header is judged as an archive (:func:`code_format`), not as a stream:
+    read as opcodes, ``P`` is ``PERSID``, so whether a zip "parses" up to a ``.`` depends on bytes such as
+    its members' timestamps; and unpickled, its first opcode asks for a persistent id, which the standard
+    unpickler refuses before anything else runs.
+    """
     calls_code = False
     try:
         with open(path, "rb") as fh, warnings.catch_warnings():
+            if fh.read(len(ZIP_MAGIC)) == ZIP_MAGIC:
+                return False
+            fh.seek(0)
             warnings.simplefilter("ignore", DeprecationWarning)  # genops decoding arbitrary bytes as strings
             for opcode, _arg, pos in pickletools.genops(fh):
                 if opcode.name in CODE_OPCODES or (pos == 0 and opcode.name == "PROTO"):
