@@ -12,13 +12,18 @@ def _row(srv: Server, name: str) -> dict:
     return srv.get(f"/api/strategies/{name}").json()
 
 
+def _candles(row: dict) -> int:
+    """Candles the account has seen; 0 while ``account`` is still null (before the first step commits)."""
+    return (row.get("account") or {}).get("candles", 0)
+
+
 @pytest.mark.slow
 def test_halt_and_resume_a_running_replay_from_the_api(tmp_path, flip_site):
     env = env_for(tmp_path, flip_site)
     run = start(env, "run", "--plugin", "flip", "--speed", "36000", "--max-candles", "3000", "--isolation", "inline", "--quiet")
     srv = Server(env_for(tmp_path, flip_site, TRADER_SERVE_TOKEN=TOKEN))
     try:
-        wait_for(lambda: (r := _row(srv, "flip")).get("running_pid") and r["account"]["candles"] >= 3)
+        wait_for(lambda: (r := _row(srv, "flip")).get("running_pid") and _candles(r) >= 3)
         response = srv.post("/api/strategies/flip/halt", token=TOKEN, json={"note": "smoke in the server room"})
         assert response.status_code == 200, response.text
         body = response.json()
@@ -27,7 +32,7 @@ def test_halt_and_resume_a_running_replay_from_the_api(tmp_path, flip_site):
         assert halted["risk"]["reason"] == "OPERATOR_HALT: halted by the operator: smoke in the server room"
         fills = halted["counts"]["fills"]
         candles = halted["account"]["candles"]
-        wait_for(lambda: _row(srv, "flip")["account"]["candles"] >= candles + 5)
+        wait_for(lambda: _candles(_row(srv, "flip")) >= candles + 5)
         assert _row(srv, "flip")["counts"]["fills"] == fills  # a halted strategy trades nothing
 
         response = srv.post("/api/strategies/flip/resume", headers={"X-Trader-Token": TOKEN}, json={"note": "all clear"})
