@@ -123,6 +123,23 @@ def start_trader(home: Path, *args: str, env: dict[str, str] | None = None) -> s
     )
 
 
+def wait_running(home: Path, name: str, process: subprocess.Popen[str] | None = None, timeout: float = 60.0) -> str:
+    """The pid of the ``trader run`` holding ``name``'s lock, once it holds it (a loaded machine may take seconds)."""
+    import time
+
+    from trader.engine.lock import lock_holder
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pid = lock_holder(home / "strategies" / name)
+        if pid:
+            return pid
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"trader run exited ({process.returncode}) before it held {name}'s lock: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.05)
+    raise AssertionError(f"no trader run held {name}'s lock within {timeout:g} s")
+
+
 def status_json(home: Path, *names: str, env: dict[str, str] | None = None) -> list[dict]:
     args = ["status", "--json"]
     for name in names:

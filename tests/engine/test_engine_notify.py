@@ -26,6 +26,7 @@ from engine_testkit import (
     state_db,
     status_json,
     trader,
+    wait_running,
 )
 
 from trader.engine import TradingState
@@ -221,7 +222,7 @@ def test_halt_from_another_process_is_applied_alerted_and_survives_a_restart(hom
     assert first.returncode == 0, first.stderr
     running = start_trader(home, "run", "--plugin", "buy_and_hold", "--speed", "18000", "--quiet", env=env)
     try:
-        time.sleep(2.0)
+        wait_running(home, "buy_and_hold", running)
         asked = trader(home, "halt", "--plugin", "buy_and_hold", "--note", "kill switch test", env=env)
         assert asked.returncode == 0 and "running: halt requested" in asked.stdout, asked.stderr
         halt = receiver.wait_for("/ops", lambda b: b["kind"] == "halt")

@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from engine_testkit import install_fake_strategies, start_trader, state_db, status_json, trader
+from engine_testkit import install_fake_strategies, start_trader, state_db, status_json, trader, wait_running
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def test_resume_while_running_is_applied_by_the_running_process(home, fakes):
     assert first.returncode == 0
     running = start_trader(home, "run", "--plugin", "nan_signal", "--speed", "18000", "--quiet", env=fakes)
     try:
-        time.sleep(2.0)
+        wait_running(home, "nan_signal", running)
         asked = trader(home, "resume", "--plugin", "nan_signal", env=fakes)
         assert asked.returncode == 0 and "resume requested" in asked.stdout
         deadline = time.time() + 20
