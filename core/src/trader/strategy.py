@@ -222,7 +222,7 @@ class Strategy:
         for j, row in enumerate(rows):
             done = valid_rows.get(id(row))
             if done is not None:
-                out.append(dict(done))
+                out.append(done)  # the core's own checked mapping, shared by the rows that repeat it (never the plugin's)
                 continue
             if not isinstance(row, dict):
                 raise PluginError(

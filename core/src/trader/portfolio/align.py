@@ -75,11 +75,13 @@ def align(frames: Mapping[str, pd.DataFrame], timeframe: str) -> Basket:
         if ts.size > 1 and not bool(np.all(np.diff(ts) > 0)):
             raise DataError(f"{symbol}: candle timestamps must be strictly increasing")
         stamps.append(ts)
-    timeline = np.unique(np.concatenate(stamps))
+    # markets on one clock (the common case) share their timeline: no union to sort out
+    shared = all(ts.size == stamps[0].size and np.array_equal(ts, stamps[0]) for ts in stamps[1:])
+    timeline = stamps[0].copy() if shared else np.unique(np.concatenate(stamps))
     closes = np.full((timeline.size, len(symbols)), np.nan)
     rows = np.full((timeline.size, len(symbols)), -1, dtype=np.int64)
     for j, (symbol, ts) in enumerate(zip(symbols, stamps, strict=True)):
-        where = np.searchsorted(timeline, ts)
+        where = slice(None) if shared else np.searchsorted(timeline, ts)
         closes[where, j] = frames[symbol]["close"].to_numpy(dtype=np.float64)
         rows[where, j] = np.arange(ts.size)
     return Basket(symbols, timeframe, {s: frames[s] for s in symbols}, timeline, closes, rows)

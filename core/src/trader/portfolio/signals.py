@@ -75,9 +75,8 @@ class BasketAnswers(Sequence[StepAnswer]):
 
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = list(values)
-    return out
+    """``values`` as a 1-d object array (``fromiter``: no look into each object for a nested sequence)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def basket_features(strategy: Strategy, basket: Basket) -> dict[str, Any]:
@@ -159,8 +158,12 @@ def _cross_sectional(
     began = time.perf_counter()
     got = strategy.generate_basket_signals(request, keep_invalid=True)
     spent = time.perf_counter() - began
+    # A strategy often repeats one answer (buy-and-hold's every row): each distinct mapping is read once.
+    ids = np.fromiter(map(id, got), dtype=np.uint64, count=len(got))
+    _, first_of, which = np.unique(ids, return_index=True, return_inverse=True)
+    rows_read = [got[k] for k in first_of.tolist()]
     for j, symbol in enumerate(basket.symbols):
-        column = _objects([answer.get(symbol) for answer in got])
+        column = _objects([answer.get(symbol) for answer in rows_read])[which]
         keep = eligible[asked, j]
         answers.columns[j][asked[keep]] = column[keep]  # a market not yet warm, or without a candle, gets none
     return spent
