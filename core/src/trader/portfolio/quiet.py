@@ -134,26 +134,56 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
     symbols = session.symbols
     kind, size = _classify(signals, symbols, closes.shape)
     kind[~trading] = _NONE  # a market without a candle is not asked
-    days = ts // DAY_MS
     with session.approving_at_sight():
-        _run(session, ts, closes, signals, trading, kind, size, days)
+        _run(session, _timeline(ts, closes, trading, kind, size), signals)
     return n
 
 
-def _run(session: PortfolioSession, ts: np.ndarray, closes: np.ndarray, signals: Sequence[Mapping[str, Any] | None],
-         trading: np.ndarray, kind: np.ndarray, size: np.ndarray, days: np.ndarray) -> None:
-    n = int(ts.size)
+class _Timeline(NamedTuple):
+    """The run's inputs and what every window reads of them, figured once for the whole timeline."""
+
+    ts: np.ndarray
+    closes: np.ndarray
+    trading: np.ndarray
+    kind: np.ndarray
+    size: np.ndarray
+    days: np.ndarray
+    last_row: np.ndarray  #: (T, M) the position of each market's last candle at or before each step, -1 before its first
+    other: np.ndarray  #: (T,) some market's signal is not a valid plain Signal
+    asked: np.ndarray  #: (T,) some market has a signal
+    sells: np.ndarray  #: (T, M) a SELL
+    buys: np.ndarray  #: (T, M) a BUY
+    any_buy: np.ndarray  #: (T,) some market has a BUY
+    day_change: np.ndarray  #: (T,) the UTC day differs from the previous step's (the first step: True)
+
+
+def _timeline(ts: np.ndarray, closes: np.ndarray, trading: np.ndarray, kind: np.ndarray, size: np.ndarray) -> _Timeline:
+    n = ts.size
+    dtype = np.int32 if n < 2**31 else np.int64
+    last_row = np.where(trading, np.arange(n, dtype=dtype)[:, None], dtype(-1))
+    np.maximum.accumulate(last_row, axis=0, out=last_row)
+    days = ts // DAY_MS
+    day_change = np.ones(n, dtype=bool)
+    day_change[1:] = days[1:] != days[:-1]
+    buys = kind == _BUY
+    return _Timeline(ts, closes, trading, kind, size, days, last_row, (kind == _OTHER).any(axis=1),
+                     (kind != _NONE).any(axis=1), kind == _SELL, buys, buys.any(axis=1), day_change)
+
+
+def _run(session: PortfolioSession, tl: _Timeline, signals: Sequence[Mapping[str, Any] | None]) -> None:
+    n = int(tl.ts.size)
     symbols = session.symbols
     step = session.step
+    ts, closes = tl.ts, tl.closes
     i = 0
     window = _MIN_WINDOW
     while i < n:
         stop = min(n, i + window)
         state = session.quiet_state()
-        figures = _figures(session, state, i, stop, days, closes, trading)
-        quiet_until = _first_acting(session, state, figures, i, stop, closes, trading, kind, size)
+        figures = _figures(session, state, tl, i, stop)
+        quiet_until = _first_acting(session, state, figures, tl, i, stop)
         if quiet_until > i:
-            _commit(session, figures, i, quiet_until, ts, closes, trading)
+            _commit(session, state, figures, tl, i, quiet_until)
         if quiet_until < stop:  # a position that may act: the full step
             k = quiet_until
             step(int(ts[k]), _closes_at(symbols, closes[k]), signals[k])
@@ -169,81 +199,88 @@ class _Stretch(NamedTuple):
 
     value: np.ndarray  #: the positions' value at each step
     equity: np.ndarray
-    peak: np.ndarray  #: the peak after each step
-    day: np.ndarray
-    day_start: np.ndarray  #: the day-start equity after each step
-    new_day: np.ndarray
+    new_day: np.ndarray  #: whether the step starts a new UTC day
+    opening: float  #: the equity before the window's first step (at the marks the book holds)
 
 
-def _figures(session: PortfolioSession, state: BasketQuietState, a: int, b: int, days: np.ndarray, closes: np.ndarray,
-             trading: np.ndarray) -> _Stretch:
+def _figures(session: PortfolioSession, state: BasketQuietState, tl: _Timeline, a: int, b: int) -> _Stretch:
     """Each step of ``[a, b)`` figured as :meth:`PortfolioSession.step` figures it, with the book as it is:
-    marks carried forward, ``cash + sum(quantity * mark)`` in the book's order, the peak, the UTC day
-    and the day-start equity (the equity at the marks before a new day's closes)."""
+    marks carried forward, ``cash + sum(quantity * mark)`` in the book's order, and whether the step
+    starts a new UTC day."""
     book = session.book
-    symbols = session.symbols
-    block = closes[a:b]
-    rows = np.where(trading[a:b], np.arange(b - a)[:, None], -1)
-    np.maximum.accumulate(rows, axis=0, out=rows)
-    start = np.asarray([book.marks.get(s, np.nan) for s in symbols], dtype=np.float64)
-    marks = np.where(rows >= 0, np.take_along_axis(block, np.maximum(rows, 0), axis=0), start[None, :])
-    column = {s: j for j, s in enumerate(symbols)}
     positions = book.positions
-    if positions:  # the book's sum, in its order: sum(quantity * mark) added left to right from 0
-        parts = np.empty((b - a, len(positions) + 1), dtype=np.float64)
-        parts[:, 0] = 0.0
-        for p, (symbol, slot) in enumerate(positions.items(), start=1):
-            j = column.get(symbol)
-            if j is None:
-                parts[:, p] = slot[0] * book.marks.get(symbol, slot[1])
-            else:
-                mark = marks[:, j]
-                if np.isnan(start[j]):
-                    mark = np.where(np.isnan(mark), slot[1], mark)
-                np.multiply(slot[0], mark, out=parts[:, p])
-        value = np.add.accumulate(parts, axis=1)[:, -1]
-    else:
+    new_day = tl.day_change[a:b].copy()
+    new_day[0] = state.day is None or int(tl.days[a]) != state.day
+    opening = book.equity()
+    if not positions:
         value = np.zeros(b - a, dtype=np.float64)
-    equity = book.cash + value
+        return _Stretch(value, book.cash + value, new_day, opening)
+    column = session.column
+    marks = book.marks
+    # a position's mark: its market's last close within the window, else the book's (the average price when none)
+    start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in positions.items()], dtype=np.float64)
+    quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
+    parts = np.empty((b - a, len(positions) + 1), dtype=np.float64)
+    parts[:, 0] = 0.0
+    cols = [column.get(symbol, -1) for symbol in positions]
+    if min(cols) >= 0:
+        at = np.asarray(cols, dtype=np.intp)
+        rows = tl.last_row[a:b, at]
+        mark = np.where(rows >= a, tl.closes[rows, at[None, :]], start[None, :])
+        np.multiply(quantity[None, :], mark, out=parts[:, 1:])
+    else:  # a position outside the basket (an account that traded other markets): its mark stays
+        for p, j in enumerate(cols, start=1):
+            if j < 0:
+                parts[:, p] = quantity[p - 1] * start[p - 1]
+            else:
+                rows = tl.last_row[a:b, j]
+                np.multiply(quantity[p - 1], np.where(rows >= a, tl.closes[rows, j], start[p - 1]), out=parts[:, p])
+    # the book's sum, in its order: sum(quantity * mark) added left to right from 0
+    value = np.add.accumulate(parts, axis=1)[:, -1]
+    return _Stretch(value, book.cash + value, new_day, opening)
+
+
+def _running(state: BasketQuietState, figures: _Stretch) -> tuple[np.ndarray, np.ndarray]:
+    """The peak and the day-start equity after each step of the window (the breakers' thresholds)."""
+    equity = figures.equity
     peak = np.maximum.accumulate(np.concatenate(([state.peak], equity)))[1:]
-    day = days[a:b]
-    previous = np.concatenate(([state.day if state.day is not None else -1], day[:-1]))
-    new_day = day != previous
-    if state.day is None:
-        new_day[0] = True
-    before = np.concatenate(([book.equity()], equity[:-1]))  # the equity at the marks before the step
-    starts = np.where(new_day, np.arange(b - a), -1)
+    before = np.concatenate(([figures.opening], equity[:-1]))  # the equity at the marks before the step
+    starts = np.where(figures.new_day, np.arange(equity.size), -1)
     np.maximum.accumulate(starts, out=starts)
     day_start = np.where(starts >= 0, before[np.maximum(starts, 0)], state.day_start)
-    return _Stretch(value, equity, peak, day, day_start, new_day)
+    return peak, day_start
 
 
-def _first_acting(session: PortfolioSession, state: BasketQuietState, figures: _Stretch, a: int, b: int,
-                  closes: np.ndarray, trading: np.ndarray, kind: np.ndarray, size: np.ndarray) -> int:
+def _first_acting(session: PortfolioSession, state: BasketQuietState, figures: _Stretch, tl: _Timeline,
+                  a: int, b: int) -> int:
     """The first position in ``[a, b)`` that needs the full step (``b`` when none does)."""
-    k = kind[a:b]
-    act = (k == _OTHER).any(axis=1)
+    act = tl.other[a:b]
     if state.model_failures:
-        act |= (k != _NONE).any(axis=1)
+        act = act | tl.asked[a:b]
     status = state.status
     if status is not TradingStatus.HALTED:
-        equity = figures.equity
-        quantity = np.asarray([session.book.quantity(s) for s in session.symbols], dtype=np.float64)
-        act |= ((k == _SELL) & (quantity > 0)[None, :]).any(axis=1)
-        act |= (equity < figures.peak * state.drawdown_keep) | (equity < figures.day_start * state.daily_keep)
+        quantity = session.quantities()
+        held = quantity > 0
+        if held.any():
+            act = act | tl.sells[a:b][:, held].any(axis=1)
+        # with both keeps at or below 0 no equity (never negative) is below a threshold
+        if state.drawdown_keep > 0 or state.daily_keep > 0:
+            equity = figures.equity
+            peak, day_start = _running(state, figures)
+            act = act | (equity < peak * state.drawdown_keep) | (equity < day_start * state.daily_keep)
         if status is TradingStatus.REDUCING:
-            act |= figures.new_day
-        elif status is TradingStatus.ACTIVE:
-            buys = k == _BUY
-            if buys.any():
-                target = size[a:b] * state.position_fraction * equity[:, None]
-                target = np.where(target > state.max_position_notional, state.max_position_notional, target)
-                price = np.where(trading[a:b], closes[a:b], 0.0)
-                shortfall = target - quantity[None, :] * price
-                wanted = buys & (shortfall > 0) & (shortfall >= state.rebalance_band * target)
-                if wanted.any():
-                    wanted &= _affordable(session, price)
-                act |= wanted.any(axis=1)
+            act = act | figures.new_day
+        elif status is TradingStatus.ACTIVE and tl.any_buy[a:b].any():
+            buys = tl.buys[a:b]
+            equity = figures.equity
+            target = tl.size[a:b] * state.position_fraction * equity[:, None]
+            target = np.where(target > state.max_position_notional, state.max_position_notional, target)
+            price = np.where(tl.trading[a:b], tl.closes[a:b], 0.0)
+            shortfall = target - quantity[None, :] * price
+            wanted = buys & (shortfall > 0) & (shortfall >= state.rebalance_band * target)
+            if wanted.any():
+                wanted &= _affordable(session, price)
+            act = act | wanted.any(axis=1)
     hits = np.flatnonzero(act)
     return a + int(hits[0]) if hits.size else b
 
@@ -252,35 +289,42 @@ def _affordable(session: PortfolioSession, price: np.ndarray) -> np.ndarray:
     """False where no buy can reach a market's minimum notional with the cash left (then the step
     sends none); True where it might. A buy's notional is at most ``cash / buy_cost_factor``, and
     rounding to the lot adds at most ``(1e-9 + 0.005) * lot`` to its quantity (``MarketRules.round_quantity``)."""
-    rules = [session.market_rules[s] for s in session.symbols]
-    cap = np.asarray([session.book.cash / r.buy_cost_factor for r in rules], dtype=np.float64)
-    lot = np.asarray([r.lot_size for r in rules], dtype=np.float64)
-    floor = np.asarray([r.min_notional for r in rules], dtype=np.float64)
+    factor, lot, floor = session.market_constants()
+    cap = session.book.cash / factor
     return cap * (1 + 1e-9) + 0.006 * lot * price >= floor
 
 
-def _commit(session: PortfolioSession, figures: _Stretch, a: int, b: int, ts: np.ndarray, closes: np.ndarray,
-            trading: np.ndarray) -> None:
+def _commit(session: PortfolioSession, state: BasketQuietState, figures: _Stretch, tl: _Timeline, a: int, b: int) -> None:
     """Take the quiet steps ``[a, b)`` (the first ``b - a`` of ``figures``) in one call."""
     n = b - a
-    held = trading[a:b]
+    held = tl.trading[a:b]
     step_of, market_of = np.nonzero(held)
     symbols = session.symbols
-    quantity = np.asarray([session.book.quantity(s) for s in symbols], dtype=np.float64)
-    close = closes[a:b][held]
-    traded = np.flatnonzero(held.any(axis=0))
-    last_row = dict(zip(traded.tolist(), (n - 1 - np.argmax(held[::-1, traded], axis=0)).tolist(), strict=True))
+    quantity = session.quantities()
+    close = tl.closes[a:b][held]
+    last = tl.last_row[b - 1]
+    traded = np.flatnonzero(last >= a).tolist()
+    rows_at = last[traded].tolist()
     rows = {
         "symbols": symbols,
-        "timestamp": ts[a:b][step_of],
+        "timestamp": tl.ts[a:b][step_of],
         "symbol": market_of,
         "close": close,
         "quantity": quantity[market_of],
         "position_value": quantity[market_of] * close,
-        "last_ts": {symbols[j]: int(ts[a + r]) for j, r in last_row.items()},
+        "last_ts": {symbols[j]: int(tl.ts[r]) for j, r in zip(traded, rows_at, strict=True)},
     }
-    last_marks = {symbols[j]: float(closes[a + r, j]) for j, r in last_row.items()}
+    last_marks = {symbols[j]: float(tl.closes[r, j]) for j, r in zip(traded, rows_at, strict=True)}
+    equity = figures.equity[:n]
+    peak = float(equity.max())
+    if not peak > state.peak:
+        peak = state.peak
+    starts = np.flatnonzero(figures.new_day[:n])
+    day_start = state.day_start
+    if starts.size:  # the equity at the marks before the stretch's last new day
+        k = int(starts[-1])
+        day_start = float(equity[k - 1]) if k else figures.opening
     session.advance_quietly_basket(
-        ts[a:b].tolist(), figures.equity[:n].tolist(), figures.value[:n].tolist(), rows, last_marks,
-        peak=float(figures.peak[n - 1]), day=int(figures.day[n - 1]), day_start=float(figures.day_start[n - 1]),
+        tl.ts[a:b].tolist(), equity.tolist(), figures.value[:n].tolist(), rows, last_marks,
+        peak=peak, day=int(tl.days[b - 1]), day_start=day_start,
     )

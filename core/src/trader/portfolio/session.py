@@ -150,6 +150,11 @@ class PortfolioSession(TradingSession):
     def _bind_markets(self) -> None:
         self.market_rules = {symbol: self.broker.market_rules(symbol) for symbol in self.symbols}
         self.rules = self.market_rules[self.symbols[0]]
+        #: Each market's column in :attr:`symbols` order (the fast path's arrays).
+        self.column = {symbol: j for j, symbol in enumerate(self.symbols)}
+        rules = [self.market_rules[symbol] for symbol in self.symbols]
+        self._constants = tuple(np.asarray(values, dtype=np.float64) for values in (
+            [r.buy_cost_factor for r in rules], [r.lot_size for r in rules], [r.min_notional for r in rules]))
 
     def _restore(self, saved: SavedState) -> None:
         book = Book(saved.cash, saved.initial_cash)
@@ -206,6 +211,15 @@ class PortfolioSession(TradingSession):
 
     def advance_quietly(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError("a portfolio session has no single-market fast path")
+
+    def quantities(self) -> np.ndarray:
+        """Each market's held quantity, in :attr:`symbols` order."""
+        positions = self.book.positions
+        return np.asarray([positions[s][0] if s in positions else 0.0 for s in self.symbols], dtype=np.float64)
+
+    def market_constants(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each market's buy cost factor, lot size and minimum notional, in :attr:`symbols` order."""
+        return cast("tuple[np.ndarray, np.ndarray, np.ndarray]", self._constants)
 
     def quiet_state(self) -> BasketQuietState:
         """What the basket fast path (:mod:`trader.portfolio.quiet`) reads of the session, named."""
