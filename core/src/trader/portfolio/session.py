@@ -144,6 +144,8 @@ class PortfolioSession(TradingSession):
                          initial_cash=initial_cash, rebalance_band=rebalance_band, latency_denies=latency_denies)
         #: The audit's limits while :meth:`approving_at_sight` (the backtest fast path), else ``None``.
         self._at_sight: RiskLimits | None = None
+        #: ``(record, fills booked, position value)`` of the step being taken (:meth:`_position_value_in`).
+        self._valued: tuple[StepRecord | None, int, float] = (None, 0, 0.0)
 
     # ------------------------------------------------------------------ state
 
@@ -310,7 +312,9 @@ class PortfolioSession(TradingSession):
                 raise StateError(f"{symbol} close at {timestamp} must be a positive number, got {close!r}")
             marks[symbol] = close
             trading.append(symbol)
-        equity = book.equity()
+        value = book.position_value()
+        self._valued = (record, 0, value)
+        equity = book.cash + value
         if equity > self._peak:
             self._peak = equity
         if self._status is not _HALTED and (equity < self._peak * self._dd_keep or equity < self._day_start * self._daily_keep):
@@ -322,12 +326,24 @@ class PortfolioSession(TradingSession):
         self._last_ts = timestamp
         for symbol in trading:
             self.market_last[symbol] = timestamp
+        positions = book.positions
         record.markets = tuple(
-            MarketFigures(symbol, marks[symbol], book.quantity(symbol), book.quantity(symbol) * marks[symbol])
+            MarketFigures(symbol, mark, quantity, quantity * mark)
             for symbol in trading
+            for mark, quantity in ((marks[symbol], positions[symbol][0] if symbol in positions else 0.0),)
         )
         self._finish(record)
         return record
+
+    def _position_value_in(self, record: StepRecord) -> float:
+        """``book.position_value()`` during ``record``'s step, summed again only after a fill was booked:
+        within a step, once the closes are marked, nothing else changes the book."""
+        valued, fills, value = self._valued
+        if valued is record and fills == len(record.fills):
+            return value
+        value = self.book.position_value()
+        self._valued = (record, len(record.fills), value)
+        return value
 
     def run(  # type: ignore[override]
         self,
@@ -416,7 +432,7 @@ class PortfolioSession(TradingSession):
             self._model_failures += 1
             record.action = "failed"
             if self._model_failures >= self.limits.max_model_failures:
-                self._check_breakers(record, self.book.equity())
+                self._check_breakers(record, self.book.cash + self._position_value_in(record))
         elif valid and self._model_failures:
             self._model_failures = 0
         if not valid:
@@ -447,8 +463,8 @@ class PortfolioSession(TradingSession):
         for symbol, signal in valid.items():
             if signal.action is not _BUY:
                 continue
-            order = self._buy_order(symbol, signal, record.timestamp, closes[symbol], equity, sequence,
-                                    booked=bool(record.fills))
+            now = self.book.cash + self._position_value_in(record) if record.fills else equity
+            order = self._buy_order(symbol, signal, record.timestamp, closes[symbol], equity, sequence, now=now)
             if order is None:
                 continue
             if self._status is not TradingStatus.ACTIVE:
@@ -471,20 +487,21 @@ class PortfolioSession(TradingSession):
             self._at_sight = None
 
     def _execute(self, record: StepRecord, order: OrderRequest, inference_ms: float | None = None) -> None:
-        if self._at_sight is not None and self._approved_at_sight(self._at_sight, record.timestamp, order, inference_ms):
+        if self._at_sight is not None and self._approved_at_sight(self._at_sight, record, order, inference_ms):
             record.events += (RiskEvent(record.timestamp, "audit", "APPROVED", "approved", order.client_order_id, True),)
             self._send(record, order)
             return
         super()._execute(record, order, inference_ms)
 
-    def _approved_at_sight(self, limits: RiskLimits, timestamp: int, order: OrderRequest, inference_ms: float | None) -> bool:
+    def _approved_at_sight(self, limits: RiskLimits, record: StepRecord, order: OrderRequest, inference_ms: float | None) -> bool:
         """Whether every core rule (:func:`~trader.engine.risk.core_verdicts`) visibly approves ``order``
         on the portfolio the audit would see, no plugin rule being there and the audit not logging:
         the audit's decision is then one approval, recorded as ``APPROVED``. Any doubt: ``False``."""
         if _risk_log.isEnabledFor(logging.INFO):  # the audit logs its decision: let it
             return False
         book = self.book
-        equity = book.equity()
+        timestamp = record.timestamp
+        equity = book.cash + self._position_value_in(record)
         if not math.isfinite(equity) or self._status is not TradingStatus.ACTIVE:
             return False
         if self._peak > 0 and equity < self._peak * (1 - limits.max_drawdown):
@@ -525,14 +542,15 @@ class PortfolioSession(TradingSession):
         return not (held <= 0 and open_positions >= limits.max_open_positions)
 
     def _buy_order(self, symbol: str, signal: Signal, timestamp: int, price: float, equity: float, sequence: int,
-                   booked: bool = True) -> OrderRequest | None:
+                   now: float | None = None) -> OrderRequest | None:
         """Top ``symbol`` up towards ``size * f * equity`` (portfolio equity at the candle), paid from the cash left.
-        ``booked``: whether this step booked a fill before (else the book is as it was at the candle)."""
+        ``now``: the book's equity as it stands (``None``: summed here)."""
         rules = self.market_rules[symbol]
         limits = self.limits
         # The audit caps a position at f x the equity it sees, which the costs of this step's
         # earlier orders lowered: sized from the candle's equity alone, a rotation's buy was denied.
-        now = self.book.equity() if booked else equity
+        if now is None:
+            now = self.book.equity()
         target = signal.size * limits.max_position_fraction * (now if now < equity else equity)
         if target > limits.max_position_notional:
             target = limits.max_position_notional
@@ -568,7 +586,7 @@ class PortfolioSession(TradingSession):
         book = self.book
         marks = book.marks
         cash = book.cash
-        position_value = book.position_value()
+        position_value = self._position_value_in(record)
         record.cash = cash
         record.position_value = position_value
         record.equity = cash + position_value
