@@ -1,7 +1,7 @@
 """A basket backtest's fast path (``trader.portfolio.quiet``) gives exactly what one step at a time gives.
 
-Random baskets of one to four markets (late listings, gaps of hours and days, crashes that
-trip the drawdown and daily-loss breakers), random signal streams per market (none, HOLD,
+Random baskets of one to four markets (late listings, gaps of hours and days, or every market
+on one clock; crashes that trip the drawdown and daily-loss breakers), random signal streams per market (none, HOLD,
 BUY and SELL of random sizes, strategy failures, forged signals, signals for markets without
 a candle), random limits (position fraction, gross exposure, open positions, breakers),
 fees, slippage, spreads, lots and minimum notionals, with and without a plugin risk rule
@@ -64,12 +64,13 @@ def baskets(draw):
         t += gaps.get(i, 1) * HOUR
         clock.append(t)
     m = draw(st.integers(1, 4))
+    one_clock = draw(st.booleans())  # every market has every candle (align's shared timeline)
     frames = {}
     import pandas as pd
 
     for symbol in SYMBOLS[:m]:
-        first = draw(st.integers(0, n - 1))  # listed late
-        holes = set(draw(st.lists(st.integers(first, n - 1), max_size=n // 3)))
+        first = 0 if one_clock else draw(st.integers(0, n - 1))  # listed late
+        holes = set() if one_clock else set(draw(st.lists(st.integers(first, n - 1), max_size=n // 3)))
         rows = [i for i in range(first, n) if i not in holes] or [first]
         price = draw(st.floats(0.5, 50_000.0))
         crashes = set(draw(st.lists(st.sampled_from(rows), max_size=2)))
@@ -233,3 +234,19 @@ def test_portfolio_limits_deny_the_same_orders_on_the_fast_path():
     assert _outcome(fast) == _outcome(reference)
     codes = {e["code"] for e in fast.store.risk_events() if e["kind"] == "audit"}
     assert {"APPROVED", "MAX_OPEN_POSITIONS"} <= codes
+
+
+def test_markets_on_one_clock_align_as_their_union():
+    """Markets sharing every candle time take align's shortcut: the same timeline, closes and rows as the union."""
+    import pandas as pd
+
+    rng = np.random.default_rng(5)
+    ts = T0 + HOUR * np.arange(50)
+    frames = {s: pd.DataFrame({"timestamp": ts, "open": 1.0, "high": 1.0, "low": 1.0, "close": rng.uniform(1, 2, 50),
+                               "volume": 1.0}) for s in SYMBOLS[:3]}
+    shared = align(frames, "1h")
+    late = dict(frames, **{SYMBOLS[3]: frames[SYMBOLS[0]].iloc[10:]})  # one market listed late: the union
+    union = align(late, "1h")
+    assert shared.timestamps.tolist() == union.timestamps.tolist() == ts.tolist()
+    assert np.array_equal(shared.closes, union.closes[:, :3]) and np.array_equal(shared.rows, union.rows[:, :3])
+    assert union.rows[:10, 3].tolist() == [-1] * 10 and union.rows[10:, 3].tolist() == list(range(40))
