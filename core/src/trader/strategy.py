@@ -190,7 +190,8 @@ class Strategy:
         plugin breaks the contract (wrong count, not a mapping, a market outside the basket).
 
         Every signal is re-validated; with ``keep_invalid`` an invalid one becomes a
-        :class:`PluginError` for that market only (recorded as ``INVALID_SIGNAL``).
+        :class:`PluginError` for that market only (recorded as ``INVALID_SIGNAL``). Entries the
+        plugin answered with one mapping share the core's one checked copy: read them, do not change them.
         """
         if not self.cross_sectional:
             raise NotSupportedError(f"strategy {self.name!r} does not implement trader_generate_basket_signals")
