@@ -80,7 +80,11 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str
     size = np.zeros(shape, dtype=np.float64)
     for j, symbol in enumerate(symbols):
         column = signals.column(symbol) if columnar else [answer.get(symbol) for answer in answers]  # type: ignore[attr-defined]
-        for key, signal in dict(zip(map(id, column), column, strict=True)).items():
+        # a strategy repeats one signal over long runs: each run's first object is looked up, then spread
+        ids = np.fromiter(map(id, column), dtype=np.uint64, count=len(column))
+        runs = np.flatnonzero(np.concatenate(([True], ids[1:] != ids[:-1]))) if len(column) else np.empty(0, np.intp)
+        firsts = [column[k] for k in runs.tolist()]
+        for key, signal in dict(zip(map(id, firsts), firsts, strict=True)).items():
             if key in slot_of:
                 continue
             if type(signal) is Signal:
@@ -99,7 +103,8 @@ def _classify(signals: Sequence[Mapping[str, Any] | None], symbols: Sequence[str
                     kinds.append(_OTHER)
                     sizes.append(0.0)
             slot_of[key] = slot  # the signals outlive this function: an id is not reused meanwhile
-        slots = np.fromiter(map(slot_of.__getitem__, map(id, column)), dtype=np.intp, count=len(column))
+        at_runs = np.fromiter(map(slot_of.__getitem__, map(id, firsts)), dtype=np.intp, count=len(firsts))
+        slots = np.repeat(at_runs, np.diff(np.append(runs, len(column))))
         kind[:, j] = np.asarray(kinds, dtype=np.int8)[slots]
         size[:, j] = np.asarray(sizes, dtype=np.float64)[slots]
     return kind, size
