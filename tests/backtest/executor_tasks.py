@@ -29,6 +29,15 @@ class Counted:
 
 def echo(task: dict, shared: Counted) -> dict:
     time.sleep(task.get("sleep", 0.0))
+    marks = task.get("marks")  # a folder where the other tasks leave a file once done
+    if marks is not None and task.get("wait_for"):
+        deadline = time.monotonic() + 60
+        while len(os.listdir(marks)) < task["wait_for"] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(1.0)  # their results reach the caller first
+    elif marks is not None:
+        with open(os.path.join(marks, str(task["i"])), "w"):
+            pass
     return {"i": task["i"], "pid": os.getpid(), "unpickled": UNPICKLED, "shared_bytes": len(shared.payload),
             "shared_id": id(shared)}
 

@@ -27,13 +27,19 @@ WALK_FORWARD = ("backtest", "--plugin", "dl_lstm", "--symbol", "SYN/USDT", "--wa
 
 
 def _sleeps() -> list[dict]:
-    return [{"i": i, "sleep": 0.4 if i == 0 else 0.02} for i in range(6)]  # task 0 finishes last
+    return [{"i": i, "sleep": 0.4 if i == 0 else 0.02} for i in range(6)]  # task 0 takes longest
 
 
-def _check_map(executor) -> None:
+def _last_first(marks: Path) -> list[dict]:
+    """Six tasks; task 0 finishes last, once the other five have (however slowly the workers start)."""
+    marks.mkdir()
+    return [{"i": 0, "marks": str(marks), "wait_for": 5}] + [{"i": i, "marks": str(marks)} for i in range(1, 6)]
+
+
+def _check_map(executor, marks: Path) -> None:
     shared = tasks.Counted(b"x" * 10_000)
     finished: list[int] = []
-    results = executor.map(tasks.echo, _sleeps(), shared, on_result=lambda i, r: finished.append(i))
+    results = executor.map(tasks.echo, _last_first(marks), shared, on_result=lambda i, r: finished.append(i))
     assert [r["i"] for r in results] == list(range(6))  # task order, whatever order they finish in
     assert sorted(finished) == list(range(6)) and finished[-1] == 0
     assert 1 < len({r["pid"] for r in results}) <= 2 and os.getpid() not in {r["pid"] for r in results}
@@ -44,9 +50,9 @@ def _check_map(executor) -> None:
         executor.map(tasks.fail, [0, 1, 2])
 
 
-def test_the_local_pool_keeps_task_order_and_sends_the_shared_inputs_once_per_worker():
+def test_the_local_pool_keeps_task_order_and_sends_the_shared_inputs_once_per_worker(tmp_path):
     with get_executor("local", 2) as executor:
-        _check_map(executor)
+        _check_map(executor, tmp_path / "marks")
 
 
 def test_one_local_worker_runs_in_this_process_without_copying_the_shared_inputs():
@@ -69,10 +75,10 @@ def test_a_worker_that_dies_is_one_line():
 
 @needs_ray
 @pytest.mark.slow
-def test_a_local_ray_keeps_task_order_and_sends_the_shared_inputs_once_per_worker(monkeypatch):
+def test_a_local_ray_keeps_task_order_and_sends_the_shared_inputs_once_per_worker(monkeypatch, tmp_path):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     with get_executor("ray", 2) as executor:  # a real local Ray with 2 CPUs, started and shut down here
-        _check_map(executor)
+        _check_map(executor, tmp_path / "marks")
         got = executor.map(tasks.threads, [0, 1])
         assert got == [{"env": "1", "omp": "1", "default_threads": 1, "torch": 1}] * 2
         with pytest.raises(ExecutorError, match="^ray executor: task 2 of 3 was lost"):
