@@ -140,6 +140,12 @@ class Strategy:
             raise PluginError(f"plugin {self.name!r}: trader_strategy_info returned {type(info).__name__}, not StrategyInfo")
         if info.name != self.name:
             raise PluginError(f"plugin {self.name!r}: trader_strategy_info names itself {info.name!r}")
+        from trader.engine.wire import decode, encode, info_from_wire, info_to_wire
+
+        try:  # rebuilt through the validators, as a worker's is: object.__setattr__ can forge a frozen field
+            info_from_wire(decode(encode(info_to_wire(info))))
+        except Exception as exc:
+            raise PluginError(f"plugin {self.name!r}: trader_strategy_info returned an invalid StrategyInfo: {exc}") from None
         return info
 
     def generate_signals(self, request: SignalRequest, *, keep_invalid: bool = False) -> list[Signal]:

@@ -129,10 +129,16 @@ def _rows(value: Sequence[int] | npt.NDArray[np.integer[Any]]) -> Rows:
     """``at`` as the one type every caller passes: a 1-D int64 array (a list or range is converted)."""
     import numpy as np
 
-    rows = np.asarray(value, dtype=np.int64)
+    rows = np.array(value, dtype=np.int64)  # a copy: a strategy that writes into it never reaches the caller's array
     if rows.ndim != 1:
         raise ValueError(f"at must be one-dimensional row positions, got shape {rows.shape}")
     return rows
+
+
+def _own_params(value: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's own copy of its parameters (lists too): what a strategy writes into them never
+    reaches the caller's settings, another market or a later call."""
+    return {key: list(item) if isinstance(item, list) else item for key, item in dict(value).items()}
 
 
 # --------------------------------------------------------------------------- enums
@@ -426,8 +432,10 @@ class ParamSpec:
     def _check_name(self, attribute: attrs.Attribute[Any], value: Any) -> None:
         if not isinstance(value, str) or not _PARAM_NAME.fullmatch(value):
             raise ValueError(f"name must be a word of letters, digits and _ (at most 64), got {_shown(value)}")
-        if not self.section and value in ("risk", "train"):
+        if not self.section and value in ("risk", "train", "tune"):
             raise ValueError(f"name {value!r} is a sub-table of [plugins.NAME], not a parameter")
+        if not self.section and value in ("symbols", "timeframe"):
+            raise ValueError(f"name {value!r} is the core's key of [plugins.NAME] (the markets it trades), not a parameter")
 
     def __attrs_post_init__(self) -> None:
         numeric = self.kind in ("int", "float")
@@ -550,7 +558,7 @@ class SignalRequest:
     features: pd.DataFrame | None = None
     model: Any = None
     state: Mapping[str, Any] = field(factory=dict)
-    params: Mapping[str, Any] = field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict, converter=_own_params)
     workdir: Path | None = None
 
 
@@ -584,7 +592,7 @@ class BasketRequest:
     features: Mapping[str, pd.DataFrame | None] = field(factory=dict)
     model: Any = None
     state: Mapping[str, Any] = field(factory=dict)
-    params: Mapping[str, Any] = field(factory=dict)
+    params: Mapping[str, Any] = field(factory=dict, converter=_own_params)
     workdir: Path | None = None
     #: Each market's model (``model`` is the one they share, or ``None`` when they differ).
     models: Mapping[str, Any] = field(factory=dict)

@@ -236,7 +236,12 @@ class StrategyRunner:
             log_level=logging.getLevelName(logging.getLogger("trader").getEffectiveLevel()),
         )
         self._worker = worker
-        hello = worker.start()
+        from trader.engine.isolation import WorkerFailure
+
+        try:
+            hello = worker.start()
+        except WorkerFailure as exc:  # died, hung or answered more than the engine reads: one line, never a traceback
+            raise PluginError(f"plugin {name!r}: its worker process {exc} while starting") from None
         try:
             info = info_from_wire(hello.get("info") or {})
         except (ValueError, TypeError) as exc:
