@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from trader.portfolio.models import BasketModels
     from trader.strategy import Strategy
 
-__all__ = ["backtest_basket", "basket_candles"]
+__all__ = ["backtest_basket", "basket_candles", "markets_in_range", "halt_line"]
 
 
 def basket_candles(home: Any, symbols: Sequence[str], timeframe: str, exchange: str | None) -> tuple[dict[str, Any], dict[str, str]]:
@@ -40,6 +40,37 @@ def basket_candles(home: Any, symbols: Sequence[str], timeframe: str, exchange: 
             )
         frames[symbol], sources[symbol] = resolve_candles(home, symbol, timeframe, exchange=exchange)
     return frames, sources
+
+
+def markets_in_range(frames: dict[str, Any], start: int | None, end: int | None) -> None:
+    """:class:`DataError` naming the markets with no candle opened within ``[start, end]`` (ms, ``None``: open):
+    such a market would sit in the basket untraded, and the equal-weight basket would keep its share in cash."""
+    import numpy as np
+
+    from trader.timeframes import format_utc
+
+    outside = []
+    for symbol, frame in frames.items():
+        ts = frame["timestamp"].to_numpy()
+        lo = 0 if start is None else int(np.searchsorted(ts, start, side="left"))
+        hi = ts.size if end is None else int(np.searchsorted(ts, end, side="right"))
+        if ts.size and lo >= hi:
+            outside.append(f"{symbol} ({format_utc(int(ts[0]))} .. {format_utc(int(ts[-1]))})")
+    if outside and len(outside) == len(frames):
+        raise DataError(f"no candle of the basket falls within the requested range: {', '.join(outside)}")
+    if outside:
+        raise DataError(f"no candle within the requested range for {', '.join(outside)}: leave "
+                        f"{'it' if len(outside) == 1 else 'them'} out of the basket, or move --from/--to")
+
+
+def halt_line(summary: dict[str, Any]) -> str | None:
+    """``  halted since TIME UTC (CODE: message)`` when the account ended halted (a result's ``to_dict()``)."""
+    halt = summary.get("halt")
+    if summary.get("final_status") != "halted" or not halt:
+        return None
+    from trader.data import format_ms
+
+    return f"  halted since {format_ms(halt.get('timestamp'))} UTC ({halt.get('code')}: {halt.get('message')})"
 
 
 def _models(app: AppContext, strategy: Strategy, symbols: Sequence[str], timeframe: str,
@@ -81,6 +112,7 @@ def backtest_basket(
     if problem is not None:
         raise ConfigError(f"--symbol: {problem}")
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
+    markets_in_range(frames, start, end)
     basket = align(frames, timeframe)
     models = _models(app, strategy, basket.symbols, timeframe, model_version)
     warning = models.warning(strategy.name) if models is not None else None
@@ -95,10 +127,14 @@ def backtest_basket(
         from trader.portfolio.report import write_basket_report
 
         write_basket_report(result, report_dir)
+    summary = result.to_dict()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        click.echo(json.dumps(summary, indent=2, allow_nan=False))
         return
     click.echo(result.describe())
+    halted = halt_line(summary)
+    if halted:
+        click.echo(halted)
     for symbol in basket.symbols:
         click.echo(f"  data {symbol}: {sources[symbol]}")
     if report_dir is not None:

@@ -43,7 +43,7 @@ def walk_forward_basket(
     distributed: bool = False,
 ) -> None:
     """Walk ``strategy`` forward over the basket ``symbols`` and print the result (text or ``--json``)."""
-    from trader.cli.basket_backtest import basket_candles
+    from trader.cli.basket_backtest import basket_candles, halt_line, markets_in_range
     from trader.portfolio import align
     from trader.portfolio.session import mixed_quotes
     from trader.portfolio.walkforward import run_basket_walk_forward
@@ -57,15 +57,20 @@ def walk_forward_basket(
     if problem is not None:
         raise ConfigError(f"--symbol: {problem}")
     frames, sources = basket_candles(app.home, symbols, timeframe, exchange)
+    markets_in_range(frames, start, end)
     basket = align(frames, timeframe)
     from trader.cli.backtest_cmd import _FoldProgress
 
     with _FoldProgress(enabled=not no_progress and not as_json, where="this process") as progress:
         result = run_basket_walk_forward(manager, app.config, strategy.name, basket, plan, sources=sources, start=start,
                                          end=end, settings=settings, progress=progress)
+    summary = result.to_dict()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+        click.echo(json.dumps(summary, indent=2, allow_nan=False))
         return
     click.echo(result.describe())
+    halted = halt_line(summary)
+    if halted:
+        click.echo(halted)
     for symbol in basket.symbols:
         click.echo(f"  data {symbol}: {sources[symbol]}")

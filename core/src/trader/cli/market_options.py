@@ -11,7 +11,7 @@ from typing import Any
 
 from trader.errors import ConfigError, DataError
 
-__all__ = ["symbol_callback", "symbols_callback", "timeframe_callback"]
+__all__ = ["symbol_callback", "symbols_callback", "timeframe_callback", "named_twice"]
 
 
 def symbol_callback(ctx: Any, param: Any, value: str | None) -> str | None:
@@ -25,15 +25,32 @@ def symbol_callback(ctx: Any, param: Any, value: str | None) -> str | None:
         raise ConfigError(f"--symbol: {exc}") from None
 
 
+def named_twice(symbols: tuple[str, ...] | list[str], *, given: bool = True) -> str | None:
+    """What names a market twice in ``symbols`` (the same symbol, or two that differ only in case: on a
+    case-insensitive disk ``eth/usdt`` is the file of ``ETH/USDT``), or ``None``. ``given``: worded for a
+    repeated option (``X is given twice``), else for a list (``lists X twice``)."""
+    seen: dict[str, str] = {}
+    for symbol in symbols:
+        first = seen.setdefault(symbol.casefold(), symbol)
+        if first == symbol and symbols.count(symbol) > 1:
+            return f"{symbol} is given twice; name each market once" if given else f"lists {symbol} twice; name each market once"
+        if first != symbol:
+            pair = f"{first} and {symbol}"
+            return (f"{pair} are given" if given else f"lists {pair}") + (
+                ", which differ only in case; name each market once, as the exchange spells it")
+    return None
+
+
 def symbols_callback(ctx: Any, param: Any, value: tuple[str, ...] | None) -> tuple[str, ...]:
     """A repeated ``--symbol`` (a basket): each checked as :func:`symbol_callback` does, none twice."""
     out: list[str] = []
     for item in value or ():
         symbol = symbol_callback(ctx, param, item)
-        if symbol in out:
-            raise ConfigError(f"--symbol: {symbol} is given twice; name each market once")
         if symbol is not None:
             out.append(symbol)
+    problem = named_twice(out)
+    if problem is not None:
+        raise ConfigError(f"--symbol: {problem}")
     return tuple(out)
 
 

@@ -82,6 +82,7 @@ def run(app: AppContext, plugin_names: tuple[str, ...], as_json: bool, **options
 def run_markets(config: Any, name: str, symbols: tuple[str, ...], timeframe: str | None) -> tuple[tuple[str, ...], str]:
     """The markets and timeframe ``trader run --plugin NAME`` trades: ``--symbol``/``--timeframe``, else
     ``[plugins.NAME] symbols``/``timeframe``, else BTC/USDT 1h. Two or more symbols are a basket."""
+    from trader.cli.market_options import named_twice
     from trader.data.frame import check_symbol
     from trader.errors import DataError
     from trader.timeframes import normalize_timeframe
@@ -101,7 +102,8 @@ def run_markets(config: Any, name: str, symbols: tuple[str, ...], timeframe: str
             symbol = check_symbol(item)
         except DataError as exc:
             raise ConfigError(f"{where} symbols: {exc}") from None
-        if symbol in out:
-            raise ConfigError(f"{where} symbols lists {symbol} twice; name each market once")
         out.append(symbol)
+    problem = named_twice(out, given=False)
+    if problem is not None:
+        raise ConfigError(f"{where} symbols {problem}")
     return tuple(out) or (DEFAULT_SYMBOL,), timeframe or DEFAULT_TIMEFRAME

@@ -56,10 +56,12 @@ def training_params(config: Any, plugin_name: str, pairs: tuple[str, ...], epoch
 
 def _symbols_callback(ctx: Any, param: Any, value: tuple[str, ...]) -> tuple[str, ...]:
     """Every ``--symbol`` checked as ``symbol_callback`` checks one; a market given twice is refused."""
+    from trader.cli.market_options import named_twice
+
     symbols = tuple(symbol_callback(ctx, param, v) or "" for v in value) or (DEFAULT_SYMBOL,)
-    twice = sorted({s for s in symbols if symbols.count(s) > 1})
-    if twice:
-        raise ConfigError(f"--symbol {twice[0]} is given twice")
+    problem = named_twice(symbols)
+    if problem is not None:
+        raise ConfigError(f"--symbol {problem}")
     return symbols
 
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from trader.cli.main import AppContext, pass_app
-from trader.cli.market_options import symbol_callback, timeframe_callback
-from trader.cli.train_cmd import DEFAULT_SYMBOL, DEFAULT_TIMEFRAME, training_params
+from trader.cli.market_options import symbols_callback, timeframe_callback
+from trader.cli.train_cmd import training_params
 from trader.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -101,6 +101,19 @@ class _TrialProgress:
             self.progress.__exit__(*exc)
 
 
+def _one_market(app: AppContext, plugin: str, symbols: tuple[str, ...], timeframe: str | None) -> tuple[str, str]:
+    """The market tuned on: ``--symbol``/``--timeframe``, else ``[plugins.NAME] symbols``/``timeframe``, as
+    ``trader run`` picks them; several markets (a basket) are refused, never cut to one of them."""
+    from trader.cli.run_cmd import run_markets
+
+    chosen, timeframe = run_markets(app.config, plugin, symbols, timeframe)
+    if len(chosen) > 1:
+        where = "--symbol" if symbols else f"[plugins.{plugin}] symbols"
+        raise ConfigError(f"{where}: trader tune searches one market's parameters, not a basket's "
+                          f"({', '.join(chosen)}); give one --symbol")
+    return chosen[0], timeframe
+
+
 def _study_name(plugin: str, symbol: str, timeframe: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{plugin}-{symbol}-{timeframe}")
 
@@ -118,8 +131,10 @@ def _written_keys(config: Any, plugin: str) -> set[str]:
 
 @click.command()
 @click.option("--plugin", "plugin_name", default=None, help="Strategy whose parameters to search.")
-@click.option("--symbol", default=DEFAULT_SYMBOL, show_default=True, callback=symbol_callback, help="Market symbol.")
-@click.option("--timeframe", default=DEFAULT_TIMEFRAME, show_default=True, callback=timeframe_callback, help="Candle timeframe.")
+@click.option("--symbol", "symbols", multiple=True, callback=symbols_callback,
+              help="The market to tune on [default: [plugins.NAME] symbols, else BTC/USDT]; one market: a basket is not tuned.")
+@click.option("--timeframe", default=None, callback=timeframe_callback,
+              help="Candle timeframe [default: [plugins.NAME] timeframe, else 1h].")
 @click.option("--exchange", default=None, help="Exchange whose stored candles to use (when several hold the symbol).")
 @click.option("--from", "start", default=None, help="First candle (date/time, UTC) [default: the first].")
 @click.option("--to", "end", default=None, help="Last candle (date/time, UTC) [default: the last].")
@@ -149,7 +164,7 @@ def _written_keys(config: Any, plugin: str) -> set[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 @pass_app
-def tune(app: AppContext, plugin_name: str | None, symbol: str, timeframe: str, exchange: str | None, start: str | None,
+def tune(app: AppContext, plugin_name: str | None, symbols: tuple[str, ...], timeframe: str | None, exchange: str | None, start: str | None,
          end: str | None, n_trials: int, timeout: float | None, objective: str, study_name: str | None, storage: str | None,
          apply_best: bool, list_only: bool, seed: int, batch: int, min_trades: int, holdout: float, folds: int,
          train_bars: int | None, test_bars: int | None, purge_bars: int, embargo_bars: int, fee_bps: float | None,
@@ -168,6 +183,7 @@ def tune(app: AppContext, plugin_name: str | None, symbol: str, timeframe: str, 
         return
     if plugin_name is None:
         raise ConfigError("trader tune needs --plugin NAME (or --list)")
+    symbol, timeframe = _one_market(app, plugin_name, symbols, timeframe)
     from trader.backtest.runner import BacktestSettings, select_range
     from trader.cli.backtest_cmd import _time_option
     from trader.data import resolve_candles

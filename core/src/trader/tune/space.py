@@ -24,7 +24,11 @@ import attrs
 from trader.errors import ConfigError
 from trader.types import ParamSpec, StrategyInfo
 
-__all__ = ["Dimension", "SearchSpace", "search_space"]
+__all__ = ["Dimension", "SearchSpace", "search_space", "MAX_CHOICES"]
+
+#: The most values one parameter is searched among: every trial stores its choices, and a sampler
+#: that picks among more learns nothing from a few dozen trials.
+MAX_CHOICES = 1000
 
 
 @attrs.frozen
@@ -62,7 +66,9 @@ class Dimension:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            return f"{self.key} in {{{', '.join(map(str, self.choices))}}}"
+            shown = ", ".join(map(str, self.choices[:10]))
+            more = f", ... ({len(self.choices):,} choices)" if len(self.choices) > 10 else ""
+            return f"{self.key} in {{{shown}{more}}}"
         return f"{self.key} in [{self.low:g}, {self.high:g}]{' (log)' if self.log else ''}"
 
 
@@ -122,6 +128,7 @@ def _dimension(spec: ParamSpec, override: Any, where: str) -> Dimension:
         choices = override["choices"]
         if not isinstance(choices, list) or not choices:
             raise ConfigError(f"{title}: choices must be a non-empty list")
+        _few_enough(title, choices, given=True)
         for value in choices:
             try:
                 spec.check(value)
@@ -131,6 +138,7 @@ def _dimension(spec: ParamSpec, override: Any, where: str) -> Dimension:
     if spec.kind == "bool":
         return Dimension(spec.name, spec.section, "choice", choices=(False, True))
     if spec.kind == "choice":
+        _few_enough(title, spec.choices, given=False)
         return Dimension(spec.name, spec.section, "choice", choices=tuple(spec.choices))
     if spec.kind not in ("int", "float"):
         raise ConfigError(f"{title}: a {spec.kind} parameter is searched only over choices = [...]")
@@ -150,6 +158,13 @@ def _dimension(spec: ParamSpec, override: Any, where: str) -> Dimension:
     if not isinstance(log, bool) or (log and low <= 0):
         raise ConfigError(f"{title}: log must be true or false, and needs low > 0")
     return Dimension(spec.name, spec.section, spec.kind, low=low, high=high, log=log)
+
+
+def _few_enough(title: str, choices: Any, *, given: bool) -> None:
+    if len(choices) > MAX_CHOICES:
+        whose = "" if given else " (as the strategy declares it)"
+        raise ConfigError(f"{title}: {len(choices):,} choices{whose} are too many to search (at most {MAX_CHOICES:,}); "
+                          f"list the values to try: {title.rsplit(' ', 1)[-1]} = {{ choices = [...] }}")
 
 
 def search_space(info: StrategyInfo, table: Mapping[str, Any], where: str = "[plugins.NAME.tune]") -> SearchSpace:

@@ -307,7 +307,7 @@ def final_report(setup: TuneSetup, space: SearchSpace, study: Any, manager: Any,
                                                   "failed": default.user_attrs.get("failed")},
         "deflated_sharpe": _finite(dsr), "trial_sharpe_variance": variance,
         "tuning": in_range.to_dict(), "holdout": tail.to_dict(),
-        "importances": _importances(study, setup.seed),
+        "importances": _importances(study, setup.seed) if len(complete) >= 2 else None,  # one trial ranks nothing
     }
 
 
