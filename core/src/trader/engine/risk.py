@@ -457,7 +457,13 @@ class RiskAuditAgent:
         distributions: Mapping[str, str] | None = None,
     ) -> None:
         self.strategy = strategy
-        self._limits = private_limits(limits)
+        try:
+            self._limits = private_limits(limits)
+        except (TypeError, ValueError) as exc:  # changed after they were checked (in-process code can): fail closed, by name
+            from trader.errors import PluginError
+
+            raise PluginError(f"plugin {strategy!r}: the risk limits it would trade under are invalid ({exc}); "
+                              "nothing is traded with them") from None
         self._refusal: tuple[str, str] | None = None
         self._rules: tuple[_Rule, ...] = ()
         self._names: tuple[str, ...] = ()
