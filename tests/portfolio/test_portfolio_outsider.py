@@ -245,6 +245,8 @@ def test_a_hostile_basket_answer_is_named_never_traded_and_the_breaker_halts_the
         assert tested.returncode == 0, tested.stderr
         result = json.loads(tested.stdout)
         assert result["fills"] == 0 and result["halt"]["code"] == "MODEL_FAILURES"
+        text = trader(home, site, "backtest", "--plugin", "hostile", *BASKET, "--no-benchmark")
+        assert "  halted since 2024-01-01 07:00 UTC (MODEL_FAILURES: 3 model failures in a row (limit 3))" in text.stdout
     else:
         line = one_line_error(tested)
         assert line.startswith("Error: plugin 'hostile': trader_generate_basket_signals")
