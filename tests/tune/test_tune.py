@@ -87,7 +87,7 @@ def test_a_killed_run_resumes_to_the_same_study_whatever_the_worker_count(home, 
     assert whole.returncode == 0, whole.stderr
 
     env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("TRADER_")},
-           "TRADER_HOME": str(home), **plugin_env(site)}
+           "TRADER_HOME": str(home), **plugin_env(site), "REVERT_DELAY_S": "0.25"}  # slow enough to be killed midway
     proc = subprocess.Popen([str(TRADER_EXE), "tune", *MARKET, *FREE, "--no-progress", *args, "--workers", "1"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     db = home / "tune" / "studies.db"

@@ -3,7 +3,11 @@
 #: ``revert``: BUY after the last ``lookback`` bars fell, SELL after they rose. On the synthetic
 #: market's planted signal (a reversal of the last three bars) a short lookback wins; the default
 #: (24) trades a much weaker reversal. ``lookback`` is marked ``tune``; ``hold_bars`` is not.
+#: ``REVERT_DELAY_S`` in the environment makes each call sleep that long (same signals).
 REVERT = '''
+import os
+import time
+
 import numpy as np
 from trader.hookspecs import hookimpl
 from trader.types import ParamSpec, RiskLimits, Signal, SignalAction, StrategyInfo
@@ -19,6 +23,7 @@ def trader_strategy_info():
 
 @hookimpl
 def trader_generate_signals(request):
+    time.sleep(float(os.environ.get("REVERT_DELAY_S", "0")))  # a test slows a run down to kill it midway
     n = int(request.params.get("lookback", 24))
     size = float(request.params.get("size", 1.0))
     close = np.log(request.candles["close"].to_numpy())
