@@ -1,0 +1,323 @@
+"""The float-only basket backtest: :meth:`PortfolioSession.step` without its per-step records.
+
+A basket backtest (:func:`trader.portfolio.backtest.simulate_basket`) starts a fresh account
+on an in-memory store and reads back the equity curve, the market rows, the orders, fills
+and risk events and the final account. :func:`run_floats` produces exactly those, on the
+session's own book and risk state, without a :class:`~trader.engine.records.StepRecord`'s
+market and position figures or a store commit per step:
+
+- quiet steps (no order possible, no breaker tripped: :mod:`trader.portfolio.quiet`'s test)
+  are figured with numpy in windows, as there, but only buffered: no store call per stretch;
+- a step that may act is the step itself on plain floats: the marks, the new UTC day, the
+  breakers, then sells and buys in symbol order, each sized, audited, filled and booked by
+  the session's own methods (:meth:`PortfolioSession._execute`, so an order every core rule
+  visibly approves is approved at sight and any other goes through the real audit); its
+  orders, fills and events go to the store as the step would commit them;
+- a step with a signal that is not a valid plain :class:`~trader.types.Signal`, or while
+  ``model_failures`` is not zero, is the full :meth:`PortfolioSession.step` (the buffer is
+  committed first);
+- the buffered steps are committed in one :meth:`MemoryState.commit_quiet_basket` call, each
+  market row's quantity being the one held after its step (it changes only where an order filled).
+
+It applies where :func:`trader.portfolio.quiet.run_quiet` does and no plugin adds risk rules
+(the audit's value objects are then only built for an order that is not approved at sight),
+the risk log is silent and every position of the account is a market of the basket; otherwise
+:func:`run_floats` returns ``None`` having done nothing. ``tests/portfolio/test_portfolio_fastbasket.py``
+holds it to ``PortfolioSession.run(..., fast=False)`` float for float and event for event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from trader.engine.records import StepRecord
+from trader.portfolio.quiet import _BUY, _SELL, _classify, _closes_at, _first_acting, _Stretch, _supported, _timeline
+from trader.portfolio.session import PORTFOLIO
+from trader.timeframes import DAY_MS
+from trader.types import Side, TradingStatus
+
+if TYPE_CHECKING:
+    from trader.portfolio.quiet import _Timeline
+    from trader.portfolio.session import PortfolioSession
+
+__all__ = ["run_floats"]
+
+_risk_log = logging.getLogger("trader.risk")
+_MIN_WINDOW, _MAX_WINDOW = 32, 4096
+_ACTIVE, _REDUCING, _HALTED = TradingStatus.ACTIVE, TradingStatus.REDUCING, TradingStatus.HALTED
+
+
+def _eligible(session: PortfolioSession) -> bool:
+    audit = session.audit
+    if not _supported(session) or len(audit.plugins) > 1 or audit.fails_closed or _risk_log.isEnabledFor(logging.INFO):
+        return False
+    return all(symbol in session.column for symbol in session.book.positions)
+
+
+def run_floats(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndarray,
+               signals: Sequence[Mapping[str, Any] | None]) -> int | None:
+    """Step ``session`` through the timeline on floats; the number of steps processed.
+
+    ``closes`` is ``(T, M)``, its columns ``session.symbols``, NaN where a market has no candle.
+    Returns ``None`` (having done nothing) where the float path does not apply.
+    """
+    if not _eligible(session):
+        return None
+    ts = np.asarray(timestamps)
+    if ts.ndim != 1 or ts.size != closes.shape[0] or not np.issubdtype(ts.dtype, np.integer):
+        return None
+    ts = ts.astype(np.int64, copy=False)
+    n = int(ts.size)
+    if n == 0:
+        return 0
+    latest = max([session.last_timestamp or -1, *session.market_last.values()])
+    if int(ts[0]) <= latest or (n > 1 and not bool(np.all(np.diff(ts) > 0))):
+        return None
+    trading = ~np.isnan(closes)
+    if not bool(np.all(closes[trading] > 0)) or not bool(np.all(np.isfinite(closes[trading]))):
+        return None  # the step refuses such a close: let it say so at its position
+    kind, size = _classify(signals, session.symbols, closes.shape)
+    kind[~trading] = 0  # a market without a candle is not asked
+    with session.approving_at_sight():
+        _Floats(session, _timeline(ts, closes, trading, kind, size), signals).run()
+    return n
+
+
+class _Floats:
+    """The run: the session's state, the buffer of steps not yet committed and the step on floats."""
+
+    def __init__(self, session: PortfolioSession, tl: _Timeline, signals: Sequence[Mapping[str, Any] | None]) -> None:
+        self.session = session
+        self.tl = tl
+        self.signals = signals
+        self.book = session.book
+        self.store: Any = session.store
+        self.symbols = session.symbols
+        self.tf_ms = session.timeframe_ms
+        self.closes_list: list[list[float]] | None = None
+        self._start_buffer(0)
+        #: The equity after the previous step (``None``: the book's, at its marks).
+        self.previous: float | None = None
+
+    # ------------------------------------------------------------------ the buffer
+
+    def _start_buffer(self, at: int) -> None:
+        self.since = at
+        self.q_start = self.session.quantities()
+        self.equities: list[float] = []
+        self.values: list[float] = []
+        self.cash_runs: list[tuple[int, float]] = []  #: (steps, cash)
+        self.changes: list[tuple[int, np.ndarray]] = []  #: (position, quantities after its step)
+
+    def _flush(self, b: int) -> None:
+        """Commit the buffered steps ``[since, b)`` to the store and bring the session's marks and streams up to ``b``."""
+        a = self.since
+        if b <= a:
+            return
+        session, tl, symbols = self.session, self.tl, self.symbols
+        n = b - a
+        held = tl.trading[a:b]
+        step_of, market_of = np.nonzero(held)
+        if self.changes:
+            at = np.asarray([k - a for k, _ in self.changes], dtype=np.intp)
+            table = np.vstack([self.q_start, *(q for _, q in self.changes)])
+            quantity = np.repeat(table, np.diff(np.concatenate(([0], at, [n]))), axis=0)[held]
+        else:
+            quantity = self.q_start[market_of]
+        close = tl.closes[a:b][held]
+        last = tl.last_row[b - 1]
+        traded = np.flatnonzero(last >= a).tolist()
+        rows_at = last[traded].tolist()
+        last_ts = {symbols[j]: int(tl.ts[r]) for j, r in zip(traded, rows_at, strict=True)}
+        rows = {"symbols": symbols, "timestamp": tl.ts[a:b][step_of], "symbol": market_of, "close": close,
+                "quantity": quantity, "position_value": quantity * close, "last_ts": last_ts}
+        self.book.marks.update({symbols[j]: float(tl.closes[r, j]) for j, r in zip(traded, rows_at, strict=True)})
+        session.market_last.update(last_ts)
+        last_step = int(tl.ts[b - 1])
+        session._last_ts = last_step
+        session._now = last_step + self.tf_ms
+        record = StepRecord(PORTFOLIO, session.timeframe, last_step, 0.0)
+        session._account_into(record)
+        store = self.store
+        store.commit_quiet_basket(tl.ts[a:b].tolist(), self.equities, 0.0, self.values, rows, record)
+        cash: list[float] = []
+        for steps, value in self.cash_runs:
+            cash.extend([value] * steps)
+        store.cash_values[-n:] = cash
+        self._start_buffer(b)
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> None:
+        session, tl = self.session, self.tl
+        n = int(tl.ts.size)
+        i = 0
+        window = _MIN_WINDOW
+        while i < n:
+            stop = min(n, i + window)
+            state = session.quiet_state()
+            figures = self._figures(state.day, i, stop)
+            quiet_until = _first_acting(session, state, figures, tl, i, stop)
+            if quiet_until > i:
+                self._quiet(state, figures, i, quiet_until)
+            if quiet_until < stop:
+                self._act(quiet_until)
+                i = quiet_until + 1
+                window = _MIN_WINDOW
+            else:
+                i = stop
+                window = min(window * 2, _MAX_WINDOW)
+        self._flush(n)
+
+    def _figures(self, day: int | None, a: int, b: int) -> _Stretch:
+        """Each step of ``[a, b)`` figured with the book as it is (see :func:`trader.portfolio.quiet._figures`):
+        a market's mark is its last close in the run, else the book's."""
+        book, tl = self.book, self.tl
+        positions = book.positions
+        new_day = tl.day_change[a:b].copy()
+        new_day[0] = day is None or int(tl.days[a]) != day
+        opening = book.equity() if self.previous is None else self.previous
+        if not positions:
+            value = np.zeros(b - a, dtype=np.float64)
+            return _Stretch(value, book.cash + value, new_day, opening)
+        column = self.session.column
+        marks = book.marks
+        at = np.asarray([column[symbol] for symbol in positions], dtype=np.intp)
+        quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
+        rows = tl.last_row[a:b, at]
+        parts = np.empty((b - a, at.size + 1), dtype=np.float64)
+        parts[:, 0] = 0.0
+        if bool((rows[0] >= 0).all()):
+            mark = tl.closes[rows, at[None, :]]
+        else:
+            start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in positions.items()], dtype=np.float64)
+            mark = np.where(rows >= 0, tl.closes[rows, at[None, :]], start[None, :])
+        np.multiply(quantity[None, :], mark, out=parts[:, 1:])
+        value = np.add.accumulate(parts, axis=1)[:, -1]
+        return _Stretch(value, book.cash + value, new_day, opening)
+
+    def _quiet(self, state: Any, figures: _Stretch, a: int, b: int) -> None:
+        """Take the quiet steps ``[a, b)``: the peak, the day and its start, and the buffered rows."""
+        n = b - a
+        equity = figures.equity[:n]
+        peak = float(equity.max())
+        session = self.session
+        if peak > state.peak:
+            session._peak = peak
+        starts = np.flatnonzero(figures.new_day[:n])
+        if starts.size:  # the equity at the marks before the stretch's last new day
+            k = int(starts[-1])
+            session._day_start = float(equity[k - 1]) if k else figures.opening
+        session._day = int(self.tl.days[b - 1])
+        self.equities.extend(equity.tolist())
+        self.values.extend(figures.value[:n].tolist())
+        self.cash_runs.append((n, self.book.cash))
+        self.previous = float(equity[-1])
+
+    def _act(self, k: int) -> None:
+        """The step at position ``k``: on floats, or the full step where a signal failed or failures are counted."""
+        session, tl = self.session, self.tl
+        if tl.other[k] or session._model_failures:
+            self._flush(k)
+            session.step(int(tl.ts[k]), _closes_at(self.symbols, tl.closes[k]), self.signals[k])
+            self.since = k + 1
+            self.q_start = session.quantities()
+            self.previous = None
+            return
+        book = self.book
+        marks = book.marks
+        symbols = self.symbols
+        timestamp = int(tl.ts[k])
+        record = StepRecord(PORTFOLIO, session.timeframe, timestamp, 0.0)
+        session._now = timestamp + self.tf_ms
+        if k > 0:  # the marks before this step: each market's last close in the run
+            before = tl.last_row[k - 1]
+            for j in np.flatnonzero(before >= 0).tolist():
+                marks[symbols[j]] = tl.closes.item(before[j], j)
+        day = timestamp // DAY_MS
+        if day != session._day:
+            session._new_day(record, day)
+        row = tl.closes[k]
+        trading = np.flatnonzero(tl.trading[k]).tolist()
+        for j in trading:
+            marks[symbols[j]] = row.item(j)
+        value = book.position_value()
+        session._valued = (record, 0, value)
+        equity = book.cash + value
+        if equity > session._peak:
+            session._peak = equity
+        if session._status is not _HALTED and (equity < session._peak * session._dd_keep
+                                               or equity < session._day_start * session._daily_keep):
+            session._check_breakers(record, equity)
+        self._orders(record, k, trading, equity)
+        # what the step commits
+        store = self.store
+        if record.events:
+            store.events.extend(record.events)
+        if record.orders:
+            for order in record.orders:
+                store.orders_by_id[order.order.client_order_id] = order
+            store.fill_records.extend(record.fills)
+        value = session._position_value_in(record)
+        cash = book.cash
+        after = cash + value
+        self.equities.append(after)
+        self.values.append(value)
+        self.cash_runs.append((1, cash))
+        if record.fills:
+            self.changes.append((k, session.quantities()))
+        self.previous = after
+
+    def _orders(self, record: StepRecord, k: int, trading: list[int], equity: float) -> None:
+        """:meth:`PortfolioSession._on_signals` for valid plain signals (no failure, no failure counted)."""
+        session, tl = self.session, self.tl
+        kinds = tl.kind[k]
+        if not (tl.sells[k].any() or tl.buys[k].any()):
+            return
+        status = session._status
+        if status is _HALTED:
+            return
+        sizes = tl.size[k]
+        symbols = self.symbols
+        book = self.book
+        marks = book.marks
+        limits = session.limits
+        ts = record.timestamp
+        for j in trading:
+            if kinds.item(j) != _SELL:
+                continue
+            symbol = symbols[j]
+            held = book.quantity(symbol)
+            if held <= 0:
+                continue
+            size = sizes.item(j)
+            quantity = held if size >= 1.0 else session.market_rules[symbol].round_quantity(held * size)
+            order = session._order(symbol, Side.SELL, quantity, marks[symbol], ts, 0)
+            if order is not None:
+                session._execute(record, order, None)
+        fraction = limits.max_position_fraction
+        cap = limits.max_position_notional
+        band = session.rebalance_band
+        for j in trading:
+            if kinds.item(j) != _BUY:
+                continue
+            symbol = symbols[j]
+            price = marks[symbol]
+            now = book.cash + session._position_value_in(record) if record.fills else equity
+            target = sizes.item(j) * fraction * (now if now < equity else equity)
+            if target > cap:
+                target = cap
+            shortfall = target - book.quantity(symbol) * price
+            if shortfall <= 0 or shortfall < band * target:
+                continue
+            rules = session.market_rules[symbol]
+            notional = min(shortfall, limits.max_order_notional, book.cash / rules.buy_cost_factor)
+            order = session._order(symbol, Side.BUY, rules.round_quantity(notional / price), price, ts, 0)
+            if order is None or session._status is not _ACTIVE:
+                continue
+            session._execute(record, order, None)
+

@@ -1,0 +1,252 @@
+"""The float-only basket backtest (``trader.portfolio.fastbasket``) gives exactly what one step at a time gives.
+
+Random baskets of one to four markets (listed late, gaps of hours and days, delisted before
+the end, or every market on one clock; crashes that trip the drawdown and daily-loss breakers),
+random signal streams per market (none, HOLD, BUY and SELL of random sizes, strategy failures,
+forged signals), random limits, tight ones included (position fraction and notional, order
+notional, gross exposure, one or two open positions, breakers, consecutive losses), fees,
+slippage, spreads, lots and minimum notionals: :func:`run_floats` gives the same equity curve,
+cash and position values, market rows, streams, orders, fills (client id, market, side,
+quantity, price, fee), risk events (denials and status changes included) and final account as
+``PortfolioSession.run(..., fast=False)``, the per-step reference. Exactly, float for float:
+the float path sums the same float64 products in the same order as the step (the book's
+positions in the order of their first fills), so no tolerance is needed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from trader.backtest.runner import BacktestSettings
+from trader.costs import CostModel, SpreadTable
+from trader.engine import MemoryState, PaperBroker, RiskAuditAgent
+from trader.errors import PluginError
+from trader.plugins import TraderPluginManager
+from trader.portfolio.align import align
+from trader.portfolio.backtest import basket_broker, simulate_basket
+from trader.portfolio.broker import BasketPaperBroker
+from trader.portfolio.fastbasket import run_floats
+from trader.portfolio.session import PortfolioSession
+from trader.types import RiskLimits, RiskVerdict, Signal, SignalAction, TradingStatus
+
+HOUR = 3_600_000
+T0 = 1_704_067_200_000 + 5 * HOUR  # not on a day boundary
+MANAGER = TraderPluginManager(load_entrypoints=False, disabled=())
+SYMBOLS = ("AAA/USDT", "BBB/USDT", "CCC/USDT", "DDD/USDT")
+_sizes = st.sampled_from([1.0, 0.5, 0.25, 0.999]) | st.floats(0.0, 1.0)
+_KINDS = ["none", "hold", "hold", "buy", "buy", "buy", "buy", "buy", "sell", "sell", "invalid", "crash", "forged"]
+
+
+def _forged() -> Signal:
+    signal = Signal(SignalAction.BUY)
+    object.__setattr__(signal, "size", 7.0)  # changed after construction: INVALID_SIGNAL
+    return signal
+
+
+def _signal(kind: str, size: float):
+    return {
+        "none": lambda: None,
+        "hold": Signal.hold,
+        "buy": lambda: Signal(SignalAction.BUY, size=size),
+        "sell": lambda: Signal(SignalAction.SELL, size=size),
+        "invalid": lambda: ValueError("bad signal"),
+        "crash": lambda: PluginError("plugin crashed"),
+        "forged": _forged,
+    }[kind]()
+
+
+@st.composite
+def baskets(draw):
+    """Frames of 1-4 markets on an hourly clock with day gaps, and each step's signals."""
+    n = draw(st.integers(2, 200))
+    gaps = dict(draw(st.lists(st.tuples(st.integers(0, n - 1), st.sampled_from([2, 30, 500])), max_size=3)))
+    clock, t = [], T0
+    for i in range(n):
+        t += gaps.get(i, 1) * HOUR
+        clock.append(t)
+    m = draw(st.integers(1, 4))
+    one_clock = draw(st.booleans())
+    frames = {}
+    for symbol in SYMBOLS[:m]:
+        first = 0 if one_clock else draw(st.integers(0, n - 1))  # listed late
+        end = n if one_clock else draw(st.integers(first + 1, n))  # delisted before the end
+        holes = set() if one_clock else set(draw(st.lists(st.integers(first, end - 1), max_size=n // 3)))
+        rows = [i for i in range(first, end) if i not in holes] or [first]
+        price = draw(st.floats(0.5, 50_000.0))
+        crashes = set(draw(st.lists(st.sampled_from(rows), max_size=2)))
+        closes = []
+        for i in rows:
+            price *= math.exp(draw(st.floats(-0.03, 0.03))) * (0.5 if i in crashes else 1.0)
+            closes.append(price)
+        frames[symbol] = pd.DataFrame({"timestamp": [clock[i] for i in rows], "open": closes, "high": closes,
+                                       "low": closes, "close": closes, "volume": 1.0})
+    basket = align(frames, "1h")
+    streams = {}
+    for symbol in SYMBOLS[:m]:
+        stretches = draw(st.lists(st.tuples(st.sampled_from(_KINDS), _sizes, st.integers(1, 40)), min_size=1, max_size=8))
+        shared = draw(st.booleans())
+        out = []
+        for kind, size, count in stretches:
+            count = 1 if kind in ("invalid", "crash", "forged") else count
+            one = _signal(kind, size)
+            out.extend(one if shared else _signal(kind, size) for _ in range(count))
+        streams[symbol] = (out * (len(basket) // len(out) + 1))[: len(basket)]
+    signals = [{s: streams[s][i] for s in streams if streams[s][i] is not None} for i in range(len(basket))]
+    return basket, signals
+
+
+limits_strategy = st.builds(
+    RiskLimits,
+    max_position_fraction=st.sampled_from([1.0, 0.5, 0.3]),
+    max_position_notional=st.sampled_from([50_000.0, 3_000.0, 1e15]),
+    max_order_notional=st.sampled_from([10_000.0, 1_000.0, 1e15]),
+    daily_loss_limit=st.sampled_from([0.02, 0.1, 1.0]),
+    max_drawdown=st.sampled_from([0.1, 0.3, 1.0]),
+    max_consecutive_losses=st.sampled_from([2, 5, 1000]),
+    max_model_failures=st.sampled_from([2, 3, 100]),
+    max_errors=st.sampled_from([1, 5]),
+    max_gross_exposure=st.sampled_from([1.0, 0.6, 0.3]),
+    max_open_positions=st.sampled_from([20, 2, 1]),
+)
+
+
+@st.composite
+def brokers(draw):
+    fee, slippage = draw(st.sampled_from([0.0, 10.0, 75.0])), draw(st.sampled_from([0.0, 2.0, 30.0]))
+    template = PaperBroker(fee_bps=fee, slippage_bps=slippage, lot_size=draw(st.sampled_from([0.0, 1e-8, 0.01])),
+                           min_notional=draw(st.sampled_from([0.0, 5.0, 200.0])))
+    spread = draw(st.sampled_from([0.0, 8.0, 60.0]))
+    return lambda symbols: BasketPaperBroker(
+        {s: template.with_spreads(SpreadTable(CostModel(fee, slippage, spread))) for s in symbols})
+
+
+def _picky_rule(order, portfolio, limits, context):
+    """A plugin rule: denies orders above 2,000."""
+    if order.quantity * order.price > 2_000:
+        return [RiskVerdict.deny("picky", "TOO_BIG", "above 2,000", TradingStatus.REDUCING)]
+    return []
+
+
+def _session(basket, limits, make_broker, band, rule=False):
+    extra = [("picky", _picky_rule)] if rule else []
+    audit = RiskAuditAgent(MANAGER.subset_hook("trader_audit_order", []), "bench", limits, extra_rules=extra)
+    return PortfolioSession("bench", basket.symbols, "1h", limits=limits, broker=make_broker(basket.symbols),
+                            store=MemoryState("bench"), audit=audit, rebalance_band=band, latency_denies=False)
+
+
+def _outcome(session: PortfolioSession) -> dict:
+    store = session.store
+    store.flush()
+    return {
+        "steps": (store.timestamps, store.closes, store.equities, store.cash_values, store.position_values),
+        "markets": store.market_history(),
+        "fills": store.fills(),
+        "orders": [(o.order, o.status, o.filled_quantity, o.message) for o in store.orders()],
+        "events": store.risk_events(),
+        "summary": store.summary(),
+        "session": session.summary(),
+        "market_last": dict(session.market_last),
+        "state": (session.status, session.status_reason, session.peak_equity, session._day, session._day_start,
+                  session.consecutive_losses, session.model_failures, session._last_ts, list(session._errors)),
+    }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(drawn=baskets(), limits=limits_strategy, make_broker=brokers(), band=st.sampled_from([0.0, 0.1, 0.5]))
+def test_the_float_path_equals_one_step_at_a_time(drawn, limits, make_broker, band):
+    basket, signals = drawn
+    reference = _session(basket, limits, make_broker, band)
+    assert reference.run(basket.timestamps, basket.closes, signals, fast=False) == len(basket)
+    floats = _session(basket, limits, make_broker, band)
+    assert run_floats(floats, basket.timestamps, basket.closes, signals) == len(basket)
+    assert _outcome(floats) == _outcome(reference)
+
+
+def _trending_basket(n: int = 600, seed: int = 11):
+    rng = np.random.default_rng(seed)
+    frames = {}
+    for j, symbol in enumerate(SYMBOLS):
+        close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.02, n - 7 * j)))
+        frames[symbol] = pd.DataFrame({"timestamp": T0 + HOUR * np.arange(7 * j, n), "open": close, "high": close,
+                                       "low": close, "close": close, "volume": 1.0})
+    basket = align(frames, "1h")
+    # buy while the last 5 closes rose, sell otherwise: many orders, both sides
+    signals = []
+    for i in range(len(basket)):
+        row = {}
+        for j, symbol in enumerate(basket.symbols):
+            c = basket.closes[max(0, i - 5) : i + 1, j]
+            if np.isnan(c[-1]) or np.isnan(c[0]):
+                continue
+            row[symbol] = Signal(SignalAction.BUY, size=0.9) if c[-1] > c[0] else Signal(SignalAction.SELL)
+        signals.append(row)
+    return basket, signals
+
+
+@pytest.mark.parametrize(("gross", "denial"), [(1.0, "MAX_OPEN_POSITIONS"), (0.5, "GROSS_EXPOSURE_EXCEEDED")])
+def test_tight_limits_deny_and_trip_both_breakers_as_the_reference_does(gross, denial):
+    """Tight portfolio limits and breakers on a trending basket: denials, daily-loss REDUCING and its reset
+    and a drawdown HALT happen on the float path exactly as on the reference."""
+    basket, signals = _trending_basket()
+    limits = RiskLimits(max_position_fraction=0.3, max_open_positions=2, max_gross_exposure=gross, max_drawdown=0.12,
+                        daily_loss_limit=0.03, max_consecutive_losses=1000)
+
+    def make(symbols):
+        return BasketPaperBroker({s: PaperBroker(fee_bps=10.0, min_notional=5.0) for s in symbols})
+
+    reference = _session(basket, limits, make, 0.1)
+    reference.run(basket.timestamps, basket.closes, signals, fast=False)
+    floats = _session(basket, limits, make, 0.1)
+    assert run_floats(floats, basket.timestamps, basket.closes, signals) == len(basket)
+    assert _outcome(floats) == _outcome(reference)
+    codes = {e["code"] for e in floats.store.risk_events()}
+    assert {"APPROVED", denial, "DAILY_LOSS_LIMIT", "DAILY_RESET", "MAX_DRAWDOWN"} <= codes
+    assert floats.status is TradingStatus.HALTED
+
+
+def test_a_plugin_risk_rule_takes_the_full_path():
+    """With a plugin's risk rule the float path declines (the audit runs with its value objects on every order),
+    and a basket backtest still gives the per-step reference's denials."""
+    basket, signals = _trending_basket(300)
+    limits = RiskLimits(max_position_fraction=0.5, max_drawdown=1.0, daily_loss_limit=1.0)
+
+    def make(symbols):
+        return BasketPaperBroker({s: PaperBroker(fee_bps=10.0) for s in symbols})
+
+    picky = _session(basket, limits, make, 0.1, rule=True)
+    assert run_floats(picky, basket.timestamps, basket.closes, signals) is None
+    assert picky.store.equities == [] and picky.last_timestamp is None  # nothing was done
+    assert run_floats(_session(basket, limits, make, 0.1), basket.timestamps, basket.closes, signals) == len(basket)
+
+
+def test_simulate_basket_takes_the_float_path_and_matches_the_reference(monkeypatch):
+    """``simulate_basket`` runs the float path where it applies and gives the reference's run."""
+    import trader.portfolio.fastbasket as fastbasket
+
+    basket, signals = _trending_basket(400, seed=5)
+    limits = RiskLimits(max_position_fraction=0.4, max_drawdown=1.0, daily_loss_limit=1.0)
+    first, last = 0, len(basket) - 1
+    taken = []
+    original = fastbasket.run_floats
+    monkeypatch.setattr(fastbasket, "run_floats", lambda *a: taken.append(original(*a)) or taken[-1])
+
+    def simulate(fast):
+        broker = basket_broker(None, BacktestSettings(), basket, first, last)
+        return simulate_basket(MANAGER, "bench", limits, basket, signals, first, last, broker=broker, cash=10_000.0,
+                               rebalance_band=0.1, fast=fast)
+
+    fast, reference = simulate(True), simulate(False)
+    assert taken == [len(basket)]
+    assert fast.run.fills == reference.run.fills and len(fast.run.fills) > 10
+    assert fast.run.equity.tolist() == reference.run.equity.tolist()
+    assert fast.run.events == reference.run.events
+    assert fast.markets == reference.markets
+    assert [(o.order, o.status) for o in fast.orders] == [(o.order, o.status) for o in reference.orders]
+    assert {s: v.tolist() for s, v in fast.market_shares().items()} == \
+        {s: v.tolist() for s, v in reference.market_shares().items()}
