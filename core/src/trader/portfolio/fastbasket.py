@@ -29,16 +29,23 @@ holds it to ``PortfolioSession.run(..., fast=False)`` float for float and event 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trader.engine.records import StepRecord
-from trader.portfolio.quiet import _BUY, _SELL, _classify, _closes_at, _first_acting, _Stretch, _supported, _timeline
+from trader.engine.book import fill_cost
+from trader.engine.brokers.base import Execution
+from trader.engine.brokers.paper import PaperBroker
+from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, StepRecord
+from trader.engine.risk import _SLACK
+from trader.engine.step import client_order_id
+from trader.portfolio.broker import BasketPaperBroker
+from trader.portfolio.quiet import _classify, _closes_at, _first_acting, _Stretch, _supported, _timeline
 from trader.portfolio.session import PORTFOLIO
 from trader.timeframes import DAY_MS
-from trader.types import Side, TradingStatus
+from trader.types import Fill, OrderRequest, Side, TradingStatus
 
 if TYPE_CHECKING:
     from trader.portfolio.quiet import _Timeline
@@ -54,6 +61,9 @@ _ACTIVE, _REDUCING, _HALTED = TradingStatus.ACTIVE, TradingStatus.REDUCING, Trad
 def _eligible(session: PortfolioSession) -> bool:
     audit = session.audit
     if not _supported(session) or len(audit.plugins) > 1 or audit.fails_closed or _risk_log.isEnabledFor(logging.INFO):
+        return False
+    broker = session.broker
+    if type(broker) is not BasketPaperBroker or any(type(b) is not PaperBroker for b in broker.brokers.values()):
         return False
     return all(symbol in session.column for symbol in session.book.positions)
 
@@ -98,7 +108,9 @@ class _Floats:
         self.store: Any = session.store
         self.symbols = session.symbols
         self.tf_ms = session.timeframe_ms
-        self.closes_list: list[list[float]] | None = None
+        self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
+        #: The book's position value during an acting step, summed again after each fill.
+        self.value = 0.0
         self._start_buffer(0)
         #: The equity after the previous step (``None``: the book's, at its marks).
         self.previous: float | None = None
@@ -253,7 +265,7 @@ class _Floats:
         if session._status is not _HALTED and (equity < session._peak * session._dd_keep
                                                or equity < session._day_start * session._daily_keep):
             session._check_breakers(record, equity)
-        self._orders(record, k, trading, equity)
+        self._orders(record, k, equity)
         # what the step commits
         store = self.store
         if record.events:
@@ -272,14 +284,13 @@ class _Floats:
             self.changes.append((k, session.quantities()))
         self.previous = after
 
-    def _orders(self, record: StepRecord, k: int, trading: list[int], equity: float) -> None:
-        """:meth:`PortfolioSession._on_signals` for valid plain signals (no failure, no failure counted)."""
+    def _orders(self, record: StepRecord, k: int, equity: float) -> None:
+        """:meth:`PortfolioSession._on_signals` for valid plain signals (no failure, no failure counted):
+        sells then buys, each side in symbol order."""
         session, tl = self.session, self.tl
-        kinds = tl.kind[k]
-        if not (tl.sells[k].any() or tl.buys[k].any()):
-            return
-        status = session._status
-        if status is _HALTED:
+        sells = np.flatnonzero(tl.sells[k]).tolist()
+        buys = np.flatnonzero(tl.buys[k]).tolist()
+        if not (sells or buys) or session._status is _HALTED:
             return
         sizes = tl.size[k]
         symbols = self.symbols
@@ -287,27 +298,25 @@ class _Floats:
         marks = book.marks
         limits = session.limits
         ts = record.timestamp
-        for j in trading:
-            if kinds.item(j) != _SELL:
-                continue
+        self.value = session._position_value_in(record)
+        for j in sells:
             symbol = symbols[j]
             held = book.quantity(symbol)
             if held <= 0:
                 continue
             size = sizes.item(j)
+            price = marks[symbol]
             quantity = held if size >= 1.0 else session.market_rules[symbol].round_quantity(held * size)
-            order = session._order(symbol, Side.SELL, quantity, marks[symbol], ts, 0)
-            if order is not None:
-                session._execute(record, order, None)
+            if quantity <= 0 or quantity * price < session.market_rules[symbol].min_notional:
+                continue
+            self._execute(record, symbol, Side.SELL, quantity, price, ts)
         fraction = limits.max_position_fraction
         cap = limits.max_position_notional
         band = session.rebalance_band
-        for j in trading:
-            if kinds.item(j) != _BUY:
-                continue
+        for j in buys:
             symbol = symbols[j]
             price = marks[symbol]
-            now = book.cash + session._position_value_in(record) if record.fills else equity
+            now = book.cash + self.value if record.fills else equity
             target = sizes.item(j) * fraction * (now if now < equity else equity)
             if target > cap:
                 target = cap
@@ -316,8 +325,104 @@ class _Floats:
                 continue
             rules = session.market_rules[symbol]
             notional = min(shortfall, limits.max_order_notional, book.cash / rules.buy_cost_factor)
-            order = session._order(symbol, Side.BUY, rules.round_quantity(notional / price), price, ts, 0)
-            if order is None or session._status is not _ACTIVE:
+            quantity = rules.round_quantity(notional / price)
+            if quantity <= 0 or quantity * price < rules.min_notional or session._status is not _ACTIVE:
                 continue
-            session._execute(record, order, None)
+            self._execute(record, symbol, Side.BUY, quantity, price, ts)
 
+    def _execute(self, record: StepRecord, symbol: str, side: Side, quantity: float, price: float, ts: int) -> None:
+        """:meth:`PortfolioSession._execute` of an order every core rule visibly approves (the paper broker's
+        fill and the book's accounting); any other order goes through the session's own ``_execute``."""
+        session = self.session
+        cid = client_order_id(session.strategy, symbol, ts, 0)
+        order = OrderRequest(strategy=session.strategy, symbol=symbol, side=side, quantity=quantity, price=price,
+                             client_order_id=cid, timestamp=ts)
+        if not self._at_sight(symbol, side is Side.BUY, quantity, price, ts):
+            fills = len(record.fills)
+            session._execute(record, order, None)
+            if len(record.fills) != fills:
+                self.value = session._position_value_in(record)
+            return
+        record.events += (RiskEvent(ts, "audit", "APPROVED", "approved", cid, True),)
+        # PaperBroker.execute
+        broker = self.brokers[symbol]
+        rules = broker.rules
+        half_spread = broker.spreads.bps(ts) / 20_000
+        if side is Side.BUY:
+            fill_price = price * (1 + half_spread + rules.slippage_rate)
+            fee = quantity * fill_price * rules.fee_rate
+            cash = self.book.cash
+            if fill_cost(quantity, fill_price, fee) > cash:
+                quantity = rules.round_quantity(cash / (fill_price * (1 + rules.fee_rate)))
+                fee = quantity * fill_price * rules.fee_rate
+                while quantity > 0 and fill_cost(quantity, fill_price, fee) > cash:
+                    quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
+                    fee = quantity * fill_price * rules.fee_rate
+        else:
+            fill_price = price * (1 - half_spread - rules.slippage_rate)
+            fee = quantity * fill_price * rules.fee_rate
+        if quantity <= 0 or quantity * price < rules.min_notional:
+            execution = Execution.rejected(
+                f"order value {quantity * price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
+                + (" (not enough cash)" if quantity < order.quantity else ""))
+            session._book_execution(record, order, execution)
+            return
+        fill = Fill(client_order_id=cid, symbol=symbol, side=side, quantity=quantity, price=fill_price, fee=fee,
+                    timestamp=session._now, trade_id=f"paper-{cid}")
+        # TradingSession._book_execution of one fill
+        realized = self.book.apply_fill(fill)
+        record.fills += (FillRecord(fill, realized),)
+        if side is Side.SELL:
+            if realized < 0:
+                session._consecutive_losses += 1
+            elif realized > 0:
+                session._consecutive_losses = 0
+        message = "" if quantity == order.quantity else f"reduced from {order.quantity:g} to fit the cash"
+        record.orders += (OrderRecord(order, OrderStatus.FILLED, 0 + quantity, None, message),)
+        self.value = session._position_value_in(record)
+        if session._consecutive_losses >= session.limits.max_consecutive_losses:
+            session._check_breakers(record, session.equity)
+
+    def _at_sight(self, symbol: str, buy: bool, quantity: float, price: float, timestamp: int) -> bool:
+        """:meth:`PortfolioSession._approved_at_sight` on the step's cached position value."""
+        session = self.session
+        limits = session.limits
+        book = self.book
+        equity = book.cash + self.value
+        if not math.isfinite(equity) or session._status is not _ACTIVE:
+            return False
+        if session._peak > 0 and equity < session._peak * (1 - limits.max_drawdown):
+            return False
+        if session._day_start > 0 and equity < session._day_start * (1 - limits.daily_loss_limit):
+            return False
+        if session._consecutive_losses >= limits.max_consecutive_losses or session._model_failures >= limits.max_model_failures:
+            return False
+        if (session.recent_errors() if session._errors else 0) >= limits.max_errors:
+            return False
+        tf = self.tf_ms
+        if max(0, int(session._now)) - (timestamp + tf) > limits.stale_after_bars * tf:
+            return False
+        slack = 1 + _SLACK
+        held = book.quantity(symbol)
+        if not buy:
+            return quantity <= held * slack
+        notional = quantity * price
+        after = (held + quantity) * price
+        if notional > limits.max_order_notional * slack or after > limits.max_position_notional * slack:
+            return False
+        if after > limits.max_position_fraction * equity * slack or notional > book.cash * slack:
+            return False
+        marks = book.marks
+        gross = 0.0
+        held_value = 0.0
+        open_positions = 0
+        for sym, slot in book.positions.items():
+            value = slot[0] * marks.get(sym, slot[1]) if slot[0] > 0 else 0.0
+            gross += value
+            if slot[0] > 0:
+                open_positions += 1
+            if sym == symbol:
+                held_value = value
+        if gross - held_value + after > limits.max_gross_exposure * equity * slack:
+            return False
+        return not (held <= 0 and open_positions >= limits.max_open_positions)
