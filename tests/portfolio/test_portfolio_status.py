@@ -33,13 +33,13 @@ def buy(size: float) -> Signal:
     return Signal(SignalAction.BUY, size=size)
 
 
-def _session(home: Path, name: str = NAME) -> PortfolioSession:
-    """A session on the strategy's real state file, with the limits ``trader run`` would resolve (no fees)."""
+def _session(home: Path, name: str = NAME, fee_bps: float = 0) -> PortfolioSession:
+    """A session on the strategy's real state file, with the limits ``trader run`` would resolve (no fees by default)."""
     config = load_config(home=home)
     manager = TraderPluginManager()
     info = manager.strategy(NAME).info
     limits = strategy_limits(info, config)
-    broker = BasketPaperBroker.like(paper_broker(config, fee_bps=0, slippage_bps=0, spread_bps=0), MARKETS)
+    broker = BasketPaperBroker.like(paper_broker(config, fee_bps=fee_bps, slippage_bps=0, spread_bps=0), MARKETS)
     store = TradingState.open(name, config.strategy_dir(name))
     return PortfolioSession(name, MARKETS, "1h", limits=limits, broker=broker, store=store,
                             audit=RiskAuditAgent.for_strategy(manager, name, limits), initial_cash=10_000.0,
@@ -256,3 +256,17 @@ def test_status_after_a_real_basket_run_shows_the_market_the_open_positions_limi
     assert "markets (3, one account):" in out and "max_open_positions 2  AT THE LIMIT (MAX_OPEN_POSITIONS)" in out
     assert "denied orders: MAX_OPEN_POSITIONS x100" in out
     assert "2024-01-05 03:00 UTC CCC/USDT buy MAX_OPEN_POSITIONS: 2 markets already hold a position" in out
+
+
+def test_the_breaker_s_drawdown_counts_from_the_peak_marked_before_a_step_s_orders(tmp_path):
+    """docs/portfolios.md: the drawdown beside ``max_drawdown`` can exceed the account's maximum drawdown by a
+    step's costs, because the breaker's peak is marked at the close before that step's orders."""
+    session = _session(tmp_path, fee_bps=100)  # 1 % fees
+    session.step(T0, {"AAA/USDT": 100.0, "BBB/USDT": 10.0}, {"AAA/USDT": buy(0.4), "BBB/USDT": buy(0.4)})
+    session.step(T0 + HOUR, {"AAA/USDT": 100.0, "BBB/USDT": 10.0}, {})
+    session.store.close()
+    [summary] = json.loads(status(tmp_path, "--json").stdout)
+    equity = summary["account"]["equity"]
+    assert summary["account"]["peak_equity"] == 10_000.0 and equity < 10_000.0  # the fees of the first step's buys
+    assert summary["account"]["max_drawdown"] == 0.0  # the equity after each step's orders never fell
+    assert summary["portfolio"]["drawdown"] == pytest.approx(1 - equity / 10_000.0)  # the breaker's, from the peak
