@@ -187,9 +187,12 @@ def simulate_basket(
     fast: bool = True,
 ) -> BasketRun:
     """Step a :class:`PortfolioSession` through positions ``first..last`` with precomputed signals
-    (``fast=False``: one full step per position, the reference the fast path is held to)."""
+    (``fast=False``: one full step per position, the reference the fast paths are held to). With
+    ``fast``, the float-only simulation (:mod:`trader.portfolio.fastbasket`) where it applies (no
+    plugin risk rule), else the quiet steps in bulk (:mod:`trader.portfolio.quiet`)."""
     from trader.engine import MemoryState, RiskAuditAgent
     from trader.evaluation.performance import performance_metrics
+    from trader.portfolio import fastbasket
 
     store = MemoryState(strategy_name)
     session = PortfolioSession(
@@ -198,8 +201,10 @@ def simulate_basket(
         rebalance_band=rebalance_band, latency_denies=False,
     )
     timestamps = basket.timestamps[first : last + 1]
+    closes = basket.closes[first : last + 1]
     with quiet_engine_logs():
-        session.run(timestamps, basket.closes[first : last + 1], answers, fast=fast)
+        if not fast or fastbasket.run_floats(session, np.asarray(timestamps), closes, answers) is None:
+            session.run(timestamps, closes, answers, fast=fast)
     store.close()
     equities = np.asarray(store.equities, dtype=np.float64)
     position_value = np.asarray(store.position_values, dtype=np.float64)

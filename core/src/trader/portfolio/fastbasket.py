@@ -109,8 +109,6 @@ class _Floats:
         self.symbols = session.symbols
         self.tf_ms = session.timeframe_ms
         self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
-        #: The book's position value during an acting step, summed again after each fill.
-        self.value = 0.0
         self._start_buffer(0)
         #: The equity after the previous step (``None``: the book's, at its marks).
         self.previous: float | None = None
@@ -247,9 +245,10 @@ class _Floats:
         record = StepRecord(PORTFOLIO, session.timeframe, timestamp, 0.0)
         session._now = timestamp + self.tf_ms
         if k > 0:  # the marks before this step: each market's last close in the run
-            before = tl.last_row[k - 1]
-            for j in np.flatnonzero(before >= 0).tolist():
-                marks[symbols[j]] = tl.closes.item(before[j], j)
+            closes = tl.closes
+            for j, r in enumerate(tl.last_row[k - 1].tolist()):
+                if r >= 0:
+                    marks[symbols[j]] = closes.item(r, j)
         day = timestamp // DAY_MS
         if day != session._day:
             session._new_day(record, day)
@@ -298,7 +297,6 @@ class _Floats:
         marks = book.marks
         limits = session.limits
         ts = record.timestamp
-        self.value = session._position_value_in(record)
         for j in sells:
             symbol = symbols[j]
             held = book.quantity(symbol)
@@ -316,7 +314,7 @@ class _Floats:
         for j in buys:
             symbol = symbols[j]
             price = marks[symbol]
-            now = book.cash + self.value if record.fills else equity
+            now = book.cash + session._position_value_in(record) if record.fills else equity
             target = sizes.item(j) * fraction * (now if now < equity else equity)
             if target > cap:
                 target = cap
@@ -337,11 +335,8 @@ class _Floats:
         cid = client_order_id(session.strategy, symbol, ts, 0)
         order = OrderRequest(strategy=session.strategy, symbol=symbol, side=side, quantity=quantity, price=price,
                              client_order_id=cid, timestamp=ts)
-        if not self._at_sight(symbol, side is Side.BUY, quantity, price, ts):
-            fills = len(record.fills)
+        if not self._at_sight(record, symbol, side is Side.BUY, quantity, price):
             session._execute(record, order, None)
-            if len(record.fills) != fills:
-                self.value = session._position_value_in(record)
             return
         record.events += (RiskEvent(ts, "audit", "APPROVED", "approved", cid, True),)
         # PaperBroker.execute
@@ -379,16 +374,16 @@ class _Floats:
                 session._consecutive_losses = 0
         message = "" if quantity == order.quantity else f"reduced from {order.quantity:g} to fit the cash"
         record.orders += (OrderRecord(order, OrderStatus.FILLED, 0 + quantity, None, message),)
-        self.value = session._position_value_in(record)
         if session._consecutive_losses >= session.limits.max_consecutive_losses:
             session._check_breakers(record, session.equity)
 
-    def _at_sight(self, symbol: str, buy: bool, quantity: float, price: float, timestamp: int) -> bool:
-        """:meth:`PortfolioSession._approved_at_sight` on the step's cached position value."""
+    def _at_sight(self, record: StepRecord, symbol: str, buy: bool, quantity: float, price: float) -> bool:
+        """:meth:`PortfolioSession._approved_at_sight` on floats."""
         session = self.session
         limits = session.limits
         book = self.book
-        equity = book.cash + self.value
+        timestamp = record.timestamp
+        equity = book.cash + session._position_value_in(record)
         if not math.isfinite(equity) or session._status is not _ACTIVE:
             return False
         if session._peak > 0 and equity < session._peak * (1 - limits.max_drawdown):
