@@ -209,3 +209,12 @@ def test_config_limit_and_missing_file_stay_one_line(trader_home):
     result = run_trader("plugins", home=trader_home)
     assert result.returncode == 2 and "larger than 1,048,576 bytes" in _one_line(result)
     assert os.path.getsize(trader_home / "trader.toml") == 2 << 20
+
+
+def test_a_section_that_is_not_a_table_names_where_it_came_from_without_a_trader_toml(tmp_path):
+    from trader.config import TraderConfig
+    from trader.errors import ConfigError
+
+    settings = TraderConfig(home=tmp_path, data={"plugins": {"x": {"tune": 3}}})  # built in code, no file
+    with pytest.raises(ConfigError, match=r"^the settings of .+ \(no trader\.toml\): \[plugins\.x\.tune\] must be a table$"):
+        settings.section("plugins", "x", "tune")

@@ -47,7 +47,7 @@ class TraderConfig:
             node = node.get(key, {}) if isinstance(node, Mapping) else {}
         if not isinstance(node, Mapping):
             where = ".".join(keys)
-            raise ConfigError(f"{self.path}: [{where}] must be a table")
+            raise ConfigError(f"{self.path or f'the settings of {self.home} (no trader.toml)'}: [{where}] must be a table")
         return dict(node)
 
     @property
