@@ -91,3 +91,16 @@ def test_a_named_exchange_without_data_is_an_error_not_synthetic(tmp_path: Path)
     CandleStore(tmp_path).write("kraken", "BTC/USDT", "1h", candles(20))
     with pytest.raises(DataError, match="stored for: kraken"):
         resolve_candles(tmp_path, "BTC/USDT", "1h", exchange="binance")
+
+
+def test_a_market_missing_from_a_store_that_holds_others_is_named_before_the_synthetic_market_stands_in(tmp_path: Path) -> None:
+    from cli_runner import run_trader
+
+    assert run_trader("data", "synth", "--symbol", "BTC/USDT", "--timeframe", "1h", "--bars", "300", home=tmp_path).returncode == 0
+    typo = run_trader("backtest", "--plugin", "buy_and_hold", "--symbol", "BTC/USTD", "--timeframe", "1h", home=tmp_path)
+    assert typo.returncode == 0 and "on synthetic market (seed 0)" in typo.stdout
+    assert "no stored BTC/USTD 1h candles (the store holds BTC/USDT 1h): using the synthetic market (seed 0)" in typo.stderr
+    stored = run_trader("backtest", "--plugin", "buy_and_hold", "--symbol", "BTC/USDT", "--timeframe", "1h", home=tmp_path)
+    assert stored.returncode == 0 and "on stored synthetic BTC/USDT 1h (300 bars)" in stored.stdout and "no stored" not in stored.stderr
+    empty = run_trader("backtest", "--plugin", "buy_and_hold", "--symbol", "BTC/USDT", "--timeframe", "1h", home=tmp_path / "empty")
+    assert empty.returncode == 0 and "no stored" not in empty.stderr  # an empty store: the tour's synthetic market

@@ -58,5 +58,19 @@ def resolve_candles(
         if len(df) == 0:
             raise DataError(f"stored {found} {symbol} {timeframe} dataset is empty")
         return df, f"stored {found} {symbol} {timeframe} ({len(df):,} bars)"
+    _warn_if_others_stored(store, symbol, timeframe, seed)
     df = synthetic_candles(symbol=symbol, timeframe=timeframe, bars=synthetic_bars, seed=seed)
     return df, synthetic_source(seed)
+
+
+def _warn_if_others_stored(store: CandleStore, symbol: str, timeframe: str, seed: int) -> None:
+    """A store holding other markets but not this one: most likely a mistyped symbol or timeframe, so say
+    what is stored before the synthetic market stands in (an empty store is the tour's synthetic case)."""
+    import logging
+
+    stored = store.list()
+    if not stored:
+        return
+    shown = ", ".join(f"{d.symbol} {d.timeframe}" for d in stored[:6]) + (f" and {len(stored) - 6} more" if len(stored) > 6 else "")
+    logging.getLogger("trader.data").warning(
+        "no stored %s %s candles (the store holds %s): using the synthetic market (seed %d)", symbol, timeframe, shown, seed)
