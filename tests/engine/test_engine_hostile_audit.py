@@ -506,3 +506,11 @@ def test_a_rule_registered_after_the_audit_was_built_is_never_called(manager):
         assert calls == []
         later = RiskAuditAgent.for_strategy(manager, "buy_and_hold", CAPS)  # the next run sees it
         assert denied_codes(later.audit(order(quantity=1), portfolio(), context())) == {"LATE"}
+
+
+def test_the_core_reads_its_own_copy_of_a_strategy_s_info_never_the_object_the_plugin_can_forge_later(manager):
+    greedy = Greedy(risk_limits=RiskLimits(max_position_fraction=0.3))
+    manager.register(greedy, "greedy")
+    info = manager.strategy("greedy").info
+    forge(greedy.limits, max_position_fraction=1.0)  # what its first signal does, in the plugin's own object
+    assert info.risk_limits is not greedy.limits and info.risk_limits.max_position_fraction == 0.3

@@ -143,10 +143,10 @@ class Strategy:
         from trader.engine.wire import decode, encode, info_from_wire, info_to_wire
 
         try:  # rebuilt through the validators, as a worker's is: object.__setattr__ can forge a frozen field
-            info_from_wire(decode(encode(info_to_wire(info))))
+            rebuilt = info_from_wire(decode(encode(info_to_wire(info))))
         except Exception as exc:
             raise PluginError(f"plugin {self.name!r}: trader_strategy_info returned an invalid StrategyInfo: {exc}") from None
-        return info
+        return rebuilt  # the core's own copy: the plugin's object, forged later, is never read again
 
     def generate_signals(self, request: SignalRequest, *, keep_invalid: bool = False) -> list[Signal]:
         """Signals for ``request.at``; raises :class:`PluginError` if the plugin breaks the contract.
