@@ -11,7 +11,7 @@ DEMO_HOME ?= .trader-demo
 $(BIN)/.installed: core/pyproject.toml plugins/dl_lstm/pyproject.toml plugins/dl_transformer/pyproject.toml plugins/ensemble/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e 'core[torch,test,lint,bench,distributed,tune]' -e plugins/dl_lstm -e plugins/dl_transformer -e plugins/ensemble
+	$(BIN)/python -m pip install -q -e 'core[torch,test,lint,bench,distributed,tune,postgres]' -e plugins/dl_lstm -e plugins/dl_transformer -e plugins/ensemble
 	touch $@
 
 install: $(BIN)/.installed
