@@ -42,14 +42,23 @@ from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEven
 from trader.engine.risk import _SLACK
 from trader.engine.step import client_order_id
 from trader.portfolio.broker import BasketPaperBroker
-from trader.portfolio.quiet import _classify, _closes_at, _first_acting, _Stretch, _supported, _timeline
+from trader.portfolio.quiet import (
+    _affordable,
+    _classify,
+    _closes_at,
+    _first_acting,
+    _running,
+    _Stretch,
+    _supported,
+    _timeline,
+)
 from trader.portfolio.session import PORTFOLIO
 from trader.timeframes import DAY_MS
 from trader.types import Fill, OrderRequest, Side, TradingStatus
 
 if TYPE_CHECKING:
     from trader.portfolio.quiet import _Timeline
-    from trader.portfolio.session import PortfolioSession
+    from trader.portfolio.session import BasketQuietState, PortfolioSession
 
 __all__ = ["run_floats"]
 
@@ -108,6 +117,13 @@ class _Floats:
         self.store: Any = session.store
         self.symbols = session.symbols
         self.tf_ms = session.timeframe_ms
+        limits = session.limits
+        # what every window reads, figured once: each market's mark (its last close, NaN before its first),
+        # its close where it trades (0 elsewhere) and size x position fraction (the buy target's first product)
+        cols = np.arange(tl.closes.shape[1])
+        self.marks = np.where(tl.last_row >= 0, tl.closes[np.maximum(tl.last_row, 0), cols[None, :]], np.nan)
+        self.prices = np.where(tl.trading, tl.closes, 0.0)
+        self.size_fraction = tl.size * limits.max_position_fraction
         self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
         self._start_buffer(0)
         #: The equity after the previous step (``None``: the book's, at its marks).
@@ -171,7 +187,7 @@ class _Floats:
             stop = min(n, i + window)
             state = session.quiet_state()
             figures = self._figures(state.day, i, stop)
-            quiet_until = _first_acting(session, state, figures, tl, i, stop)
+            quiet_until = self._first_acting(state, figures, i, stop)
             if quiet_until > i:
                 self._quiet(state, figures, i, quiet_until)
             if quiet_until < stop:
@@ -198,17 +214,42 @@ class _Floats:
         marks = book.marks
         at = np.asarray([column[symbol] for symbol in positions], dtype=np.intp)
         quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
-        rows = tl.last_row[a:b, at]
         parts = np.empty((b - a, at.size + 1), dtype=np.float64)
         parts[:, 0] = 0.0
-        if bool((rows[0] >= 0).all()):
-            mark = tl.closes[rows, at[None, :]]
-        else:
+        mark = self.marks[a:b][:, at]
+        if np.isnan(mark[0]).any():  # a market that has not traded in the run yet: the book's mark
             start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in positions.items()], dtype=np.float64)
-            mark = np.where(rows >= 0, tl.closes[rows, at[None, :]], start[None, :])
+            mark = np.where(np.isnan(mark), start[None, :], mark)
         np.multiply(quantity[None, :], mark, out=parts[:, 1:])
         value = np.add.accumulate(parts, axis=1)[:, -1]
         return _Stretch(value, book.cash + value, new_day, opening)
+
+    def _first_acting(self, state: BasketQuietState, figures: _Stretch, a: int, b: int) -> int:
+        """:func:`trader.portfolio.quiet._first_acting` (the same test, float for float) on the run's arrays
+        figured once, while active and no failure is counted; that function otherwise."""
+        session, tl = self.session, self.tl
+        if state.status is not _ACTIVE or state.model_failures:
+            return _first_acting(session, state, figures, tl, a, b)
+        act = tl.other[a:b]
+        quantity = session.quantities()
+        held = quantity > 0
+        if held.any():
+            act = act | tl.sells[a:b][:, held].any(axis=1)
+        equity = figures.equity
+        if state.drawdown_keep > 0 or state.daily_keep > 0:
+            peak, day_start = _running(state, figures)
+            act = act | (equity < peak * state.drawdown_keep) | (equity < day_start * state.daily_keep)
+        if tl.any_buy[a:b].any():
+            target = self.size_fraction[a:b] * equity[:, None]
+            np.minimum(target, state.max_position_notional, out=target)
+            price = self.prices[a:b]
+            shortfall = target - quantity * price
+            wanted = tl.buys[a:b] & (shortfall > 0) & (shortfall >= state.rebalance_band * target)
+            if wanted.any():
+                wanted &= _affordable(session, price)
+                act = act | wanted.any(axis=1)
+        hits = np.flatnonzero(act)
+        return a + int(hits[0]) if hits.size else b
 
     def _quiet(self, state: Any, figures: _Stretch, a: int, b: int) -> None:
         """Take the quiet steps ``[a, b)``: the peak, the day and its start, and the buffered rows."""
