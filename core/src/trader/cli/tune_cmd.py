@@ -190,6 +190,7 @@ def tune(app: AppContext, plugin_name: str | None, symbols: tuple[str, ...], tim
     from trader.executors import PluginSource, get_executor
     from trader.params import configured_params
     from trader.tune.space import search_space
+    from trader.tune.storage import redact_url
     from trader.tune.study import TuneSetup, final_report, open_study, run_trials, split_rows, walk_forward_plan
 
     start_ms, end_ms = _time_option(start, "from"), _time_option(end, "to")
@@ -214,7 +215,7 @@ def tune(app: AppContext, plugin_name: str | None, symbols: tuple[str, ...], tim
     study = open_study(setup, identity, space.defaults(strategy.info, configured))
     done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
     if not as_json:
-        click.echo(f"study {setup.study} ({storage}): {done} of {n_trials} trials finished; searching "
+        click.echo(f"study {setup.study} ({redact_url(storage)}): {done} of {n_trials} trials finished; searching "
                    + "; ".join(d.describe() for d in space.dimensions), err=True)
     executor = get_executor(executor_name, workers, ray_address)  # Ray missing: one line, exit 2
     source_ref = PluginSource((plugin_name,), app.plugin_cache, manager)

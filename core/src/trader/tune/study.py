@@ -26,6 +26,7 @@ import attrs
 
 from trader.errors import ConfigError
 from trader.tune.space import SearchSpace
+from trader.tune.storage import open_storage, redact_url, storage_error
 from trader.tune.trial import TrialTask, evaluate_trial, trial_config
 
 __all__ = ["TuneSetup", "default_storage", "import_optuna", "open_study", "run_trials", "final_report",
@@ -111,11 +112,12 @@ def open_study(setup: TuneSetup, identity: Mapping[str, Any], defaults: Mapping[
     """The study *setup* names, created (with the current settings as trial 0) or loaded; a stored study
     made with other settings is refused, naming the first that differs."""
     optuna = import_optuna()
+    storage = open_storage(setup.storage)  # a missing driver, a bad URL, a refusing server: one line
     try:
-        study = optuna.create_study(study_name=setup.study, storage=setup.storage, direction="maximize",
+        study = optuna.create_study(study_name=setup.study, storage=storage, direction="maximize",
                                     load_if_exists=True)
-    except Exception as exc:  # an unreachable database, a bad URL
-        raise ConfigError(f"--storage {_redact(setup.storage)}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+    except Exception as exc:
+        raise ConfigError(storage_error(setup.storage, exc)) from None
     stored = study.user_attrs.get("setup")
     if stored is None:
         study.set_user_attr("setup", dict(identity))
@@ -132,11 +134,6 @@ def open_study(setup: TuneSetup, identity: Mapping[str, Any], defaults: Mapping[
 def _short(value: Any) -> str:
     text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _redact(url: str) -> str:
-    head, at, tail = url.rpartition("@")
-    return f"{head.split('//')[0]}//***@{tail}" if at else url
 
 
 def _finished(study: Any) -> list[Any]:
@@ -295,7 +292,7 @@ def final_report(setup: TuneSetup, space: SearchSpace, study: Any, manager: Any,
     dsr = deflated_sharpe_ratio(equity_returns(in_range.run.equity), n_trials=len(finished), trial_sharpe_variance=variance)
     default = next((t for t in finished if t.user_attrs.get("default")), None)
     return {
-        "study": setup.study, "storage": _redact(setup.storage), "strategy": setup.plugin, "symbol": setup.symbol,
+        "study": setup.study, "storage": redact_url(setup.storage), "strategy": setup.plugin, "symbol": setup.symbol,
         "timeframe": setup.timeframe, "source": source, "objective": setup.objective, "space": space.to_dict(),
         "trials": counts, "n_trials": len(finished),
         "tuning_range": [int(ts.iloc[0]), int(ts.iloc[n_tune - 1])], "holdout_range": [int(ts.iloc[n_tune]), int(ts.iloc[-1])],
@@ -330,10 +327,11 @@ def _importances(study: Any, seed: int) -> dict[str, float] | None:
 def list_studies(storage: str) -> list[dict[str, Any]]:
     """The studies in *storage*: name, trials, best value, and what they tune."""
     optuna = import_optuna()
+    opened = open_storage(storage)
     try:
-        summaries = optuna.get_all_study_summaries(storage=storage, include_best_trial=True)
+        summaries = optuna.get_all_study_summaries(storage=opened, include_best_trial=True)
     except Exception as exc:
-        raise ConfigError(f"--storage {_redact(storage)}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
+        raise ConfigError(storage_error(storage, exc)) from None
     rows = []
     for s in sorted(summaries, key=lambda s: s.study_name):
         setup = s.user_attrs.get("setup", {})
