@@ -25,3 +25,10 @@ def run_trader(*args: str, home: Path | None = None, env: dict[str, str] | None 
     full_env.update(env or {})
     return subprocess.run([str(TRADER_EXE), *args], capture_output=True, text=True, env=full_env, timeout=timeout,
                           cwd=cwd)
+
+
+def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    """A command's refusal as a user meets it: a non-zero exit, no traceback; its last stderr line."""
+    assert done.returncode != 0, done.stdout
+    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr, done.stderr
+    return done.stderr.strip().splitlines()[-1]

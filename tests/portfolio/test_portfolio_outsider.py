@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import run_trader
+from cli_runner import one_line_error, run_trader
 from tests.plugin_packages import pip_install, plugin_env, write_plugin
 
 from trader import Signal, SignalAction, hookimpl
@@ -169,13 +169,6 @@ def trader(home: Path, site: Path, *args: str, toml: str | None = None, timeout:
     if toml is not None:
         (home / "trader.toml").write_text(toml)
     return run_trader(*args, home=home, env=plugin_env(site), timeout=timeout)
-
-
-def one_line_error(done) -> str:
-    """The refusal: a non-zero exit, no traceback, and its last stderr line."""
-    assert done.returncode != 0, done.stdout
-    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr, done.stderr
-    return done.stderr.strip().splitlines()[-1]
 
 
 def held(summary: dict) -> dict[str, float]:

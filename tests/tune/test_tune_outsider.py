@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from tests.cli_runner import run_trader
+from tests.cli_runner import one_line_error, run_trader
 from tests.plugin_packages import pip_install, plugin_env, write_distribution, write_plugin
 
 pytest.importorskip("optuna", reason="trader-core[tune] (optuna) is not installed")
@@ -124,12 +124,6 @@ def trader(home: Path, site: Path, *args: str, toml: str | None = None, timeout:
     if toml is not None:
         (home / "trader.toml").write_text(toml)
     return run_trader(*args, home=home, env=plugin_env(site), timeout=timeout)
-
-
-def one_line_error(done) -> str:
-    assert done.returncode != 0, done.stdout
-    assert "Traceback" not in done.stderr and "Internal error" not in done.stderr, done.stderr
-    return done.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.slow
