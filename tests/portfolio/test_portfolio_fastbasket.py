@@ -16,6 +16,7 @@ positions in the order of their first fills), so no tolerance is needed.
 from __future__ import annotations
 
 import math
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from trader.costs import CostModel, SpreadTable
 from trader.engine import MemoryState, PaperBroker, RiskAuditAgent
 from trader.errors import PluginError
 from trader.plugins import TraderPluginManager
+from trader.portfolio import fastbasket
 from trader.portfolio.align import align
 from trader.portfolio.backtest import basket_broker, simulate_basket
 from trader.portfolio.broker import BasketPaperBroker
@@ -158,13 +160,16 @@ def _outcome(session: PortfolioSession) -> dict:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(drawn=baskets(), limits=limits_strategy, make_broker=brokers(), band=st.sampled_from([0.0, 0.1, 0.5]))
-def test_the_float_path_equals_one_step_at_a_time(drawn, limits, make_broker, band):
+@given(drawn=baskets(), limits=limits_strategy, make_broker=brokers(), band=st.sampled_from([0.0, 0.1, 0.5]),
+       chunk=st.sampled_from([4096, 1, 3, 16]))
+def test_the_float_path_equals_one_step_at_a_time(drawn, limits, make_broker, band, chunk):
+    """Committed a chunk of steps at a time, however small, or all at once."""
     basket, signals = drawn
     reference = _session(basket, limits, make_broker, band)
     assert reference.run(basket.timestamps, basket.closes, signals, fast=False) == len(basket)
     floats = _session(basket, limits, make_broker, band)
-    assert run_floats(floats, basket.timestamps, basket.closes, signals) == len(basket)
+    with mock.patch.object(fastbasket, "_CHUNK", chunk):
+        assert run_floats(floats, basket.timestamps, basket.closes, signals) == len(basket)
     assert _outcome(floats) == _outcome(reference)
 
 
@@ -227,8 +232,6 @@ def test_a_plugin_risk_rule_takes_the_full_path():
 
 def test_simulate_basket_takes_the_float_path_and_matches_the_reference(monkeypatch):
     """``simulate_basket`` runs the float path where it applies and gives the reference's run."""
-    import trader.portfolio.fastbasket as fastbasket
-
     basket, signals = _trending_basket(400, seed=5)
     limits = RiskLimits(max_position_fraction=0.4, max_drawdown=1.0, daily_loss_limit=1.0)
     first, last = 0, len(basket) - 1

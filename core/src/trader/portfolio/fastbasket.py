@@ -29,7 +29,6 @@ holds it to ``PortfolioSession.run(..., fast=False)`` float for float and event 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -39,18 +38,15 @@ from trader.engine.book import fill_cost
 from trader.engine.brokers.base import Execution
 from trader.engine.brokers.paper import PaperBroker
 from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, StepRecord
-from trader.engine.risk import _SLACK
 from trader.engine.step import client_order_id
 from trader.portfolio.broker import BasketPaperBroker
 from trader.portfolio.quiet import (
-    _affordable,
-    _classify,
     _closes_at,
     _first_acting,
+    _prepare,
     _running,
     _Stretch,
     _supported,
-    _timeline,
 )
 from trader.portfolio.session import PORTFOLIO
 from trader.timeframes import DAY_MS
@@ -64,6 +60,8 @@ __all__ = ["run_floats"]
 
 _risk_log = logging.getLogger("trader.risk")
 _MIN_WINDOW, _MAX_WINDOW = 32, 4096
+#: Steps figured and committed at a time (what bounds the run's arrays and the buffer).
+_CHUNK = 4096
 _ACTIVE, _REDUCING, _HALTED = TradingStatus.ACTIVE, TradingStatus.REDUCING, TradingStatus.HALTED
 
 
@@ -86,28 +84,19 @@ def run_floats(session: PortfolioSession, timestamps: np.ndarray, closes: np.nda
     """
     if not _eligible(session):
         return None
-    ts = np.asarray(timestamps)
-    if ts.ndim != 1 or ts.size != closes.shape[0] or not np.issubdtype(ts.dtype, np.integer):
-        return None
-    ts = ts.astype(np.int64, copy=False)
-    n = int(ts.size)
-    if n == 0:
-        return 0
-    latest = max([session.last_timestamp or -1, *session.market_last.values()])
-    if int(ts[0]) <= latest or (n > 1 and not bool(np.all(np.diff(ts) > 0))):
-        return None
-    trading = ~np.isnan(closes)
-    if not bool(np.all(closes[trading] > 0)) or not bool(np.all(np.isfinite(closes[trading]))):
-        return None  # the step refuses such a close: let it say so at its position
-    kind, size = _classify(signals, session.symbols, closes.shape)
-    kind[~trading] = 0  # a market without a candle is not asked
+    tl = _prepare(session, timestamps, closes, signals)
+    if tl is None or tl.ts.size == 0:
+        return None if tl is None else 0
     with session.approving_at_sight():
-        _Floats(session, _timeline(ts, closes, trading, kind, size), signals).run()
-    return n
+        _Floats(session, tl, signals).run()
+    return int(tl.ts.size)
 
 
 class _Floats:
-    """The run: the session's state, the buffer of steps not yet committed and the step on floats."""
+    """The run: the session's state, the buffer of steps not yet committed and the step on floats.
+
+    The timeline is taken a chunk of :data:`_CHUNK` steps at a time: what the windows read of it is
+    figured for the chunk, and the steps buffered before the chunk are committed when it starts."""
 
     def __init__(self, session: PortfolioSession, tl: _Timeline, signals: Sequence[Mapping[str, Any] | None]) -> None:
         self.session = session
@@ -117,23 +106,53 @@ class _Floats:
         self.store: Any = session.store
         self.symbols = session.symbols
         self.tf_ms = session.timeframe_ms
-        limits = session.limits
-        # what every window reads, figured once: each market's mark (its last close, NaN before its first),
-        # its close where it trades (0 elsewhere) and size x position fraction (the buy target's first product)
-        cols = np.arange(tl.closes.shape[1])
-        self.marks = np.where(tl.last_row >= 0, tl.closes[np.maximum(tl.last_row, 0), cols[None, :]], np.nan)
-        self.prices = np.where(tl.trading, tl.closes, 0.0)
-        self.size_fraction = tl.size * limits.max_position_fraction
+        self.audit_limits = session.audit.limits  #: what the audit holds an order to
+        self.fraction = session.limits.max_position_fraction
+        self.cols = np.arange(tl.closes.shape[1])
+        # the first step at which each market has a mark in the run (a position valued at the book's mark before)
+        trading = tl.trading
+        self.first_row = np.where(trading.any(axis=0), trading.argmax(axis=0), tl.ts.size)
+        factor, lot, floor = session.market_constants()
+        self.lot_part, self.floor, self.floor_max = 0.006 * lot, floor, float(floor.max()) if floor.size else 0.0
+        self.factor = factor
+        self._held: tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | None = None
         self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
+        self._chunk(0)
         self._start_buffer(0)
         #: The equity after the previous step (``None``: the book's, at its marks).
         self.previous: float | None = None
+
+    def _chunk(self, a: int) -> None:
+        """Figure what every window of the chunk at ``a`` reads: each market's mark (its last close in the run,
+        NaN before its first), its close where it trades (0 elsewhere) and size x position fraction."""
+        tl = self.tl
+        b = min(int(tl.ts.size), a + _CHUNK)
+        self.c0, self.c1 = a, b
+        rows = tl.last_row[a:b]
+        self.marks = np.where(rows >= 0, tl.closes[np.maximum(rows, 0), self.cols[None, :]], np.nan)
+        self.prices = np.where(tl.trading[a:b], tl.closes[a:b], 0.0)
+        self.size_fraction = tl.size[a:b] * self.fraction
+
+    def _positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
+        """The book's positions as arrays, figured again only after its quantities changed: each position's
+        column, quantity (book order), the step before which one of them has no mark in the run, and each
+        market's quantity and whether it is held (symbol order)."""
+        held = self._held
+        if held is None:
+            positions = self.book.positions
+            column = self.session.column
+            at = np.asarray([column[symbol] for symbol in positions], dtype=np.intp)
+            quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
+            late = int(self.first_row[at].max()) if at.size else 0
+            q_all = self.session.quantities()
+            held = self._held = (at, quantity, q_all, late, q_all > 0)
+        return held
 
     # ------------------------------------------------------------------ the buffer
 
     def _start_buffer(self, at: int) -> None:
         self.since = at
-        self.q_start = self.session.quantities()
+        self.q_start = self._positions()[2]
         self.equities: list[float] = []
         self.values: list[float] = []
         self.cash_runs: list[tuple[int, float]] = []  #: (steps, cash)
@@ -151,7 +170,7 @@ class _Floats:
         if self.changes:
             at = np.asarray([k - a for k, _ in self.changes], dtype=np.intp)
             table = np.vstack([self.q_start, *(q for _, q in self.changes)])
-            quantity = np.repeat(table, np.diff(np.concatenate(([0], at, [n]))), axis=0)[held]
+            quantity = table[np.searchsorted(at, step_of, side="right"), market_of]
         else:
             quantity = self.q_start[market_of]
         close = tl.closes[a:b][held]
@@ -184,7 +203,10 @@ class _Floats:
         i = 0
         window = _MIN_WINDOW
         while i < n:
-            stop = min(n, i + window)
+            if i >= self.c1:  # a new chunk: commit the steps before it
+                self._flush(i)
+                self._chunk(i)
+            stop = min(self.c1, i + window)
             state = session.quiet_state()
             figures = self._figures(state.day, i, stop)
             quiet_until = self._first_acting(state, figures, i, stop)
@@ -203,53 +225,49 @@ class _Floats:
         """Each step of ``[a, b)`` figured with the book as it is (see :func:`trader.portfolio.quiet._figures`):
         a market's mark is its last close in the run, else the book's."""
         book, tl = self.book, self.tl
-        positions = book.positions
         new_day = tl.day_change[a:b].copy()
         new_day[0] = day is None or int(tl.days[a]) != day
         opening = book.equity() if self.previous is None else self.previous
-        if not positions:
+        at, quantity, _, late, _ = self._positions()
+        if not at.size:
             value = np.zeros(b - a, dtype=np.float64)
             return _Stretch(value, book.cash + value, new_day, opening)
-        column = self.session.column
-        marks = book.marks
-        at = np.asarray([column[symbol] for symbol in positions], dtype=np.intp)
-        quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
         parts = np.empty((b - a, at.size + 1), dtype=np.float64)
         parts[:, 0] = 0.0
-        mark = self.marks[a:b][:, at]
-        if np.isnan(mark[0]).any():  # a market that has not traded in the run yet: the book's mark
-            start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in positions.items()], dtype=np.float64)
+        mark = self.marks[a - self.c0 : b - self.c0, at]
+        if a < late:  # a market that has not traded in the run yet: the book's mark
+            marks = book.marks
+            start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in book.positions.items()], dtype=np.float64)
             mark = np.where(np.isnan(mark), start[None, :], mark)
         np.multiply(quantity[None, :], mark, out=parts[:, 1:])
         value = np.add.accumulate(parts, axis=1)[:, -1]
         return _Stretch(value, book.cash + value, new_day, opening)
 
     def _first_acting(self, state: BasketQuietState, figures: _Stretch, a: int, b: int) -> int:
-        """:func:`trader.portfolio.quiet._first_acting` (the same test, float for float) on the run's arrays
-        figured once, while active and no failure is counted; that function otherwise."""
+        """:func:`trader.portfolio.quiet._first_acting` (the same test, float for float) on the chunk's arrays,
+        while active and no failure is counted; that function otherwise."""
         session, tl = self.session, self.tl
         if state.status is not _ACTIVE or state.model_failures:
             return _first_acting(session, state, figures, tl, a, b)
-        act = tl.other[a:b]
-        quantity = session.quantities()
-        held = quantity > 0
-        if held.any():
-            act = act | tl.sells[a:b][:, held].any(axis=1)
+        _, _, quantity, _, held = self._positions()
+        act = tl.other[a:b] | (tl.sells[a:b] & held).any(axis=1)
         equity = figures.equity
         if state.drawdown_keep > 0 or state.daily_keep > 0:
             peak, day_start = _running(state, figures)
-            act = act | (equity < peak * state.drawdown_keep) | (equity < day_start * state.daily_keep)
+            act |= (equity < peak * state.drawdown_keep) | (equity < day_start * state.daily_keep)
         if tl.any_buy[a:b].any():
-            target = self.size_fraction[a:b] * equity[:, None]
+            x, y = a - self.c0, b - self.c0
+            target = self.size_fraction[x:y] * equity[:, None]
             np.minimum(target, state.max_position_notional, out=target)
-            price = self.prices[a:b]
+            price = self.prices[x:y]
             shortfall = target - quantity * price
             wanted = tl.buys[a:b] & (shortfall > 0) & (shortfall >= state.rebalance_band * target)
-            if wanted.any():
-                wanted &= _affordable(session, price)
-                act = act | wanted.any(axis=1)
-        hits = np.flatnonzero(act)
-        return a + int(hits[0]) if hits.size else b
+            cap = self.book.cash / self.factor
+            if cap.min() * (1 + 1e-9) < self.floor_max:  # some market's buy may be too small: quiet._affordable
+                wanted &= cap * (1 + 1e-9) + self.lot_part * price >= self.floor
+            act |= wanted.any(axis=1)
+        first = int(act.argmax())
+        return a + first if act[first] else b
 
     def _quiet(self, state: Any, figures: _Stretch, a: int, b: int) -> None:
         """Take the quiet steps ``[a, b)``: the peak, the day and its start, and the buffered rows."""
@@ -269,34 +287,41 @@ class _Floats:
         self.cash_runs.append((n, self.book.cash))
         self.previous = float(equity[-1])
 
+    def _mark(self, k: int) -> None:
+        """Each market's mark in the book at step ``k``: its last close in the run (markets not traded yet
+        keep theirs)."""
+        c0 = self.c0
+        if c0 <= k < self.c1:
+            row = self.marks[k - c0].tolist()
+        else:
+            tl = self.tl
+            rows = tl.last_row[k]
+            row = np.where(rows >= 0, tl.closes[np.maximum(rows, 0), self.cols], np.nan).tolist()
+        marks = self.book.marks
+        for symbol, mark in zip(self.symbols, row, strict=True):
+            if mark == mark:
+                marks[symbol] = mark
+
     def _act(self, k: int) -> None:
         """The step at position ``k``: on floats, or the full step where a signal failed or failures are counted."""
         session, tl = self.session, self.tl
         if tl.other[k] or session._model_failures:
             self._flush(k)
             session.step(int(tl.ts[k]), _closes_at(self.symbols, tl.closes[k]), self.signals[k])
-            self.since = k + 1
-            self.q_start = session.quantities()
+            self._held = None
+            self._start_buffer(k + 1)
             self.previous = None
             return
         book = self.book
-        marks = book.marks
-        symbols = self.symbols
         timestamp = int(tl.ts[k])
         record = StepRecord(PORTFOLIO, session.timeframe, timestamp, 0.0)
         session._now = timestamp + self.tf_ms
-        if k > 0:  # the marks before this step: each market's last close in the run
-            closes = tl.closes
-            for j, r in enumerate(tl.last_row[k - 1].tolist()):
-                if r >= 0:
-                    marks[symbols[j]] = closes.item(r, j)
         day = timestamp // DAY_MS
-        if day != session._day:
+        if day != session._day:  # the day starts at the marks before this step's closes
+            if k > 0:
+                self._mark(k - 1)
             session._new_day(record, day)
-        row = tl.closes[k]
-        trading = np.flatnonzero(tl.trading[k]).tolist()
-        for j in trading:
-            marks[symbols[j]] = row.item(j)
+        self._mark(k)
         value = book.position_value()
         session._valued = (record, 0, value)
         equity = book.cash + value
@@ -321,7 +346,8 @@ class _Floats:
         self.values.append(value)
         self.cash_runs.append((1, cash))
         if record.fills:
-            self.changes.append((k, session.quantities()))
+            self._held = None
+            self.changes.append((k, self._positions()[2]))
         self.previous = after
 
     def _orders(self, record: StepRecord, k: int, equity: float) -> None:
@@ -376,7 +402,7 @@ class _Floats:
         cid = client_order_id(session.strategy, symbol, ts, 0)
         order = OrderRequest(strategy=session.strategy, symbol=symbol, side=side, quantity=quantity, price=price,
                              client_order_id=cid, timestamp=ts)
-        if not self._at_sight(record, symbol, side is Side.BUY, quantity, price):
+        if not session._visibly_approved(self.audit_limits, record, symbol, side is Side.BUY, quantity, price):
             session._execute(record, order, None)
             return
         record.events += (RiskEvent(ts, "audit", "APPROVED", "approved", cid, True),)
@@ -417,48 +443,3 @@ class _Floats:
         record.orders += (OrderRecord(order, OrderStatus.FILLED, 0 + quantity, None, message),)
         if session._consecutive_losses >= session.limits.max_consecutive_losses:
             session._check_breakers(record, session.equity)
-
-    def _at_sight(self, record: StepRecord, symbol: str, buy: bool, quantity: float, price: float) -> bool:
-        """:meth:`PortfolioSession._approved_at_sight` on floats."""
-        session = self.session
-        limits = session.limits
-        book = self.book
-        timestamp = record.timestamp
-        equity = book.cash + session._position_value_in(record)
-        if not math.isfinite(equity) or session._status is not _ACTIVE:
-            return False
-        if session._peak > 0 and equity < session._peak * (1 - limits.max_drawdown):
-            return False
-        if session._day_start > 0 and equity < session._day_start * (1 - limits.daily_loss_limit):
-            return False
-        if session._consecutive_losses >= limits.max_consecutive_losses or session._model_failures >= limits.max_model_failures:
-            return False
-        if (session.recent_errors() if session._errors else 0) >= limits.max_errors:
-            return False
-        tf = self.tf_ms
-        if max(0, int(session._now)) - (timestamp + tf) > limits.stale_after_bars * tf:
-            return False
-        slack = 1 + _SLACK
-        held = book.quantity(symbol)
-        if not buy:
-            return quantity <= held * slack
-        notional = quantity * price
-        after = (held + quantity) * price
-        if notional > limits.max_order_notional * slack or after > limits.max_position_notional * slack:
-            return False
-        if after > limits.max_position_fraction * equity * slack or notional > book.cash * slack:
-            return False
-        marks = book.marks
-        gross = 0.0
-        held_value = 0.0
-        open_positions = 0
-        for sym, slot in book.positions.items():
-            value = slot[0] * marks.get(sym, slot[1]) if slot[0] > 0 else 0.0
-            gross += value
-            if slot[0] > 0:
-                open_positions += 1
-            if sym == symbol:
-                held_value = value
-        if gross - held_value + after > limits.max_gross_exposure * equity * slack:
-            return False
-        return not (held <= 0 and open_positions >= limits.max_open_positions)

@@ -123,25 +123,36 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
     """
     if not _supported(session):
         return None
+    tl = _prepare(session, timestamps, closes, signals)
+    if tl is None or tl.ts.size == 0:
+        return None if tl is None else 0
+    with session.approving_at_sight():
+        _run(session, tl, signals)
+    return int(tl.ts.size)
+
+
+def _prepare(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndarray,
+             signals: Sequence[Mapping[str, Any] | None]) -> _Timeline | None:
+    """The run's :class:`_Timeline`, or ``None`` where a fast path does not apply: the timeline is not a fresh,
+    increasing stretch after everything the session processed, or a close is not a positive number (the
+    step refuses it: let it say so at its position)."""
     ts = np.asarray(timestamps)
     if ts.ndim != 1 or ts.size != closes.shape[0] or not np.issubdtype(ts.dtype, np.integer):
         return None
     ts = ts.astype(np.int64, copy=False)
     n = int(ts.size)
-    if n == 0:
-        return 0
-    latest = max([session.last_timestamp or -1, *session.market_last.values()])
-    if int(ts[0]) <= latest or (n > 1 and not bool(np.all(np.diff(ts) > 0))):
-        return None
+    if n:
+        latest = max([session.last_timestamp or -1, *session.market_last.values()])
+        if int(ts[0]) <= latest or (n > 1 and not bool(np.all(np.diff(ts) > 0))):
+            return None
     trading = ~np.isnan(closes)
-    if not bool(np.all(closes[trading] > 0)) or not bool(np.all(np.isfinite(closes[trading]))):
-        return None  # the step refuses such a close: let it say so at its position
-    symbols = session.symbols
-    kind, size = _classify(signals, symbols, closes.shape)
+    traded = closes[trading]
+    if not bool(np.all(traded > 0)) or not bool(np.all(np.isfinite(traded))):
+        return None
+    del traded
+    kind, size = _classify(signals, session.symbols, closes.shape)
     kind[~trading] = _NONE  # a market without a candle is not asked
-    with session.approving_at_sight():
-        _run(session, _timeline(ts, closes, trading, kind, size), signals)
-    return n
+    return _timeline(ts, closes, trading, kind, size)
 
 
 class _Timeline(NamedTuple):

@@ -499,6 +499,14 @@ class PortfolioSession(TradingSession):
         the audit's decision is then one approval, recorded as ``APPROVED``. Any doubt: ``False``."""
         if _risk_log.isEnabledFor(logging.INFO):  # the audit logs its decision: let it
             return False
+        if inference_ms is not None and inference_ms > limits.max_inference_ms:
+            return False
+        return self._visibly_approved(limits, record, order.symbol, order.side is Side.BUY, order.quantity, order.price)
+
+    def _visibly_approved(self, limits: RiskLimits, record: StepRecord, symbol: str, buy: bool, quantity: float,
+                          price: float) -> bool:
+        """:meth:`_approved_at_sight` of an order given by its plain figures (the float-only backtest's orders),
+        the audit's log and the inference time left aside."""
         book = self.book
         timestamp = record.timestamp
         equity = book.cash + self._position_value_in(record)
@@ -510,18 +518,17 @@ class PortfolioSession(TradingSession):
             return False
         if self._consecutive_losses >= limits.max_consecutive_losses or self._model_failures >= limits.max_model_failures:
             return False
-        if self.recent_errors() >= limits.max_errors:
+        if self._errors and self.recent_errors() >= limits.max_errors:  # no error recorded: none recent
             return False
-        if inference_ms is not None and inference_ms > limits.max_inference_ms:
-            return False
-        if max(0, int(self._now)) - (timestamp + self.timeframe_ms) > limits.stale_after_bars * self.timeframe_ms:
+        tf = self.timeframe_ms
+        if max(0, int(self._now)) - (timestamp + tf) > limits.stale_after_bars * tf:
             return False
         slack = 1 + _SLACK
-        held = book.quantity(order.symbol)
-        if order.side is Side.SELL:
-            return order.quantity <= held * slack
-        notional = order.quantity * order.price
-        after = (held + order.quantity) * order.price
+        held = book.quantity(symbol)
+        if not buy:
+            return quantity <= held * slack
+        notional = quantity * price
+        after = (held + quantity) * price
         if notional > limits.max_order_notional * slack or after > limits.max_position_notional * slack:
             return False
         if after > limits.max_position_fraction * equity * slack or notional > book.cash * slack:
@@ -530,12 +537,12 @@ class PortfolioSession(TradingSession):
         gross = 0.0
         held_value = 0.0
         open_positions = 0
-        for symbol, slot in book.positions.items():  # PortfolioSnapshot.gross_exposure's sum, in its order
-            value = slot[0] * marks.get(symbol, slot[1]) if slot[0] > 0 else 0.0
+        for name, slot in book.positions.items():  # PortfolioSnapshot.gross_exposure's sum, in its order
+            value = slot[0] * marks.get(name, slot[1]) if slot[0] > 0 else 0.0
             gross += value
             if slot[0] > 0:
                 open_positions += 1
-            if symbol == order.symbol:
+            if name == symbol:
                 held_value = value
         if gross - held_value + after > limits.max_gross_exposure * equity * slack:
             return False
