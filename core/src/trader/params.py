@@ -26,7 +26,7 @@ from typing import Any
 from trader.errors import ConfigError
 from trader.types import ParamSpec, StrategyInfo
 
-__all__ = ["validate_params", "validate_section", "configured_params"]
+__all__ = ["validate_params", "validate_section", "configured_params", "params_where"]
 
 _BARE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 
@@ -93,7 +93,17 @@ def validate_params(info: StrategyInfo, table: Mapping[str, Any], where: str) ->
     return params
 
 
+def params_where(config: Any, plugin: str) -> str:
+    """Where *plugin*'s ``[plugins.NAME]`` comes from, to start an error: ``trader.toml``, and the
+    ``TRADER_HOME/tuned/NAME.toml`` of ``trader tune --apply`` merged under it when there is one."""
+    from pathlib import Path
+
+    where = str(config.path or "trader.toml")
+    tuned = Path(config.home) / "tuned" / f"{plugin}.toml"
+    return f"{where} (with {tuned})" if tuned.is_file() else where
+
+
 def configured_params(config: Any, info: StrategyInfo) -> dict[str, Any]:
     """The strategy's ``[plugins.NAME]`` of *config* (a :class:`~trader.config.TraderConfig`), without
     ``risk``, through :func:`validate_params`."""
-    return validate_params(info, config.plugin_params(info.name), str(config.path or "trader.toml"))
+    return validate_params(info, config.plugin_params(info.name), params_where(config, info.name))

@@ -271,7 +271,9 @@ class StrategyRunner:
 
     @property
     def _params_where(self) -> str:
-        return str(self.config.path or "trader.toml")
+        from trader.params import params_where
+
+        return params_where(self.config, self.options.strategy)
 
     def _check_live(self) -> None:
         from trader.config import exchange_credentials
