@@ -232,24 +232,33 @@ def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], 
     """Each market's contribution (PnL: proceeds - costs - fees + the position at its last mark),
     its average exposure over the account's steps, its fills and its own return over the range."""
     out: dict[str, dict[str, Any]] = {}
-    position_at: dict[str, np.ndarray] = {}
-    last_mark: dict[str, float] = {}
-    row_ts, row_symbol = columns["timestamp"], columns["symbol"]
-    for code, symbol in enumerate(columns["symbols"]):
-        mine = np.flatnonzero(row_symbol == code)
-        ts, values = row_ts[mine], columns["position_value"][mine]
-        k = np.searchsorted(timestamps, ts)
-        inside = (k < timestamps.size) & (timestamps[np.minimum(k, timestamps.size - 1)] == ts)
-        latest = np.full(timestamps.size, -1, dtype=np.intp)
-        latest[k[inside]] = np.flatnonzero(inside)
-        latest = np.maximum.accumulate(latest)  # a market that does not trade keeps its last value
-        position_at[symbol] = np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0) if ts.size else np.zeros(timestamps.size)
-        if mine.size:
-            last_mark[symbol] = float(columns["close"][mine[-1]])
-    for j, symbol in enumerate(basket.symbols):
-        position_at.setdefault(symbol, np.zeros(timestamps.size))
-        closes = basket.closes[first : last + 1, j]
-        traded = closes[~np.isnan(closes)]
+    n, symbols = timestamps.size, basket.symbols
+    row_ts, values = columns["timestamp"], columns["position_value"]
+    # the store's market codes as basket columns (a market outside the basket: a column of its own, unused)
+    column = {symbol: j for j, symbol in enumerate(symbols)}
+    names = columns["symbols"]
+    for name in names:
+        column.setdefault(name, len(column))
+    of_code = np.asarray([column[name] for name in names], dtype=np.intp)
+    code = of_code[columns["symbol"]] if len(names) else np.zeros(0, dtype=np.intp)
+    k = _steps_of(timestamps, row_ts)
+    inside = (k < n) & (timestamps[np.minimum(k, n - 1)] == row_ts) if n else np.zeros(k.size, dtype=bool)
+    width = len(column)
+    # each market's latest row at each step (a market that does not trade keeps its last value)
+    latest = np.full((width, n), -1, dtype=np.int32 if row_ts.size < 2**31 else np.int64)
+    rows = np.flatnonzero(inside)
+    latest[code[rows], k[rows]] = rows
+    np.maximum.accumulate(latest, axis=1, out=latest)
+    position_at = np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0) if row_ts.size else np.zeros((width, n))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(equity > 0, position_at[: len(symbols)] / np.where(equity > 0, equity, 1.0), 0.0)
+    last_row = np.full(width, -1, dtype=np.intp)
+    last_row[code] = np.arange(code.size)  # each market's last row (a later row overwrites an earlier one)
+    closes = basket.closes[first : last + 1]
+    traded = ~np.isnan(closes)
+    candles = traded.sum(axis=0)
+    opened, closed = traded.argmax(axis=0), n - 1 - traded[::-1].argmax(axis=0)
+    for j, symbol in enumerate(symbols):
         spent = received = fees = held = 0.0
         for fill in fills[symbol]:
             notional = fill["quantity"] * fill["price"]
@@ -260,19 +269,27 @@ def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], 
             else:
                 received += notional
                 held -= fill["quantity"]
-        value = held * last_mark.get(symbol, 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            share = np.where(equity > 0, position_at[symbol] / np.where(equity > 0, equity, 1.0), 0.0)
+        r = int(last_row[j])
+        value = held * (float(columns["close"][r]) if r >= 0 else 0.0)
         out[symbol] = {
             "pnl": received - spent - fees + value,
             "fees": fees,
             "fills": len(fills[symbol]),
             "final_value": value,
-            "avg_exposure": float(share.mean()) if share.size else 0.0,
-            "candles": int(traded.size),
-            "market_return": float(traded[-1] / traded[0] - 1.0) if traded.size else 0.0,
+            "avg_exposure": float(share[j].mean()) if n else 0.0,
+            "candles": int(candles[j]),
+            "market_return": float(closes[closed[j], j] / closes[opened[j], j] - 1.0) if candles[j] else 0.0,
         }
     return out
+
+
+def _steps_of(timestamps: np.ndarray, row_ts: np.ndarray) -> np.ndarray:
+    """``np.searchsorted(timestamps, row_ts)``, searched once per run of equal times (a step's rows are
+    consecutive)."""
+    if not row_ts.size:
+        return np.zeros(0, dtype=np.intp)
+    starts = np.flatnonzero(np.concatenate(([True], row_ts[1:] != row_ts[:-1])))
+    return np.repeat(np.searchsorted(timestamps, row_ts[starts]), np.diff(np.append(starts, row_ts.size)))
 
 
 def run_basket_backtest(
