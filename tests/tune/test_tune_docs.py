@@ -221,3 +221,13 @@ def test_the_space_uses_log_scales_true_false_and_train_dot_name():
     assert [d.key for d in search_space(only_train, {"lr": True}).dimensions] == ["train.lr"]
     with pytest.raises(ConfigError, match="'train.nope' is not a declared parameter"):
         search_space(info, {"train.nope": True})
+
+
+@pytest.mark.slow
+def test_trials_of_a_trainable_strategy_keep_no_model(home):
+    done = run_trader("tune", "--plugin", "ensemble", *MARKET, *QUICK, "--trials", "2", "--folds", "2", "--min-trades", "0",
+                      "--json", home=home, timeout=240)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["n_trials"] == 2
+    assert not (home / "models").exists()
+    assert run_trader("models", "list", home=home).stdout.count("ensemble") == 0

@@ -1,0 +1,168 @@
+"""docs/portfolios.md, sentence by sentence: the promises no other portfolio test holds. Its example run as
+written, the one-process lock, the basket walk-forward's refused options, the window a cross-sectional
+strategy is shown in a run, ``BasketRequest.closes()``. Real ``trader`` processes, a real pip-installed plugin."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tests.cli_runner import TRADER_EXE, one_line_error, run_trader
+from tests.plugin_packages import pip_install, plugin_env, write_plugin
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "portfolios.md"
+TWO = ("--symbol", "AAA/USDT", "--symbol", "BBB/USDT", "--timeframe", "1h")
+
+#: ``peek``: cross-sectional, holds everything; at each call it appends to its own workdir how many candles of
+#: each market it was shown and how many of them it was asked about.
+PEEK = '''
+import json
+
+from trader import Signal, StrategyInfo, hookimpl
+
+
+@hookimpl
+def trader_strategy_info():
+    return StrategyInfo(name="peek", version="1.0", warmup_bars=5)
+
+
+@hookimpl
+def trader_generate_basket_signals(request):
+    rows = {s: len(request.candles[s]) for s in request.symbols}
+    with open(request.workdir / "seen.jsonl", "a") as out:
+        out.write(json.dumps({"asked": len(request.at), "rows": rows}) + "\\n")
+    return [{s: Signal.hold("peek") for s in request.symbols} for _ in request.at]
+'''
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    src = tmp_path_factory.mktemp("src")
+    return pip_install(tmp_path_factory.mktemp("site"), [write_plugin(src, "trader-peek", "trader_peek", "peek", PEEK)])
+
+
+@pytest.fixture(scope="module")
+def two_home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("two")
+    for seed, symbol in enumerate(("AAA/USDT", "BBB/USDT"), start=1):
+        done = run_trader("data", "synth", "--symbol", symbol, "--bars", "600", "--seed", str(seed), home=home)
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+@pytest.fixture
+def home(tmp_path, two_home) -> Path:
+    target = tmp_path / "home"
+    shutil.copytree(two_home, target)
+    return target
+
+
+def doc_blocks(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)```", DOC.read_text(), re.S)
+
+
+@pytest.mark.slow
+def test_the_example_runs_as_written(tmp_path):
+    lines = [line.split("#")[0].strip() for line in doc_blocks("bash")[0].splitlines() if line.startswith("trader ")]
+    assert [shlex.split(line)[1] for line in lines] == ["data"] * 3 + ["backtest", "run", "status"]
+    outputs = []
+    for line in lines:
+        done = run_trader(*shlex.split(line)[1:], home=tmp_path, timeout=300)
+        assert done.returncode == 0, (line, done.stderr)
+        outputs.append(done.stdout)
+    assert outputs[3].startswith("sma_cross on a basket of 3 markets (AAA/USDT, BBB/USDT, CCC/USDT) 1h")
+    status = outputs[5]  # totals, each market, the portfolio limits
+    assert "markets (3, one account):" in status and "portfolio limits" in status
+    assert all(symbol in status for symbol in ("AAA/USDT", "BBB/USDT", "CCC/USDT"))
+    assert "max_open_positions 2" in status and "max_position_fraction 50.00%" in status  # momentum_rank's own
+    # the settings block names the same basket for a command without --symbol
+    (tmp_path / "trader.toml").write_text(doc_blocks("toml")[0])
+    done = run_trader("backtest", "--plugin", "momentum_rank", "--json", "--no-benchmark", home=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["symbols"], data["timeframe"]) == (["AAA/USDT", "BBB/USDT", "CCC/USDT"], "1h")
+
+
+@pytest.mark.slow
+def test_a_second_run_of_the_basket_is_refused_by_its_lock_and_another_strategy_runs_beside_it(home):
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TRADER_")}
+    env["TRADER_HOME"] = str(home)
+    first = subprocess.Popen([str(TRADER_EXE), "run", "--plugin", "momentum_rank", *TWO, "--speed", "36000"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        state = home / "strategies" / "momentum_rank" / "state.sqlite"
+        deadline = time.monotonic() + 60
+        while not state.exists() and time.monotonic() < deadline and first.poll() is None:
+            time.sleep(0.1)
+        time.sleep(1.0)
+        assert first.poll() is None, "the first run ended before the second started"
+        line = one_line_error(run_trader("run", "--plugin", "momentum_rank", *TWO, "--max-candles", "1", home=home))
+        assert f"strategy 'momentum_rank' is already running (pid {first.pid}" in line
+        beside = run_trader("run", "--plugin", "sma_cross", *TWO, "--max-candles", "20", home=home)
+        assert beside.returncode == 0, beside.stderr
+        assert first.poll() is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    status = run_trader("status", "--plugin", "sma_cross", home=home)
+    assert status.returncode == 0, status.stderr
+    # the portfolio limits' defaults, where the strategy sets none
+    assert "max_gross_exposure 100.00%" in status.stdout and "max_open_positions 20" in status.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("extra", "says"), [
+    (("--executor", "local"), "--executor, --workers and --ray-address do not apply to a basket's walk-forward"),
+    (("--executor", "ray"), "--executor, --workers and --ray-address do not apply to a basket's walk-forward"),
+    (("--ray-address", "127.0.0.1:1"), "--executor, --workers and --ray-address do not apply to a basket's walk-forward"),
+    (("--report", "REPORT"), "--report is not available for a basket's walk-forward"),
+])
+def test_a_basket_walk_forward_refuses_the_executor_options_and_report(two_home, tmp_path, extra, says):
+    extra = tuple(str(tmp_path / "r") if a == "REPORT" else a for a in extra)
+    done = run_trader("backtest", "--plugin", "sma_cross", *TWO, "--walk-forward", "--train-bars", "300",
+                      "--test-bars", "200", *extra, home=two_home)
+    assert done.returncode == 2 and says in one_line_error(done)
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_a_cross_sectional_strategy_sees_its_recent_candles_in_a_run_and_the_whole_history_in_a_backtest(home, site):
+    seen = home / "strategies" / "peek" / "plugin" / "seen.jsonl"
+    done = run_trader("run", "--plugin", "peek", *TWO, home=home, env=plugin_env(site), timeout=300)
+    assert done.returncode == 0, done.stderr
+    calls = [json.loads(line) for line in seen.read_text().splitlines()]
+    shown = [max(c["rows"].values()) for c in calls if c["asked"] == 1]
+    assert shown and 256 <= max(shown) < 600  # at least 256 candles, never the whole history
+    assert shown[-1] == max(shown)
+    seen.unlink()
+    done = run_trader("backtest", "--plugin", "peek", *TWO, "--no-benchmark", home=home, env=plugin_env(site), timeout=300)
+    assert done.returncode == 0, done.stderr
+    calls = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert max(max(c["rows"].values()) for c in calls) == 600
+
+
+def test_closes_puts_each_market_on_the_timeline_with_nan_where_it_has_no_candle():
+    from trader.types import BasketRequest
+
+    hour = 3_600_000
+    def frame(times, closes):
+        return pd.DataFrame({"timestamp": np.array(times, dtype=np.int64), "open": closes, "high": closes,
+                             "low": closes, "close": closes, "volume": [1.0] * len(closes)})
+    request = BasketRequest(strategy="s", symbols=("AAA/USDT", "BBB/USDT"), timeframe="1h",
+                            timestamps=np.array([0, hour, 2 * hour], dtype=np.int64),
+                            candles={"AAA/USDT": frame([0, hour, 2 * hour], [1.0, 2.0, 3.0]),
+                                     "BBB/USDT": frame([0, 2 * hour], [10.0, 30.0])},
+                            at=np.array([2], dtype=np.int64))
+    closes = request.closes()
+    assert list(closes.columns) == ["AAA/USDT", "BBB/USDT"] and list(closes.index) == [0, hour, 2 * hour]
+    assert closes["AAA/USDT"].tolist() == [1.0, 2.0, 3.0]
+    assert closes["BBB/USDT"].iloc[0] == 10.0 and np.isnan(closes["BBB/USDT"].iloc[1]) and closes["BBB/USDT"].iloc[2] == 30.0
