@@ -44,10 +44,39 @@ def trader_generate_basket_signals(request):
 '''
 
 
+#: ``learner`` (one model per market) and ``pooler`` (``pooled_training``): a model is the markets it learnt
+#: from; every market the strategy is asked about gets a BUY of a third of the account.
+LEARNER = '''
+from trader import Signal, SignalAction, StrategyInfo, hookimpl
+from trader.types import TrainResult
+
+POOLED = {pooled}
+
+
+@hookimpl
+def trader_strategy_info():
+    return StrategyInfo(name="{name}", version="1.0", warmup_bars=5, requires_model=True, pooled_training=POOLED)
+
+
+@hookimpl
+def trader_train(request):
+    return TrainResult(model=sorted(request.markets) if request.markets else [request.symbol])
+
+
+@hookimpl
+def trader_generate_signals(request):
+    return [Signal(SignalAction.BUY, size=0.33, reason="learnt") for _ in request.at]
+'''
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     src = tmp_path_factory.mktemp("src")
-    return pip_install(tmp_path_factory.mktemp("site"), [write_plugin(src, "trader-peek", "trader_peek", "peek", PEEK)])
+    return pip_install(tmp_path_factory.mktemp("site"), [
+        write_plugin(src, "trader-peek", "trader_peek", "peek", PEEK),
+        write_plugin(src, "trader-learner", "trader_learner", "learner", LEARNER.format(name="learner", pooled=False)),
+        write_plugin(src, "trader-pooler", "trader_pooler", "pooler", LEARNER.format(name="pooler", pooled=True)),
+    ])
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +195,47 @@ def test_closes_puts_each_market_on_the_timeline_with_nan_where_it_has_no_candle
     assert list(closes.columns) == ["AAA/USDT", "BBB/USDT"] and list(closes.index) == [0, hour, 2 * hour]
     assert closes["AAA/USDT"].tolist() == [1.0, 2.0, 3.0]
     assert closes["BBB/USDT"].iloc[0] == 10.0 and np.isnan(closes["BBB/USDT"].iloc[1]) and closes["BBB/USDT"].iloc[2] == 30.0
+
+
+@pytest.fixture(scope="module")
+def late_home(tmp_path_factory) -> Path:
+    """AAA and CCC from 2024-01-01 (1,000 hourly candles), BBB listed 450 hours later (550)."""
+    home = tmp_path_factory.mktemp("late")
+    for symbol, seed, bars, start in (("AAA/USDT", 1, 1000, "2024-01-01"), ("CCC/USDT", 3, 1000, "2024-01-01"),
+                                      ("BBB/USDT", 2, 550, "2024-01-19 18:00")):
+        done = run_trader("data", "synth", "--symbol", symbol, "--bars", str(bars), "--seed", str(seed), "--start", start,
+                          home=home)
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+def walk_forward(home: Path, site: Path, plugin: str, *symbols: str, extra: tuple[str, ...] = ()) -> dict:
+    done = run_trader("backtest", "--plugin", plugin, *[a for s in symbols for a in ("--symbol", s)], "--timeframe", "1h",
+                      "--walk-forward", "--train-bars", "300", "--test-bars", "200", "--no-benchmark", "--json", *extra,
+                      home=home, env=plugin_env(site), timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)["walk_forward"]
+
+
+@pytest.mark.slow
+def test_a_basket_walk_forward_learns_from_markets_with_100_candles_in_a_fold(late_home, site):
+    aaa, bbb, ccc = "AAA/USDT", "BBB/USDT", "CCC/USDT"
+    # 1,000 steps, folds of 200 after 300: the last fold tests the 100 steps left; BBB (from step 450) has 0, 26
+    # (50 less the 24-bar purge), 226 and 276 training candles in the four folds' spans
+    wf = walk_forward(late_home, site, "learner", aaa, bbb, ccc)
+    assert [f["test_rows"] for f in wf["folds"]] == [200, 200, 200, 100]
+    assert [f["train_rows"][bbb] for f in wf["folds"]] == [0, 26, 226, 276]
+    # one model per market and fold; a market not learnt from in a fold gets no signal in it
+    assert [f["trained_on"] for f in wf["folds"]] == [[aaa, ccc], [aaa, ccc], [aaa, bbb, ccc], [aaa, bbb, ccc]]
+    assert [f["traded"] for f in wf["folds"]] == [[aaa, ccc], [aaa, ccc], [aaa, bbb, ccc], [aaa, bbb, ccc]]
+    # one pooled model per fold, learnt from the markets with 100 candles; it trades every market of the basket
+    wf = walk_forward(late_home, site, "pooler", aaa, bbb, ccc)
+    assert [f["trained_on"] for f in wf["folds"]] == [[aaa, ccc], [aaa, ccc], [aaa, bbb, ccc], [aaa, bbb, ccc]]
+    assert all(f["traded"] == [aaa, bbb, ccc] for f in wf["folds"])
+    # ... when at least two markets were learnt from: with one, the fold's model is that market's own and trades it alone
+    wf = walk_forward(late_home, site, "pooler", aaa, bbb)
+    assert [f["trained_on"] for f in wf["folds"]][:2] == [[aaa], [aaa]] and wf["folds"][0]["traded"] == [aaa]
+    # --anchored: every fold trains on all the steps before its test window
+    wf = walk_forward(late_home, site, "learner", aaa, ccc, extra=("--anchored",))
+    first = wf["folds"][0]["train_start_time"]
+    assert all(f["train_start_time"] == first for f in wf["folds"]) and wf["anchored"] is True
