@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -62,6 +62,18 @@ _risk_log = logging.getLogger("trader.risk")
 _MIN_WINDOW, _MAX_WINDOW = 32, 4096
 #: Steps figured and committed at a time (what bounds the run's arrays and the buffer).
 _CHUNK = 4096
+_TINY = float(np.nextafter(0.0, 1.0))
+
+
+class _Held(NamedTuple):
+    """The book as the windows read it between two fills."""
+
+    at: np.ndarray  #: each position's column in book order, after the zero column of the chunk's marks
+    quantity: np.ndarray  #: each position's quantity in book order, after a 0
+    q_all: np.ndarray  #: each market's quantity in symbol order
+    held: np.ndarray  #: q_all > 0
+    late: int  #: the first step at which every position has a mark in the run
+    cap: np.ndarray | None  #: cash / buy cost factor x (1 + 1e-9), where some market's buy may fall short
 _ACTIVE, _REDUCING, _HALTED = TradingStatus.ACTIVE, TradingStatus.REDUCING, TradingStatus.HALTED
 
 
@@ -115,8 +127,11 @@ class _Floats:
         factor, lot, floor = session.market_constants()
         self.lot_part, self.floor, self.floor_max = 0.006 * lot, floor, float(floor.max()) if floor.size else 0.0
         self.factor = factor
-        self._held: tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray] | None = None
+        self.factor_l, self.lot_part_l, self.floor_l = factor.tolist(), self.lot_part.tolist(), floor.tolist()
+        self.rules = [session.market_rules[symbol] for symbol in session.symbols]
+        self._held: _Held | None = None
         self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
+        self.broker_rules = [self.brokers[symbol].rules for symbol in session.symbols]
         self._chunk(0)
         self._start_buffer(0)
         #: The equity after the previous step (``None``: the book's, at its marks).
@@ -129,30 +144,47 @@ class _Floats:
         b = min(int(tl.ts.size), a + _CHUNK)
         self.c0, self.c1 = a, b
         rows = tl.last_row[a:b]
-        self.marks = np.where(rows >= 0, tl.closes[np.maximum(rows, 0), self.cols[None, :]], np.nan)
+        marks = np.zeros((b - a, self.cols.size + 1), dtype=np.float64)  # a last column of 0 (see _Held.at)
+        marks[:, :-1] = np.where(rows >= 0, tl.closes[np.maximum(rows, 0), self.cols[None, :]], np.nan)
+        self.marks = marks
         self.prices = np.where(tl.trading[a:b], tl.closes[a:b], 0.0)
         self.size_fraction = tl.size[a:b] * self.fraction
+        self.spreads: np.ndarray | None = None  # each market's spread at each step, read at the chunk's first order
 
-    def _positions(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, np.ndarray]:
-        """The book's positions as arrays, figured again only after its quantities changed: each position's
-        column, quantity (book order), the step before which one of them has no mark in the run, and each
-        market's quantity and whether it is held (symbol order)."""
+    def _half_spread(self, k: int, j: int, ts: int) -> float:
+        """The paper broker's half spread of market ``j`` at step ``k`` (``spreads.bps(ts) / 20,000``)."""
+        spreads = self.spreads
+        if spreads is None:
+            ts_chunk = self.tl.ts[self.c0 : self.c1]
+            spreads = self.spreads = np.column_stack(
+                [self.brokers[symbol].spreads.known_bps(ts_chunk) for symbol in self.symbols])
+        bps = spreads.item(k - self.c0, j)
+        if bps != bps:  # not priced in bulk: the table prices it now
+            bps = self.brokers[self.symbols[j]].spreads.bps(ts)
+        return bps / 20_000
+
+    def _positions(self) -> _Held:
+        """The book's positions and cash as the windows read them, figured again only after a fill."""
         held = self._held
         if held is None:
             positions = self.book.positions
             column = self.session.column
-            at = np.asarray([column[symbol] for symbol in positions], dtype=np.intp)
-            quantity = np.asarray([slot[0] for slot in positions.values()], dtype=np.float64)
-            late = int(self.first_row[at].max()) if at.size else 0
-            q_all = self.session.quantities()
-            held = self._held = (at, quantity, q_all, late, q_all > 0)
+            m = self.cols.size
+            at = np.asarray([m, *(column[symbol] for symbol in positions)], dtype=np.intp)
+            quantity = np.asarray([0.0, *(slot[0] for slot in positions.values())], dtype=np.float64)
+            late = int(self.first_row[at[1:]].max()) if len(positions) else 0
+            q_all = np.zeros(m, dtype=np.float64)
+            q_all[at[1:]] = quantity[1:]
+            cap = self.book.cash / self.factor
+            short = bool(cap.min() * (1 + 1e-9) < self.floor_max)  # some market's buy may be too small
+            held = self._held = _Held(at, quantity, q_all, q_all > 0, late, cap * (1 + 1e-9) if short else None)
         return held
 
     # ------------------------------------------------------------------ the buffer
 
     def _start_buffer(self, at: int) -> None:
         self.since = at
-        self.q_start = self._positions()[2]
+        self.q_start = self._positions().q_all
         self.equities: list[float] = []
         self.values: list[float] = []
         self.cash_runs: list[tuple[int, float]] = []  #: (steps, cash)
@@ -228,18 +260,17 @@ class _Floats:
         new_day = tl.day_change[a:b].copy()
         new_day[0] = day is None or int(tl.days[a]) != day
         opening = book.equity() if self.previous is None else self.previous
-        at, quantity, _, late, _ = self._positions()
-        if not at.size:
+        held = self._positions()
+        if held.at.size == 1:
             value = np.zeros(b - a, dtype=np.float64)
             return _Stretch(value, book.cash + value, new_day, opening)
-        parts = np.empty((b - a, at.size + 1), dtype=np.float64)
-        parts[:, 0] = 0.0
-        mark = self.marks[a - self.c0 : b - self.c0, at]
-        if a < late:  # a market that has not traded in the run yet: the book's mark
+        mark = self.marks[a - self.c0 : b - self.c0, held.at]
+        if a < held.late:  # a market that has not traded in the run yet: the book's mark
             marks = book.marks
-            start = np.asarray([marks.get(symbol, slot[1]) for symbol, slot in book.positions.items()], dtype=np.float64)
+            start = np.asarray([0.0, *(marks.get(symbol, slot[1]) for symbol, slot in book.positions.items())])
             mark = np.where(np.isnan(mark), start[None, :], mark)
-        np.multiply(quantity[None, :], mark, out=parts[:, 1:])
+        # 0 (0 x the zero column), then each position's value: the book's sum, left to right from 0
+        parts = np.multiply(held.quantity, mark, out=mark)
         value = np.add.accumulate(parts, axis=1)[:, -1]
         return _Stretch(value, book.cash + value, new_day, opening)
 
@@ -249,8 +280,8 @@ class _Floats:
         session, tl = self.session, self.tl
         if state.status is not _ACTIVE or state.model_failures:
             return _first_acting(session, state, figures, tl, a, b)
-        _, _, quantity, _, held = self._positions()
-        act = tl.other[a:b] | (tl.sells[a:b] & held).any(axis=1)
+        book = self._positions()
+        act = tl.other[a:b] | (tl.sells[a:b] & book.held).any(axis=1)
         equity = figures.equity
         if state.drawdown_keep > 0 or state.daily_keep > 0:
             peak, day_start = _running(state, figures)
@@ -260,11 +291,12 @@ class _Floats:
             target = self.size_fraction[x:y] * equity[:, None]
             np.minimum(target, state.max_position_notional, out=target)
             price = self.prices[x:y]
-            shortfall = target - quantity * price
-            wanted = tl.buys[a:b] & (shortfall > 0) & (shortfall >= state.rebalance_band * target)
-            cap = self.book.cash / self.factor
-            if cap.min() * (1 + 1e-9) < self.floor_max:  # some market's buy may be too small: quiet._affordable
-                wanted &= cap * (1 + 1e-9) + self.lot_part * price >= self.floor
+            shortfall = target - book.q_all * price
+            # shortfall > 0 and shortfall >= band x target (the smallest positive float: shortfall > 0)
+            wanted = shortfall >= np.maximum(state.rebalance_band * target, _TINY, out=target)
+            wanted &= tl.buys[a:b]
+            if book.cap is not None:  # some market's buy may be too small: quiet._affordable
+                wanted &= book.cap + self.lot_part * price >= self.floor
             act |= wanted.any(axis=1)
         first = int(act.argmax())
         return a + first if act[first] else b
@@ -292,7 +324,7 @@ class _Floats:
         keep theirs)."""
         c0 = self.c0
         if c0 <= k < self.c1:
-            row = self.marks[k - c0].tolist()
+            row = self.marks[k - c0, :-1].tolist()
         else:
             tl = self.tl
             rows = tl.last_row[k]
@@ -347,7 +379,7 @@ class _Floats:
         self.cash_runs.append((1, cash))
         if record.fills:
             self._held = None
-            self.changes.append((k, self._positions()[2]))
+            self.changes.append((k, self._positions().q_all))
         self.previous = after
 
     def _orders(self, record: StepRecord, k: int, equity: float) -> None:
@@ -363,7 +395,6 @@ class _Floats:
         book = self.book
         marks = book.marks
         limits = session.limits
-        ts = record.timestamp
         for j in sells:
             symbol = symbols[j]
             held = book.quantity(symbol)
@@ -374,13 +405,19 @@ class _Floats:
             quantity = held if size >= 1.0 else session.market_rules[symbol].round_quantity(held * size)
             if quantity <= 0 or quantity * price < session.market_rules[symbol].min_notional:
                 continue
-            self._execute(record, symbol, Side.SELL, quantity, price, ts)
+            self._execute(record, k, j, Side.SELL, quantity, price)
         fraction = limits.max_position_fraction
         cap = limits.max_position_notional
         band = session.rebalance_band
+        factors, lot_parts, floors, rules_of = self.factor_l, self.lot_part_l, self.floor_l, self.rules
         for j in buys:
+            if session._status is not _ACTIVE:  # no buy is sent (the status only gets stricter within a step)
+                break
             symbol = symbols[j]
             price = marks[symbol]
+            # a buy that cannot reach the minimum notional with the cash left is never sent (quiet._affordable)
+            if book.cash / factors[j] * (1 + 1e-9) + lot_parts[j] * price < floors[j]:
+                continue
             now = book.cash + session._position_value_in(record) if record.fills else equity
             target = sizes.item(j) * fraction * (now if now < equity else equity)
             if target > cap:
@@ -388,17 +425,18 @@ class _Floats:
             shortfall = target - book.quantity(symbol) * price
             if shortfall <= 0 or shortfall < band * target:
                 continue
-            rules = session.market_rules[symbol]
+            rules = rules_of[j]
             notional = min(shortfall, limits.max_order_notional, book.cash / rules.buy_cost_factor)
             quantity = rules.round_quantity(notional / price)
-            if quantity <= 0 or quantity * price < rules.min_notional or session._status is not _ACTIVE:
+            if quantity <= 0 or quantity * price < rules.min_notional:
                 continue
-            self._execute(record, symbol, Side.BUY, quantity, price, ts)
+            self._execute(record, k, j, Side.BUY, quantity, price)
 
-    def _execute(self, record: StepRecord, symbol: str, side: Side, quantity: float, price: float, ts: int) -> None:
+    def _execute(self, record: StepRecord, k: int, j: int, side: Side, quantity: float, price: float) -> None:
         """:meth:`PortfolioSession._execute` of an order every core rule visibly approves (the paper broker's
         fill and the book's accounting); any other order goes through the session's own ``_execute``."""
         session = self.session
+        symbol, ts = self.symbols[j], record.timestamp
         cid = client_order_id(session.strategy, symbol, ts, 0)
         order = OrderRequest(strategy=session.strategy, symbol=symbol, side=side, quantity=quantity, price=price,
                              client_order_id=cid, timestamp=ts)
@@ -407,9 +445,8 @@ class _Floats:
             return
         record.events += (RiskEvent(ts, "audit", "APPROVED", "approved", cid, True),)
         # PaperBroker.execute
-        broker = self.brokers[symbol]
-        rules = broker.rules
-        half_spread = broker.spreads.bps(ts) / 20_000
+        rules = self.broker_rules[j]
+        half_spread = self._half_spread(k, j, ts)
         if side is Side.BUY:
             fill_price = price * (1 + half_spread + rules.slippage_rate)
             fee = quantity * fill_price * rules.fee_rate
