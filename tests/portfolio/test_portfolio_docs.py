@@ -239,3 +239,42 @@ def test_a_basket_walk_forward_learns_from_markets_with_100_candles_in_a_fold(la
     wf = walk_forward(late_home, site, "learner", aaa, ccc, extra=("--anchored",))
     first = wf["folds"][0]["train_start_time"]
     assert all(f["train_start_time"] == first for f in wf["folds"]) and wf["anchored"] is True
+
+
+def test_buy_and_hold_tops_up_a_fallen_market_with_the_cash_kept_for_one_not_listed_yet(tmp_path):
+    from trader.backtest.runner import BacktestSettings
+    from trader.config import load_config
+    from trader.data.synth import synthetic_candles
+    from trader.engine import rebalance_band
+    from trader.plugins import TraderPluginManager
+    from trader.portfolio import align, run_basket_backtest
+
+    frames = {
+        "AAA/USDT": synthetic_candles("AAA/USDT", "1h", 400, seed=1),
+        "BBB/USDT": synthetic_candles("BBB/USDT", "1h", 400, seed=2).iloc[200:].reset_index(drop=True),  # listed later
+        "CCC/USDT": synthetic_candles("CCC/USDT", "1h", 400, seed=3),
+    }
+    ccc = frames["CCC/USDT"]
+    ccc["close"] = ccc["close"] * np.r_[np.linspace(1.0, 0.5, 100), np.full(300, 0.5)]  # halves in 100 candles
+    ccc["open"], ccc["high"], ccc["low"] = ccc["close"], ccc["close"], ccc["close"]
+    config = load_config(home=tmp_path)
+    band = rebalance_band(config)
+    result = run_basket_backtest(TraderPluginManager(load_entrypoints=False), config, "buy_and_hold", align(frames, "1h"),
+                                 settings=BacktestSettings(fee_bps=0, slippage_bps=0, spread_bps=0, n_resamples=50,
+                                                           benchmark=False, spread_multiplier=None))
+    orders = [o.order for o in result.result.orders if o.status == "filled"]
+    assert all(o.side.value == "buy" for o in orders)
+    equity = dict(zip(result.run.timestamps.tolist(), result.run.equity[1:].tolist(), strict=True))
+    listed = int(frames["BBB/USDT"]["timestamp"].iloc[0])
+    held = 0.0
+    top_ups = 0
+    for o in (o for o in orders if o.symbol == "CCC/USDT"):
+        target = equity[o.timestamp] / 3
+        if held:  # a top-up: the market had fallen more than the band below its third; it is bought back to it
+            assert held * o.price < (1 - band) * target and o.timestamp < listed
+            top_ups += 1
+        held += o.quantity
+        assert held * o.price == pytest.approx(target, rel=1e-6)
+    assert top_ups >= 2
+    late = next(o for o in orders if o.symbol == "BBB/USDT")
+    assert late.timestamp == listed and late.quantity * late.price < equity[listed] / 3  # what cash was left

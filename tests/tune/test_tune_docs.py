@@ -185,13 +185,20 @@ def test_apply_leaves_trader_toml_as_written_and_every_command_reads_the_tuned_f
     assert back.returncode == 0, back.stderr
 
 
-def test_the_shipped_probability_strategies_mark_their_two_thresholds():
+def test_the_shipped_strategies_mark_what_the_page_says():
     from trader.plugins import TraderPluginManager
 
     manager = TraderPluginManager(disabled=())
-    for name in ("ensemble", "dl_lstm", "dl_transformer"):
-        marked = {p.name for p in manager.strategy(name).info.params if p.tune}
-        assert marked == {"buy_threshold", "sell_threshold"}, name
+    marks = {"ensemble": {"buy_threshold", "sell_threshold"}, "dl_lstm": {"buy_threshold", "sell_threshold"},
+             "dl_transformer": {"buy_threshold", "sell_threshold"}, "sma_cross": {"fast", "slow"},
+             "momentum_rank": {"lookback"}}
+    for name, expected in marks.items():
+        assert {p.name for p in manager.strategy(name).info.params if p.tune} == expected, name
+
+
+def test_make_install_includes_the_postgres_extra():
+    makefile = (DOC.parents[1] / "Makefile").read_text()
+    assert re.search(r"pip install .*-e 'core\[[^\]]*\bpostgres\b", makefile)
 
 
 def test_the_space_uses_log_scales_true_false_and_train_dot_name():
