@@ -278,3 +278,34 @@ def test_buy_and_hold_tops_up_a_fallen_market_with_the_cash_kept_for_one_not_lis
     assert top_ups >= 2
     late = next(o for o in orders if o.symbol == "BBB/USDT")
     assert late.timestamp == listed and late.quantity * late.price < equity[listed] / 3  # what cash was left
+
+
+def test_a_halt_from_one_market_halts_every_market_of_the_account(tmp_path):
+    from tests.portfolio.test_portfolio_session import BUY, HOUR, T0, _session
+
+    from trader.types import RiskLimits
+
+    session = _session(tmp_path, ["AAA/USDT", "BBB/USDT"], limits=RiskLimits(max_position_fraction=0.3,
+                                                                              max_model_failures=2))
+    boom = RuntimeError("boom")
+    session.step(T0, {"AAA/USDT": 1.0, "BBB/USDT": 1.0}, {"AAA/USDT": boom})
+    session.step(T0 + HOUR, {"AAA/USDT": 1.0, "BBB/USDT": 1.0}, {"AAA/USDT": boom})
+    assert session.status.value == "halted"  # AAA/USDT's failures, the whole account's breaker
+    record = session.step(T0 + 2 * HOUR, {"AAA/USDT": 1.0, "BBB/USDT": 1.0}, {"AAA/USDT": BUY, "BBB/USDT": BUY})
+    assert not [o for o in record.orders if o.status == "filled"]
+    assert session.quantity("AAA/USDT") == 0 and session.quantity("BBB/USDT") == 0
+
+
+def test_a_per_market_strategy_s_warm_up_counts_from_each_market_s_own_first_candle():
+    from trader.data.synth import synthetic_candles
+    from trader.plugins import TraderPluginManager
+    from trader.portfolio import align
+    from trader.portfolio.signals import basket_signals
+
+    frames = {"AAA/USDT": synthetic_candles("AAA/USDT", "1h", 600, seed=1),
+              "BBB/USDT": synthetic_candles("BBB/USDT", "1h", 600, seed=2).iloc[150:].reset_index(drop=True)}
+    basket = align(frames, "1h")
+    answers, _ = basket_signals(TraderPluginManager().strategy("sma_cross"), basket, 0, len(basket.timestamps) - 1)
+    for symbol, listed in (("AAA/USDT", 0), ("BBB/USDT", 150)):  # sma_cross's warm-up: 199 candles of its own
+        signalled = [k for k, answer in enumerate(answers) if symbol in answer]
+        assert signalled[0] == listed + 199 and answers[signalled[0]][symbol].action.value != "hold"
