@@ -309,3 +309,32 @@ def test_a_per_market_strategy_s_warm_up_counts_from_each_market_s_own_first_can
     for symbol, listed in (("AAA/USDT", 0), ("BBB/USDT", 150)):  # sma_cross's warm-up: 199 candles of its own
         signalled = [k for k, answer in enumerate(answers) if symbol in answer]
         assert signalled[0] == listed + 199 and answers[signalled[0]][symbol].action.value != "hold"
+
+
+@pytest.mark.slow
+def test_the_paper_broker_charges_each_market_its_own_spread(tmp_path):
+    import sqlite3
+
+    from trader.data import resolve_candles
+
+    for symbol, seed, bounce in (("AAA/USDT", 1, "0"), ("BBB/USDT", 2, "200")):  # BBB's candles bounce on a wide spread
+        done = run_trader("data", "synth", "--symbol", symbol, "--bars", "1500", "--seed", str(seed), "--bounce-bps", bounce,
+                          home=tmp_path)
+        assert done.returncode == 0, done.stderr
+    done = run_trader("run", "--plugin", "sma_cross", *TWO, "--fee-bps", "0", "--slippage-bps", "0", "--quiet",
+                      home=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    closes = {s: dict(zip(*(resolve_candles(tmp_path, s, "1h")[0][k] for k in ("timestamp", "close")), strict=True))
+              for s in ("AAA/USDT", "BBB/USDT")}
+    with sqlite3.connect(tmp_path / "strategies" / "sma_cross" / "state.sqlite") as db:
+        fills = db.execute("SELECT symbol, price, timestamp FROM fills").fetchall()
+    paid = {s: np.median([abs(p / closes[s][t] - 1) for sym, p, t in fills if sym == s]) for s in closes}
+    assert all(paid.values()) and paid["BBB/USDT"] > 3 * paid["AAA/USDT"]  # half of each market's own spread
+
+
+def test_momentum_rank_s_lookback_is_at_most_199(two_home, tmp_path):
+    settings = tmp_path / "lookback.toml"
+    settings.write_text("[plugins.momentum_rank]\nlookback = 200\n")
+    line = one_line_error(run_trader("--config", str(settings), "backtest", "--plugin", "momentum_rank", *TWO,
+                                     home=two_home))
+    assert line == f"Error: {settings}: [plugins.momentum_rank] lookback must be within [1, 199], got 200"
