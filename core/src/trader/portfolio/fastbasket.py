@@ -34,19 +34,18 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from trader.engine.book import fill_cost
 from trader.engine.brokers.base import Execution
-from trader.engine.brokers.paper import PaperBroker
+from trader.engine.brokers.paper import PaperBroker, paper_fill
 from trader.engine.records import FillRecord, OrderRecord, OrderStatus, RiskEvent, StepRecord
 from trader.engine.step import client_order_id
 from trader.portfolio.broker import BasketPaperBroker
 from trader.portfolio.quiet import (
     _closes_at,
     _first_acting,
-    _prepare,
     _running,
     _Stretch,
     _supported,
+    _take,
 )
 from trader.portfolio.session import PORTFOLIO
 from trader.timeframes import DAY_MS
@@ -96,12 +95,7 @@ def run_floats(session: PortfolioSession, timestamps: np.ndarray, closes: np.nda
     """
     if not _eligible(session):
         return None
-    tl = _prepare(session, timestamps, closes, signals)
-    if tl is None or tl.ts.size == 0:
-        return None if tl is None else 0
-    with session.approving_at_sight():
-        _Floats(session, tl, signals).run()
-    return int(tl.ts.size)
+    return _take(session, timestamps, closes, signals, lambda tl: _Floats(session, tl, signals).run())
 
 
 class _Floats:
@@ -446,20 +440,7 @@ class _Floats:
         record.events += (RiskEvent(ts, "audit", "APPROVED", "approved", cid, True),)
         # PaperBroker.execute
         rules = self.broker_rules[j]
-        half_spread = self._half_spread(k, j, ts)
-        if side is Side.BUY:
-            fill_price = price * (1 + half_spread + rules.slippage_rate)
-            fee = quantity * fill_price * rules.fee_rate
-            cash = self.book.cash
-            if fill_cost(quantity, fill_price, fee) > cash:
-                quantity = rules.round_quantity(cash / (fill_price * (1 + rules.fee_rate)))
-                fee = quantity * fill_price * rules.fee_rate
-                while quantity > 0 and fill_cost(quantity, fill_price, fee) > cash:
-                    quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
-                    fee = quantity * fill_price * rules.fee_rate
-        else:
-            fill_price = price * (1 - half_spread - rules.slippage_rate)
-            fee = quantity * fill_price * rules.fee_rate
+        quantity, fill_price, fee = paper_fill(rules, side, quantity, price, self._half_spread(k, j, ts), self.book.cash)
         if quantity <= 0 or quantity * price < rules.min_notional:
             execution = Execution.rejected(
                 f"order value {quantity * price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"

@@ -33,7 +33,7 @@ stretches in bulk (:meth:`MemoryState.commit_quiet_basket`, no step records kept
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -123,11 +123,18 @@ def run_quiet(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndar
     """
     if not _supported(session):
         return None
+    return _take(session, timestamps, closes, signals, lambda tl: _run(session, tl, signals))
+
+
+def _take(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndarray,
+          signals: Sequence[Mapping[str, Any] | None], run: Callable[[_Timeline], None]) -> int | None:
+    """``run`` the prepared timeline, orders approved at sight within; the number of steps processed, or
+    ``None`` (having done nothing) where a fast path does not apply (:func:`_prepare`)."""
     tl = _prepare(session, timestamps, closes, signals)
     if tl is None or tl.ts.size == 0:
         return None if tl is None else 0
     with session.approving_at_sight():
-        _run(session, tl, signals)
+        run(tl)
     return int(tl.ts.size)
 
 

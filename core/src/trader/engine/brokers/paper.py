@@ -25,7 +25,7 @@ from trader.engine.records import OrderStatus
 from trader.errors import ConfigError
 from trader.types import Fill, OrderRequest, Side
 
-__all__ = ["PaperBroker", "PAPER_DEFAULTS"]
+__all__ = ["PaperBroker", "PAPER_DEFAULTS", "paper_fill"]
 
 #: Defaults of the ``[broker]`` table in ``trader.toml`` (and of the CLI flags).
 PAPER_DEFAULTS: Mapping[str, float] = {
@@ -35,6 +35,25 @@ PAPER_DEFAULTS: Mapping[str, float] = {
     "min_notional": 5.0,
     "cash": 10_000.0,
 }
+
+
+def paper_fill(rules: MarketRules, side: Side, quantity: float, price: float, half_spread: float,
+               cash: float) -> tuple[float, float, float]:
+    """The paper fill of an order of ``quantity`` at the reference ``price``: its quantity (a buy's cut to
+    what ``cash`` pays), its price (half the spread and the slippage against the order) and its fee."""
+    if side is Side.BUY:
+        fill_price = price * (1 + half_spread + rules.slippage_rate)
+        fee = quantity * fill_price * rules.fee_rate
+        if fill_cost(quantity, fill_price, fee) > cash:
+            quantity = rules.round_quantity(cash / (fill_price * (1 + rules.fee_rate)))
+            fee = quantity * fill_price * rules.fee_rate
+            while quantity > 0 and fill_cost(quantity, fill_price, fee) > cash:
+                quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
+                fee = quantity * fill_price * rules.fee_rate
+    else:
+        fill_price = price * (1 - half_spread - rules.slippage_rate)
+        fee = quantity * fill_price * rules.fee_rate
+    return quantity, fill_price, fee
 
 
 class PaperBroker:
@@ -113,20 +132,8 @@ class PaperBroker:
 
     def execute(self, order: OrderRequest, *, cash: float, now: int) -> Execution:
         rules = self.rules
-        quantity = order.quantity
-        half_spread = self.spreads.bps(order.timestamp) / 20_000
-        if order.side is Side.BUY:
-            price = order.price * (1 + half_spread + rules.slippage_rate)
-            fee = quantity * price * rules.fee_rate
-            if fill_cost(quantity, price, fee) > cash:
-                quantity = rules.round_quantity(cash / (price * (1 + rules.fee_rate)))
-                fee = quantity * price * rules.fee_rate
-                while quantity > 0 and fill_cost(quantity, price, fee) > cash:
-                    quantity = rules.round_quantity(quantity - max(rules.lot_size, quantity * 1e-12))
-                    fee = quantity * price * rules.fee_rate
-        else:
-            price = order.price * (1 - half_spread - rules.slippage_rate)
-            fee = quantity * price * rules.fee_rate
+        quantity, price, fee = paper_fill(rules, order.side, order.quantity, order.price,
+                                          self.spreads.bps(order.timestamp) / 20_000, cash)
         if quantity <= 0 or quantity * order.price < rules.min_notional:
             return Execution.rejected(
                 f"order value {quantity * order.price:,.2f} is below the minimum notional {rules.min_notional:,.2f}"
