@@ -187,6 +187,13 @@ def test_pooled_model_is_stored_once_with_its_markets_in_the_manifest(pooled_hom
     manifest = json.loads(run_trader("models", "show", "--plugin", "dl_lstm", "--symbol", "BBB/USDT", "--symbol",
                                      "AAA/USDT", "--symbol", "CCC/USDT", home=pooled_home).stdout)
     assert manifest["markets"] == list(SYMBOLS)
+    verified = run_trader("models", "verify", "--plugin", "dl_lstm", "--symbol", "CCC/USDT", "--symbol", "AAA/USDT",
+                          "--symbol", "BBB/USDT", home=pooled_home)
+    assert verified.returncode == 0 and "passed every check" in verified.stdout, verified.stderr
+    missing = run_trader("models", "verify", "--plugin", "dl_lstm", "--symbol", "AAA/USDT", "--symbol", "BBB/USDT",
+                         home=pooled_home)
+    assert missing.returncode == 2 and missing.stderr.strip().endswith(
+        "train one with: trader train --plugin dl_lstm --symbol AAA/USDT --symbol BBB/USDT --timeframe 1h")
     frames = markets()
     until = 1706313600000  # 2024-01-27: --until applies to every market
     from trader.models import candles_hash

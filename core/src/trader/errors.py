@@ -70,8 +70,10 @@ class ModelNotFoundError(ModelError):
 
 
 def train_command(plugin: str, symbol: str, timeframe: str) -> str:
-    """The command that trains the model a :class:`ModelNotFoundError` is about (for its message)."""
-    return f"trader train --plugin {plugin} --symbol {symbol} --timeframe {timeframe}"
+    """The command that trains the model a :class:`ModelNotFoundError` is about (for its message); a pooled
+    model's ``AAA/USDT+BBB/USDT`` becomes a repeated ``--symbol`` (no symbol holds a '+')."""
+    symbols = " ".join(f"--symbol {s}" for s in symbol.split("+"))
+    return f"trader train --plugin {plugin} {symbols} --timeframe {timeframe}"
 
 
 class ArtifactError(ModelError):
