@@ -125,8 +125,9 @@ def test_the_example_runs_as_written(tmp_path):
 def test_a_second_run_of_the_basket_is_refused_by_its_lock_and_another_strategy_runs_beside_it(home):
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("TRADER_")}
     env["TRADER_HOME"] = str(home)
+    out, err = (home / "first.out").open("w"), (home / "first.err").open("w")
     first = subprocess.Popen([str(TRADER_EXE), "run", "--plugin", "momentum_rank", *TWO, "--speed", "36000"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             env=env, stdout=out, stderr=err)
     try:
         state = home / "strategies" / "momentum_rank" / "state.sqlite"
         deadline = time.monotonic() + 60
@@ -140,8 +141,11 @@ def test_a_second_run_of_the_basket_is_refused_by_its_lock_and_another_strategy_
         assert beside.returncode == 0, beside.stderr
         assert first.poll() is None
     finally:
-        first.send_signal(signal.SIGTERM)
+        first.send_signal(signal.SIGINT)  # Ctrl-C: the current step finishes, then the summary
         first.wait(timeout=60)
+        out.close()
+        err.close()
+    assert first.returncode == 0 and "stopped by a stop signal" in (home / "first.out").read_text()
     status = run_trader("status", "--plugin", "sma_cross", home=home)
     assert status.returncode == 0, status.stderr
     # the portfolio limits' defaults, where the strategy sets none
