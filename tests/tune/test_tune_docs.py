@@ -238,3 +238,19 @@ def test_trials_of_a_trainable_strategy_keep_no_model(home):
     assert json.loads(done.stdout)["n_trials"] == 2
     assert not (home / "models").exists()
     assert run_trader("models", "list", home=home).stdout.count("ensemble") == 0
+
+
+@pytest.mark.slow
+def test_resuming_with_other_settings_is_refused_naming_the_first_difference(home):
+    assert tune(home, *MARKET, *QUICK, "--trials", "2", "--min-trades", "0").returncode == 0
+    for args, key in ((("--batch", "3"), "batch"), (("--seed", "1"), "seed"), (("--min-trades", "1"), "min_trades"),
+                      (("--purge-bars", "10"), "plan"), (("--holdout", "0.3"), "tuning_range")):
+        defaults = {"--min-trades": "0"}
+        given = dict(zip(args[::2], args[1::2], strict=True))
+        extra = [a for k, v in {**defaults, **given}.items() for a in (k, v)]
+        line = one_line_error(tune(home, *MARKET, *QUICK, "--trials", "2", *extra))
+        assert f"study 'sma_cross-AAA-USDT-1h' was started with another {key} (" in line, (args, line)
+        assert line.endswith("run with its settings to resume, or give another --study")
+    line = one_line_error(tune(home, *MARKET, *QUICK, "--trials", "2", "--min-trades", "0",
+                               toml="[plugins.sma_cross.tune]\nfast = { low = 2, high = 30 }\n"))
+    assert "was started with another space (" in line
