@@ -227,6 +227,10 @@ def simulate_basket(
     return BasketRun(run, session, markets, tuple(store.orders()))
 
 
+#: Market rows read at a time by :func:`_market_figures`.
+_ROW_BLOCK = 1 << 16
+
+
 def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], equity: np.ndarray,
                     timestamps: np.ndarray, basket: Basket, first: int, last: int) -> dict[str, dict[str, Any]]:
     """Each market's contribution (PnL: proceeds - costs - fees + the position at its last mark),
@@ -240,20 +244,21 @@ def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], 
     for name in names:
         column.setdefault(name, len(column))
     of_code = np.asarray([column[name] for name in names], dtype=np.intp)
-    code = of_code[columns["symbol"]] if len(names) else np.zeros(0, dtype=np.intp)
-    k = _steps_of(timestamps, row_ts)
-    inside = (k < n) & (timestamps[np.minimum(k, n - 1)] == row_ts) if n else np.zeros(k.size, dtype=bool)
     width = len(column)
-    # each market's latest row at each step (a market that does not trade keeps its last value)
+    # each market's latest row at each step (a market that does not trade keeps its last value), the rows
+    # taken a block at a time (a million rows' indices would be several arrays of 8 MB)
     latest = np.full((width, n), -1, dtype=np.int32 if row_ts.size < 2**31 else np.int64)
-    rows = np.flatnonzero(inside)
-    latest[code[rows], k[rows]] = rows
-    np.maximum.accumulate(latest, axis=1, out=latest)
-    position_at = np.where(latest >= 0, values[np.maximum(latest, 0)], 0.0) if row_ts.size else np.zeros((width, n))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(equity > 0, position_at[: len(symbols)] / np.where(equity > 0, equity, 1.0), 0.0)
     last_row = np.full(width, -1, dtype=np.intp)
-    last_row[code] = np.arange(code.size)  # each market's last row (a later row overwrites an earlier one)
+    for r0 in range(0, row_ts.size, _ROW_BLOCK):
+        ts = row_ts[r0 : r0 + _ROW_BLOCK]
+        code = of_code[columns["symbol"][r0 : r0 + _ROW_BLOCK]]
+        if n:
+            k = _steps_of(timestamps, ts)
+            rows = np.flatnonzero((k < n) & (timestamps[np.minimum(k, n - 1)] == ts))
+            latest[code[rows], k[rows]] = rows + r0
+        last_row[code] = np.arange(r0, r0 + code.size)  # each market's last row (a later row overwrites an earlier one)
+    np.maximum.accumulate(latest, axis=1, out=latest)
+    safe = np.where(equity > 0, equity, 1.0)
     closes = basket.closes[first : last + 1]
     traded = ~np.isnan(closes)
     candles = traded.sum(axis=0)
@@ -271,12 +276,16 @@ def _market_figures(columns: Mapping[str, Any], fills: Mapping[str, list[Any]], 
                 held -= fill["quantity"]
         r = int(last_row[j])
         value = held * (float(columns["close"][r]) if r >= 0 else 0.0)
+        rows_j = latest[j]  # one market at a time: no (markets x steps) array of floats
+        position_at = np.where(rows_j >= 0, values[np.maximum(rows_j, 0)], 0.0) if row_ts.size else np.zeros(n)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(equity > 0, position_at / safe, 0.0)
         out[symbol] = {
             "pnl": received - spent - fees + value,
             "fees": fees,
             "fills": len(fills[symbol]),
             "final_value": value,
-            "avg_exposure": float(share[j].mean()) if n else 0.0,
+            "avg_exposure": float(share.mean()) if n else 0.0,
             "candles": int(candles[j]),
             "market_return": float(closes[closed[j], j] / closes[opened[j], j] - 1.0) if candles[j] else 0.0,
         }

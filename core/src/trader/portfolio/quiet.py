@@ -152,11 +152,9 @@ def _prepare(session: PortfolioSession, timestamps: np.ndarray, closes: np.ndarr
         latest = max([session.last_timestamp or -1, *session.market_last.values()])
         if int(ts[0]) <= latest or (n > 1 and not bool(np.all(np.diff(ts) > 0))):
             return None
-    trading = ~np.isnan(closes)
-    traded = closes[trading]
-    if not bool(np.all(traded > 0)) or not bool(np.all(np.isfinite(traded))):
+    if bool((closes <= 0).any()) or bool(np.isinf(closes).any()):  # NaN: no candle
         return None
-    del traded
+    trading = ~np.isnan(closes)
     kind, size = _classify(signals, session.symbols, closes.shape)
     kind[~trading] = _NONE  # a market without a candle is not asked
     return _timeline(ts, closes, trading, kind, size)
