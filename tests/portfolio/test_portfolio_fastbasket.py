@@ -15,6 +15,7 @@ positions in the order of their first fills), so no tolerance is needed.
 
 from __future__ import annotations
 
+import logging
 from unittest import mock
 
 import numpy as np
@@ -49,6 +50,19 @@ def _session(basket, limits, make_broker, band, rule=False):
 
 
 _outcome = outcome
+
+
+@pytest.fixture(autouse=True)
+def _risk_log_as_in_a_backtest():
+    """Backtests silence the audit's per-order log (``quiet_engine_logs``), which the float path needs; an
+    earlier test in the same process may have left ``trader.risk`` at INFO."""
+    risk = logging.getLogger("trader.risk")
+    before = risk.level
+    risk.setLevel(logging.WARNING)
+    yield
+    risk.setLevel(before)
+
+
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -120,6 +134,20 @@ def test_a_plugin_risk_rule_takes_the_full_path():
     assert run_floats(picky, basket.timestamps, basket.closes, signals) is None
     assert picky.store.equities == [] and picky.last_timestamp is None  # nothing was done
     assert run_floats(_session(basket, limits, make, 0.1), basket.timestamps, basket.closes, signals) == len(basket)
+
+
+def test_an_audit_log_at_info_takes_the_step_path():
+    """With the audit's decisions logged (``trader.risk`` at INFO) the float path declines: the step logs them."""
+    basket, signals = _trending_basket(100)
+    limits = RiskLimits(max_position_fraction=0.5, max_drawdown=1.0, daily_loss_limit=1.0)
+
+    def make(symbols):
+        return BasketPaperBroker({s: PaperBroker(fee_bps=10.0) for s in symbols})
+
+    logging.getLogger("trader.risk").setLevel(logging.INFO)  # the autouse fixture restores it
+    logged = _session(basket, limits, make, 0.1)
+    assert run_floats(logged, basket.timestamps, basket.closes, signals) is None
+    assert logged.store.equities == [] and logged.last_timestamp is None
 
 
 def test_simulate_basket_takes_the_float_path_and_matches_the_reference(monkeypatch):
