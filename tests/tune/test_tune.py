@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,21 @@ def trials(home: Path, study: str) -> list[tuple]:
     return [(t.number, t.state.name, t.params, t.value) for t in loaded.get_trials()]
 
 
+def _finished_trials(db: Path, study: str) -> int:
+    """Trials of ``study`` no longer running, read without writing: optuna's own loader would create the schema
+    and race the tune process creating it (which then stops on a storage error)."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)) as con:
+            return con.execute("SELECT COUNT(*) FROM trials JOIN studies USING (study_id) "
+                               "WHERE study_name = ? AND state != 'RUNNING'", (study,)).fetchone()[0]
+    except sqlite3.Error:  # the schema is being created, or a write holds the lock
+        return 0
+
+
 def test_finds_better_than_default_parameters_and_no_trial_reads_the_held_out_tail(home, site):
     done = tune(home, site, "--plugin", "revert", "--trials", "8", "--workers", "1", "--json")
     assert done.returncode == 0, done.stderr
@@ -88,20 +104,19 @@ def test_a_killed_run_resumes_to_the_same_study_whatever_the_worker_count(home, 
 
     env = {**{k: v for k, v in __import__("os").environ.items() if not k.startswith("TRADER_")},
            "TRADER_HOME": str(home), **plugin_env(site), "REVERT_DELAY_S": "0.25"}  # slow enough to be killed midway
-    proc = subprocess.Popen([str(TRADER_EXE), "tune", *MARKET, *FREE, "--no-progress", *args, "--workers", "1"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    errors = tmp_path / "killed.stderr"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen([str(TRADER_EXE), "tune", *MARKET, *FREE, "--no-progress", *args, "--workers", "1"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     db = home / "tune" / "studies.db"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if db.exists() and sum(t[1] != "RUNNING" for t in trials(home, "s")) >= 3:
-                break
-        except Exception:  # the study is being created
-            pass
+        if _finished_trials(db, "s") >= 3:
+            break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL, f"the run ended ({proc.returncode}) before it was killed: {errors.read_text()[-2000:]}"
     assert len([t for t in trials(home, "s") if t[1] != "RUNNING"]) < 12
     resumed = tune(home, site, *args, "--workers", "1")
     assert resumed.returncode == 0, resumed.stderr
