@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 
 import executor_tasks as tasks
@@ -150,6 +151,34 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(trader_home, no_ray
 def test_executor_options_are_checked_before_any_work(trader_home, args, message):
     proc = run_trader("backtest", "--plugin", "buy_and_hold", *args, home=trader_home)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed when the block ends: a connection there is refused
+
+
+@needs_ray
+@pytest.mark.parametrize("how", ["option", "environment", "client"])
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(trader_home, how):
+    address = f"127.0.0.1:{_closed_port()}"
+    args, env = ("--ray-address", address), None
+    if how == "environment":
+        args, env = (), {"RAY_ADDRESS": address}
+    elif how == "client":
+        address = f"ray://{address}"
+        args = ("--ray-address", address)
+    started = time.monotonic()
+    proc = run_trader("backtest", "--plugin", "buy_and_hold", "--walk-forward", "--train-bars", "100", "--test-bars",
+                      "50", "--synthetic-bars", "400", "--executor", "ray", *args, "--no-progress", home=trader_home,
+                      env=env, timeout=60)
+    assert time.monotonic() - started < 30  # Ray alone retries such an address for minutes
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+        f"Error: walk-forward of plugin 'buy_and_hold': ray executor: nothing answers at {address} (connection "
+        "refused): start the cluster (`ray start --head`) or fix --ray-address / RAY_ADDRESS"), proc.stderr
 
 
 @pytest.fixture

@@ -42,6 +42,32 @@ def _import_ray() -> Any:
     return ray
 
 
+#: Seconds to wait for a TCP connection to a cluster's address before saying that nothing answers there.
+CONNECT_TIMEOUT_S = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """One :class:`ExecutorError` line when nothing accepts a connection at ``host:port`` (``ray://host:port``
+    too): Ray itself keeps retrying such an address for minutes. ``auto``, ``local`` and an address without a
+    port are left to Ray. A port that accepts the connection but is not a Ray cluster is not caught here."""
+    import socket
+
+    from trader.executors import ExecutorError
+
+    target = address.removeprefix("ray://")
+    host, colon, port = target.rpartition(":")
+    if not colon or not port.isdigit() or not host:
+        return
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__).lower()
+        raise ExecutorError(f"ray executor: nothing answers at {address} ({why}): start the cluster "
+                            "(`ray start --head`) or fix --ray-address / RAY_ADDRESS") from None
+
+
 class RayExecutor:
     """Tasks of ``threads`` CPUs each on Ray. ``address`` (else ``RAY_ADDRESS``) names a running cluster;
     without one a local Ray with ``workers`` CPUs (default: the usable cores) is started on first use
@@ -75,6 +101,8 @@ class RayExecutor:
         if not ray.is_initialized():
             # no usage report leaves the machine for a Ray this command starts; a user's own choice stands
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            if self.address:
+                _check_reachable(self.address)
             try:
                 if self.address:
                     ray.init(address=self.address, log_to_driver=False, configure_logging=False)
