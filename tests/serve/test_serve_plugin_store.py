@@ -47,8 +47,9 @@ def test_a_state_kept_elsewhere_shows_no_account_and_a_halt_from_the_server_poin
         refused = srv.post("/api/strategies/buy_and_hold/halt", token=TOKEN, json={"note": "from the dashboard"})
         assert refused.status_code == 409
         assert refused.json()["error"] == (
-            f"strategy 'buy_and_hold' has no core state file in {tmp_path / 'home' / 'strategies' / 'buy_and_hold'}: "
-            "if a trader_state_store plugin keeps its state elsewhere, use `trader halt --plugin buy_and_hold`")
+            f"strategy 'buy_and_hold' has no state yet in {tmp_path / 'home' / 'strategies' / 'buy_and_hold'} (it has "
+            "never run, or a trader_state_store plugin keeps its state elsewhere: use `trader halt --plugin buy_and_hold`, "
+            "which loads the plugins)")
     finally:
         srv.stop()
     halted = trader(env, "halt", "--plugin", "buy_and_hold", "--note", "from the terminal")

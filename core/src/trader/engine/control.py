@@ -95,8 +95,9 @@ def _control(config: TraderConfig, name: str, command: str, note: str, manager: 
     never_run = StateError(f"strategy {name!r} has no state yet in {config.home} (it has never run)")
     if manager is None and config.strategy_dir(name).is_dir() and not state_path(config.strategy_dir(name)).exists():
         # without the plugins (trader serve) a store kept elsewhere by a trader_state_store plugin is out of reach
-        never_run = StateError(f"strategy {name!r} has no core state file in {config.strategy_dir(name)}: if a "
-                               f"trader_state_store plugin keeps its state elsewhere, use `trader {command} --plugin {name}`")
+        never_run = StateError(f"strategy {name!r} has no state yet in {config.strategy_dir(name)} (it has never run, "
+                               "or a trader_state_store plugin keeps its state elsewhere: use "
+                               f"`trader {command} --plugin {name}`, which loads the plugins)")
     probe = _open(config, name, manager, readonly=True)  # checked before writing: creates nothing, fixes nothing
     if probe is None:
         raise never_run
