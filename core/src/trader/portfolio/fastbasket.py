@@ -16,8 +16,11 @@ market and position figures or a store commit per step:
 - a step with a signal that is not a valid plain :class:`~trader.types.Signal`, or while
   ``model_failures`` is not zero, is the full :meth:`PortfolioSession.step` (the buffer is
   committed first);
-- the buffered steps are committed in one :meth:`MemoryState.commit_quiet_basket` call, each
-  market row's quantity being the one held after its step (it changes only where an order filled).
+- the buffered steps are committed a chunk of :data:`_CHUNK` steps at a time, each chunk in one
+  :meth:`MemoryState.commit_quiet_basket` call, each market row's quantity being the one held
+  after its step (it changes only where an order filled); what the windows read of the timeline
+  (marks, prices, size x position fraction, spreads) is figured a chunk at a time too, so no
+  array of the whole run's steps x markets is added to the timeline's own.
 
 It applies where :func:`trader.portfolio.quiet.run_quiet` does and no plugin adds risk rules
 (the audit's value objects are then only built for an order that is not approved at sight),
@@ -62,6 +65,7 @@ _MIN_WINDOW, _MAX_WINDOW = 32, 4096
 #: Steps figured and committed at a time (what bounds the run's arrays and the buffer).
 _CHUNK = 4096
 _TINY = float(np.nextafter(0.0, 1.0))
+_any_of_row = np.logical_or.reduce  # ndarray.any without its Python wrapper (one call per window)
 
 
 class _Held(NamedTuple):
@@ -275,12 +279,12 @@ class _Floats:
         if state.status is not _ACTIVE or state.model_failures:
             return _first_acting(session, state, figures, tl, a, b)
         book = self._positions()
-        act = tl.other[a:b] | (tl.sells[a:b] & book.held).any(axis=1)
+        act = tl.other[a:b] | _any_of_row(tl.sells[a:b] & book.held, axis=1)
         equity = figures.equity
         if state.drawdown_keep > 0 or state.daily_keep > 0:
             peak, day_start = _running(state, figures)
             act |= (equity < peak * state.drawdown_keep) | (equity < day_start * state.daily_keep)
-        if tl.any_buy[a:b].any():
+        if _any_of_row(tl.any_buy[a:b]):
             x, y = a - self.c0, b - self.c0
             target = self.size_fraction[x:y] * equity[:, None]
             np.minimum(target, state.max_position_notional, out=target)
@@ -291,7 +295,7 @@ class _Floats:
             wanted &= tl.buys[a:b]
             if book.cap is not None:  # some market's buy may be too small: quiet._affordable
                 wanted &= book.cap + self.lot_part * price >= self.floor
-            act |= wanted.any(axis=1)
+            act |= _any_of_row(wanted, axis=1)
         first = int(act.argmax())
         return a + first if act[first] else b
 
@@ -396,8 +400,8 @@ class _Floats:
                 continue
             size = sizes.item(j)
             price = marks[symbol]
-            quantity = held if size >= 1.0 else session.market_rules[symbol].round_quantity(held * size)
-            if quantity <= 0 or quantity * price < session.market_rules[symbol].min_notional:
+            quantity = held if size >= 1.0 else self.rules[j].round_quantity(held * size)
+            if quantity <= 0 or quantity * price < self.rules[j].min_notional:
                 continue
             self._execute(record, k, j, Side.SELL, quantity, price)
         fraction = limits.max_position_fraction
