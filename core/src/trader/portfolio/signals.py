@@ -41,10 +41,11 @@ class BasketAnswers(Sequence[StepAnswer]):
     holds market ``symbols[j]``'s signal at every position, ``None`` where it has none.
     """
 
-    def __init__(self, symbols: Iterable[str], length: int) -> None:
+    def __init__(self, symbols: Iterable[str], length: int, columns: Sequence[np.ndarray | None] | None = None) -> None:
         self.symbols = tuple(symbols)
         self._length = int(length)
-        self.columns = [np.full(self._length, None, dtype=object) for _ in self.symbols]
+        given = list(columns) if columns is not None else [None] * len(self.symbols)
+        self.columns = [c if c is not None else np.full(self._length, None, dtype=object) for c in given]
 
     def __len__(self) -> int:
         return self._length
@@ -103,15 +104,18 @@ def basket_signals(
     models = models or {}
     features = dict(features) if features is not None else basket_features(strategy, basket)
     warm = first_signal_row(strategy.info)
-    answers = BasketAnswers(basket.symbols, last + 1 - first)
+    length = last + 1 - first
     spent = 0.0
     if strategy.cross_sectional:
+        answers = BasketAnswers(basket.symbols, length)
         spent = _cross_sectional(strategy, basket, first, last, answers, models, params, workdir, features, warm)
         return answers, spent
+    columns: list[np.ndarray | None] = []
     for j, symbol in enumerate(basket.symbols):
         rows = basket.rows[first : last + 1, j]
         present = np.flatnonzero(rows >= 0)
         if present.size == 0:
+            columns.append(None)
             continue
         r_first, r_last = int(rows[present[0]]), int(rows[present[-1]])
         batch = batch_signals(
@@ -119,8 +123,20 @@ def basket_signals(
             features=features.get(symbol), model=models.get(symbol), params=params, workdir=workdir,
         )
         spent += batch.seconds
-        answers.columns[j][present] = _objects(batch.signals)[rows[present] - r_first]
-    return answers, spent
+        got = _objects(batch.signals)
+        if r_last - r_first + 1 != present.size:  # not one row per position: pick each position's row
+            got = got[rows[present] - r_first]
+        if present.size == length:  # a candle at every position (markets on one clock): the column as it came
+            columns.append(got)
+            continue
+        column = np.full(length, None, dtype=object)
+        p_first, p_last = int(present[0]), int(present[-1])
+        if p_last - p_first + 1 == present.size:
+            column[p_first : p_last + 1] = got
+        else:
+            column[present] = got
+        columns.append(column)
+    return BasketAnswers(basket.symbols, length, columns), spent
 
 
 def _cross_sectional(
