@@ -128,6 +128,10 @@ class _Floats:
         self.factor_l, self.lot_part_l, self.floor_l = factor.tolist(), self.lot_part.tolist(), floor.tolist()
         self.rules = [session.market_rules[symbol] for symbol in session.symbols]
         self._held: _Held | None = None
+        self._keys: tuple[str, ...] | None = None  #: the book's position keys that ``_at`` and ``_late`` were figured for
+        self._at = np.zeros(1, dtype=np.intp)
+        self._late = 0
+        self.factor_max = float(factor.max()) if factor.size else 1.0
         self.brokers = {symbol: session.broker.broker(symbol) for symbol in session.symbols}  # type: ignore[attr-defined]
         self.broker_rules = [self.brokers[symbol].rules for symbol in session.symbols]
         self._chunk(0)
@@ -166,16 +170,23 @@ class _Floats:
         held = self._held
         if held is None:
             positions = self.book.positions
-            column = self.session.column
-            m = self.cols.size
-            at = np.asarray([m, *(column[symbol] for symbol in positions)], dtype=np.intp)
-            quantity = np.asarray([0.0, *(slot[0] for slot in positions.values())], dtype=np.float64)
-            late = int(self.first_row[at[1:]].max()) if len(positions) else 0
-            q_all = np.zeros(m, dtype=np.float64)
-            q_all[at[1:]] = quantity[1:]
-            cap = self.book.cash / self.factor
-            short = bool(cap.min() * (1 + 1e-9) < self.floor_max)  # some market's buy may be too small
-            held = self._held = _Held(at, quantity, q_all, q_all > 0, late, cap * (1 + 1e-9) if short else None)
+            keys = tuple(positions)
+            if keys != self._keys:  # which markets the book holds a slot of (their columns and first marks)
+                column, m = self.session.column, self.cols.size
+                self._keys = keys
+                self._at = np.asarray([m, *(column[symbol] for symbol in keys)], dtype=np.intp)
+                self._late = int(self.first_row[self._at[1:]].max()) if keys else 0
+            at = self._at
+            quantity = np.fromiter((0.0, *(slot[0] for slot in positions.values())), dtype=np.float64,
+                                   count=len(keys) + 1)
+            q_all = np.zeros(self.cols.size + 1, dtype=np.float64)  # a last 0 for the zero column
+            q_all[at] = quantity
+            q_all = q_all[:-1]
+            cash = self.book.cash
+            # cash / factor is smallest at the largest factor (division rounds monotonically): one division for the test
+            short = cash / self.factor_max * (1 + 1e-9) < self.floor_max  # some market's buy may be too small
+            cap = cash / self.factor * (1 + 1e-9) if short else None
+            held = self._held = _Held(at, quantity, q_all, q_all > 0, self._late, cap)
         return held
 
     # ------------------------------------------------------------------ the buffer
@@ -307,7 +318,7 @@ class _Floats:
         session = self.session
         if peak > state.peak:
             session._peak = peak
-        starts = np.flatnonzero(figures.new_day[:n])
+        starts = figures.new_day[:n].nonzero()[0]
         if starts.size:  # the equity at the marks before the stretch's last new day
             k = int(starts[-1])
             session._day_start = float(equity[k - 1]) if k else figures.opening
@@ -384,8 +395,8 @@ class _Floats:
         """:meth:`PortfolioSession._on_signals` for valid plain signals (no failure, no failure counted):
         sells then buys, each side in symbol order."""
         session, tl = self.session, self.tl
-        sells = np.flatnonzero(tl.sells[k]).tolist()
-        buys = np.flatnonzero(tl.buys[k]).tolist()
+        sells = tl.sells[k].nonzero()[0].tolist()
+        buys = tl.buys[k].nonzero()[0].tolist()
         if not (sells or buys) or session._status is _HALTED:
             return
         sizes = tl.size[k]
