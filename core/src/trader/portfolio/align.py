@@ -25,8 +25,8 @@ class Basket:
     """Several markets' candles on their union timeline.
 
     ``timestamps`` (T,) the timeline; ``closes`` (T, M) each market's close, NaN where it has
-    no candle; ``rows`` (T, M) the row of that candle in the market's own frame, -1 where none.
-    Markets are in symbol order.
+    no candle; ``rows`` (T, M) the row of that candle in the market's own frame, -1 where none
+    (read-only). Markets are in symbol order.
     """
 
     symbols: tuple[str, ...]
@@ -79,9 +79,14 @@ def align(frames: Mapping[str, pd.DataFrame], timeframe: str) -> Basket:
     shared = all(ts.size == stamps[0].size and np.array_equal(ts, stamps[0]) for ts in stamps[1:])
     timeline = stamps[0].copy() if shared else np.unique(np.concatenate(stamps))
     closes = np.full((timeline.size, len(symbols)), np.nan)
-    rows = np.full((timeline.size, len(symbols)), -1, dtype=np.int64)
+    if shared:  # every market's row i at position i: one read-only column repeated, no (T, M) array
+        rows = np.broadcast_to(np.arange(timeline.size, dtype=np.int64)[:, None], closes.shape)
+    else:
+        rows = np.full((timeline.size, len(symbols)), -1, dtype=np.int64)
     for j, (symbol, ts) in enumerate(zip(symbols, stamps, strict=True)):
         where = slice(None) if shared else np.searchsorted(timeline, ts)
         closes[where, j] = frames[symbol]["close"].to_numpy(dtype=np.float64)
-        rows[where, j] = np.arange(ts.size)
+        if not shared:
+            rows[where, j] = np.arange(ts.size)
+    rows.flags.writeable = False
     return Basket(symbols, timeframe, {s: frames[s] for s in symbols}, timeline, closes, rows)
