@@ -32,3 +32,18 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     assert done.returncode != 0, done.stdout
     assert "Traceback" not in done.stderr and "Internal error" not in done.stderr, done.stderr
     return done.stderr.strip().splitlines()[-1]
+
+
+def synth_markets(home: Path, symbols: list[str] | tuple[str, ...], bars: int, *extra: str, first_seed: int = 1) -> Path:
+    """``home`` with ``bars`` synthetic candles of each market (seeds ``first_seed``, ``first_seed + 1``...)."""
+    for seed, symbol in enumerate(symbols, start=first_seed):
+        done = run_trader("data", "synth", "--symbol", symbol, "--bars", str(bars), "--seed", str(seed), *extra, home=home)
+        assert done.returncode == 0, done.stderr
+    return home
+
+
+def copied_home(source: Path, tmp_path: Path) -> Path:
+    """A test's own copy of a module's prepared home (``tmp_path / "home"``)."""
+    import shutil
+
+    return Path(shutil.copytree(source, tmp_path / "home"))

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.cli_runner import TRADER_EXE, one_line_error, run_trader
+from tests.cli_runner import TRADER_EXE, copied_home, one_line_error, run_trader, synth_markets
 from tests.plugin_packages import pip_install, plugin_env, write_plugin
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "portfolios.md"
@@ -81,18 +80,12 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def two_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("two")
-    for seed, symbol in enumerate(("AAA/USDT", "BBB/USDT"), start=1):
-        done = run_trader("data", "synth", "--symbol", symbol, "--bars", "600", "--seed", str(seed), home=home)
-        assert done.returncode == 0, done.stderr
-    return home
+    return synth_markets(tmp_path_factory.mktemp("two"), ("AAA/USDT", "BBB/USDT"), 600)
 
 
 @pytest.fixture
 def home(tmp_path, two_home) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(two_home, target)
-    return target
+    return copied_home(two_home, tmp_path)
 
 
 def doc_blocks(kind: str) -> list[str]:

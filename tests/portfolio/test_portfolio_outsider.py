@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_runner import one_line_error, run_trader
+from cli_runner import copied_home, one_line_error, run_trader, synth_markets
 from tests.plugin_packages import pip_install, plugin_env, write_plugin
 
 from trader import Signal, SignalAction, hookimpl
@@ -148,21 +148,13 @@ def site(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def market_home(tmp_path_factory) -> Path:
     """Three hourly markets over the same 1,000 hours, and LATE/USDT listed a year later."""
-    home = tmp_path_factory.mktemp("markets")
-    for seed, symbol in enumerate(SYMBOLS, start=1):
-        done = run_trader("data", "synth", "--symbol", symbol, "--bars", "1000", "--seed", str(seed), home=home)
-        assert done.returncode == 0, done.stderr
-    done = run_trader("data", "synth", "--symbol", "LATE/USDT", "--bars", "300", "--seed", "9", "--start", "2025-01-01",
-                      home=home)
-    assert done.returncode == 0, done.stderr
-    return home
+    home = synth_markets(tmp_path_factory.mktemp("markets"), SYMBOLS, 1000)
+    return synth_markets(home, ["LATE/USDT"], 300, "--start", "2025-01-01", first_seed=9)
 
 
 @pytest.fixture
 def home(tmp_path, market_home) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(market_home, target)
-    return target
+    return copied_home(market_home, tmp_path)
 
 
 def trader(home: Path, site: Path, *args: str, toml: str | None = None, timeout: float = 120):

@@ -8,12 +8,11 @@ import json
 import os
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tests.cli_runner import one_line_error, run_trader
+from tests.cli_runner import copied_home, one_line_error, run_trader, synth_markets
 
 optuna = pytest.importorskip("optuna", reason="trader-core[tune] (optuna) is not installed")
 
@@ -25,17 +24,12 @@ HOUR = 3_600_000
 
 @pytest.fixture(scope="module")
 def market_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("market")
-    done = run_trader("data", "synth", *MARKET, "--bars", "1500", "--seed", "1", home=home)
-    assert done.returncode == 0, done.stderr
-    return home
+    return synth_markets(tmp_path_factory.mktemp("market"), [MARKET[1]], 1500)
 
 
 @pytest.fixture
 def home(tmp_path, market_home) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(market_home, target)
-    return target
+    return copied_home(market_home, tmp_path)
 
 
 def tune(home: Path, *args: str, toml: str | None = None, env: dict[str, str] | None = None):

@@ -4,12 +4,11 @@ baskets and crafted market lists. Real pip-installed plugins, real `trader` proc
 from __future__ import annotations
 
 import json
-import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
-from tests.cli_runner import one_line_error, run_trader
+from tests.cli_runner import copied_home, one_line_error, run_trader, synth_markets
 from tests.plugin_packages import pip_install, plugin_env, write_distribution, write_plugin
 
 pytest.importorskip("optuna", reason="trader-core[tune] (optuna) is not installed")
@@ -106,18 +105,12 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def market_home(tmp_path_factory) -> Path:
-    home = tmp_path_factory.mktemp("markets")
-    for seed, symbol in enumerate(("AAA/USDT", "BBB/USDT"), start=1):
-        done = run_trader("data", "synth", "--symbol", symbol, "--bars", "1500", "--seed", str(seed), home=home)
-        assert done.returncode == 0, done.stderr
-    return home
+    return synth_markets(tmp_path_factory.mktemp("markets"), ("AAA/USDT", "BBB/USDT"), 1500)
 
 
 @pytest.fixture
 def home(tmp_path, market_home) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(market_home, target)
-    return target
+    return copied_home(market_home, tmp_path)
 
 
 def trader(home: Path, site: Path, *args: str, toml: str | None = None, timeout: float = 240):
